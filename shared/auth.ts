@@ -1,0 +1,72 @@
+import jwt from 'jsonwebtoken';
+import { errors } from './errors';
+import { TOKEN_TYPES, type TokenClaims, type TokenType } from './types';
+
+/** Verifies and issues the gateway's JWTs (HS256 with a secret, or RS256/ES256 with a public key). */
+export interface TokenVerifier {
+  verify(token: string): TokenClaims;
+}
+
+export interface AuthKeys {
+  jwtSecret?: string;
+  jwtPublicKey?: string;
+}
+
+export function createTokenVerifier(keys: AuthKeys): TokenVerifier {
+  const key = keys.jwtPublicKey ?? keys.jwtSecret;
+  if (!key) throw new Error('JWT_SECRET or JWT_PUBLIC_KEY is required');
+  const algorithms: jwt.Algorithm[] = keys.jwtPublicKey ? ['RS256', 'ES256'] : ['HS256'];
+  return {
+    verify(token: string): TokenClaims {
+      let payload: string | jwt.JwtPayload;
+      try {
+        payload = jwt.verify(token, key, { algorithms });
+      } catch (err) {
+        const reason = err instanceof jwt.TokenExpiredError ? 'Token expired' : 'Invalid token';
+        throw errors.unauthorized(reason);
+      }
+      return parseClaims(payload);
+    },
+  };
+}
+
+function parseClaims(payload: string | jwt.JwtPayload): TokenClaims {
+  if (typeof payload === 'string') throw errors.unauthorized('Invalid token payload');
+  const { sub, type, tools, exp } = payload as Record<string, unknown>;
+  if (typeof sub !== 'string' || sub.length === 0) throw errors.unauthorized('Token has no sub');
+  if (!TOKEN_TYPES.includes(type as TokenType)) throw errors.unauthorized('Unknown token type');
+  if (tools !== undefined && !(Array.isArray(tools) && tools.every((t) => typeof t === 'string'))) {
+    throw errors.unauthorized('Token tools must be a list of names');
+  }
+  return {
+    sub,
+    type: type as TokenType,
+    ...(tools ? { tools: tools as string[] } : {}),
+    ...(typeof exp === 'number' ? { exp } : {}),
+  };
+}
+
+export interface IssueOptions {
+  type: TokenType;
+  sub: string;
+  /** A jsonwebtoken duration ('1h', '30d') or seconds. */
+  ttl?: string | number;
+  tools?: string[];
+}
+
+/** Signs an HS256 token with the shared secret (the `npm run token` command and tests). */
+export function issueToken(secret: string, opts: IssueOptions): string {
+  const payload: Record<string, unknown> = { type: opts.type };
+  if (opts.tools) payload.tools = opts.tools;
+  return jwt.sign(payload, secret, {
+    algorithm: 'HS256',
+    subject: opts.sub,
+    ...(opts.ttl !== undefined ? { expiresIn: opts.ttl as jwt.SignOptions['expiresIn'] } : {}),
+  });
+}
+
+/** Which tools a token may call, given whether a tool only reads. */
+export function mayCallTool(claims: TokenClaims, tool: string, readOnly: boolean): boolean {
+  if (claims.tools && !claims.tools.includes(tool)) return false;
+  return claims.type !== 'readonly' || readOnly;
+}

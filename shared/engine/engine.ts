@@ -1,0 +1,137 @@
+import type { CommandEnvelope, TokenType } from '../types';
+
+/**
+ * The one contract between the gateway, the worker and the bus that joins them.
+ *
+ * Two implementations: `memory` (one process, the default) and `redis` (many pods).
+ * Everything engine-specific (keys, Lua, raw replies) stays inside the implementation;
+ * test/contract runs the same suite against both.
+ */
+export interface Engine {
+  readonly kind: 'memory' | 'redis';
+
+  /** Connects; resolves once commands can be enqueued and events published. */
+  start(): Promise<void>;
+  /** True while the backing store answers (the gateway's and worker's /ready). */
+  isReady(): boolean;
+  /** Stops consumers, drops subscriptions, closes connections. Idempotent. */
+  close(): Promise<void>;
+
+  // ---- commands: gateway -> worker, at-least-once ----
+
+  /** Appends a command to the shared queue. */
+  enqueueCommand(command: CommandEnvelope): Promise<void>;
+  /**
+   * Starts a consumer. The handler resolving acks the command; rejecting leaves it pending,
+   * so it is delivered again (to any consumer) once idle for `claimIdleMs`. A command delivered
+   * more than `maxDeliveries` times goes to the dead-letter queue and `onDeadLetter` runs instead.
+   */
+  consumeCommands(handler: CommandHandler, options: ConsumeOptions): CommandConsumer;
+  /** Records that a request's effects were applied and its result published (idempotency). */
+  markProcessed(requestId: string): Promise<void>;
+  isProcessed(requestId: string): Promise<boolean>;
+  /** Commands waiting or pending, for metrics and tests. */
+  commandBacklog(): Promise<{ waiting: number; pending: number; deadLettered: number }>;
+
+  // ---- events: worker/gateway -> every subscribed gateway ----
+
+  /** Writes the event to the topic's capped history and publishes it, atomically. Returns its id. */
+  publish(topic: string, event: string, data: string): Promise<string>;
+  /** Delivers every event published on these topics after the returned promise resolves. */
+  subscribe(topics: string[], listener: EventListener): Promise<Subscription>;
+  /**
+   * Events of a topic with ids greater than `afterId`, oldest first, at most `limit`.
+   * `truncated` is true when events after `afterId` were dropped by retention.
+   */
+  readHistory(topic: string, afterId: string, limit: number): Promise<HistoryPage>;
+  /** Id of the newest event of the topic, or ZERO_EVENT_ID when it has none. */
+  lastEventId(topic: string): Promise<string>;
+
+  // ---- registry of live connections, cluster-wide ----
+
+  registerConnection(record: ConnectionRecord): Promise<void>;
+  unregisterConnection(connectionId: string): Promise<void>;
+  getConnection(connectionId: string): Promise<ConnectionRecord | undefined>;
+  /** Marks connections as still alive (called by the owning pod every cleanup interval). */
+  touchConnections(connectionIds: string[]): Promise<void>;
+  /** Drops registry entries not touched for `staleAfterMs` (their pod died). Returns their ids. */
+  sweepConnections(staleAfterMs: number): Promise<string[]>;
+  clusterStats(): Promise<ClusterStats>;
+
+  // ---- durable documents (the backlog) ----
+
+  readonly store: DocumentStore;
+}
+
+export interface EngineEvent {
+  topic: string;
+  /** Orders events within a topic; see eventId.ts. */
+  id: string;
+  /** SSE event name. */
+  event: string;
+  /** SSE data: JSON serialized once by the publisher, passed through untouched. */
+  data: string;
+}
+
+export type EventListener = (event: EngineEvent) => void;
+
+export interface Subscription {
+  close(): Promise<void>;
+}
+
+export interface HistoryPage {
+  events: EngineEvent[];
+  truncated: boolean;
+}
+
+export interface QueuedCommand {
+  /** Engine's id of this queue entry (a stream id in Redis). */
+  deliveryId: string;
+  command: CommandEnvelope;
+  /** 1 on first delivery. */
+  deliveries: number;
+}
+
+export type CommandHandler = (command: QueuedCommand) => Promise<void>;
+
+export interface ConsumeOptions {
+  consumerId: string;
+  concurrency: number;
+  claimIdleMs: number;
+  maxDeliveries: number;
+  onDeadLetter: (command: QueuedCommand) => Promise<void>;
+}
+
+export interface CommandConsumer {
+  /** Stops taking commands and waits for those in hand to finish (and be acked). */
+  stop(): Promise<void>;
+}
+
+export interface ConnectionRecord {
+  connectionId: string;
+  tokenId: string;
+  tokenType: TokenType;
+  podId: string;
+  /** Epoch ms. */
+  connectedAt: number;
+}
+
+export interface ClusterStats {
+  totalConnections: number;
+  connectionsByType: Record<TokenType, number>;
+  oldestConnection: string | null;
+  newestConnection: string | null;
+}
+
+/**
+ * JSON documents grouped in collections. `update` is an atomic read-modify-write: two writers
+ * racing on one document both land (the loser re-runs its function on the winner's result).
+ */
+export interface DocumentStore {
+  get<T>(collection: string, id: string): Promise<T | undefined>;
+  list<T>(collection: string): Promise<T[]>;
+  /** Inserts unless present; returns the stored document either way (idempotent create). */
+  insert<T>(collection: string, id: string, doc: T): Promise<T>;
+  /** Applies fn to the current document and stores the result; undefined when absent. */
+  update<T>(collection: string, id: string, fn: (doc: T) => T): Promise<T | undefined>;
+}

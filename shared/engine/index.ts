@@ -1,0 +1,23 @@
+import type { Config } from '../config';
+import type { Logger } from '../logger';
+import type { Metrics } from '../metrics';
+import type { Engine } from './engine';
+import { MemoryEngine } from './memory';
+import { RedisEngine } from './redis';
+
+export * from './engine';
+export { ZERO_EVENT_ID, compareEventIds, isEventId } from './eventId';
+export { topics } from './topics';
+
+/** The memory engine unless REDIS_URL is set. */
+export function createEngine(config: Config, logger: Logger, metrics?: Metrics): Engine {
+  const history = { historyMaxLen: config.historyMaxLen, historyTtlS: config.historyTtlS };
+  if (!config.redisUrl) return new MemoryEngine(history);
+  return new RedisEngine({
+    url: config.redisUrl,
+    prefix: config.redisPrefix,
+    ...history,
+    logger: logger.child({ component: 'redis-engine' }),
+    metrics,
+  });
+}

@@ -1,0 +1,33 @@
+/** The one error type of the project: a stable machine code, a message and the HTTP status. */
+export class GatewayError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status: number = 400,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = 'GatewayError';
+  }
+
+  toJSON(): { error: { code: string; message: string } } {
+    return { error: { code: this.code, message: this.message } };
+  }
+}
+
+export const errors = {
+  badRequest: (message: string) => new GatewayError('bad_request', message, 400),
+  unauthorized: (message = 'Missing or invalid token') =>
+    new GatewayError('unauthorized', message, 401, { 'WWW-Authenticate': 'Bearer' }),
+  forbidden: (message: string) => new GatewayError('forbidden', message, 403),
+  notFound: (message: string) => new GatewayError('not_found', message, 404),
+  conflict: (message: string) => new GatewayError('conflict', message, 409),
+  payloadTooLarge: (limit: number) =>
+    new GatewayError('payload_too_large', `Request body exceeds ${limit} bytes`, 413),
+  rateLimited: (retryAfterS: number) =>
+    new GatewayError('rate_limited', 'Too many requests', 429, {
+      'Retry-After': String(retryAfterS),
+    }),
+  unavailable: (message: string, retryAfterS = 1) =>
+    new GatewayError('unavailable', message, 503, { 'Retry-After': String(retryAfterS) }),
+};

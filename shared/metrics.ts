@@ -1,0 +1,114 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * Every metric the gateway and worker export, on an explicit registry (one per process role,
+ * so tests can build several apps in one process). Labels stay bounded: no ids, no tokens.
+ * deploy/ dashboards and alerts query these names; test/ops checks that they exist.
+ */
+export function createMetrics(role: 'gateway' | 'worker' | 'all') {
+  const registry = new Registry();
+  registry.setDefaultLabels({ role });
+  collectDefaultMetrics({ register: registry, prefix: 'mcpgw_' });
+  const r = [registry];
+  return {
+    registry,
+    connectionsOpen: new Gauge({
+      name: 'mcpgw_connections_open',
+      help: 'Open SSE connections on this pod, by token type',
+      labelNames: ['token_type'],
+      registers: r,
+    }),
+    eventsWritten: new Counter({
+      name: 'mcpgw_events_written_total',
+      help: 'SSE events written to sockets, by event name class',
+      labelNames: ['event'],
+      registers: r,
+    }),
+    eventBytesWritten: new Counter({
+      name: 'mcpgw_event_bytes_written_total',
+      help: 'Bytes of SSE events written to sockets',
+      registers: r,
+    }),
+    heartbeats: new Counter({
+      name: 'mcpgw_heartbeats_total',
+      help: 'Heartbeat events written',
+      registers: r,
+    }),
+    resumes: new Counter({
+      name: 'mcpgw_resumes_total',
+      help: 'SSE connections resumed with Last-Event-ID, by outcome',
+      labelNames: ['outcome'],
+      registers: r,
+    }),
+    slowConsumerDisconnects: new Counter({
+      name: 'mcpgw_slow_consumer_disconnects_total',
+      help: 'Sockets closed because their send queue overflowed',
+      registers: r,
+    }),
+    staleConnectionsRemoved: new Counter({
+      name: 'mcpgw_stale_connections_removed_total',
+      help: 'Connections removed by the cleanup sweep, by reason',
+      labelNames: ['reason'],
+      registers: r,
+    }),
+    commandsEnqueued: new Counter({
+      name: 'mcpgw_commands_enqueued_total',
+      help: 'Commands accepted by gateways and queued for workers',
+      registers: r,
+    }),
+    commandsCompleted: new Counter({
+      name: 'mcpgw_commands_completed_total',
+      help: 'Commands finished by workers, by outcome',
+      labelNames: ['outcome'],
+      registers: r,
+    }),
+    commandsDeadLettered: new Counter({
+      name: 'mcpgw_commands_dead_lettered_total',
+      help: 'Commands moved to the dead-letter queue after too many deliveries',
+      registers: r,
+    }),
+    commandDuration: new Histogram({
+      name: 'mcpgw_command_duration_seconds',
+      help: 'From enqueue by a gateway to the final result published by a worker',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: r,
+    }),
+    commandQueue: new Gauge({
+      name: 'mcpgw_command_queue',
+      help: 'Commands in the shared queue, by state (waiting, pending, dead_lettered)',
+      labelNames: ['state'],
+      registers: r,
+    }),
+    broadcastFanoutDuration: new Histogram({
+      name: 'mcpgw_broadcast_fanout_seconds',
+      help: 'Time to write one broadcast to every local matching socket',
+      buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1],
+      registers: r,
+    }),
+    redisReconnects: new Counter({
+      name: 'mcpgw_redis_reconnects_total',
+      help: 'Redis connections re-established',
+      registers: r,
+    }),
+    redisErrors: new Counter({
+      name: 'mcpgw_redis_errors_total',
+      help: 'Errors reported by Redis connections',
+      registers: r,
+    }),
+    httpRequests: new Counter({
+      name: 'mcpgw_http_requests_total',
+      help: 'HTTP requests, by route and status',
+      labelNames: ['route', 'method', 'status'],
+      registers: r,
+    }),
+    httpDuration: new Histogram({
+      name: 'mcpgw_http_request_duration_seconds',
+      help: 'HTTP request duration (for SSE: until headers are sent)',
+      labelNames: ['route'],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+      registers: r,
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
