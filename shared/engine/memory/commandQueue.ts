@@ -1,0 +1,229 @@
+import type { CommandEnvelope } from '../../types';
+import type { CommandConsumer, CommandHandler, ConsumeOptions, QueuedCommand } from '../engine';
+import { Fifo } from './fifo';
+import { StreamIdGenerator } from './streamId';
+
+/** Dead letters kept for inspection; older ones are dropped (Redis: a capped stream). */
+const DEAD_LETTER_MAX = 10_000;
+/** The reclaim sweep never runs more often than this, whatever claimIdleMs is. */
+const MIN_RECLAIM_INTERVAL_MS = 5;
+
+/** A queued command, serialized once so every delivery hands out a fresh copy (as Redis does). */
+interface QueueEntry {
+  deliveryId: string;
+  payload: string;
+}
+
+/** A delivered, not yet acked command (Redis: an entry of the consumer group's PEL). */
+interface PendingEntry extends QueueEntry {
+  deliveries: number;
+  deliveredAt: number;
+  /** True while a handler runs it. Such an entry is never reclaimed: in one process its
+   * consumer is known to be alive, so taking it would only run the command twice. */
+  inHand: boolean;
+}
+
+/**
+ * The command queue of the memory engine, a copy of a Redis stream read by one consumer group:
+ * `waiting` holds commands never delivered, `pending` those delivered and not acked. Consumers
+ * compete for waiting commands; rejected ones are reclaimed by whichever consumer's sweep finds
+ * them idle for claimIdleMs, and dead-lettered once they have had maxDeliveries tries.
+ */
+export class CommandQueue {
+  private readonly ids = new StreamIdGenerator();
+  private readonly waiting = new Fifo<QueueEntry>();
+  /** Insertion order is delivery-id order, like XAUTOCLAIM's scan. */
+  private readonly pending = new Map<string, PendingEntry>();
+  private readonly deadLetters = new Fifo<QueuedCommand>();
+  private readonly consumers: QueueConsumer[] = [];
+  /** Round-robin start, so competing consumers share the work. */
+  private nextConsumer = 0;
+
+  enqueue(command: CommandEnvelope): void {
+    this.waiting.push({ deliveryId: this.ids.next(Date.now()), payload: JSON.stringify(command) });
+    this.dispatch();
+  }
+
+  consume(handler: CommandHandler, options: ConsumeOptions): CommandConsumer {
+    validateOptions(options);
+    const consumer = new QueueConsumer(this, handler, options);
+    this.consumers.push(consumer);
+    this.dispatch();
+    return consumer;
+  }
+
+  backlog(): { waiting: number; pending: number; deadLettered: number } {
+    return {
+      waiting: this.waiting.length,
+      pending: this.pending.size,
+      deadLettered: this.deadLetters.length,
+    };
+  }
+
+  /** Stops every consumer and waits for their handlers. */
+  async stopAll(): Promise<void> {
+    // A copy: each stop() detaches its consumer from this.consumers.
+    await Promise.all([...this.consumers].map((consumer) => consumer.stop()));
+  }
+
+  /** @internal Called by a consumer as it stops. */
+  detach(consumer: QueueConsumer): void {
+    const index = this.consumers.indexOf(consumer);
+    if (index >= 0) this.consumers.splice(index, 1);
+  }
+
+  /** Gives waiting commands to consumers with free capacity, round-robin. */
+  dispatch(): void {
+    while (this.waiting.length > 0) {
+      const consumer = this.nextConsumerWithCapacity();
+      if (!consumer) return;
+      const entry = this.waiting.shift() as QueueEntry;
+      const pending: PendingEntry = { ...entry, deliveries: 1, deliveredAt: 0, inHand: false };
+      this.pending.set(entry.deliveryId, pending);
+      this.deliver(consumer, pending);
+    }
+  }
+
+  /**
+   * @internal The consumer's periodic sweep (Redis: XAUTOCLAIM): takes pending commands idle
+   * for claimIdleMs, or dead-letters them once they have had maxDeliveries tries.
+   */
+  reclaimIdle(consumer: QueueConsumer): void {
+    const { claimIdleMs, maxDeliveries } = consumer.options;
+    const now = Date.now();
+    for (const entry of this.pending.values()) {
+      if (entry.inHand || now - entry.deliveredAt < claimIdleMs) continue;
+      if (entry.deliveries >= maxDeliveries) {
+        this.deadLetter(consumer, entry);
+        continue;
+      }
+      if (!consumer.hasCapacity()) break;
+      entry.deliveries += 1;
+      this.deliver(consumer, entry);
+    }
+  }
+
+  private nextConsumerWithCapacity(): QueueConsumer | undefined {
+    const count = this.consumers.length;
+    for (let i = 0; i < count; i += 1) {
+      const index = (this.nextConsumer + i) % count;
+      const consumer = this.consumers[index];
+      if (consumer.hasCapacity()) {
+        this.nextConsumer = (index + 1) % count;
+        return consumer;
+      }
+    }
+    return undefined;
+  }
+
+  private deliver(consumer: QueueConsumer, entry: PendingEntry): void {
+    entry.inHand = true;
+    entry.deliveredAt = Date.now();
+    const delivery: QueuedCommand = {
+      deliveryId: entry.deliveryId,
+      command: JSON.parse(entry.payload) as CommandEnvelope,
+      deliveries: entry.deliveries,
+    };
+    consumer.run(
+      () => consumer.handler(delivery),
+      (acked) => {
+        entry.inHand = false;
+        // Rejected: stays pending, idle since its delivery, until a sweep reclaims it.
+        if (acked) this.pending.delete(entry.deliveryId);
+        this.dispatch();
+      },
+    );
+  }
+
+  private deadLetter(consumer: QueueConsumer, entry: PendingEntry): void {
+    this.pending.delete(entry.deliveryId);
+    const dead: QueuedCommand = {
+      deliveryId: entry.deliveryId,
+      command: JSON.parse(entry.payload) as CommandEnvelope,
+      deliveries: entry.deliveries,
+    };
+    this.deadLetters.push(dead);
+    if (this.deadLetters.length > DEAD_LETTER_MAX) this.deadLetters.shift();
+    consumer.track(
+      Promise.resolve()
+        .then(() => consumer.options.onDeadLetter(dead))
+        .catch(() => {
+          // Already dead-lettered; a failing callback cannot put it back.
+        }),
+    );
+  }
+}
+
+/** One consumer: its capacity, its in-flight work and its reclaim timer. */
+class QueueConsumer implements CommandConsumer {
+  private inFlight = 0;
+  private readonly work = new Set<Promise<void>>();
+  private readonly reclaimTimer: NodeJS.Timeout;
+  private stopping?: Promise<void>;
+
+  constructor(
+    private readonly queue: CommandQueue,
+    readonly handler: CommandHandler,
+    readonly options: ConsumeOptions,
+  ) {
+    const interval = Math.max(MIN_RECLAIM_INTERVAL_MS, Math.floor(options.claimIdleMs / 2));
+    this.reclaimTimer = setInterval(() => this.queue.reclaimIdle(this), interval);
+    // The sweep alone must not keep the process alive.
+    this.reclaimTimer.unref();
+  }
+
+  hasCapacity(): boolean {
+    return !this.stopping && this.inFlight < this.options.concurrency;
+  }
+
+  /**
+   * Runs a handler in a later microtask (so the enqueuer never runs handler code), counting it
+   * against the concurrency limit until it settles; `settled` gets whether it resolved.
+   */
+  run(task: () => Promise<void>, settled: (resolved: boolean) => void): void {
+    this.inFlight += 1;
+    this.track(
+      Promise.resolve()
+        .then(task)
+        .then(
+          () => true,
+          () => false,
+        )
+        .then((resolved) => {
+          this.inFlight -= 1;
+          settled(resolved);
+        }),
+    );
+  }
+
+  track(promise: Promise<void>): void {
+    this.work.add(promise);
+    const forget = () => void this.work.delete(promise);
+    promise.then(forget, forget);
+  }
+
+  stop(): Promise<void> {
+    if (!this.stopping) {
+      clearInterval(this.reclaimTimer);
+      this.queue.detach(this);
+      this.stopping = this.drain();
+    }
+    return this.stopping;
+  }
+
+  private async drain(): Promise<void> {
+    // Work may finish and (for dead letters) start more while we wait: loop until none is left.
+    while (this.work.size > 0) await Promise.allSettled([...this.work]);
+  }
+}
+
+function validateOptions(options: ConsumeOptions): void {
+  const { concurrency, claimIdleMs, maxDeliveries } = options;
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
+  }
+  if (!(claimIdleMs > 0)) throw new RangeError(`claimIdleMs must be positive, got ${claimIdleMs}`);
+  if (!Number.isInteger(maxDeliveries) || maxDeliveries < 1) {
+    throw new RangeError(`maxDeliveries must be a positive integer, got ${maxDeliveries}`);
+  }
+}

@@ -1,0 +1,163 @@
+import { errors } from '../../errors';
+import type { CommandEnvelope } from '../../types';
+import type {
+  ClusterStats,
+  CommandConsumer,
+  CommandHandler,
+  ConnectionRecord,
+  ConsumeOptions,
+  DocumentStore,
+  Engine,
+  EventListener,
+  HistoryPage,
+  Subscription,
+} from '../engine';
+import { isEventId } from '../eventId';
+import { CommandQueue } from './commandQueue';
+import { ConnectionRegistry } from './connectionRegistry';
+import { MemoryDocumentStore } from './documentStore';
+import { EventLog } from './eventLog';
+import { ExpiringSet } from './expiringSet';
+import { LocalPubSub } from './pubSub';
+
+export interface MemoryEngineOptions {
+  /** Events kept per topic; older ones are dropped. */
+  historyMaxLen: number;
+  /** A topic not published to for this long is forgotten; processed request ids likewise. */
+  historyTtlS: number;
+}
+
+/**
+ * The single-process engine (the default): everything lives in this process's memory, with
+ * the same observable semantics as the Redis engine, so test/contract runs against both.
+ */
+export class MemoryEngine implements Engine {
+  readonly kind = 'memory' as const;
+  readonly store: DocumentStore = new MemoryDocumentStore();
+
+  private readonly events: EventLog;
+  private readonly pubSub = new LocalPubSub();
+  private readonly commands = new CommandQueue();
+  private readonly processed: ExpiringSet;
+  private readonly connections = new ConnectionRegistry();
+  private started = false;
+  /** Set once consumers have stopped: from then on nothing new may be published or queued. */
+  private closed = false;
+  private closing?: Promise<void>;
+
+  constructor(options: MemoryEngineOptions) {
+    const { historyMaxLen, historyTtlS } = options;
+    if (!Number.isInteger(historyMaxLen) || historyMaxLen < 0) {
+      throw new RangeError(`historyMaxLen must be a non-negative integer, got ${historyMaxLen}`);
+    }
+    if (!(historyTtlS > 0))
+      throw new RangeError(`historyTtlS must be positive, got ${historyTtlS}`);
+    this.events = new EventLog(historyMaxLen, historyTtlS * 1000);
+    this.processed = new ExpiringSet(historyTtlS * 1000);
+  }
+
+  /** Topics whose history is held (for tests). */
+  get topicCount(): number {
+    return this.events.topicCount;
+  }
+
+  async start(): Promise<void> {
+    this.started = true;
+  }
+
+  isReady(): boolean {
+    return this.started && !this.closing;
+  }
+
+  close(): Promise<void> {
+    if (!this.closing) this.closing = this.shutdown();
+    return this.closing;
+  }
+
+  // ---- commands ----
+
+  async enqueueCommand(command: CommandEnvelope): Promise<void> {
+    this.assertOpen();
+    this.commands.enqueue(command);
+  }
+
+  consumeCommands(handler: CommandHandler, options: ConsumeOptions): CommandConsumer {
+    // Refused as soon as close() begins: it would otherwise start a consumer close() never stops.
+    if (this.closing) throw errors.unavailable('Engine is closed');
+    return this.commands.consume(handler, options);
+  }
+
+  async markProcessed(requestId: string): Promise<void> {
+    this.processed.add(requestId, Date.now());
+  }
+
+  async isProcessed(requestId: string): Promise<boolean> {
+    return this.processed.has(requestId, Date.now());
+  }
+
+  async commandBacklog(): Promise<{ waiting: number; pending: number; deadLettered: number }> {
+    return this.commands.backlog();
+  }
+
+  // ---- events ----
+
+  async publish(topic: string, event: string, data: string): Promise<string> {
+    this.assertOpen();
+    const entry = this.events.append(topic, event, data, Date.now());
+    this.pubSub.deliver(entry);
+    return entry.id;
+  }
+
+  async subscribe(topics: string[], listener: EventListener): Promise<Subscription> {
+    this.assertOpen();
+    return this.pubSub.subscribe(topics, listener);
+  }
+
+  async readHistory(topic: string, afterId: string, limit: number): Promise<HistoryPage> {
+    if (!isEventId(afterId)) throw errors.badRequest(`Invalid event id: ${afterId}`);
+    return this.events.read(topic, afterId, limit, Date.now());
+  }
+
+  async lastEventId(topic: string): Promise<string> {
+    return this.events.lastId(topic, Date.now());
+  }
+
+  // ---- registry ----
+
+  async registerConnection(record: ConnectionRecord): Promise<void> {
+    this.connections.register(record, Date.now());
+  }
+
+  async unregisterConnection(connectionId: string): Promise<void> {
+    this.connections.remove(connectionId);
+  }
+
+  async getConnection(connectionId: string): Promise<ConnectionRecord | undefined> {
+    return this.connections.get(connectionId);
+  }
+
+  async touchConnections(connectionIds: string[]): Promise<void> {
+    this.connections.touch(connectionIds, Date.now());
+  }
+
+  async sweepConnections(staleAfterMs: number): Promise<string[]> {
+    return this.connections.sweep(staleAfterMs, Date.now());
+  }
+
+  async clusterStats(): Promise<ClusterStats> {
+    return this.connections.stats();
+  }
+
+  // ---- lifecycle ----
+
+  private async shutdown(): Promise<void> {
+    // Handlers still running may publish their results: let them, then shut the doors.
+    await this.commands.stopAll();
+    this.closed = true;
+    this.pubSub.clear();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw errors.unavailable('Engine is closed');
+  }
+}
