@@ -1,0 +1,72 @@
+/**
+ * `npm start`: gateway and worker in one process. Memory engine unless REDIS_URL is set.
+ * Without JWT_SECRET a random secret is made and ready-to-paste tokens are printed.
+ */
+import { createGatewayApp } from '../gateway/app';
+import { createTokenVerifier, issueToken } from '../shared/auth';
+import { loadConfig } from '../shared/config';
+import { createEngine } from '../shared/engine';
+import { createLogger, type Logger } from '../shared/logger';
+import { createMetrics } from '../shared/metrics';
+import { createWorker } from '../worker/worker';
+import { exitOnStartupError, onShutdownSignal } from './lifecycle';
+import { closeServer, listen } from './serve';
+
+async function main(): Promise<void> {
+  let logger: Logger | undefined;
+  try {
+    const config = loadConfig();
+    logger = createLogger(config.logLevel, { role: 'all', podId: config.podId });
+    const metrics = createMetrics('all');
+    const engine = createEngine(config, logger, metrics);
+    await engine.start();
+    const worker = createWorker({
+      config,
+      engine,
+      logger: logger.child({ component: 'worker' }),
+      metrics,
+    });
+    await worker.start();
+    const gateway = createGatewayApp({
+      config,
+      engine,
+      logger: logger.child({ component: 'gateway' }),
+      metrics,
+      verifier: createTokenVerifier(config),
+    });
+    await gateway.start();
+    const { server, port } = await listen(gateway.app, config.port, config.host);
+    logger.info('Started', { engine: engine.kind, port });
+    printBanner(
+      `http://localhost:${port}`,
+      engine.kind,
+      config.jwtSecretGenerated ? config.jwtSecret : undefined,
+    );
+
+    onShutdownSignal(logger, async () => {
+      await gateway.close();
+      await closeServer(server);
+      await worker.stop();
+      await engine.close();
+    });
+  } catch (err) {
+    exitOnStartupError(logger, err);
+  }
+}
+
+function printBanner(url: string, engine: string, generatedSecret: string | undefined): void {
+  const lines = [`MCP event gateway listening on ${url} (engine: ${engine})`];
+  if (generatedSecret) {
+    lines.push(
+      'JWT_SECRET was not set: a random secret was made for this run. Tokens (valid 24h):',
+      ...(['master', 'team', 'readonly'] as const).map(
+        (type) =>
+          `  ${type.padEnd(8)} ${issueToken(generatedSecret, { type, sub: `${type}-local`, ttl: '24h' })}`,
+      ),
+      `Try: curl -N -H "Authorization: Bearer <team token>" ${url}/mcp/sse`,
+    );
+  }
+  console.log(lines.join('\n'));
+}
+
+void main();

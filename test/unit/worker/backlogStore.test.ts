@@ -1,0 +1,151 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import type { DocumentStore } from '../../../shared/engine/engine';
+import { MemoryDocumentStore } from '../../../shared/engine/memory/documentStore';
+import { BacklogError } from '../../../worker/backlog/errors';
+import { deriveEntityId } from '../../../worker/backlog/ids';
+import { BacklogStore, INDEX_COLLECTION, PROJECTS_COLLECTION } from '../../../worker/backlog/store';
+
+/**
+ * A DocumentStore whose update reads, yields, then writes only if nobody wrote in between
+ * (else re-runs fn on the newer document): the optimistic scheme of a Redis WATCH/MULTI or
+ * Lua CAS store, so concurrent updates really interleave here.
+ */
+class CasDocumentStore implements DocumentStore {
+  private readonly inner = new MemoryDocumentStore();
+  private readonly versions = new Map<string, number>();
+  retries = 0;
+
+  get<T>(collection: string, id: string) {
+    return this.inner.get<T>(collection, id);
+  }
+  list<T>(collection: string) {
+    return this.inner.list<T>(collection);
+  }
+  insert<T>(collection: string, id: string, doc: T) {
+    return this.inner.insert<T>(collection, id, doc);
+  }
+  async update<T>(collection: string, id: string, fn: (doc: T) => T): Promise<T | undefined> {
+    const key = `${collection}/${id}`;
+    for (;;) {
+      const version = this.versions.get(key) ?? 0;
+      const current = await this.inner.get<T>(collection, id);
+      if (current === undefined) return undefined;
+      const next = fn(current);
+      await nextTurn();
+      if ((this.versions.get(key) ?? 0) !== version) {
+        this.retries += 1;
+        continue;
+      }
+      this.versions.set(key, version + 1);
+      return this.inner.update<T>(collection, id, () => next);
+    }
+  }
+}
+
+describe('BacklogStore', () => {
+  let docs: MemoryDocumentStore;
+  let store: BacklogStore;
+
+  beforeEach(() => {
+    docs = new MemoryDocumentStore();
+    store = new BacklogStore(docs);
+  });
+
+  async function seed() {
+    const project = await store.createProject('r-project', { name: 'Shop' });
+    const actor = await store.addActor('r-actor', project.id, { name: 'Customer' });
+    const story = await store.addStory('r-story', actor.id, { title: 'Pay' });
+    const feature = await store.addFeature('r-feature', story.id, { title: 'Form' });
+    const child = await store.addChildFeature('r-child', feature.id, { title: 'Check' });
+    return { project, actor, story, feature, child };
+  }
+
+  it('derives entity ids from the request id, deterministically', () => {
+    expect(deriveEntityId('project', 'abc')).toBe(deriveEntityId('project', 'abc'));
+    expect(deriveEntityId('project', 'abc')).toMatch(/^prj_[0-9a-f]{24}$/);
+    expect(deriveEntityId('project', 'abc')).not.toBe(deriveEntityId('project', 'abd'));
+    expect(deriveEntityId('feature', 'abc', 0)).not.toBe(deriveEntityId('feature', 'abc', 1));
+    expect(deriveEntityId('story', 'abc')).toMatch(/^sty_/);
+  });
+
+  it('keeps one document per project and indexes every entity', async () => {
+    const { project, actor, story, feature, child } = await seed();
+    expect(await docs.list(PROJECTS_COLLECTION)).toHaveLength(1);
+    for (const [id, kind] of [
+      [project.id, 'project'],
+      [actor.id, 'actor'],
+      [story.id, 'story'],
+      [feature.id, 'feature'],
+      [child.id, 'feature'],
+    ]) {
+      expect(await docs.get(INDEX_COLLECTION, id)).toEqual({ kind, projectId: project.id });
+    }
+    // Bookkeeping stays out of what tools return.
+    expect(await store.getProject(project.id)).not.toHaveProperty('appliedUpdates');
+  });
+
+  it('applies every create once when its request is repeated', async () => {
+    const first = await seed();
+    const again = await seed();
+    expect(again.project.id).toBe(first.project.id);
+    expect(again.child.id).toBe(first.child.id);
+    const tree = await store.getProject(first.project.id);
+    expect(tree.actors).toHaveLength(1);
+    expect(tree.actors[0].stories).toHaveLength(1);
+    expect(tree.actors[0].stories[0].features).toHaveLength(1);
+    expect(tree.actors[0].stories[0].features[0].children).toHaveLength(1);
+    expect(await store.listProjects()).toHaveLength(1);
+  });
+
+  it('applies a repeated story update once, even after a newer update', async () => {
+    const { story } = await seed();
+    await store.updateStory('u1', story.id, { title: 'First' });
+    await store.updateStory('u2', story.id, { title: 'Second' });
+    // u1 redelivered late: must not put the old title back.
+    const after = await store.updateStory('u1', story.id, { title: 'First' });
+    expect(after.title).toBe('Second');
+  });
+
+  it('names the unknown id in its errors', async () => {
+    const { project, story } = await seed();
+    await expect(store.getProject('prj_x')).rejects.toThrow(
+      new BacklogError('Project not found: prj_x'),
+    );
+    await expect(store.addActor('r', 'prj_x', { name: 'A' })).rejects.toThrow(
+      'Project not found: prj_x',
+    );
+    await expect(store.addStory('r', 'act_x', { title: 'S' })).rejects.toThrow(
+      'Actor not found: act_x',
+    );
+    await expect(store.getStory(project.id)).rejects.toThrow(`Story not found: ${project.id}`);
+    await expect(store.addChildFeature('r', story.id, { title: 'F' })).rejects.toThrow(
+      `Feature not found: ${story.id}`,
+    );
+  });
+
+  it('returns copies: changing a result does not change the store', async () => {
+    const { project } = await seed();
+    const tree = await store.getProject(project.id);
+    tree.actors[0].name = 'Changed';
+    expect((await store.getProject(project.id)).actors[0].name).toBe('Customer');
+  });
+
+  it('loses no write when updates of one story race on a compare-and-set store', async () => {
+    const cas = new CasDocumentStore();
+    const racing = new BacklogStore(cas);
+    const project = await racing.createProject('p', { name: 'Shop' });
+    const actor = await racing.addActor('a', project.id, { name: 'Customer' });
+    const story = await racing.addStory('s', actor.id, { title: 'Pay' });
+    await Promise.all([
+      racing.updateStory('u1', story.id, { title: 'Pay by card' }),
+      racing.updateStory('u2', story.id, { status: 'done' }),
+      racing.updateStory('u3', story.id, { priority: 'high' }),
+      racing.addFeature('f1', story.id, { title: 'Form' }),
+      racing.addFeature('f2', story.id, { title: 'Receipt' }),
+    ]);
+    expect(cas.retries).toBeGreaterThan(0);
+    const after = await racing.getStory(story.id);
+    expect(after).toMatchObject({ title: 'Pay by card', status: 'done', priority: 'high' });
+    expect(after.features.map((f) => f.title).sort()).toEqual(['Form', 'Receipt']);
+  });
+});

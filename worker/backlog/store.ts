@@ -1,0 +1,336 @@
+import type { DocumentStore } from '../../shared/engine/engine';
+import { BacklogError, notFound } from './errors';
+import { deriveEntityId } from './ids';
+import type {
+  Actor,
+  EntityKind,
+  Feature,
+  IndexEntry,
+  Priority,
+  Project,
+  ProjectDocument,
+  ProjectSummary,
+  Story,
+  StoryPatch,
+  StoryTree,
+  WorkStatus,
+} from './model';
+
+/** One document per project, holding its whole tree. */
+export const PROJECTS_COLLECTION = 'projects';
+/** Entity id -> { kind, projectId }, so a story or feature id leads to its project document. */
+export const INDEX_COLLECTION = 'index';
+/** How many story-update request ids a project remembers (redeliveries come soon after). */
+const APPLIED_UPDATES_KEPT = 200;
+
+export interface NewProject {
+  name: string;
+  description?: string;
+}
+export interface NewActor {
+  name: string;
+  description?: string;
+}
+export interface NewStory {
+  title: string;
+  description?: string;
+  status?: WorkStatus;
+  priority?: Priority;
+}
+export interface NewFeature {
+  title: string;
+  description?: string;
+  status?: WorkStatus;
+}
+
+export type ActorInProject = Actor & { projectId: string };
+export type FeatureInStory = Feature & {
+  projectId: string;
+  storyId: string;
+  /** Set when the feature is a child of another feature. */
+  parentFeatureId?: string;
+};
+
+/**
+ * The backlog on top of the engine's DocumentStore (Redis in production, memory otherwise).
+ *
+ * Every mutation is one atomic DocumentStore.update of the project document, so concurrent
+ * writers (several workers) lose nothing. Every mutation takes the request id of the command
+ * that asks for it: created ids derive from it, and a create whose id already exists, or an
+ * update already recorded, is a no-op, so an at-least-once redelivery applies its effect once.
+ */
+export class BacklogStore {
+  constructor(
+    private readonly docs: DocumentStore,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  async listProjects(): Promise<ProjectSummary[]> {
+    const docs = await this.docs.list<ProjectDocument>(PROJECTS_COLLECTION);
+    return docs
+      .map(summarize)
+      .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+  }
+
+  async createProject(requestId: string, input: NewProject): Promise<Project> {
+    const id = deriveEntityId('project', requestId);
+    const at = this.timestamp();
+    const fresh: ProjectDocument = {
+      id,
+      name: input.name,
+      description: input.description ?? '',
+      createdAt: at,
+      updatedAt: at,
+      actors: [],
+      appliedUpdates: [],
+    };
+    // Insert returns the stored document when a first delivery already created it.
+    const stored = await this.docs.insert(PROJECTS_COLLECTION, id, fresh);
+    await this.index(id, 'project', id);
+    return toProject(stored);
+  }
+
+  async getProject(projectId: string): Promise<Project> {
+    const doc = await this.docs.get<ProjectDocument>(PROJECTS_COLLECTION, projectId);
+    if (!doc) throw notFound('project', projectId);
+    return toProject(doc);
+  }
+
+  async addActor(requestId: string, projectId: string, input: NewActor): Promise<ActorInProject> {
+    const id = deriveEntityId('actor', requestId);
+    const at = this.timestamp();
+    // Indexed before the write: an index entry without its entity only reads as "not found".
+    if (!(await this.docs.get(PROJECTS_COLLECTION, projectId)))
+      throw notFound('project', projectId);
+    await this.index(id, 'actor', projectId);
+    const actor = await this.mutate(projectId, (doc) => {
+      const existing = doc.actors.find((a) => a.id === id);
+      if (existing) return existing;
+      const created: Actor = {
+        id,
+        name: input.name,
+        description: input.description ?? '',
+        createdAt: at,
+        stories: [],
+      };
+      doc.actors.push(created);
+      doc.updatedAt = at;
+      return created;
+    });
+    return { ...actor, projectId };
+  }
+
+  async addStory(requestId: string, actorId: string, input: NewStory): Promise<StoryTree> {
+    const projectId = await this.locate('actor', actorId);
+    const id = deriveEntityId('story', requestId);
+    const at = this.timestamp();
+    await this.index(id, 'story', projectId);
+    const story = await this.mutate(projectId, (doc) => {
+      const actor = doc.actors.find((a) => a.id === actorId);
+      if (!actor) throw notFound('actor', actorId);
+      const existing = actor.stories.find((s) => s.id === id);
+      if (existing) return existing;
+      const created: Story = {
+        id,
+        title: input.title,
+        description: input.description ?? '',
+        status: input.status ?? 'todo',
+        priority: input.priority ?? 'medium',
+        createdAt: at,
+        updatedAt: at,
+        features: [],
+      };
+      actor.stories.push(created);
+      doc.updatedAt = at;
+      return created;
+    });
+    return { ...story, projectId, actorId };
+  }
+
+  async getStory(storyId: string): Promise<StoryTree> {
+    const projectId = await this.locate('story', storyId);
+    const doc = await this.docs.get<ProjectDocument>(PROJECTS_COLLECTION, projectId);
+    const found = doc && findStory(doc, storyId);
+    if (!found) throw notFound('story', storyId);
+    return { ...found.story, projectId, actorId: found.actor.id };
+  }
+
+  /** Sets the given fields only, so concurrent updates of different fields both land. */
+  async updateStory(requestId: string, storyId: string, patch: StoryPatch): Promise<StoryTree> {
+    const projectId = await this.locate('story', storyId);
+    const at = this.timestamp();
+    const found = await this.mutate(projectId, (doc) => {
+      const hit = findStory(doc, storyId);
+      if (!hit) throw notFound('story', storyId);
+      const applied = doc.appliedUpdates ?? [];
+      if (applied.includes(requestId)) return hit;
+      const { story } = hit;
+      if (patch.title !== undefined) story.title = patch.title;
+      if (patch.description !== undefined) story.description = patch.description;
+      if (patch.status !== undefined) story.status = patch.status;
+      if (patch.priority !== undefined) story.priority = patch.priority;
+      story.updatedAt = at;
+      doc.updatedAt = at;
+      doc.appliedUpdates = [...applied, requestId].slice(-APPLIED_UPDATES_KEPT);
+      return hit;
+    });
+    return { ...found.story, projectId, actorId: found.actor.id };
+  }
+
+  async addFeature(requestId: string, storyId: string, input: NewFeature): Promise<FeatureInStory> {
+    const projectId = await this.locate('story', storyId);
+    const id = deriveEntityId('feature', requestId);
+    const at = this.timestamp();
+    await this.index(id, 'feature', projectId);
+    const feature = await this.mutate(projectId, (doc) => {
+      const hit = findStory(doc, storyId);
+      if (!hit) throw notFound('story', storyId);
+      const existing = hit.story.features.find((f) => f.id === id);
+      if (existing) return existing;
+      const created = newFeature(id, input, at);
+      hit.story.features.push(created);
+      hit.story.updatedAt = at;
+      doc.updatedAt = at;
+      return created;
+    });
+    return { ...feature, projectId, storyId };
+  }
+
+  async addChildFeature(
+    requestId: string,
+    parentFeatureId: string,
+    input: NewFeature,
+  ): Promise<FeatureInStory> {
+    const projectId = await this.locate('feature', parentFeatureId);
+    const id = deriveEntityId('feature', requestId);
+    const at = this.timestamp();
+    await this.index(id, 'feature', projectId);
+    const placed = await this.mutate(projectId, (doc) => {
+      const hit = findFeature(doc, parentFeatureId);
+      if (!hit) throw notFound('feature', parentFeatureId);
+      const existing = hit.feature.children.find((f) => f.id === id);
+      const feature = existing ?? newFeature(id, input, at);
+      if (!existing) {
+        hit.feature.children.push(feature);
+        hit.story.updatedAt = at;
+        doc.updatedAt = at;
+      }
+      return { feature, storyId: hit.story.id };
+    });
+    return { ...placed.feature, projectId, storyId: placed.storyId, parentFeatureId };
+  }
+
+  // ---- internals ----
+
+  private timestamp(): string {
+    return this.now().toISOString();
+  }
+
+  private async index(id: string, kind: EntityKind, projectId: string): Promise<void> {
+    await this.docs.insert<IndexEntry>(INDEX_COLLECTION, id, { kind, projectId });
+  }
+
+  /** The project holding an entity of this kind, or a not-found error naming the id. */
+  private async locate(kind: EntityKind, id: string): Promise<string> {
+    const entry = await this.docs.get<IndexEntry>(INDEX_COLLECTION, id);
+    if (!entry || entry.kind !== kind) throw notFound(kind, id);
+    return entry.projectId;
+  }
+
+  /**
+   * Runs `change` on a private copy of the project document inside one atomic update and
+   * returns what it returned. `change` may run more than once (the Redis store retries on a
+   * conflicting write), so it only touches the document it is given. A BacklogError thrown by
+   * it leaves the document as it was and is rethrown here.
+   */
+  private async mutate<R>(projectId: string, change: (doc: ProjectDocument) => R): Promise<R> {
+    let outcome: { value: R } | { error: BacklogError } | undefined;
+    const stored = await this.docs.update<ProjectDocument>(
+      PROJECTS_COLLECTION,
+      projectId,
+      (current) => {
+        const doc = structuredClone(current);
+        try {
+          outcome = { value: change(doc) };
+          return doc;
+        } catch (err) {
+          if (!(err instanceof BacklogError)) throw err;
+          outcome = { error: err };
+          return current;
+        }
+      },
+    );
+    if (!stored || !outcome) throw notFound('project', projectId);
+    if ('error' in outcome) throw outcome.error;
+    return structuredClone(outcome.value);
+  }
+}
+
+function newFeature(id: string, input: NewFeature, at: string): Feature {
+  return {
+    id,
+    title: input.title,
+    description: input.description ?? '',
+    status: input.status ?? 'todo',
+    createdAt: at,
+    children: [],
+  };
+}
+
+function toProject(doc: ProjectDocument): Project {
+  const { appliedUpdates: _bookkeeping, ...project } = doc;
+  return project;
+}
+
+function summarize(doc: ProjectDocument): ProjectSummary {
+  let storyCount = 0;
+  let featureCount = 0;
+  for (const actor of doc.actors) {
+    storyCount += actor.stories.length;
+    for (const story of actor.stories) featureCount += countFeatures(story.features);
+  }
+  return {
+    id: doc.id,
+    name: doc.name,
+    description: doc.description,
+    createdAt: doc.createdAt,
+    updatedAt: doc.updatedAt,
+    actorCount: doc.actors.length,
+    storyCount,
+    featureCount,
+  };
+}
+
+export function countFeatures(features: Feature[]): number {
+  return features.reduce((n, f) => n + 1 + countFeatures(f.children), 0);
+}
+
+function findStory(doc: Project, storyId: string): { actor: Actor; story: Story } | undefined {
+  for (const actor of doc.actors) {
+    const story = actor.stories.find((s) => s.id === storyId);
+    if (story) return { actor, story };
+  }
+  return undefined;
+}
+
+function findFeature(
+  doc: Project,
+  featureId: string,
+): { story: Story; feature: Feature } | undefined {
+  for (const actor of doc.actors) {
+    for (const story of actor.stories) {
+      const feature = findInFeatures(story.features, featureId);
+      if (feature) return { story, feature };
+    }
+  }
+  return undefined;
+}
+
+function findInFeatures(features: Feature[], id: string): Feature | undefined {
+  for (const feature of features) {
+    if (feature.id === id) return feature;
+    const child = findInFeatures(feature.children, id);
+    if (child) return child;
+  }
+  return undefined;
+}

@@ -1,0 +1,291 @@
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
+import {
+  ErrorCode,
+  McpError,
+  type CallToolResult,
+  type ServerNotification,
+  type ServerRequest,
+} from '@modelcontextprotocol/sdk/types.js';
+import { BacklogError } from '../backlog/errors';
+import type { BacklogStore } from '../backlog/store';
+import { describeProjectList, outlineFeature, outlineProject, outlineStory } from './format';
+import { idempotencyKeyOf } from './requestContext';
+import * as s from './schemas';
+
+/** `_meta` key set on an isError result caused by a failure outside the tool's domain. */
+export const INFRASTRUCTURE_FAILURE_META = 'io.mcpgw/infrastructure-failure';
+
+export const BACKLOG_SERVER_INFO = { name: 'project-backlog', version: '0.1.0' } as const;
+
+type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
+
+/**
+ * The project's one MCP server definition: the backlog tools over a BacklogStore. Served to
+ * seed-API commands through the worker's in-process transport, and over Streamable HTTP too.
+ *
+ * Results carry a text summary and structuredContent (matching each tool's outputSchema).
+ * Unknown ids come back as isError results naming the id; inputs failing the zod schemas are
+ * reported by the SDK as isError results starting "MCP error -32602: Input validation error".
+ * Mutating tools take their idempotency key from the request (see requestContext.ts).
+ */
+export function createBacklogServer(store: BacklogStore): McpServer {
+  const server = new McpServer(BACKLOG_SERVER_INFO, {
+    capabilities: { tools: {} },
+    instructions:
+      'A project backlog: projects have actors, actors have stories, stories have features ' +
+      '(which may have child features). Create a project first, then add to its tree.',
+  });
+  const reads = { readOnlyHint: true, openWorldHint: false } as const;
+  const writes = { readOnlyHint: false, destructiveHint: false, openWorldHint: false } as const;
+
+  server.registerTool(
+    'list_projects',
+    {
+      title: 'List projects',
+      description: 'Lists every project with counts of its actors, stories and features.',
+      inputSchema: {},
+      outputSchema: s.projectListOutput,
+      annotations: reads,
+    },
+    () =>
+      run(async () => {
+        const projects = await store.listProjects();
+        return ok(describeProjectList(projects), { projects });
+      }),
+  );
+
+  server.registerTool(
+    'create_project',
+    {
+      title: 'Create project',
+      description: 'Creates a project. Returns the project with its id.',
+      inputSchema: s.createProjectInput,
+      outputSchema: s.projectOutput,
+      annotations: writes,
+    },
+    (args, extra) =>
+      run(async () => {
+        const project = await store.createProject(idempotencyKeyOf(extra), args);
+        return ok(`Created project "${project.name}" (${project.id})`, project);
+      }),
+  );
+
+  server.registerTool(
+    'get_project_tree',
+    {
+      title: 'Get project tree',
+      description: "Returns a project with its actors, their stories and the stories' features.",
+      inputSchema: s.projectIdInput,
+      outputSchema: s.projectOutput,
+      annotations: reads,
+    },
+    ({ projectId }) =>
+      run(async () => {
+        const project = await store.getProject(projectId);
+        return ok(outlineProject(project), project);
+      }),
+  );
+
+  server.registerTool(
+    'add_actor',
+    {
+      title: 'Add actor',
+      description: 'Adds an actor (a user role, e.g. "Customer") to a project.',
+      inputSchema: s.addActorInput,
+      outputSchema: s.actorOutput,
+      annotations: writes,
+    },
+    ({ projectId, ...input }, extra) =>
+      run(async () => {
+        const actor = await store.addActor(idempotencyKeyOf(extra), projectId, input);
+        return ok(`Added actor "${actor.name}" (${actor.id}) to project ${projectId}`, actor);
+      }),
+  );
+
+  server.registerTool(
+    'add_story_to_actor',
+    {
+      title: 'Add story to actor',
+      description: 'Adds a user story to an actor.',
+      inputSchema: s.addStoryInput,
+      outputSchema: s.storyOutput,
+      annotations: writes,
+    },
+    ({ actorId, ...input }, extra) =>
+      run(async () => {
+        const story = await store.addStory(idempotencyKeyOf(extra), actorId, input);
+        return ok(`Added story "${story.title}" (${story.id}) to actor ${actorId}`, story);
+      }),
+  );
+
+  server.registerTool(
+    'get_story_tree',
+    {
+      title: 'Get story tree',
+      description: 'Returns a story with its features and their child features.',
+      inputSchema: s.storyIdInput,
+      outputSchema: s.storyOutput,
+      annotations: reads,
+    },
+    ({ storyId }) =>
+      run(async () => {
+        const story = await store.getStory(storyId);
+        return ok(outlineStory(story), story);
+      }),
+  );
+
+  server.registerTool(
+    'update_story',
+    {
+      title: 'Update story',
+      description: "Changes a story's title, description, status or priority (only those given).",
+      inputSchema: s.updateStoryInput,
+      outputSchema: s.storyOutput,
+      annotations: { ...writes, idempotentHint: true },
+    },
+    ({ storyId, ...patch }, extra) =>
+      run(async () => {
+        const fields = Object.keys(patch).filter(
+          (k) => patch[k as keyof typeof patch] !== undefined,
+        );
+        if (fields.length === 0) {
+          throw new McpError(
+            ErrorCode.InvalidParams,
+            'update_story needs at least one of title, description, status, priority',
+          );
+        }
+        const story = await store.updateStory(idempotencyKeyOf(extra), storyId, patch);
+        return ok(
+          `Updated story ${story.id} (${fields.join(', ')})\n${outlineStory(story)}`,
+          story,
+        );
+      }),
+  );
+
+  server.registerTool(
+    'add_feature_to_story',
+    {
+      title: 'Add feature to story',
+      description: 'Adds a feature to a story.',
+      inputSchema: s.addFeatureInput,
+      outputSchema: s.featureOutput,
+      annotations: writes,
+    },
+    ({ storyId, ...input }, extra) =>
+      run(async () => {
+        const feature = await store.addFeature(idempotencyKeyOf(extra), storyId, input);
+        return ok(`Added feature "${feature.title}" (${feature.id}) to story ${storyId}`, feature);
+      }),
+  );
+
+  server.registerTool(
+    'add_child_feature',
+    {
+      title: 'Add child feature',
+      description: 'Adds a feature under another feature.',
+      inputSchema: s.addChildFeatureInput,
+      outputSchema: s.featureOutput,
+      annotations: writes,
+    },
+    ({ parentFeatureId, ...input }, extra) =>
+      run(async () => {
+        const feature = await store.addChildFeature(
+          idempotencyKeyOf(extra),
+          parentFeatureId,
+          input,
+        );
+        return ok(
+          `Added feature "${feature.title}" (${feature.id}) under feature ${parentFeatureId}\n` +
+            outlineFeature(feature),
+          feature,
+        );
+      }),
+  );
+
+  server.registerTool(
+    'simulate_work',
+    {
+      title: 'Simulate work',
+      description:
+        'A long-running task: works through `steps` steps of `delayMs` each, reporting MCP ' +
+        'progress after every step. Stops early when the request is cancelled.',
+      inputSchema: s.simulateWorkInput,
+      outputSchema: s.simulateWorkOutput,
+      annotations: reads,
+    },
+    ({ steps, delayMs }, extra) => simulateWork(steps, delayMs, extra),
+  );
+
+  return server;
+}
+
+async function simulateWork(steps: number, delayMs: number, extra: Extra): Promise<CallToolResult> {
+  const progressToken = extra._meta?.progressToken;
+  let completedSteps = 0;
+  while (completedSteps < steps && !extra.signal.aborted) {
+    await sleep(delayMs, extra.signal);
+    if (extra.signal.aborted) break;
+    completedSteps += 1;
+    if (progressToken !== undefined) {
+      await extra.sendNotification({
+        method: 'notifications/progress',
+        params: {
+          progressToken,
+          progress: completedSteps,
+          total: steps,
+          message: `Step ${completedSteps} of ${steps}`,
+        },
+      });
+    }
+  }
+  const cancelled = completedSteps < steps;
+  const text = cancelled
+    ? `Cancelled after ${completedSteps} of ${steps} steps`
+    : `Completed ${steps} steps`;
+  return ok(text, { steps, completedSteps, cancelled });
+}
+
+/** Resolves after ms, or as soon as the signal aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+function ok(text: string, structuredContent: object): CallToolResult {
+  return {
+    content: [{ type: 'text', text }],
+    structuredContent: structuredContent as Record<string, unknown>,
+  };
+}
+
+/**
+ * Domain errors (unknown ids) become isError results; McpErrors go to the SDK (which reports
+ * them as "MCP error <code>: ..." results). Anything else (the store unreachable, a bug) is an
+ * isError result flagged with INFRASTRUCTURE_FAILURE_META, so the worker retries the command
+ * instead of reporting a failure that a later attempt may not have.
+ */
+async function run(body: () => Promise<CallToolResult>): Promise<CallToolResult> {
+  try {
+    return await body();
+  } catch (err) {
+    if (err instanceof BacklogError) {
+      return { content: [{ type: 'text', text: err.message }], isError: true };
+    }
+    if (err instanceof McpError) throw err;
+    const message = err instanceof Error ? err.message : String(err);
+    return {
+      content: [{ type: 'text', text: `Internal error: ${message}` }],
+      isError: true,
+      _meta: { [INFRASTRUCTURE_FAILURE_META]: true },
+    };
+  }
+}

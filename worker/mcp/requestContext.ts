@@ -1,0 +1,42 @@
+import { randomUUID } from 'node:crypto';
+import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
+import type { CommandEnvelope } from '../../shared/types';
+
+/**
+ * How a tool handler learns which command it runs for (its idempotency key).
+ *
+ * The dispatcher passes the command's requestId in the transport's per-message extra, as
+ * `authInfo.extra.requestId` (the SDK hands `authInfo` to handlers as `extra.authInfo`). It
+ * travels beside the JSON-RPC message, not inside it, so a client cannot forge it through
+ * `params._meta`. Other transports (Streamable HTTP) may set the same field; without it the key
+ * is the session id + JSON-RPC id (unique per session), else random (no dedup possible).
+ */
+export interface CommandAuthExtra {
+  requestId: string;
+  connectionId: string;
+  tokenType: CommandEnvelope['tokenType'];
+}
+
+/** The AuthInfo the in-process transport attaches to a command's messages. */
+export function authInfoForCommand(command: CommandEnvelope): AuthInfo {
+  const extra: CommandAuthExtra = {
+    requestId: command.requestId,
+    connectionId: command.connectionId,
+    tokenType: command.tokenType,
+  };
+  // The raw JWT does not travel with commands; the gateway verified it already.
+  return { token: '', clientId: command.tokenId, scopes: [command.tokenType], extra: { ...extra } };
+}
+
+export interface HandlerContext {
+  authInfo?: AuthInfo;
+  sessionId?: string;
+  requestId: string | number;
+}
+
+export function idempotencyKeyOf(extra: HandlerContext): string {
+  const fromTransport = extra.authInfo?.extra?.requestId;
+  if (typeof fromTransport === 'string' && fromTransport.length > 0) return fromTransport;
+  if (extra.sessionId) return `${extra.sessionId}:${String(extra.requestId)}`;
+  return randomUUID();
+}
