@@ -172,7 +172,7 @@ export class Dispatcher {
         timestamp: now(),
       };
       progressChain = progressChain
-        .then(() => this.publish(command, 'tool-result', data))
+        .then(() => this.publish(command, 'tool-result', data, { final: false }))
         .catch((err: unknown) => {
           progressError ??= err;
         });
@@ -335,11 +335,21 @@ export class Dispatcher {
     return publishCommandError(this.deps.engine, command, error, { tool, result });
   }
 
-  private async publish(command: CommandEnvelope, event: string, data: object): Promise<void> {
+  /**
+   * A final event (the result or error; not progress) marks the command processed in the same
+   * atomic step, so a redelivery after a crash never publishes a second result.
+   */
+  private async publish(
+    command: CommandEnvelope,
+    event: string,
+    data: object,
+    { final = true } = {},
+  ): Promise<void> {
     await this.deps.engine.publish(
       topics.connection(command.connectionId),
       event,
       JSON.stringify(data),
+      final ? { completesRequest: command.requestId } : undefined,
     );
   }
 }
@@ -361,7 +371,9 @@ export async function publishCommandError(
     ...(extras.result !== undefined ? { result: extras.result } : {}),
     timestamp: now(),
   };
-  await engine.publish(topics.connection(command.connectionId), 'mcp-error', JSON.stringify(data));
+  await engine.publish(topics.connection(command.connectionId), 'mcp-error', JSON.stringify(data), {
+    completesRequest: command.requestId,
+  });
 }
 
 /** The client's own message id, echoed as `id` when it gave one. */

@@ -52,7 +52,8 @@ export function createWorker(deps: WorkerDeps): Worker {
     let outcome;
     try {
       outcome = await dispatcher.dispatch(command);
-      await engine.markProcessed(command.requestId);
+      // Final events already marked it processed atomically; notifications publish none.
+      if (outcome === 'notification') await engine.markProcessed(command.requestId);
     } catch (err) {
       logger.warn('command failed, left for redelivery', {
         requestId: command.requestId,

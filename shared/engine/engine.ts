@@ -16,6 +16,12 @@ export interface Engine {
   isReady(): boolean;
   /** Stops consumers, drops subscriptions, closes connections. Idempotent. */
   close(): Promise<void>;
+  /**
+   * Runs `listener` each time the connection to the backing store is re-established after a
+   * loss (Redis restart or failover), so callers can restore what the store may have lost.
+   * Never called by the memory engine.
+   */
+  onReconnect(listener: () => void): void;
 
   // ---- commands: gateway -> worker, at-least-once ----
 
@@ -35,8 +41,12 @@ export interface Engine {
 
   // ---- events: worker/gateway -> every subscribed gateway ----
 
-  /** Writes the event to the topic's capped history and publishes it, atomically. Returns its id. */
-  publish(topic: string, event: string, data: string): Promise<string>;
+  /**
+   * Writes the event to the topic's capped history and publishes it, atomically. Returns its id.
+   * With `completesRequest`, the same atomic step also marks that request processed, so a
+   * worker that dies right after publishing a final result never has it published twice.
+   */
+  publish(topic: string, event: string, data: string, options?: PublishOptions): Promise<string>;
   /** Delivers every event published on these topics after the returned promise resolves. */
   subscribe(topics: string[], listener: EventListener): Promise<Subscription>;
   /**
@@ -52,8 +62,12 @@ export interface Engine {
   registerConnection(record: ConnectionRecord): Promise<void>;
   unregisterConnection(connectionId: string): Promise<void>;
   getConnection(connectionId: string): Promise<ConnectionRecord | undefined>;
-  /** Marks connections as still alive (called by the owning pod every cleanup interval). */
-  touchConnections(connectionIds: string[]): Promise<void>;
+  /**
+   * Marks connections as still alive (called by the owning pod every cleanup interval).
+   * Returns the ids the registry does not know (lost with a Redis restart): the owner
+   * registers those again.
+   */
+  touchConnections(connectionIds: string[]): Promise<string[]>;
   /** Drops registry entries not touched for `staleAfterMs` (their pod died). Returns their ids. */
   sweepConnections(staleAfterMs: number): Promise<string[]>;
   clusterStats(): Promise<ClusterStats>;
@@ -71,6 +85,11 @@ export interface EngineEvent {
   event: string;
   /** SSE data: JSON serialized once by the publisher, passed through untouched. */
   data: string;
+}
+
+export interface PublishOptions {
+  /** A command's requestId to mark processed together with this (final) event. */
+  completesRequest?: string;
 }
 
 export type EventListener = (event: EngineEvent) => void;

@@ -539,6 +539,23 @@ export function describeEngineContract(
         expect(await engine.isProcessed(requestId)).toBe(true);
         expect(await engine.isProcessed(unique('req'))).toBe(false);
       });
+
+      it('marks a request processed in the same step as publishing its final event', async () => {
+        const topic = unique('topic');
+        const [completed, other] = [unique('req'), unique('req')];
+        const received: string[] = [];
+        const sub = await engine.subscribe([topic], (e) => received.push(e.data));
+        await engine.publish(topic, 'progress', '{"n":1}');
+        expect(await engine.isProcessed(completed)).toBe(false);
+        await engine.publish(topic, 'tool-result', '{"n":2}', { completesRequest: completed });
+        expect(await engine.isProcessed(completed)).toBe(true);
+        expect(await engine.isProcessed(other)).toBe(false);
+        await waitFor(() => received.length === 2);
+        expect(received).toEqual(['{"n":1}', '{"n":2}']);
+        const page = await engine.readHistory(topic, ZERO_EVENT_ID, 10);
+        expect(page.events.map((e) => e.event)).toEqual(['progress', 'tool-result']);
+        await sub.close();
+      });
     });
 
     describe('connection registry', () => {
@@ -605,7 +622,8 @@ export function describeEngineContract(
         expect(await engine.sweepConnections(60_000)).toEqual([]);
 
         await sleep(400);
-        await engine.touchConnections([alive.connectionId, unknownId]);
+        // Unknown ids are reported (their owner registers them again), never created.
+        expect(await engine.touchConnections([alive.connectionId, unknownId])).toEqual([unknownId]);
         expect(await engine.sweepConnections(200)).toEqual([dead.connectionId]);
 
         expect(await engine.getConnection(dead.connectionId)).toBeUndefined();

@@ -34,15 +34,20 @@ export class ConnectionRegistry {
     return entry ? { ...entry.record } : undefined;
   }
 
-  /** Refreshes known connections; unknown ids are ignored, never re-created. */
-  touch(connectionIds: string[], now: number): void {
+  /** Refreshes known connections; unknown ids are not re-created but returned. */
+  touch(connectionIds: string[], now: number): string[] {
+    const unknown: string[] = [];
     for (const connectionId of connectionIds) {
       const entry = this.entries.get(connectionId);
-      if (!entry) continue;
+      if (!entry) {
+        unknown.push(connectionId);
+        continue;
+      }
       this.entries.delete(connectionId);
       entry.lastSeenAt = now;
       this.entries.set(connectionId, entry);
     }
+    return unknown;
   }
 
   /** Removes entries last seen more than `staleAfterMs` ago and returns their ids. */

@@ -10,6 +10,7 @@ import type {
   Engine,
   EventListener,
   HistoryPage,
+  PublishOptions,
   Subscription,
 } from '../engine';
 import { isEventId } from '../eventId';
@@ -69,6 +70,9 @@ export class MemoryEngine implements Engine {
     return this.started && !this.closing;
   }
 
+  /** Memory never loses its connection to itself. */
+  onReconnect(_listener: () => void): void {}
+
   close(): Promise<void> {
     if (!this.closing) this.closing = this.shutdown();
     return this.closing;
@@ -101,9 +105,15 @@ export class MemoryEngine implements Engine {
 
   // ---- events ----
 
-  async publish(topic: string, event: string, data: string): Promise<string> {
+  async publish(
+    topic: string,
+    event: string,
+    data: string,
+    options?: PublishOptions,
+  ): Promise<string> {
     this.assertOpen();
     const entry = this.events.append(topic, event, data, Date.now());
+    if (options?.completesRequest) this.processed.add(options.completesRequest, Date.now());
     this.pubSub.deliver(entry);
     return entry.id;
   }
@@ -136,8 +146,8 @@ export class MemoryEngine implements Engine {
     return this.connections.get(connectionId);
   }
 
-  async touchConnections(connectionIds: string[]): Promise<void> {
-    this.connections.touch(connectionIds, Date.now());
+  async touchConnections(connectionIds: string[]): Promise<string[]> {
+    return this.connections.touch(connectionIds, Date.now());
   }
 
   async sweepConnections(staleAfterMs: number): Promise<string[]> {

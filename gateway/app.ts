@@ -1,0 +1,74 @@
+import express from 'express';
+import type { TokenVerifier } from '../shared/auth';
+import type { Config } from '../shared/config';
+import type { Engine } from '../shared/engine/engine';
+import type { Logger } from '../shared/logger';
+import type { Metrics } from '../shared/metrics';
+import { cors } from './middleware/cors';
+import { errorHandler, notFound } from './middleware/errorHandler';
+import { createRateLimiter } from './middleware/rateLimit';
+import { requestMetrics } from './middleware/requestMetrics';
+import { broadcastRoutes } from './routes/broadcast';
+import type { RouteContext } from './routes/context';
+import { healthRoutes } from './routes/health';
+import { sendRoutes } from './routes/send';
+import { sseRoutes } from './routes/sse';
+import { statsRoutes } from './routes/stats';
+import { ConnectionHub } from './sse/hub';
+
+export interface GatewayDeps {
+  config: Config;
+  engine: Engine;
+  logger: Logger;
+  metrics: Metrics;
+  verifier: TokenVerifier;
+}
+
+export interface GatewayApp {
+  /** Mount or listen on it; the factory never listens. */
+  app: express.Express;
+  hub: ConnectionHub;
+  /** Subscribes the hub to the broadcast topics and starts its timers (the engine must be started). */
+  start(): Promise<void>;
+  /** Closes every SSE stream, stops the timers and unregisters the connections. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** The gateway's HTTP app: the seed API (`/mcp/sse*`), probes and metrics. */
+export function createGatewayApp(deps: GatewayDeps): GatewayApp {
+  const { config, engine, metrics, verifier } = deps;
+  const logger = deps.logger.child({ component: 'gateway' });
+  const hub = new ConnectionHub({ config, engine, logger, metrics });
+  const limiter = createRateLimiter(config);
+  const ctx: RouteContext = {
+    config,
+    engine,
+    logger,
+    metrics,
+    hub,
+    verifier,
+    rateLimit: limiter.middleware,
+  };
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(cors(config.allowedOrigins));
+  app.use(requestMetrics(metrics, logger));
+  app.use(healthRoutes(ctx));
+  app.use(sseRoutes(ctx));
+  app.use(sendRoutes(ctx));
+  app.use(broadcastRoutes(ctx));
+  app.use(statsRoutes(ctx));
+  app.use(notFound());
+  app.use(errorHandler(logger, config.maxBodyBytes));
+
+  return {
+    app,
+    hub,
+    start: () => hub.start(),
+    close: async () => {
+      limiter.close();
+      await hub.close();
+    },
+  };
+}

@@ -1,0 +1,48 @@
+import express, { type RequestHandler } from 'express';
+import type { TokenVerifier } from '../../shared/auth';
+import type { Config } from '../../shared/config';
+import type { Engine } from '../../shared/engine/engine';
+import { errors } from '../../shared/errors';
+import type { Logger } from '../../shared/logger';
+import type { Metrics } from '../../shared/metrics';
+import type { TokenType } from '../../shared/types';
+import { authenticate, requireAuth } from '../middleware/auth';
+import type { ConnectionHub } from '../sse/hub';
+
+/** What every route module gets from the app factory. */
+export interface RouteContext {
+  config: Config;
+  engine: Engine;
+  logger: Logger;
+  metrics: Metrics;
+  hub: ConnectionHub;
+  verifier: TokenVerifier;
+  rateLimit: RequestHandler;
+}
+
+interface GuardOptions {
+  /** Accept `?token=` (GET /mcp/sse only). */
+  allowQueryToken?: boolean;
+  /** Token types allowed; all when absent. */
+  types?: readonly TokenType[];
+}
+
+/** Authentication, rate limit and authorization, in that order, for an API route. */
+export function guarded(ctx: RouteContext, options: GuardOptions = {}): RequestHandler[] {
+  return [
+    authenticate(ctx.verifier, { allowQueryToken: options.allowQueryToken ?? false }),
+    ctx.rateLimit,
+    requireAuth(options.types),
+  ];
+}
+
+/** 503 while the engine is down: nothing could be queued or read. */
+export function requireReady(engine: Engine): RequestHandler {
+  return (_req, _res, next) =>
+    next(engine.isReady() ? undefined : errors.unavailable('Event engine not ready'));
+}
+
+/** The JSON body parser with the configured limit (larger bodies: 413). */
+export function jsonBody(config: Config): RequestHandler {
+  return express.json({ limit: config.maxBodyBytes });
+}

@@ -1,0 +1,53 @@
+import { randomUUID } from 'node:crypto';
+import { Router } from 'express';
+import { z } from 'zod';
+import { errors } from '../../shared/errors';
+import type { CommandEnvelope } from '../../shared/types';
+import { claimsOf } from '../middleware/auth';
+import { parseBody } from '../validation';
+import { guarded, jsonBody, requireReady, type RouteContext } from './context';
+
+const sendBody = z.object({
+  connectionId: z.string().min(1).max(128),
+  message: z.object({
+    method: z.string().min(1),
+    params: z.record(z.string(), z.unknown()).optional(),
+    id: z.union([z.string(), z.number()]).optional(),
+  }),
+});
+
+/**
+ * POST /mcp/sse/send: queues a command for the workers; its results arrive on the connection's
+ * stream. The connection may live on any pod, but only the token (sub) that opened it may send.
+ */
+export function sendRoutes(ctx: RouteContext): Router {
+  const router = Router();
+  router.post(
+    '/mcp/sse/send',
+    ...guarded(ctx),
+    requireReady(ctx.engine),
+    jsonBody(ctx.config),
+    async (req, res) => {
+      const claims = claimsOf(res);
+      const body = parseBody(sendBody, req.body);
+      const connection = await ctx.engine.getConnection(body.connectionId);
+      if (!connection) throw errors.notFound(`Unknown connectionId ${body.connectionId}`);
+      if (connection.tokenId !== claims.sub) {
+        throw errors.forbidden('This connection was opened by another token');
+      }
+      const command: CommandEnvelope = {
+        requestId: randomUUID(),
+        connectionId: body.connectionId,
+        tokenId: claims.sub,
+        tokenType: claims.type,
+        ...(claims.tools ? { tools: claims.tools } : {}),
+        message: body.message,
+        enqueuedAt: Date.now(),
+      };
+      await ctx.engine.enqueueCommand(command);
+      ctx.metrics.commandsEnqueued.inc();
+      res.status(202).json({ requestId: command.requestId });
+    },
+  );
+  return router;
+}

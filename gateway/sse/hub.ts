@@ -1,0 +1,465 @@
+import { randomUUID } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import type { Config } from '../../shared/config';
+import type {
+  ConnectionRecord,
+  EngineEvent,
+  Engine,
+  Subscription,
+} from '../../shared/engine/engine';
+import { topics } from '../../shared/engine/topics';
+import { GatewayError, errors } from '../../shared/errors';
+import type { Logger } from '../../shared/logger';
+import type { Metrics } from '../../shared/metrics';
+import {
+  TOKEN_TYPES,
+  type SSEEventType,
+  type TokenClaims,
+  type TokenType,
+} from '../../shared/types';
+import { OVERFLOW, SseConnection, type SendQueueLimits } from './connection';
+import { eventBody } from './frame';
+
+export interface HubDeps {
+  config: Config;
+  engine: Engine;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+/** Why a connection left; the stale ones are counted in mcpgw_stale_connections_removed_total. */
+export type RemovalReason =
+  | 'client-closed'
+  | 'socket-error'
+  | 'token-expired'
+  | 'dead-socket'
+  | 'stuck'
+  | 'slow-consumer'
+  | 'open-failed'
+  | 'shutdown';
+
+const STALE_REASONS: ReadonlySet<RemovalReason> = new Set([
+  'token-expired',
+  'dead-socket',
+  'stuck',
+]);
+
+/** Event names counted under their own label; anything else a worker publishes counts as 'other'. */
+const SEED_EVENT_NAMES: ReadonlySet<string> = new Set<SSEEventType>([
+  'mcp-response',
+  'mcp-notification',
+  'mcp-error',
+  'heartbeat',
+  'tool-result',
+  'connection-status',
+]);
+
+export interface LocalStats {
+  totalConnections: number;
+  connectionsByType: Record<TokenType, number>;
+}
+
+/**
+ * The pod's registry of its open SSE streams. It holds one engine subscription for the three
+ * token-type broadcast topics (each broadcast framed once, the same bytes written to every
+ * matching socket), one subscription per connection for its connection topic, and two interval
+ * timers for all connections: heartbeats and the cleanup sweep.
+ */
+export class ConnectionHub {
+  private readonly connections = new Map<string, SseConnection>();
+  private readonly byType = new Map<TokenType, Set<SseConnection>>(
+    TOKEN_TYPES.map((t) => [t, new Set<SseConnection>()]),
+  );
+  private readonly countByToken = new Map<string, number>();
+  private readonly typeByTopic = new Map<string, TokenType>(
+    TOKEN_TYPES.map((t) => [topics.tokenType(t), t]),
+  );
+  private readonly config: Config;
+  private readonly engine: Engine;
+  private readonly logger: Logger;
+  private readonly metrics: Metrics;
+  private broadcastSubscription: Subscription | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private cleanupTimer: NodeJS.Timeout | undefined;
+  private readonly queueLimits: SendQueueLimits;
+  private sweeping = false;
+  private isDraining = false;
+  /** No new streams before start() and after close(). */
+  private closed = true;
+  /** Engine clean-up of closed connections still running (awaited by close()). */
+  private readonly releasing = new Set<Promise<void>>();
+
+  constructor(deps: HubDeps) {
+    this.config = deps.config;
+    this.engine = deps.engine;
+    this.logger = deps.logger.child({ component: 'sse-hub' });
+    this.metrics = deps.metrics;
+    this.queueLimits = {
+      maxBytes: deps.config.sendQueueMaxBytes,
+      maxEvents: deps.config.sendQueueMaxEvents,
+    };
+    // A Redis that restarted without persistence forgot the registry: tell it again at once,
+    // so /send to these connections does not answer 404 until the next sweep.
+    this.engine.onReconnect(() => {
+      const local = [...this.connections.values()].filter((c) => c.registered);
+      void this.registerAgain(local.map((c) => c.connectionId));
+    });
+  }
+
+  /** Subscribes to the broadcast topics and starts the heartbeat and cleanup timers. */
+  async start(): Promise<void> {
+    if (this.broadcastSubscription) return;
+    this.closed = false;
+    this.broadcastSubscription = await this.engine.subscribe([...this.typeByTopic.keys()], (ev) =>
+      this.onBroadcast(ev),
+    );
+    this.heartbeatTimer = setInterval(() => this.sendHeartbeats(), this.config.heartbeatIntervalMs);
+    this.heartbeatTimer.unref();
+    this.cleanupTimer = setInterval(() => void this.sweep(), this.config.cleanupIntervalMs);
+    this.cleanupTimer.unref();
+  }
+
+  private recordOf(conn: SseConnection): ConnectionRecord {
+    return {
+      connectionId: conn.connectionId,
+      tokenId: conn.tokenId,
+      tokenType: conn.tokenType,
+      podId: this.config.podId,
+      connectedAt: conn.connectedAt,
+    };
+  }
+
+  /** Registers again those of these connections still open here (the registry lost them). */
+  private async registerAgain(connectionIds: string[]): Promise<void> {
+    try {
+      await Promise.all(
+        connectionIds.flatMap((id) => {
+          const conn = this.connections.get(id);
+          return conn && !conn.isClosed
+            ? [this.engine.registerConnection(this.recordOf(conn))]
+            : [];
+        }),
+      );
+      this.logger.info('Registered connections again', { count: connectionIds.length });
+    } catch (err) {
+      this.logger.warn('Registering connections again failed', { error: String(err) });
+    }
+  }
+
+  /** Stops the timers, closes every stream and releases their engine state. Idempotent. */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.heartbeatTimer);
+    clearInterval(this.cleanupTimer);
+    this.heartbeatTimer = this.cleanupTimer = undefined;
+    for (const conn of [...this.connections.values()]) this.closeConnection(conn, 'shutdown');
+    const subscription = this.broadcastSubscription;
+    this.broadcastSubscription = undefined;
+    await Promise.allSettled([subscription?.close(), ...this.releasing]);
+  }
+
+  /** True once draining began: /ready answers 503 and new streams are refused. */
+  get draining(): boolean {
+    return this.isDraining;
+  }
+
+  /** Marks the pod as draining (the drain of open streams builds on this). */
+  startDraining(): void {
+    this.isDraining = true;
+  }
+
+  get size(): number {
+    return this.connections.size;
+  }
+
+  has(connectionId: string): boolean {
+    return this.connections.has(connectionId);
+  }
+
+  localStats(): LocalStats {
+    const connectionsByType = {} as Record<TokenType, number>;
+    for (const [type, set] of this.byType) connectionsByType[type] = set.size;
+    return { totalConnections: this.connections.size, connectionsByType };
+  }
+
+  /**
+   * Opens an SSE stream on `res`. Throws a GatewayError (before any header is written) when the
+   * pod cannot take it. Order matters for exactly-once delivery: the connection is listed for
+   * broadcasts and subscribed to its topic first (events arriving meanwhile are held), then the
+   * token-type topic's position is read, then held events newer than it are written after the
+   * welcome.
+   */
+  async open(res: ServerResponse, claims: TokenClaims, clientIP: string): Promise<void> {
+    if (this.closed || this.isDraining) {
+      throw errors.unavailable('This gateway is not accepting new streams; reconnect', 1);
+    }
+    if (!this.engine.isReady()) throw errors.unavailable('Event engine not ready');
+    const perToken = this.countByToken.get(claims.sub) ?? 0;
+    if (perToken >= this.config.maxConnectionsPerToken) {
+      throw new GatewayError(
+        'too_many_connections',
+        `At most ${this.config.maxConnectionsPerToken} SSE connections per token on one gateway`,
+        429,
+        { 'Retry-After': '5' },
+      );
+    }
+
+    const conn = new SseConnection(
+      {
+        connectionId: randomUUID(),
+        tokenId: claims.sub,
+        tokenType: claims.type,
+        expiresAtMs: claims.exp === undefined ? undefined : claims.exp * 1000,
+        clientIP,
+        connectedAt: Date.now(),
+      },
+      res,
+      this.queueLimits,
+    );
+    this.add(conn);
+    res.on('close', () => this.remove(conn, 'client-closed'));
+    res.on('error', () => this.remove(conn, 'socket-error'));
+
+    const id = conn.connectionId;
+    try {
+      const subscription = await this.engine.subscribe([topics.connection(id)], (ev) =>
+        this.onConnectionEvent(conn, ev),
+      );
+      conn.subscription = subscription;
+      if (conn.isClosed) {
+        await subscription.close();
+        return abandonOpening(res);
+      }
+      conn.startTypeTopicAt(await this.engine.lastEventId(topics.tokenType(conn.tokenType)));
+      // Registered before the welcome: a client may POST /send as soon as it knows the id.
+      await this.engine.registerConnection(this.recordOf(conn));
+      conn.registered = true;
+      if (conn.isClosed) {
+        await this.engine.unregisterConnection(id);
+        return abandonOpening(res);
+      }
+    } catch (err) {
+      this.remove(conn, 'open-failed');
+      if (err instanceof GatewayError) throw err;
+      this.logger.error('SSE connection setup failed', { connectionId: id, error: String(err) });
+      throw errors.unavailable('Could not open the event stream; retry');
+    }
+
+    const welcome = eventBody(
+      'mcp-notification',
+      JSON.stringify({
+        type: 'mcp-notification',
+        connectionId: id,
+        tokenType: conn.tokenType,
+        message: 'SSE connection established',
+        timestamp: new Date(conn.connectedAt).toISOString(),
+      }),
+    );
+    const written = conn.open(welcome);
+    this.metrics.connectionsOpen.inc({ token_type: conn.tokenType });
+    this.logger.info('SSE Connection Added', {
+      connectionId: id,
+      tokenId: conn.tokenId,
+      tokenType: conn.tokenType,
+      clientIP: conn.clientIP,
+      totalConnections: this.connections.size,
+    });
+    if (written === OVERFLOW) this.closeSlowConsumer(conn);
+  }
+
+  /** Writes a heartbeat to every open stream that is not backed up: one body for all of them. */
+  sendHeartbeats(): void {
+    if (this.connections.size === 0) return;
+    const body = Buffer.from(
+      eventBody(
+        'heartbeat',
+        JSON.stringify({ type: 'heartbeat', timestamp: new Date().toISOString() }),
+      ),
+    );
+    let count = 0;
+    let bytes = 0;
+    for (const conn of this.connections.values()) {
+      const written = conn.sendLocal(body, true);
+      if (written > 0) {
+        count++;
+        bytes += written;
+      }
+    }
+    this.metrics.heartbeats.inc(count);
+    this.metrics.eventsWritten.inc({ event: 'heartbeat' }, count);
+    this.metrics.eventBytesWritten.inc(bytes);
+  }
+
+  /**
+   * The cleanup sweep: closes streams whose token expired, whose socket is gone, or whose send
+   * queue has not drained since the previous sweep; then keeps this pod's registry entries alive
+   * and drops the entries of pods that stopped touching theirs.
+   */
+  async sweep(): Promise<void> {
+    if (this.sweeping || this.closed) return;
+    this.sweeping = true;
+    try {
+      const now = Date.now();
+      for (const conn of [...this.connections.values()]) {
+        if (conn.state !== 'open') continue;
+        if (conn.expiresAtMs !== undefined && conn.expiresAtMs <= now) {
+          this.closeConnection(conn, 'token-expired', 'Token expired; reconnect with a new token');
+        } else if (conn.isSocketGone()) {
+          this.closeConnection(conn, 'dead-socket');
+        } else if (conn.isStuck()) {
+          this.closeConnection(conn, 'stuck');
+        }
+      }
+      const alive: string[] = [];
+      for (const conn of this.connections.values())
+        if (conn.registered) alive.push(conn.connectionId);
+      const unknown = alive.length > 0 ? await this.engine.touchConnections(alive) : [];
+      if (unknown.length > 0) await this.registerAgain(unknown);
+      const gone = await this.engine.sweepConnections(3 * this.config.cleanupIntervalMs);
+      if (gone.length > 0) {
+        this.metrics.staleConnectionsRemoved.inc({ reason: 'pod-gone' }, gone.length);
+        this.logger.info('Removed connections of gone pods from the registry', {
+          count: gone.length,
+        });
+      }
+    } catch (err) {
+      this.logger.warn('Connection cleanup sweep failed', { error: String(err) });
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
+  /**
+   * Closes a stream: a `connection-status` event first when `statusMessage` is given (and the
+   * socket can take it), then a graceful end, or an immediate destroy for broken or slow sockets.
+   */
+  closeConnection(conn: SseConnection, reason: RemovalReason, statusMessage?: string): void {
+    if (conn.state === 'closed') return;
+    if (conn.state === 'opening') {
+      // open() notices after its current await and answers 503 if the client is still there.
+      this.remove(conn, reason);
+      return;
+    }
+    if (statusMessage !== undefined) {
+      conn.sendLocal(statusBody(conn.connectionId, reason, statusMessage), false);
+    }
+    this.remove(conn, reason);
+    if (reason === 'dead-socket' || reason === 'stuck' || reason === 'slow-consumer') {
+      conn.destroy();
+    } else {
+      conn.end();
+    }
+  }
+
+  private onBroadcast(ev: EngineEvent): void {
+    const type = this.typeByTopic.get(ev.topic);
+    const targets = type && this.byType.get(type);
+    if (!targets || targets.size === 0) return;
+    const started = performance.now();
+    const body = Buffer.from(eventBody(ev.event, ev.data));
+    let count = 0;
+    let bytes = 0;
+    let overflowed: SseConnection[] | undefined;
+    for (const conn of targets) {
+      const written = conn.deliver(true, ev.id, body);
+      if (written > 0) {
+        count++;
+        bytes += written;
+      } else if (written === OVERFLOW) {
+        (overflowed ??= []).push(conn);
+      }
+    }
+    for (const conn of overflowed ?? []) this.closeSlowConsumer(conn);
+    this.metrics.eventsWritten.inc({ event: 'broadcast' }, count);
+    this.metrics.eventBytesWritten.inc(bytes);
+    this.metrics.broadcastFanoutDuration.observe((performance.now() - started) / 1000);
+  }
+
+  private onConnectionEvent(conn: SseConnection, ev: EngineEvent): void {
+    const written = conn.deliver(false, ev.id, eventBody(ev.event, ev.data));
+    if (written === OVERFLOW) return this.closeSlowConsumer(conn);
+    if (written > 0) {
+      this.metrics.eventsWritten.inc({
+        event: SEED_EVENT_NAMES.has(ev.event) ? ev.event : 'other',
+      });
+      this.metrics.eventBytesWritten.inc(written);
+    }
+  }
+
+  private closeSlowConsumer(conn: SseConnection): void {
+    this.metrics.slowConsumerDisconnects.inc();
+    this.closeConnection(conn, 'slow-consumer');
+  }
+
+  private add(conn: SseConnection): void {
+    this.connections.set(conn.connectionId, conn);
+    this.byType.get(conn.tokenType)?.add(conn);
+    this.countByToken.set(conn.tokenId, (this.countByToken.get(conn.tokenId) ?? 0) + 1);
+  }
+
+  /** Forgets a connection locally at once; its engine state is released in the background. */
+  private remove(conn: SseConnection, reason: RemovalReason): void {
+    if (conn.state === 'closed' && !this.connections.has(conn.connectionId)) return;
+    const wasOpen = conn.state === 'open';
+    conn.state = 'closed';
+    this.connections.delete(conn.connectionId);
+    this.byType.get(conn.tokenType)?.delete(conn);
+    const left = (this.countByToken.get(conn.tokenId) ?? 1) - 1;
+    if (left > 0) this.countByToken.set(conn.tokenId, left);
+    else this.countByToken.delete(conn.tokenId);
+
+    if (STALE_REASONS.has(reason)) this.metrics.staleConnectionsRemoved.inc({ reason });
+    if (wasOpen) {
+      this.metrics.connectionsOpen.dec({ token_type: conn.tokenType });
+      this.logger.info('SSE Connection Removed', {
+        connectionId: conn.connectionId,
+        tokenId: conn.tokenId,
+        tokenType: conn.tokenType,
+        clientIP: conn.clientIP,
+        totalConnections: this.connections.size,
+        duration: Date.now() - conn.connectedAt,
+        reason,
+      });
+    }
+    const releasing = this.release(conn);
+    this.releasing.add(releasing);
+    void releasing.finally(() => this.releasing.delete(releasing));
+  }
+
+  private async release(conn: SseConnection): Promise<void> {
+    const subscription = conn.subscription;
+    conn.subscription = undefined;
+    const registered = conn.registered;
+    conn.registered = false;
+    try {
+      await Promise.all([
+        subscription?.close(),
+        registered ? this.engine.unregisterConnection(conn.connectionId) : undefined,
+      ]);
+    } catch (err) {
+      this.logger.warn('Releasing a closed connection failed', {
+        connectionId: conn.connectionId,
+        error: String(err),
+      });
+    }
+  }
+}
+
+/** A stream closed while opening: nothing to do if the client left, else a 503 to retry. */
+function abandonOpening(res: ServerResponse): void {
+  if (res.destroyed || res.writableEnded) return;
+  throw errors.unavailable('This gateway is shutting down; reconnect', 1);
+}
+
+function statusBody(connectionId: string, status: string, message: string): string {
+  return eventBody(
+    'connection-status',
+    JSON.stringify({
+      type: 'connection-status',
+      status,
+      connectionId,
+      message,
+      timestamp: new Date().toISOString(),
+    }),
+  );
+}

@@ -1,0 +1,95 @@
+import { errors } from '../../errors';
+import type { EngineEvent, HistoryPage } from '../engine';
+import { ZERO_EVENT_ID, compareEventIds, isEventId } from '../eventId';
+import type { RedisKeys } from './keys';
+import type { ScriptedRedis } from './scripts';
+
+/** Raw XRANGE entry: [id, [field, value, ...]]. The history stream writes e=<event>, d=<data>. */
+type StreamEntry = [string, string[] | null];
+
+/**
+ * Events of a topic: a history stream plus a pub/sub channel, written by one script.
+ *
+ * The stream is trimmed in steps (every `slack` publishes, see publishEvent.lua), and read as
+ * if it held exactly `maxLen` events (readHistory.lua), so readers see the same exact cap as
+ * with the memory engine while most publishes skip the trimming work.
+ */
+export class EventLog {
+  private readonly trimSlack: number;
+
+  constructor(
+    private readonly redis: ScriptedRedis,
+    private readonly keys: RedisKeys,
+    private readonly maxLen: number,
+    private readonly ttlMs: number,
+  ) {
+    // Up to 100 extra entries (at most doubling a short history) between trims.
+    this.trimSlack = Math.max(1, Math.min(100, maxLen));
+  }
+
+  /** `processedKey`: a request's done-key to set in the same script (see publishEvent.lua). */
+  publish(topic: string, event: string, data: string, processedKey?: string): Promise<string> {
+    // The live payload is newline-separated; a newline in the name would shift the fields.
+    if (event.includes('\n')) {
+      return Promise.reject(errors.badRequest('Event names cannot contain newlines'));
+    }
+    const history = this.keys.history(topic);
+    const keys: [string, ...string[]] = processedKey ? [history, processedKey] : [history];
+    return this.redis.publishEvent(
+      keys.length,
+      ...keys,
+      this.keys.channel(topic),
+      event,
+      data,
+      this.maxLen,
+      this.trimSlack,
+      this.ttlMs,
+    );
+  }
+
+  async readHistory(topic: string, afterId: string, limit: number): Promise<HistoryPage> {
+    if (!isEventId(afterId)) throw errors.badRequest(`Invalid event id: ${afterId}`);
+    const count = Math.max(0, Math.floor(limit));
+    const reply = await this.redis.readHistory(
+      this.keys.history(topic),
+      afterId,
+      count,
+      this.maxLen,
+    );
+    if (reply[0] === 0) {
+      // No stream (never written, or expired): a reader who had seen some of it lost the rest.
+      return { events: [], truncated: compareEventIds(afterId, ZERO_EVENT_ID) > 0 };
+    }
+    const maxDeletedId = reply[1] as string;
+    const entries = reply[2] as StreamEntry[];
+    const events: EngineEvent[] = [];
+    for (const [id, fields] of entries) {
+      if (fields) events.push(toEvent(topic, id, fields));
+    }
+    return { events, truncated: compareEventIds(afterId, maxDeletedId) < 0 };
+  }
+
+  async lastEventId(topic: string): Promise<string> {
+    const key = this.keys.history(topic);
+    const newest = (await this.redis.xrevrange(key, '+', '-', 'COUNT', 1)) as StreamEntry[];
+    if (newest.length > 0) return newest[0][0];
+    if (this.maxLen > 0) return ZERO_EVENT_ID;
+    // historyMaxLen 0 keeps no events, but the stream still knows the last id it gave out.
+    try {
+      const info = (await this.redis.xinfo('STREAM', key)) as unknown[];
+      return String(info[info.indexOf('last-generated-id') + 1]);
+    } catch {
+      return ZERO_EVENT_ID; // no such stream
+    }
+  }
+}
+
+function toEvent(topic: string, id: string, fields: string[]): EngineEvent {
+  let event = '';
+  let data = '';
+  for (let i = 0; i < fields.length; i += 2) {
+    if (fields[i] === 'e') event = fields[i + 1];
+    else if (fields[i] === 'd') data = fields[i + 1];
+  }
+  return Object.freeze({ topic, id, event, data });
+}

@@ -1,0 +1,282 @@
+import type Redis from 'ioredis';
+import { errors } from '../../errors';
+import type { Logger } from '../../logger';
+import type { Metrics } from '../../metrics';
+import type { CommandEnvelope } from '../../types';
+import type {
+  ClusterStats,
+  CommandConsumer,
+  CommandHandler,
+  ConnectionRecord,
+  ConsumeOptions,
+  DocumentStore,
+  Engine,
+  EventListener,
+  HistoryPage,
+  PublishOptions,
+  Subscription,
+} from '../engine';
+import { RedisCommandConsumer } from './commandConsumer';
+import { CommandQueue } from './commandQueue';
+import {
+  type ConnectionContext,
+  closeConnection,
+  openConnection,
+  redactUrl,
+  whenReady,
+} from './connections';
+import { RedisDocumentStore } from './documentStore';
+import { EventLog } from './eventLog';
+import { type RedisKeys, redisKeys } from './keys';
+import { ConnectionRegistry } from './registry';
+import { type ScriptedRedis, defineScripts } from './scripts';
+import { Subscriber } from './subscriber';
+
+export interface RedisEngineOptions {
+  url: string;
+  /** Starts every key and channel (REDIS_PREFIX). */
+  prefix: string;
+  /** Events kept per topic (exactly this many after each trim, at most ~10% more between). */
+  historyMaxLen: number;
+  /**
+   * A topic's history expires this long after its last publish; processed request ids are
+   * remembered this long too (it must exceed claimIdleMs x maxDeliveries).
+   */
+  historyTtlS: number;
+  logger: Logger;
+  metrics?: Metrics;
+  /** How long start() waits for Redis before failing (default 30 s). */
+  startTimeoutMs?: number;
+}
+
+const DEFAULT_START_TIMEOUT_MS = 30_000;
+
+/**
+ * The engine for many pods sharing one Redis. Connections: one for commands (auto-pipelined
+ * normal traffic and Lua scripts), one in subscriber mode for every subscription of this
+ * process, and one per command consumer for its blocking XREADGROUP. Key layout: keys.ts.
+ */
+export class RedisEngine implements Engine {
+  readonly kind = 'redis' as const;
+  readonly store: DocumentStore;
+
+  private readonly context: ConnectionContext;
+  private readonly commands: ScriptedRedis;
+  private readonly subscriberConnection: Redis;
+  private readonly subscriber: Subscriber;
+  private readonly queue: CommandQueue;
+  private readonly events: EventLog;
+  private readonly registry: ConnectionRegistry;
+  private readonly consumers = new Set<RedisCommandConsumer>();
+  private readonly keys: RedisKeys;
+  private readonly startTimeoutMs: number;
+  private starting?: Promise<void>;
+  /** Set once consumers have stopped: from then on nothing new may be published or queued. */
+  private closed = false;
+  private closing?: Promise<void>;
+  private readonly reconnectListeners: (() => void)[] = [];
+
+  constructor(options: RedisEngineOptions) {
+    const { url, prefix, historyMaxLen, historyTtlS, logger, metrics } = options;
+    if (!url) throw new RangeError('url is required');
+    if (!Number.isInteger(historyMaxLen) || historyMaxLen < 0) {
+      throw new RangeError(`historyMaxLen must be a non-negative integer, got ${historyMaxLen}`);
+    }
+    if (!(historyTtlS > 0)) {
+      throw new RangeError(`historyTtlS must be positive, got ${historyTtlS}`);
+    }
+    this.startTimeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
+    this.keys = redisKeys(prefix);
+    this.context = { url, prefix, logger, metrics };
+    this.commands = defineScripts(openConnection(this.context, 'commands'));
+    this.subscriberConnection = openConnection(this.context, 'subscriber');
+    this.subscriber = new Subscriber(this.subscriberConnection, this.keys, logger);
+    const historyTtlMs = Math.max(1, Math.round(historyTtlS * 1000));
+    this.queue = new CommandQueue(this.commands, this.keys, historyTtlMs);
+    this.events = new EventLog(this.commands, this.keys, historyMaxLen, historyTtlMs);
+    this.registry = new ConnectionRegistry(this.commands, this.keys);
+    this.store = new RedisDocumentStore(this.commands, this.keys);
+    this.notifyReconnects();
+  }
+
+  onReconnect(listener: () => void): void {
+    this.reconnectListeners.push(listener);
+  }
+
+  /**
+   * After the subscriber connection comes back (ioredis has re-subscribed its channels), and
+   * once commands flow again too, tells the listeners: the store may have lost data meanwhile.
+   */
+  private notifyReconnects(): void {
+    let everReady = false;
+    this.subscriberConnection.on('ready', () => {
+      if (!everReady) {
+        everReady = true;
+        return;
+      }
+      whenReady(this.commands, this.startTimeoutMs, 'reconnect').then(
+        () => {
+          for (const listener of this.reconnectListeners) listener();
+        },
+        () => undefined, // still down: the next 'ready' tries again
+      );
+    });
+  }
+
+  start(): Promise<void> {
+    if (this.closing) return Promise.reject(errors.unavailable('Engine is closed'));
+    // A failed start may be retried (Redis came up later); a successful one is shared.
+    this.starting ??= this.connect().catch((error: unknown) => {
+      this.starting = undefined;
+      throw error;
+    });
+    return this.starting;
+  }
+
+  isReady(): boolean {
+    return !this.closing && this.commands.status === 'ready';
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  // ---- commands ----
+
+  async enqueueCommand(command: CommandEnvelope): Promise<void> {
+    this.assertOpen();
+    try {
+      await this.queue.enqueue(command);
+    } catch (error) {
+      throw unavailable('Command queue unavailable', error);
+    }
+  }
+
+  consumeCommands(handler: CommandHandler, options: ConsumeOptions): CommandConsumer {
+    // Refused as soon as close() begins: it would otherwise start a consumer close() never stops.
+    if (this.closing) throw errors.unavailable('Engine is closed');
+    validateConsumeOptions(options);
+    const blocking = openConnection(this.context, 'blocking', `consumer:${options.consumerId}`);
+    const deps = {
+      commands: this.commands,
+      blocking,
+      keys: this.keys,
+      queue: this.queue,
+      logger: this.context.logger,
+    };
+    const consumer: RedisCommandConsumer = new RedisCommandConsumer(deps, handler, options, () =>
+      this.consumers.delete(consumer),
+    );
+    this.consumers.add(consumer);
+    return consumer;
+  }
+
+  markProcessed(requestId: string): Promise<void> {
+    return this.queue.markProcessed(requestId);
+  }
+
+  isProcessed(requestId: string): Promise<boolean> {
+    return this.queue.isProcessed(requestId);
+  }
+
+  commandBacklog(): Promise<{ waiting: number; pending: number; deadLettered: number }> {
+    return this.queue.backlog();
+  }
+
+  // ---- events ----
+
+  publish(topic: string, event: string, data: string, options?: PublishOptions): Promise<string> {
+    if (this.closed) return Promise.reject(errors.unavailable('Engine is closed'));
+    const completes = options?.completesRequest;
+    return this.events.publish(topic, event, data, completes && this.keys.processed(completes));
+  }
+
+  async subscribe(topics: string[], listener: EventListener): Promise<Subscription> {
+    this.assertOpen();
+    try {
+      return await this.subscriber.subscribe(topics, listener);
+    } catch (error) {
+      throw unavailable('Subscription failed', error);
+    }
+  }
+
+  readHistory(topic: string, afterId: string, limit: number): Promise<HistoryPage> {
+    return this.events.readHistory(topic, afterId, limit);
+  }
+
+  lastEventId(topic: string): Promise<string> {
+    return this.events.lastEventId(topic);
+  }
+
+  // ---- registry ----
+
+  registerConnection(record: ConnectionRecord): Promise<void> {
+    return this.registry.register(record);
+  }
+
+  unregisterConnection(connectionId: string): Promise<void> {
+    return this.registry.unregister(connectionId);
+  }
+
+  getConnection(connectionId: string): Promise<ConnectionRecord | undefined> {
+    return this.registry.get(connectionId);
+  }
+
+  touchConnections(connectionIds: string[]): Promise<string[]> {
+    return this.registry.touch(connectionIds);
+  }
+
+  sweepConnections(staleAfterMs: number): Promise<string[]> {
+    return this.registry.sweep(staleAfterMs);
+  }
+
+  clusterStats(): Promise<ClusterStats> {
+    return this.registry.stats();
+  }
+
+  // ---- lifecycle ----
+
+  private async connect(): Promise<void> {
+    const what = `Redis engine (${redactUrl(this.context.url)})`;
+    await Promise.all([
+      whenReady(this.commands, this.startTimeoutMs, what),
+      whenReady(this.subscriberConnection, this.startTimeoutMs, what),
+    ]);
+    this.context.logger.info('redis engine connected', {
+      url: redactUrl(this.context.url),
+      prefix: this.keys.prefix,
+    });
+  }
+
+  private async shutdown(): Promise<void> {
+    // Handlers still running may publish their results: let them, then shut the doors.
+    await Promise.all([...this.consumers].map((consumer) => consumer.stop()));
+    this.closed = true;
+    this.subscriber.clear();
+    await Promise.all([closeConnection(this.subscriberConnection), closeConnection(this.commands)]);
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw errors.unavailable('Engine is closed');
+  }
+}
+
+function validateConsumeOptions(options: ConsumeOptions): void {
+  const { consumerId, concurrency, claimIdleMs, maxDeliveries } = options;
+  if (!consumerId) throw new RangeError('consumerId is required');
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
+  }
+  if (!(claimIdleMs > 0)) throw new RangeError(`claimIdleMs must be positive, got ${claimIdleMs}`);
+  if (!Number.isInteger(maxDeliveries) || maxDeliveries < 1) {
+    throw new RangeError(`maxDeliveries must be a positive integer, got ${maxDeliveries}`);
+  }
+}
+
+/** Redis failures on the request path surface as 503 (the gateway maps GatewayError). */
+function unavailable(what: string, error: unknown): Error {
+  if (error instanceof Error && error.name === 'GatewayError') return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return errors.unavailable(`${what}: ${message}`);
+}

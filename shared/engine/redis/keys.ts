@@ -1,0 +1,41 @@
+/**
+ * Every Redis key and channel the engine uses, in one place. All start with the deployment's
+ * prefix, so several deployments (or tests) share one Redis without seeing each other.
+ *
+ *   <prefix>h:<topic>        stream  event history of a topic (capped, PEXPIRE refreshed on publish)
+ *   <prefix>ev:<topic>       channel live events of a topic (pub/sub, not a key)
+ *   <prefix>cmd              stream  command queue, consumer group `workers` (capped, acked entries deleted)
+ *   <prefix>cmd:dead         stream  dead-lettered commands (capped)
+ *   <prefix>done:<requestId> string  request already applied (PX = history TTL)
+ *   <prefix>conns            hash    connectionId -> ConnectionRecord JSON (PEXPIRE refreshed)
+ *   <prefix>conns:seen       zset    connectionId scored by last-seen ms (PEXPIRE refreshed)
+ *   <prefix>store:<name>     hash    durable documents of a collection (the backlog; no expiry)
+ */
+export interface RedisKeys {
+  readonly prefix: string;
+  history(topic: string): string;
+  channel(topic: string): string;
+  readonly commands: string;
+  readonly deadLetters: string;
+  processed(requestId: string): string;
+  readonly connections: string;
+  readonly connectionsSeen: string;
+  collection(name: string): string;
+}
+
+/** The consumer group every worker joins. */
+export const COMMAND_GROUP = 'workers';
+
+export function redisKeys(prefix: string): RedisKeys {
+  return {
+    prefix,
+    history: (topic) => `${prefix}h:${topic}`,
+    channel: (topic) => `${prefix}ev:${topic}`,
+    commands: `${prefix}cmd`,
+    deadLetters: `${prefix}cmd:dead`,
+    processed: (requestId) => `${prefix}done:${requestId}`,
+    connections: `${prefix}conns`,
+    connectionsSeen: `${prefix}conns:seen`,
+    collection: (name) => `${prefix}store:${name}`,
+  };
+}

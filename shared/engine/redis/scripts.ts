@@ -1,0 +1,78 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import type Redis from 'ioredis';
+
+type Arg = string | number;
+
+/** The Lua scripts of lua/, as commands on the connection (EVALSHA, EVAL on NOSCRIPT). */
+export interface ScriptCommands {
+  /** Takes its key count first: the request's done-key is optional (KEYS[2]). */
+  publishEvent(numberOfKeys: number, historyKey: string, ...args: Arg[]): Promise<string>;
+  readHistory(
+    historyKey: string,
+    afterId: string,
+    limit: number,
+    maxLen: number,
+  ): Promise<unknown[]>;
+  ackCommand(queueKey: string, group: string, id: string): Promise<number>;
+  deadLetterCommands(queueKey: string, deadKey: string, ...args: Arg[]): Promise<unknown[]>;
+  keepCommandsClaimed(queueKey: string, ...args: Arg[]): Promise<number>;
+  pruneIdleConsumers(queueKey: string, group: string, maxIdleMs: number): Promise<number>;
+  registerConnection(hashKey: string, seenKey: string, ...args: Arg[]): Promise<number>;
+  touchConnections(hashKey: string, seenKey: string, ...args: Arg[]): Promise<string[]>;
+  sweepConnections(hashKey: string, seenKey: string, ...args: Arg[]): Promise<string[]>;
+  insertDocument(collectionKey: string, id: string, json: string): Promise<string>;
+  updateDocument(collectionKey: string, ...args: Arg[]): Promise<number>;
+}
+
+/**
+ * Script name -> number of KEYS it takes (undefined: passed first at each call). The file is
+ * lua/<name>.lua.
+ */
+const SCRIPTS: Record<keyof ScriptCommands, number | undefined> = {
+  publishEvent: undefined,
+  readHistory: 1,
+  ackCommand: 1,
+  deadLetterCommands: 2,
+  keepCommandsClaimed: 1,
+  pruneIdleConsumers: 1,
+  registerConnection: 2,
+  touchConnections: 2,
+  sweepConnections: 2,
+  insertDocument: 1,
+  updateDocument: 1,
+};
+
+export type ScriptedRedis = Redis & ScriptCommands;
+
+let sources: Map<string, string> | undefined;
+
+/** Defines every script on the connection; the files are read once per process. */
+export function defineScripts(connection: Redis): ScriptedRedis {
+  sources ??= readScripts();
+  for (const [name, numberOfKeys] of Object.entries(SCRIPTS)) {
+    connection.defineCommand(name, { numberOfKeys, lua: sources.get(name) as string });
+  }
+  return connection as ScriptedRedis;
+}
+
+function readScripts(): Map<string, string> {
+  const dir = luaDirectory();
+  const result = new Map<string, string>();
+  for (const name of Object.keys(SCRIPTS)) {
+    result.set(name, readFileSync(path.join(dir, `${name}.lua`), 'utf8'));
+  }
+  return result;
+}
+
+/**
+ * lua/ beside this module. tsc does not copy .lua files, so when running from dist/ without
+ * them (a build that did not copy), fall back to the sources at the same relative place.
+ */
+function luaDirectory(): string {
+  const beside = path.join(__dirname, 'lua');
+  if (existsSync(beside)) return beside;
+  const inSources = path.resolve(__dirname, '../../../../shared/engine/redis/lua');
+  if (existsSync(inSources)) return inSources;
+  throw new Error(`Redis engine Lua scripts not found in ${beside} (copy lua/ next to the build)`);
+}

@@ -1,0 +1,195 @@
+import type Redis from 'ioredis';
+import type { Logger } from '../../logger';
+import type { EngineEvent, EventListener, Subscription } from '../engine';
+import type { RedisKeys } from './keys';
+
+/** A subscription's listener; an object so one function subscribed twice stays two entries. */
+interface ListenerEntry {
+  readonly listener: EventListener;
+}
+
+/** The local listeners of one topic, and the promise that its Redis subscription is confirmed. */
+interface TopicListeners {
+  readonly topic: string;
+  readonly channel: string;
+  readonly listeners: Set<ListenerEntry>;
+  readonly subscribed: Promise<void>;
+}
+
+/** Channels to SUBSCRIBE in the next flush, and the promise their subscribers wait on. */
+interface SubscribeBatch {
+  readonly channels: string[];
+  readonly confirmed: Promise<void>;
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+/** Channels per SUBSCRIBE/UNSUBSCRIBE command: few round trips, no giant single command. */
+const CHANNELS_PER_COMMAND = 5000;
+
+/**
+ * All of a pod's subscriptions on one subscriber connection: one Redis subscription per topic,
+ * shared by every local listener of that topic (ref-counted). SUBSCRIBE and UNSUBSCRIBE are
+ * collected over the current turn of the event loop and sent as a few multi-channel commands,
+ * so 20,000 connections opening at once cost a handful of round trips, not 20,000.
+ *
+ * After a reconnect ioredis re-subscribes every channel it had (autoResubscribe); the local
+ * listener map is untouched by it, so listeners keep receiving.
+ */
+export class Subscriber {
+  private readonly byChannel = new Map<string, TopicListeners>();
+  private subscribeBatch?: SubscribeBatch;
+  private readonly unsubscribeChannels = new Set<string>();
+  private flushScheduled = false;
+
+  constructor(
+    private readonly connection: Redis,
+    private readonly keys: RedisKeys,
+    private readonly logger: Logger,
+  ) {
+    connection.on('message', (channel: string, message: string) => this.deliver(channel, message));
+  }
+
+  async subscribe(topics: string[], listener: EventListener): Promise<Subscription> {
+    const entry: ListenerEntry = { listener };
+    const joined: TopicListeners[] = [];
+    const confirmations = new Set<Promise<void>>();
+    for (const topic of new Set(topics)) {
+      const channel = this.keys.channel(topic);
+      let topicListeners = this.byChannel.get(channel);
+      if (!topicListeners) {
+        const subscribed = this.requestSubscribe(channel);
+        topicListeners = { topic, channel, listeners: new Set(), subscribed };
+        this.byChannel.set(channel, topicListeners);
+      }
+      topicListeners.listeners.add(entry);
+      joined.push(topicListeners);
+      confirmations.add(topicListeners.subscribed);
+    }
+
+    let closed = false;
+    const subscription: Subscription = {
+      close: async () => {
+        if (closed) return;
+        closed = true;
+        for (const topicListeners of joined) this.removeListener(topicListeners, entry);
+      },
+    };
+    try {
+      await Promise.all(confirmations);
+    } catch (error) {
+      await subscription.close();
+      throw error;
+    }
+    return subscription;
+  }
+
+  /** Drops every local listener (the connection is about to close). */
+  clear(): void {
+    this.byChannel.clear();
+    this.unsubscribeChannels.clear();
+  }
+
+  private deliver(channel: string, message: string): void {
+    const topicListeners = this.byChannel.get(channel);
+    if (!topicListeners) return;
+    // "<id>\n<event>\n<data>" (publishEvent.lua); data may itself hold newlines.
+    const idEnd = message.indexOf('\n');
+    const eventEnd = message.indexOf('\n', idEnd + 1);
+    if (idEnd < 0 || eventEnd < 0) {
+      this.logger.warn('malformed event payload ignored', { channel });
+      return;
+    }
+    // Frozen: the same object goes to every listener, none may alter it.
+    const event: EngineEvent = Object.freeze({
+      topic: topicListeners.topic,
+      id: message.slice(0, idEnd),
+      event: message.slice(idEnd + 1, eventEnd),
+      data: message.slice(eventEnd + 1),
+    });
+    for (const entry of topicListeners.listeners) {
+      try {
+        entry.listener(event);
+      } catch (error) {
+        // A listener's failure is its own: the other listeners still get the event.
+        this.logger.warn('event listener threw', { topic: event.topic, error: String(error) });
+      }
+    }
+  }
+
+  private removeListener(topicListeners: TopicListeners, entry: ListenerEntry): void {
+    topicListeners.listeners.delete(entry);
+    if (topicListeners.listeners.size > 0) return;
+    // Only the current holder of the channel may release it (a failed batch may have replaced it).
+    if (this.byChannel.get(topicListeners.channel) !== topicListeners) return;
+    this.byChannel.delete(topicListeners.channel);
+    this.unsubscribeChannels.add(topicListeners.channel);
+    this.scheduleFlush();
+  }
+
+  private requestSubscribe(channel: string): Promise<void> {
+    if (!this.subscribeBatch) this.subscribeBatch = newBatch();
+    this.subscribeBatch.channels.push(channel);
+    this.scheduleFlush();
+    return this.subscribeBatch.confirmed;
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    // setImmediate, not nextTick: gathers everything asked for while handling this I/O turn.
+    setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    // Unsubscribes go first: a channel released and taken again in one turn ends subscribed.
+    const released = [...this.unsubscribeChannels].filter(
+      (channel) => !this.byChannel.has(channel),
+    );
+    this.unsubscribeChannels.clear();
+    for (const chunk of chunks(released, CHANNELS_PER_COMMAND)) {
+      this.connection.unsubscribe(...chunk).catch((error: unknown) => {
+        // Harmless: a stray subscription only delivers messages nobody listens to.
+        this.logger.debug('unsubscribe failed', { error: String(error) });
+      });
+    }
+
+    const batch = this.subscribeBatch;
+    this.subscribeBatch = undefined;
+    if (!batch) return;
+    const sent = chunks(batch.channels, CHANNELS_PER_COMMAND).map((chunk) =>
+      this.connection.subscribe(...chunk),
+    );
+    Promise.all(sent).then(
+      () => batch.resolve(),
+      (error: unknown) => {
+        // Forget the topics of this batch, so the next subscriber asks Redis again.
+        for (const channel of batch.channels) {
+          if (this.byChannel.get(channel)?.subscribed === batch.confirmed) {
+            this.byChannel.delete(channel);
+          }
+        }
+        batch.reject(error);
+      },
+    );
+  }
+}
+
+function newBatch(): SubscribeBatch {
+  let resolve!: () => void;
+  let reject!: (error: unknown) => void;
+  const confirmed = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // Callers handle the rejection; this keeps a batch nobody awaits from being "unhandled".
+  confirmed.catch(() => undefined);
+  return { channels: [], confirmed, resolve, reject };
+}
+
+function chunks<T>(items: T[], size: number): T[][] {
+  const result: T[][] = [];
+  for (let i = 0; i < items.length; i += size) result.push(items.slice(i, i + size));
+  return result;
+}

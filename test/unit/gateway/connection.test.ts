@@ -1,0 +1,164 @@
+import { EventEmitter } from 'node:events';
+import type { ServerResponse } from 'node:http';
+import { OVERFLOW, SKIPPED, SseConnection } from '../../../gateway/sse/connection';
+import { eventBody } from '../../../gateway/sse/frame';
+
+/** Just enough of a ServerResponse: records writes, reports backpressure on demand. */
+class FakeResponse extends EventEmitter {
+  written: string[] = [];
+  headers: Record<string, string> | undefined;
+  full = false;
+  corks = 0;
+  writableEnded = false;
+  destroyed = false;
+  socket = { destroyed: false };
+  writeHead(status: number, headers: Record<string, string>) {
+    expect(status).toBe(200);
+    this.headers = headers;
+    return this;
+  }
+  write(chunk: string | Buffer) {
+    this.written.push(String(chunk));
+    return !this.full;
+  }
+  cork() {
+    this.corks++;
+  }
+  uncork() {
+    this.corks--;
+  }
+  end() {
+    this.writableEnded = true;
+  }
+  destroy() {
+    this.destroyed = true;
+  }
+  /** The wire text so far. */
+  get text() {
+    return this.written.join('');
+  }
+}
+
+const CID = '00000000-0000-4000-8000-000000000001';
+
+function connection(limits = { maxBytes: 1 << 20, maxEvents: 100 }) {
+  const res = new FakeResponse();
+  const conn = new SseConnection(
+    {
+      connectionId: CID,
+      tokenId: 't',
+      tokenType: 'team',
+      expiresAtMs: undefined,
+      clientIP: '127.0.0.1',
+      connectedAt: Date.now(),
+    },
+    res as unknown as ServerResponse,
+    limits,
+  );
+  return { res, conn };
+}
+
+const body = (name: string, n: number) => eventBody(name, JSON.stringify({ n }));
+
+describe('SseConnection', () => {
+  it('holds events that arrive while opening and writes them after the welcome, deduplicated', () => {
+    const { res, conn } = connection();
+    expect(conn.deliver(false, '5-0', body('mcp-response', 1))).toBe(SKIPPED);
+    expect(conn.deliver(true, '7-0', Buffer.from(body('b', 1)))).toBe(SKIPPED);
+    expect(conn.deliver(true, '9-0', Buffer.from(body('b', 2)))).toBe(SKIPPED);
+    expect(res.written).toEqual([]);
+
+    conn.startTypeTopicAt('7-0'); // the broadcast 7-0 came before the connection's start
+    conn.open(body('mcp-notification', 0));
+    expect(res.headers?.['Content-Type']).toBe('text/event-stream');
+    expect(res.text).toBe(
+      `id: ${CID}_0-0_7-0\n${body('mcp-notification', 0)}` +
+        `id: ${CID}_5-0_7-0\n${body('mcp-response', 1)}` +
+        `id: ${CID}_5-0_9-0\n${body('b', 2)}`,
+    );
+  });
+
+  it('drops events at or before the cursor of their topic', () => {
+    const { res, conn } = connection();
+    conn.open(body('w', 0));
+    expect(conn.deliver(false, '2-0', body('r', 1))).toBeGreaterThan(0);
+    expect(conn.deliver(false, '2-0', body('r', 1))).toBe(SKIPPED);
+    expect(conn.deliver(false, '1-9', body('r', 0))).toBe(SKIPPED);
+    expect(conn.deliver(true, '1-0', Buffer.from(body('b', 1)))).toBeGreaterThan(0);
+    expect(conn.deliver(true, '1-0', Buffer.from(body('b', 1)))).toBe(SKIPPED);
+    expect(conn.eventId).toBe(`${CID}_2-0_1-0`);
+    expect(res.text.match(/^id: /gm)).toHaveLength(3);
+  });
+
+  it('corks the socket for the rest of the tick', async () => {
+    const { res, conn } = connection();
+    conn.open(body('w', 0));
+    conn.sendLocal(body('h', 1), true);
+    expect(res.corks).toBe(1);
+    await new Promise((r) => process.nextTick(r));
+    expect(res.corks).toBe(0);
+  });
+
+  it('queues under backpressure, skips heartbeats, and flushes in order on drain', () => {
+    const { res, conn } = connection();
+    conn.open(body('w', 0));
+    res.full = true;
+    conn.deliver(false, '1-0', body('r', 1)); // accepted by the socket, which is now full
+    const before = res.written.length;
+    expect(conn.deliver(false, '2-0', body('r', 2))).toBeGreaterThan(0);
+    expect(conn.deliver(true, '3-0', Buffer.from(body('b', 3)))).toBeGreaterThan(0);
+    expect(conn.sendLocal(body('heartbeat', 0), true)).toBe(SKIPPED);
+    expect(res.written.length).toBe(before);
+
+    res.full = false;
+    res.emit('drain');
+    expect(res.written.slice(before).join('')).toBe(
+      `id: ${CID}_2-0_0-0\n${body('r', 2)}id: ${CID}_2-0_3-0\n${body('b', 3)}`,
+    );
+    expect(conn.sendLocal(body('heartbeat', 0), true)).toBeGreaterThan(0);
+  });
+
+  it('reports OVERFLOW past the event or byte bound', () => {
+    const { res, conn } = connection({ maxBytes: 1 << 20, maxEvents: 3 });
+    conn.open(body('w', 0));
+    res.full = true;
+    conn.deliver(false, '1-0', body('r', 0));
+    for (let i = 1; i <= 3; i++)
+      expect(conn.deliver(false, `${i + 1}-0`, body('r', i))).toBeGreaterThan(0);
+    expect(conn.deliver(false, '9-0', body('r', 9))).toBe(OVERFLOW);
+
+    const small = connection({ maxBytes: 200, maxEvents: 100 });
+    small.conn.open(body('w', 0));
+    small.res.full = true;
+    small.conn.deliver(false, '1-0', body('r', 0));
+    expect(small.conn.deliver(false, '2-0', eventBody('r', 'x'.repeat(100)))).toBeGreaterThan(0);
+    expect(small.conn.deliver(false, '3-0', eventBody('r', 'x'.repeat(100)))).toBe(OVERFLOW);
+  });
+
+  it('is stuck when still backed up at two sweeps in a row, not when it drained between', () => {
+    const { res, conn } = connection();
+    conn.open(body('w', 0));
+    expect(conn.isStuck()).toBe(false);
+    res.full = true;
+    conn.deliver(false, '1-0', body('r', 1));
+    expect(conn.isStuck()).toBe(false); // first sweep that sees it blocked
+    res.full = false;
+    res.emit('drain');
+    expect(conn.isStuck()).toBe(false);
+    res.full = true;
+    conn.deliver(false, '2-0', body('r', 2));
+    expect(conn.isStuck()).toBe(false);
+    expect(conn.isStuck()).toBe(true);
+  });
+
+  it('writes nothing once closed', () => {
+    const { res, conn } = connection();
+    conn.open(body('w', 0));
+    conn.end();
+    expect(res.writableEnded).toBe(true);
+    const count = res.written.length;
+    expect(conn.deliver(false, '1-0', body('r', 1))).toBe(SKIPPED);
+    expect(conn.sendLocal(body('s', 1), false)).toBe(SKIPPED);
+    expect(res.written.length).toBe(count);
+  });
+});
