@@ -1,0 +1,234 @@
+/**
+ * Issue 3: the seed API across two gateway processes and two worker processes sharing one
+ * real Redis, with no sticky sessions. Processes run the compiled dist/ (make builds it).
+ */
+import { issueToken } from '../../shared/auth';
+import type { TokenType } from '../../shared/types';
+import { reapAll, spawnRole, type SpawnedProcess } from '../helpers/processes';
+import { provideRedis, restartRedis, uniquePrefix, type ProvidedRedis } from '../helpers/redis';
+import { callTool, openSseClient, sendCommand, type SseClient } from '../helpers/sseClient';
+import { waitFor } from '../helpers/waitFor';
+
+const SECRET = 'cluster-test-secret-0123456789abcdef';
+const token = (type: TokenType, sub = `${type}-1`) => issueToken(SECRET, { type, sub, ttl: '1h' });
+const tokens = { master: token('master'), team: token('team'), readonly: token('readonly') };
+
+let redis: ProvidedRedis;
+let env: Record<string, string>;
+let gatewayA: SpawnedProcess;
+let gatewayB: SpawnedProcess;
+let workers: SpawnedProcess[] = [];
+const clients: SseClient[] = [];
+
+async function connect(
+  gateway: SpawnedProcess,
+  type: TokenType,
+  extraEvents: string[] = [],
+): Promise<SseClient> {
+  const client = await openSseClient(gateway.url, tokens[type], { extraEvents });
+  clients.push(client);
+  return client;
+}
+
+async function stats(
+  gateway: SpawnedProcess,
+): Promise<{ totalConnections: number; connectionsByType: Record<TokenType, number> }> {
+  const res = await fetch(`${gateway.url}/mcp/sse/stats`, {
+    headers: { Authorization: `Bearer ${tokens.master}` },
+  });
+  expect(res.status).toBe(200);
+  return (await res.json()) as never;
+}
+
+async function broadcast(
+  gateway: SpawnedProcess,
+  message: Record<string, unknown>,
+  tokenTypes?: TokenType[],
+): Promise<void> {
+  const res = await fetch(`${gateway.url}/mcp/sse/broadcast`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${tokens.master}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ message, ...(tokenTypes ? { filter: { tokenTypes } } : {}) }),
+  });
+  expect(res.status).toBe(202);
+}
+
+beforeAll(async () => {
+  redis = await provideRedis();
+  env = {
+    REDIS_URL: redis.url,
+    REDIS_PREFIX: uniquePrefix('cluster'),
+    JWT_SECRET: SECRET,
+    CLEANUP_INTERVAL_MS: '500',
+    HEARTBEAT_INTERVAL_MS: '1000',
+    CLAIM_IDLE_MS: '1000',
+    WORKER_CONCURRENCY: '8',
+  };
+  [gatewayA, gatewayB, ...workers] = await Promise.all([
+    spawnRole('gateway', { ...env, POD_ID: 'gateway-a' }),
+    spawnRole('gateway', { ...env, POD_ID: 'gateway-b' }),
+    spawnRole('worker', { ...env, POD_ID: 'worker-1' }),
+    spawnRole('worker', { ...env, POD_ID: 'worker-2' }),
+  ]);
+}, 60_000);
+
+afterEach(() => {
+  for (const c of clients.splice(0)) c.close();
+});
+
+afterAll(async () => {
+  await reapAll();
+  await redis?.stop();
+});
+
+test('a client on gateway A gets the result of a command posted to gateway B', async () => {
+  const client = await connect(gatewayA, 'team');
+  const { status, body } = await sendCommand(gatewayB.url, tokens.team, client.connectionId, {
+    method: 'tools/list',
+  });
+  expect(status).toBe(202);
+  const response = await client.next(
+    (e) => e.event === 'mcp-response' && e.json.requestId === body.requestId,
+  );
+  const tools = (response.json.result as { tools: { name: string }[] }).tools.map((t) => t.name);
+  expect(tools).toEqual(
+    expect.arrayContaining(['list_projects', 'create_project', 'get_project_tree']),
+  );
+
+  const created = await callTool(gatewayB.url, tokens.team, client, 'create_project', {
+    name: 'cross-pod',
+  });
+  expect(created.event).toBe('tool-result');
+  expect(JSON.stringify(created.json.result)).toContain('cross-pod');
+});
+
+test('a broadcast posted to B reaches every matching client on A and B, and only those', async () => {
+  const names = ['team-news', 'all-news'];
+  const teamA = await connect(gatewayA, 'team', names);
+  const teamB = await connect(gatewayB, 'team', names);
+  const readonlyA = await connect(gatewayA, 'readonly', names);
+  const masterB = await connect(gatewayB, 'master', names);
+
+  await broadcast(gatewayB, { type: 'team-news', text: 'for team only' }, ['team']);
+  // Then one to everybody: once it arrived, the first would have arrived before it (one stream
+  // per token type keeps order), so no waiting for something not to happen.
+  await broadcast(gatewayB, { type: 'all-news', text: 'for everybody' });
+
+  for (const c of [teamA, teamB, readonlyA, masterB]) await c.next((e) => e.event === 'all-news');
+  for (const c of [teamA, teamB]) {
+    const news = c.named('team-news');
+    expect(news).toHaveLength(1);
+    expect(news[0].json).toMatchObject({ type: 'team-news', text: 'for team only' });
+    expect(typeof news[0].json.timestamp).toBe('string');
+  }
+  for (const c of [readonlyA, masterB]) expect(c.named('team-news')).toHaveLength(0);
+});
+
+test('/mcp/sse/stats on either gateway counts the connections of both', async () => {
+  const before = await stats(gatewayA);
+  await connect(gatewayA, 'team');
+  await connect(gatewayA, 'readonly');
+  await connect(gatewayB, 'team');
+  const [onA, onB] = [await stats(gatewayA), await stats(gatewayB)];
+  expect(onA.totalConnections).toBe(before.totalConnections + 3);
+  expect(onB.totalConnections).toBe(onA.totalConnections);
+  expect(onA.connectionsByType.team).toBe(before.connectionsByType.team + 2);
+  expect(onB.connectionsByType.readonly).toBe(before.connectionsByType.readonly + 1);
+});
+
+test('200 commands in flight, one worker SIGKILLed: one result each, effects applied once', async () => {
+  const client = await connect(gatewayA, 'team');
+  const run = `batch-${Date.now()}`;
+  // Posted all at once through both gateways, so that both workers hold commands in hand.
+  const posted = await Promise.all(
+    Array.from({ length: 200 }, (_, i) =>
+      sendCommand(i % 2 === 0 ? gatewayA.url : gatewayB.url, tokens.team, client.connectionId, {
+        method: 'tools/call',
+        params: { name: 'create_project', arguments: { name: `${run}-${i}` } },
+      }),
+    ),
+  );
+  expect(posted.every((p) => p.status === 202)).toBe(true);
+  const requestIds = posted.map((p) => p.body.requestId!);
+  const finals = () =>
+    client.events.filter(
+      (e) =>
+        e.event === 'tool-result' &&
+        e.json.metadata === undefined &&
+        requestIds.includes(e.json.requestId as string),
+    );
+  await waitFor(() => finals().length >= 20, 20_000, 'first results');
+  const killed = workers.shift()!;
+  await killed.kill('SIGKILL');
+  await waitFor(() => finals().length >= 200, 60_000, 'all 200 results');
+
+  const perRequest = new Map<string, number>();
+  for (const e of finals())
+    perRequest.set(
+      e.json.requestId as string,
+      (perRequest.get(e.json.requestId as string) ?? 0) + 1,
+    );
+  expect(perRequest.size).toBe(200);
+  expect([...perRequest.values()].every((n) => n === 1)).toBe(true);
+  expect(
+    client.named('mcp-error').filter((e) => requestIds.includes(e.json.requestId as string)),
+  ).toHaveLength(0);
+
+  const listed = await callTool(gatewayB.url, tokens.team, client, 'list_projects');
+  const projects = (listed.json.result as { structuredContent: { projects: { name: string }[] } })
+    .structuredContent.projects;
+  const ours = projects.filter((p) => p.name.startsWith(`${run}-`)).map((p) => p.name);
+  expect(ours).toHaveLength(200);
+  expect(new Set(ours).size).toBe(200);
+
+  workers.push(await spawnRole('worker', { ...env, POD_ID: 'worker-3' }));
+}, 120_000);
+
+test('after redis-server restarts, commands and broadcasts flow again without restarting a process', async () => {
+  const team = await connect(gatewayA, 'team', ['after-restart']);
+  const teamB = await connect(gatewayB, 'team', ['after-restart']);
+  await restartRedis(redis);
+  for (const p of [gatewayA, gatewayB, ...workers]) {
+    await waitFor(
+      async () => (await fetch(`${p.url}/ready`)).status === 200,
+      15_000,
+      `${p.role} ready again`,
+    );
+  }
+  // The client's stream stayed open through the outage; its pod re-registers it.
+  await waitFor(
+    async () =>
+      (await sendCommand(gatewayB.url, tokens.team, team.connectionId, { method: 'ping' }))
+        .status === 202,
+    10_000,
+    'send accepted',
+  );
+  const result = await callTool(
+    gatewayB.url,
+    tokens.team,
+    team,
+    'create_project',
+    { name: 'after-restart' },
+    10_000,
+  );
+  expect(result.event).toBe('tool-result');
+  await broadcast(gatewayA, { type: 'after-restart' });
+  await team.next((e) => e.event === 'after-restart', 5_000);
+  await teamB.next((e) => e.event === 'after-restart', 5_000);
+}, 60_000);
+
+test("a SIGKILLed gateway's connections leave the cluster-wide stats within the cleanup interval", async () => {
+  await connect(gatewayA, 'readonly');
+  await connect(gatewayA, 'readonly');
+  const onB = await stats(gatewayB);
+  const onA = await stats(gatewayA);
+  expect(onB.totalConnections).toBe(onA.totalConnections);
+  await gatewayA.kill('SIGKILL');
+  // Sweeps drop entries not refreshed for 3 cleanup intervals (1.5 s here).
+  await waitFor(
+    async () => (await stats(gatewayB)).connectionsByType.readonly === 0,
+    5_000,
+    "A's connections swept",
+  );
+  expect((await stats(gatewayB)).totalConnections).toBe(0);
+}, 30_000);

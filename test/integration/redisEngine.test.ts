@@ -1,0 +1,654 @@
+import Redis from 'ioredis';
+import type { EngineEvent, QueuedCommand } from '../../shared/engine/engine';
+import { ZERO_EVENT_ID, compareEventIds } from '../../shared/engine/eventId';
+import { RedisEngine, type RedisEngineOptions } from '../../shared/engine/redis';
+import { GatewayError } from '../../shared/errors';
+import { silentLogger } from '../../shared/logger';
+import { createMetrics } from '../../shared/metrics';
+import type { CommandEnvelope } from '../../shared/types';
+import { provideRedis, restartRedis, uniquePrefix, type ProvidedRedis } from '../helpers/redis';
+import { sleep, waitFor } from '../helpers/waitFor';
+
+/** What only the Redis engine promises: key layout, batching, trimming, reconnects. */
+
+jest.setTimeout(60_000);
+
+let redis: ProvidedRedis;
+/** A plain client to look at what the engine wrote. */
+let admin: Redis;
+const engines: RedisEngine[] = [];
+/** Every prefix used, deleted afterwards (matters when REDIS_URL points at a shared server). */
+const prefixesUsed: string[] = [];
+
+beforeAll(async () => {
+  redis = await provideRedis();
+  admin = new Redis(redis.url, { maxRetriesPerRequest: null });
+});
+
+afterEach(async () => {
+  await Promise.all(engines.splice(0).map((engine) => engine.close()));
+});
+
+afterAll(async () => {
+  for (const prefix of prefixesUsed) {
+    const keys = await keysUnder(prefix);
+    if (keys.length > 0) await admin.unlink(...keys);
+  }
+  admin?.disconnect();
+  await redis?.stop();
+});
+
+async function makeEngine(
+  prefix = uniquePrefix('redis'),
+  options: Partial<RedisEngineOptions> = {},
+): Promise<RedisEngine> {
+  prefixesUsed.push(prefix);
+  const engine = new RedisEngine({
+    url: redis.url,
+    prefix,
+    historyMaxLen: 10,
+    historyTtlS: 60,
+    logger: silentLogger(),
+    ...options,
+  });
+  engines.push(engine);
+  await engine.start();
+  return engine;
+}
+
+let requestCounter = 0;
+function makeCommand(method = 'tools/list'): CommandEnvelope {
+  requestCounter += 1;
+  return {
+    requestId: `req-${requestCounter}`,
+    connectionId: 'conn-1',
+    tokenId: 'alice',
+    tokenType: 'team',
+    message: { method },
+    enqueuedAt: Date.now(),
+  };
+}
+
+const consumeDefaults = {
+  concurrency: 4,
+  claimIdleMs: 200,
+  maxDeliveries: 3,
+  onDeadLetter: async () => undefined,
+};
+
+async function commandCalls(name: string): Promise<number> {
+  const stats = await admin.info('commandstats');
+  const match = new RegExp(`^cmdstat_${name}:calls=(\\d+)`, 'm').exec(stats);
+  return match ? Number(match[1]) : 0;
+}
+
+async function clientList(): Promise<string> {
+  return String(await admin.call('CLIENT', ['LIST']));
+}
+
+async function keysUnder(prefix: string): Promise<string[]> {
+  const keys: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    cursor = next;
+    keys.push(...batch);
+  } while (cursor !== '0');
+  return keys;
+}
+
+/** Publishes until the listener saw one, for checks right after a (re)connect. */
+async function publishUntilReceived(
+  engine: RedisEngine,
+  topic: string,
+  received: EngineEvent[],
+): Promise<void> {
+  await waitFor(
+    async () => {
+      await engine.publish(topic, 'probe', '{}').catch(() => undefined);
+      await sleep(50);
+      return received.some((event) => event.event === 'probe');
+    },
+    20_000,
+    `an event on ${topic} to arrive`,
+  );
+}
+
+describe('RedisEngine', () => {
+  describe('keys', () => {
+    it('keeps every key and channel under the prefix, each capped, expiring or a known hash', async () => {
+      const prefix = uniquePrefix('layout');
+      const engine = await makeEngine(prefix, { historyMaxLen: 5 });
+      const otherKeysBefore = (await keysUnder('')).filter((key) => !key.startsWith(prefix));
+
+      const received: EngineEvent[] = [];
+      const subscription = await engine.subscribe(['conn:a', 'type:team'], (event) =>
+        received.push(event),
+      );
+      const channels = await admin.pubsub('CHANNELS', '*');
+      expect(channels.filter((channel) => String(channel).startsWith(prefix)).sort()).toEqual([
+        `${prefix}ev:conn:a`,
+        `${prefix}ev:type:team`,
+      ]);
+      for (let i = 0; i < 12; i += 1) await engine.publish('conn:a', 'tool-result', `{"i":${i}}`);
+      await engine.publish('type:team', 'mcp-notification', '{}');
+      await waitFor(() => received.length === 13);
+
+      const handled: string[] = [];
+      const deadLettered: QueuedCommand[] = [];
+      const consumer = engine.consumeCommands(
+        async ({ command }) => {
+          if (command.message.method === 'fail') throw new Error('boom');
+          handled.push(command.requestId);
+          await engine.markProcessed(command.requestId);
+        },
+        {
+          ...consumeDefaults,
+          consumerId: 'w1',
+          maxDeliveries: 1,
+          onDeadLetter: async (dead) => void deadLettered.push(dead),
+        },
+      );
+      await engine.enqueueCommand(makeCommand());
+      await engine.enqueueCommand(makeCommand('fail'));
+      await waitFor(() => handled.length === 1 && deadLettered.length === 1);
+      await consumer.stop();
+
+      await engine.registerConnection({
+        connectionId: 'c1',
+        tokenId: 'alice',
+        tokenType: 'team',
+        podId: 'pod-1',
+        connectedAt: Date.now(),
+      });
+      await engine.touchConnections(['c1']);
+      await engine.store.insert('projects', 'p1', { name: 'one', n: 0 });
+      await engine.store.update<{ n: number }>('projects', 'p1', (doc) => ({ ...doc, n: 1 }));
+      await subscription.close();
+
+      const keys = await keysUnder(prefix);
+      expect(keys.sort()).toEqual(
+        [
+          `${prefix}h:conn:a`,
+          `${prefix}h:type:team`,
+          `${prefix}cmd`,
+          `${prefix}cmd:dead`,
+          `${prefix}done:${handled[0]}`,
+          `${prefix}conns`,
+          `${prefix}conns:seen`,
+          `${prefix}store:projects`,
+        ].sort(),
+      );
+      const cappedStreams = [`${prefix}cmd`, `${prefix}cmd:dead`];
+      for (const key of keys) {
+        const ttl = await admin.pttl(key);
+        if (cappedStreams.includes(key)) {
+          expect(await admin.type(key)).toBe('stream');
+        } else if (key.startsWith(`${prefix}store:`)) {
+          expect(await admin.type(key)).toBe('hash');
+        } else {
+          expect({ key, expires: ttl > 0 }).toEqual({ key, expires: true });
+        }
+      }
+      // Handled and dead-lettered commands leave the queue stream.
+      expect(await admin.xlen(`${prefix}cmd`)).toBe(0);
+      expect(await admin.xlen(`${prefix}h:conn:a`)).toBeLessThan(10); // 5, plus < 5 before a trim
+      // Nothing was written outside the prefix.
+      const otherKeysAfter = (await keysUnder('')).filter((key) => !key.startsWith(prefix));
+      expect(otherKeysAfter.sort()).toEqual(otherKeysBefore.sort());
+    });
+
+    it('records a dead letter with its original id and delivery count', async () => {
+      const prefix = uniquePrefix('dead');
+      const engine = await makeEngine(prefix);
+      const deadLettered: QueuedCommand[] = [];
+      const consumer = engine.consumeCommands(
+        async () => {
+          throw new Error('always fails');
+        },
+        {
+          ...consumeDefaults,
+          consumerId: 'w1',
+          claimIdleMs: 50,
+          maxDeliveries: 2,
+          onDeadLetter: async (dead) => void deadLettered.push(dead),
+        },
+      );
+      const command = makeCommand();
+      await engine.enqueueCommand(command);
+      await waitFor(() => deadLettered.length === 1);
+      await consumer.stop();
+
+      expect(deadLettered[0]).toMatchObject({ command, deliveries: 2 });
+      const [[, fields]] = (await admin.xrange(`${prefix}cmd:dead`, '-', '+')) as [
+        string,
+        string[],
+      ][];
+      const record = Object.fromEntries(
+        fields.flatMap((value, i) => (i % 2 === 0 ? [[value, fields[i + 1]]] : [])),
+      );
+      expect(record).toMatchObject({
+        id: deadLettered[0].deliveryId,
+        deliveries: '2',
+        consumer: 'w1',
+      });
+      expect(JSON.parse(record.c)).toEqual(command);
+      expect(await engine.commandBacklog()).toEqual({ waiting: 0, pending: 0, deadLettered: 1 });
+    });
+  });
+
+  describe('subscriptions', () => {
+    it('subscribes 5,000 topics with a few SUBSCRIBE commands, and releases them likewise', async () => {
+      const prefix = uniquePrefix('batch');
+      const engine = await makeEngine(prefix);
+      const topics = Array.from({ length: 5000 }, (_, i) => `conn:${i}`);
+      const received: EngineEvent[] = [];
+      const listener = (event: EngineEvent) => received.push(event);
+
+      const subscribesBefore = await commandCalls('subscribe');
+      // One call per connection, as a gateway opening 5,000 sockets at once would make.
+      const subscriptions = await Promise.all(
+        topics.map((topic) => engine.subscribe([topic], listener)),
+      );
+      const subscribeCommands = (await commandCalls('subscribe')) - subscribesBefore;
+      expect(subscribeCommands).toBeGreaterThanOrEqual(1);
+      expect(subscribeCommands).toBeLessThanOrEqual(3);
+      const channels = await admin.pubsub('CHANNELS', `${prefix}ev:*`);
+      expect(channels).toHaveLength(5000);
+
+      // Every subscription is live once its promise resolved.
+      await engine.publish('conn:4999', 'tool-result', '{"last":true}');
+      await engine.publish('conn:0', 'tool-result', '{"first":true}');
+      await waitFor(() => received.length === 2);
+      expect(received.map((event) => event.topic)).toEqual(['conn:4999', 'conn:0']);
+
+      const unsubscribesBefore = await commandCalls('unsubscribe');
+      await Promise.all(subscriptions.map((subscription) => subscription.close()));
+      await waitFor(async () => (await admin.pubsub('CHANNELS', `${prefix}ev:*`)).length === 0);
+      expect((await commandCalls('unsubscribe')) - unsubscribesBefore).toBeLessThanOrEqual(3);
+    });
+
+    it('shares one Redis subscription per topic among listeners (ref-counted)', async () => {
+      const prefix = uniquePrefix('refcount');
+      const engine = await makeEngine(prefix);
+      const first: string[] = [];
+      const second: string[] = [];
+      const a = await engine.subscribe(['type:team'], (event) => first.push(event.data));
+      const b = await engine.subscribe(['type:team'], (event) => second.push(event.data));
+      expect(await admin.pubsub('NUMSUB', `${prefix}ev:type:team`)).toEqual([
+        `${prefix}ev:type:team`,
+        1,
+      ]);
+
+      await a.close();
+      await engine.publish('type:team', 'mcp-notification', '"after a closed"');
+      await waitFor(() => second.length === 1);
+      expect(first).toEqual([]);
+      expect(await admin.pubsub('NUMSUB', `${prefix}ev:type:team`)).toEqual([
+        `${prefix}ev:type:team`,
+        1,
+      ]);
+
+      await b.close();
+      await waitFor(async () => (await admin.pubsub('CHANNELS', `${prefix}ev:*`)).length === 0);
+    });
+
+    it('passes data with newlines and unicode through untouched', async () => {
+      const engine = await makeEngine();
+      const received: EngineEvent[] = [];
+      await engine.subscribe(['conn:x'], (event) => received.push(event));
+      const data = '{"text":"line1\\nline2","raw":"a\nb","emoji":"😀"}';
+      const id = await engine.publish('conn:x', 'tool-result', data);
+      await waitFor(() => received.length === 1);
+      expect(received[0]).toEqual({ topic: 'conn:x', id, event: 'tool-result', data });
+      const page = await engine.readHistory('conn:x', ZERO_EVENT_ID, 10);
+      expect(page.events).toEqual([{ topic: 'conn:x', id, event: 'tool-result', data }]);
+    });
+  });
+
+  describe('history', () => {
+    it('trims in steps, recording the newest dropped id, yet reads exactly historyMaxLen', async () => {
+      const prefix = uniquePrefix('trim');
+      const engine = await makeEngine(prefix, { historyMaxLen: 5 });
+      const ids: string[] = [];
+      for (let i = 0; i < 12; i += 1) ids.push(await engine.publish('t', 'e', `${i}`));
+      // Trimmed back to 5 at the 10th publish (5 + slack 5), then two more appended.
+      expect(await admin.xlen(`${prefix}h:t`)).toBe(7);
+      const info = (await admin.xinfo('STREAM', `${prefix}h:t`)) as unknown[];
+      expect(info[info.indexOf('max-deleted-entry-id') + 1]).toBe(ids[4]);
+
+      // Readers see the newest 5 only; the two extra stored ones count as dropped.
+      const fromStart = await engine.readHistory('t', ZERO_EVENT_ID, 100);
+      expect(fromStart.truncated).toBe(true);
+      expect(fromStart.events.map((event) => event.data)).toEqual(['7', '8', '9', '10', '11']);
+      expect(await engine.readHistory('t', ids[2], 100)).toEqual(fromStart);
+      expect(await engine.readHistory('t', ids[5], 100)).toEqual(fromStart);
+      // Saw the newest dropped event: missed nothing.
+      expect(await engine.readHistory('t', ids[6], 100)).toEqual({
+        events: fromStart.events,
+        truncated: false,
+      });
+      expect(await engine.readHistory('t', ids[11], 100)).toEqual({ events: [], truncated: false });
+      expect(await engine.lastEventId('t')).toBe(ids[11]);
+    });
+
+    it('trims a long history at most every 100 publishes, reading exactly the newest', async () => {
+      const prefix = uniquePrefix('slack');
+      const engine = await makeEngine(prefix, { historyMaxLen: 100 });
+      const ids: string[] = [];
+      for (let i = 0; i < 250; i += 1) ids.push(await engine.publish('t', 'e', `${i}`));
+      // Trimmed to 100 at the 200th publish, 50 appended since.
+      expect(await admin.xlen(`${prefix}h:t`)).toBe(150);
+      expect((await engine.readHistory('t', ids[148], 1000)).truncated).toBe(true);
+      const page = await engine.readHistory('t', ids[149], 1000);
+      expect(page.truncated).toBe(false);
+      expect(page.events.map((event) => event.id)).toEqual(ids.slice(150));
+      expect((await engine.readHistory('t', ids[200], 10)).events.map((e) => e.data)).toEqual(
+        Array.from({ length: 10 }, (_, i) => `${201 + i}`),
+      );
+    });
+
+    it('keeps no events with historyMaxLen 0, yet knows the last id and who missed what', async () => {
+      const prefix = uniquePrefix('nohistory');
+      const engine = await makeEngine(prefix, { historyMaxLen: 0 });
+      const first = await engine.publish('t', 'e', '1');
+      const last = await engine.publish('t', 'e', '2');
+      expect(await admin.xlen(`${prefix}h:t`)).toBe(0);
+      expect(await engine.lastEventId('t')).toBe(last);
+      expect(await engine.readHistory('t', first, 10)).toEqual({ events: [], truncated: true });
+      expect(await engine.readHistory('t', last, 10)).toEqual({ events: [], truncated: false });
+    });
+
+    it('reports an expired history as lost to readers who had seen some of it', async () => {
+      const prefix = uniquePrefix('expired');
+      const engine = await makeEngine(prefix);
+      const id = await engine.publish('t', 'e', '{}');
+      const ttl = await admin.pttl(`${prefix}h:t`);
+      expect(ttl).toBeGreaterThan(55_000);
+      expect(ttl).toBeLessThanOrEqual(60_000);
+      await admin.del(`${prefix}h:t`); // as the TTL would
+      expect(await engine.readHistory('t', id, 10)).toEqual({ events: [], truncated: true });
+      expect(await engine.readHistory('t', ZERO_EVENT_ID, 10)).toEqual({
+        events: [],
+        truncated: false,
+      });
+      expect(await engine.lastEventId('t')).toBe(ZERO_EVENT_ID);
+    });
+
+    it('keeps ids increasing across publishers sharing a topic', async () => {
+      const prefix = uniquePrefix('order');
+      const [a, b] = [await makeEngine(prefix), await makeEngine(prefix)];
+      const ids = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => (i % 2 ? a : b).publish('t', 'e', `${i}`)),
+      );
+      const page = await a.readHistory('t', ZERO_EVENT_ID, 100);
+      const readIds = page.events.map((event) => event.id);
+      expect([...readIds].sort(compareEventIds)).toEqual(readIds);
+      expect(readIds).toEqual([...ids].sort(compareEventIds).slice(-10));
+    });
+  });
+
+  describe('commands', () => {
+    it('reclaims a command left pending by a worker that died, counting the delivery', async () => {
+      const prefix = uniquePrefix('reclaim');
+      const engine = await makeEngine(prefix);
+      const command = makeCommand();
+      await engine.enqueueCommand(command);
+      // A worker that read the command and died before acking it.
+      await admin.xgroup('CREATE', `${prefix}cmd`, 'workers', '0', 'MKSTREAM').catch(() => 0);
+      await admin.call('XREADGROUP', [
+        'GROUP',
+        'workers',
+        'ghost',
+        'COUNT',
+        1,
+        'STREAMS',
+        `${prefix}cmd`,
+        '>',
+      ]);
+      expect(await engine.commandBacklog()).toEqual({ waiting: 0, pending: 1, deadLettered: 0 });
+
+      const got: QueuedCommand[] = [];
+      const consumer = engine.consumeCommands(async (queued) => void got.push(queued), {
+        ...consumeDefaults,
+        consumerId: 'survivor',
+      });
+      await waitFor(() => got.length === 1);
+      await consumer.stop();
+      expect(got[0]).toMatchObject({ command, deliveries: 2 });
+      expect(await engine.commandBacklog()).toEqual({ waiting: 0, pending: 0, deadLettered: 0 });
+    });
+
+    it('does not let another worker take a command whose handler is merely slow', async () => {
+      const prefix = uniquePrefix('slow');
+      const [a, b] = [await makeEngine(prefix), await makeEngine(prefix)];
+      const calls: string[] = [];
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      const options = { ...consumeDefaults, claimIdleMs: 100, concurrency: 1 };
+      const slow = a.consumeCommands(
+        async () => {
+          calls.push('a');
+          await released;
+        },
+        { ...options, consumerId: 'a' },
+      );
+      await a.enqueueCommand(makeCommand());
+      await waitFor(() => calls.length === 1);
+      const other = b.consumeCommands(async () => void calls.push('b'), {
+        ...options,
+        consumerId: 'b',
+      });
+      await sleep(800); // eight claim periods
+      release();
+      await slow.stop();
+      await other.stop();
+      expect(calls).toEqual(['a']);
+      expect(await a.commandBacklog()).toEqual({ waiting: 0, pending: 0, deadLettered: 0 });
+    });
+
+    it('spreads commands over consumers of several engines, each handled once', async () => {
+      const prefix = uniquePrefix('spread');
+      const engineList = [await makeEngine(prefix), await makeEngine(prefix)];
+      const handledBy = new Map<string, string>();
+      const duplicates: string[] = [];
+      const consumers = engineList.map((engine, i) =>
+        engine.consumeCommands(
+          async ({ command }) => {
+            if (handledBy.has(command.requestId)) duplicates.push(command.requestId);
+            handledBy.set(command.requestId, `w${i}`);
+            await sleep(2);
+          },
+          { ...consumeDefaults, consumerId: `w${i}`, claimIdleMs: 5000 },
+        ),
+      );
+      await Promise.all(
+        Array.from({ length: 200 }, (_, i) => engineList[i % 2].enqueueCommand(makeCommand())),
+      );
+      await waitFor(() => handledBy.size === 200, 20_000);
+      await Promise.all(consumers.map((consumer) => consumer.stop()));
+      expect(duplicates).toEqual([]);
+      expect(new Set(handledBy.values())).toEqual(new Set(['w0', 'w1']));
+      expect(await engineList[0].commandBacklog()).toEqual({
+        waiting: 0,
+        pending: 0,
+        deadLettered: 0,
+      });
+    });
+
+    it('stop() interrupts the blocking read and closes the consumer connection', async () => {
+      const prefix = uniquePrefix('stop');
+      const engine = await makeEngine(prefix);
+      const consumer = engine.consumeCommands(async () => undefined, {
+        ...consumeDefaults,
+        consumerId: 'w1',
+      });
+      const consumerName = `${prefix}consumer:w1`;
+      await waitFor(async () => (await clientList()).includes(`name=${consumerName}`));
+      await consumer.stop();
+      expect(await clientList()).not.toContain(`name=${consumerName} `);
+      // A command queued after stop stays waiting.
+      await engine.enqueueCommand(makeCommand());
+      expect(await engine.commandBacklog()).toEqual({ waiting: 1, pending: 0, deadLettered: 0 });
+    });
+  });
+
+  describe('registry', () => {
+    it('sweeps connections of a pod that stopped touching them, across engines', async () => {
+      const prefix = uniquePrefix('registry');
+      const [podA, podB] = [await makeEngine(prefix), await makeEngine(prefix)];
+      const record = (connectionId: string, podId: string, connectedAt: number) => ({
+        connectionId,
+        tokenId: 't',
+        tokenType: 'team' as const,
+        podId,
+        connectedAt,
+      });
+      await podA.registerConnection(record('a1', 'A', 1000));
+      await podA.registerConnection(record('a2', 'A', 2000));
+      await podB.registerConnection({ ...record('b1', 'B', 3000), tokenType: 'master' });
+      expect(await podB.clusterStats()).toEqual({
+        totalConnections: 3,
+        connectionsByType: { master: 1, team: 2, readonly: 0 },
+        oldestConnection: new Date(1000).toISOString(),
+        newestConnection: new Date(3000).toISOString(),
+      });
+
+      await sleep(300);
+      await podB.touchConnections(['b1', 'unknown']);
+      // Pod A died: pod B sweeps its connections away, once.
+      const [swept, sweptAgain] = await Promise.all([
+        podB.sweepConnections(200),
+        podA.sweepConnections(200),
+      ]);
+      expect([...swept, ...sweptAgain].sort()).toEqual(['a1', 'a2']);
+      expect(await podA.getConnection('a1')).toBeUndefined();
+      expect(await podA.getConnection('b1')).toEqual({
+        ...record('b1', 'B', 3000),
+        tokenType: 'master',
+      });
+      expect(await admin.zrange(`${prefix}conns:seen`, 0, -1)).toEqual(['b1']);
+      expect((await podA.clusterStats()).totalConnections).toBe(1);
+    });
+
+    it('sweeps large registries in batches', async () => {
+      const prefix = uniquePrefix('sweepmany');
+      const engine = await makeEngine(prefix);
+      const ids = Array.from({ length: 2500 }, (_, i) => `c${i}`);
+      await Promise.all(
+        ids.map((connectionId) =>
+          engine.registerConnection({
+            connectionId,
+            tokenId: 't',
+            tokenType: 'readonly',
+            podId: 'p',
+            connectedAt: Date.now(),
+          }),
+        ),
+      );
+      await engine.touchConnections(ids);
+      await sleep(20);
+      expect((await engine.sweepConnections(0)).sort()).toEqual([...ids].sort());
+      expect((await engine.clusterStats()).totalConnections).toBe(0);
+    });
+  });
+
+  describe('store', () => {
+    it('loses no write when two engines update one document concurrently', async () => {
+      const prefix = uniquePrefix('store');
+      const [a, b] = [await makeEngine(prefix), await makeEngine(prefix)];
+      await a.store.insert('stories', 's1', { title: 'x', count: 0, by: [] as string[] });
+      const bump = (engine: RedisEngine, who: string) =>
+        engine.store.update<{ count: number; by: string[] }>('stories', 's1', (doc) => ({
+          ...doc,
+          count: doc.count + 1,
+          by: [...doc.by, who],
+        }));
+      await Promise.all(
+        Array.from({ length: 50 }, (_, i) => [bump(a, `a${i}`), bump(b, `b${i}`)]).flat(),
+      );
+      const doc = await b.store.get<{ count: number; by: string[] }>('stories', 's1');
+      expect(doc?.count).toBe(100);
+      expect(new Set(doc?.by).size).toBe(100);
+      // insert is idempotent: the stored document wins.
+      expect(await b.store.insert('stories', 's1', { title: 'y' })).toMatchObject({ count: 100 });
+    });
+  });
+
+  describe('lifecycle', () => {
+    it('rides out a Redis restart: resubscribes, resumes consuming, readiness follows', async () => {
+      if (!redis.spawned) return; // REDIS_URL: a shared server is not ours to restart
+      const prefix = uniquePrefix('restart');
+      const metrics = createMetrics('all');
+      const engine = await makeEngine(prefix, { metrics });
+      const received: EngineEvent[] = [];
+      await engine.subscribe(['conn:r', 'type:team'], (event) => received.push(event));
+      const handled: string[] = [];
+      const consumer = engine.consumeCommands(
+        async ({ command }) => void handled.push(command.requestId),
+        {
+          ...consumeDefaults,
+          consumerId: 'w1',
+        },
+      );
+      await engine.enqueueCommand(makeCommand());
+      await waitFor(() => handled.length === 1);
+      expect(engine.isReady()).toBe(true);
+
+      await restartRedis(redis, async () => {
+        await waitFor(() => !engine.isReady(), 10_000, 'engine to notice Redis is down');
+        const failed = await engine.enqueueCommand(makeCommand()).then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+        expect(failed).toBeInstanceOf(GatewayError);
+        expect((failed as GatewayError).status).toBe(503);
+      });
+
+      await waitFor(() => engine.isReady(), 20_000, 'engine to be ready again');
+      await publishUntilReceived(engine, 'conn:r', received);
+      const broadcastId = await engine.publish('type:team', 'mcp-notification', '"back"');
+      await waitFor(() => received.some((event) => event.id === broadcastId));
+
+      const command = makeCommand();
+      await engine.enqueueCommand(command);
+      await waitFor(() => handled.includes(command.requestId), 20_000, 'command after restart');
+      await consumer.stop();
+      expect((await metrics.redisReconnects.get()).values[0].value).toBeGreaterThanOrEqual(2);
+    });
+
+    it('close() is idempotent, quits every connection and refuses new work', async () => {
+      const prefix = uniquePrefix('close');
+      const engine = await makeEngine(prefix);
+      engine.consumeCommands(async () => undefined, { ...consumeDefaults, consumerId: 'w1' });
+      await engine.subscribe(['t'], () => undefined);
+      await waitFor(
+        async () =>
+          (await clientList()).split('\n').filter((line) => line.includes(`name=${prefix}`))
+            .length === 3,
+      );
+      await Promise.all([engine.close(), engine.close()]);
+      expect(engine.isReady()).toBe(false);
+      await waitFor(async () => !(await clientList()).includes(`name=${prefix}`));
+      await expect(engine.publish('t', 'e', '{}')).rejects.toMatchObject({ status: 503 });
+      await expect(engine.enqueueCommand(makeCommand())).rejects.toMatchObject({ status: 503 });
+      expect(() =>
+        engine.consumeCommands(async () => undefined, { ...consumeDefaults, consumerId: 'w2' }),
+      ).toThrow(GatewayError);
+    });
+
+    it('fails start() with a clear error when Redis does not answer', async () => {
+      const engine = new RedisEngine({
+        url: 'redis://127.0.0.1:1',
+        prefix: uniquePrefix('nowhere'),
+        historyMaxLen: 10,
+        historyTtlS: 60,
+        logger: silentLogger(),
+        startTimeoutMs: 300,
+      });
+      engines.push(engine);
+      await expect(engine.start()).rejects.toThrow(/not ready within 300 ms/);
+      expect(engine.isReady()).toBe(false);
+    });
+  });
+});
