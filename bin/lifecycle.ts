@@ -1,13 +1,52 @@
-import type { Logger } from '../shared/logger';
+import { loadConfig, type Config } from '../shared/config';
+import { createEngine, type Engine } from '../shared/engine';
+import { createLogger, type Logger } from '../shared/logger';
+import { createMetrics, type Metrics } from '../shared/metrics';
+
+export type Role = 'gateway' | 'worker' | 'all';
+
+export interface ProcessContext {
+  config: Readonly<Config>;
+  logger: Logger;
+  metrics: Metrics;
+  /** Started before `run` is called; closed after its shutdown function. */
+  engine: Engine;
+}
+
+/**
+ * The life of one process: parse the config, make the logger, metrics and engine, run the
+ * role's `run` (which starts its parts and returns how to stop them), and on SIGTERM/SIGINT
+ * stop them, then close the engine (Redis quit last) and exit 0. Startup failures exit 1.
+ */
+export function runProcess(
+  role: Role,
+  run: (context: ProcessContext) => Promise<() => Promise<void>>,
+): void {
+  let logger: Logger | undefined;
+  (async () => {
+    const config = loadConfig();
+    logger = createLogger(config.logLevel, { role, podId: config.podId });
+    if (role !== 'all' && !config.redisUrl) {
+      throw new Error(
+        `REDIS_URL is required for a ${role} process (use npm start for one process)`,
+      );
+    }
+    const metrics = createMetrics(role);
+    const engine = createEngine(config, logger, metrics);
+    await engine.start();
+    const stop = await run({ config, logger, metrics, engine });
+    onShutdownSignal(logger, async () => {
+      await stop();
+      await engine.close();
+    });
+  })().catch((err: unknown) => exitOnStartupError(logger, err));
+}
 
 /**
  * Runs `shutdown` once on SIGTERM/SIGINT, then exits 0 (1 if shutdown failed).
  * A second signal while shutting down exits at once.
  */
-export function onShutdownSignal(
-  logger: Logger,
-  shutdown: (signal: string) => Promise<void>,
-): void {
+function onShutdownSignal(logger: Logger, shutdown: (signal: string) => Promise<void>): void {
   let shuttingDown = false;
   const handle = (signal: NodeJS.Signals) => {
     if (shuttingDown) {
@@ -35,7 +74,7 @@ export function onShutdownSignal(
 }
 
 /** Logs a startup failure and exits non-zero. */
-export function exitOnStartupError(logger: Logger | undefined, err: unknown): never {
+function exitOnStartupError(logger: Logger | undefined, err: unknown): never {
   const message = err instanceof Error ? err.message : String(err);
   if (logger) logger.error('Startup failed', { error: message });
   else console.error(`Startup failed: ${message}`);

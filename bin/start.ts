@@ -4,55 +4,39 @@
  */
 import { createGatewayApp } from '../gateway/app';
 import { createTokenVerifier, issueToken } from '../shared/auth';
-import { loadConfig } from '../shared/config';
-import { createEngine } from '../shared/engine';
-import { createLogger, type Logger } from '../shared/logger';
-import { createMetrics } from '../shared/metrics';
 import { createWorker } from '../worker/worker';
-import { exitOnStartupError, onShutdownSignal } from './lifecycle';
+import { runProcess } from './lifecycle';
 import { closeServer, listen } from './serve';
 
-async function main(): Promise<void> {
-  let logger: Logger | undefined;
-  try {
-    const config = loadConfig();
-    logger = createLogger(config.logLevel, { role: 'all', podId: config.podId });
-    const metrics = createMetrics('all');
-    const engine = createEngine(config, logger, metrics);
-    await engine.start();
-    const worker = createWorker({
-      config,
-      engine,
-      logger: logger.child({ component: 'worker' }),
-      metrics,
-    });
-    await worker.start();
-    const gateway = createGatewayApp({
-      config,
-      engine,
-      logger: logger.child({ component: 'gateway' }),
-      metrics,
-      verifier: createTokenVerifier(config),
-    });
-    await gateway.start();
-    const { server, port } = await listen(gateway.app, config.port, config.host);
-    logger.info('Started', { engine: engine.kind, port });
-    printBanner(
-      `http://localhost:${port}`,
-      engine.kind,
-      config.jwtSecretGenerated ? config.jwtSecret : undefined,
-    );
+runProcess('all', async ({ config, engine, logger, metrics }) => {
+  const worker = createWorker({
+    config,
+    engine,
+    logger: logger.child({ component: 'worker' }),
+    metrics,
+  });
+  await worker.start();
+  const gateway = createGatewayApp({
+    config,
+    engine,
+    logger: logger.child({ component: 'gateway' }),
+    metrics,
+    verifier: createTokenVerifier(config),
+  });
+  await gateway.start();
+  const { server, port } = await listen(gateway.app, config.port, config.host);
+  logger.info('Started', { engine: engine.kind, port });
+  const generatedSecret = config.jwtSecretGenerated ? config.jwtSecret : undefined;
+  printBanner(`http://localhost:${port}`, engine.kind, generatedSecret);
 
-    onShutdownSignal(logger, async () => {
-      await gateway.close();
-      await closeServer(server);
-      await worker.stop();
-      await engine.close();
-    });
-  } catch (err) {
-    exitOnStartupError(logger, err);
-  }
-}
+  // SIGTERM: drain the streams (see bin/gateway.ts), then let the worker finish its calls.
+  return async () => {
+    await gateway.hub.drain();
+    await gateway.close();
+    await closeServer(server);
+    await worker.stop();
+  };
+});
 
 function printBanner(url: string, engine: string, generatedSecret: string | undefined): void {
   const lines = [`MCP event gateway listening on ${url} (engine: ${engine})`];
@@ -68,5 +52,3 @@ function printBanner(url: string, engine: string, generatedSecret: string | unde
   }
   console.log(lines.join('\n'));
 }
-
-void main();

@@ -1,15 +1,39 @@
 import { Router } from 'express';
+import { errors } from '../../shared/errors';
 import { claimsOf } from '../middleware/auth';
 import { markStreamStarted } from '../middleware/requestMetrics';
+import { parseEventId, type ParsedEventId } from '../sse/cursor';
 import { guarded, type RouteContext } from './context';
 
-/** GET /mcp/sse: opens an event stream (Bearer header, or ?token= for browsers' EventSource). */
+/**
+ * GET /mcp/sse: opens an event stream (Bearer header, or ?token= for browsers' EventSource).
+ * With `Last-Event-ID` (or ?lastEventId= for clients that cannot set headers) it resumes that
+ * connection, on any pod.
+ */
 export function sseRoutes(ctx: RouteContext): Router {
   const router = Router();
   router.get('/mcp/sse', ...guarded(ctx, { allowQueryToken: true }), async (req, res) => {
     const clientIP = req.ip ?? req.socket.remoteAddress ?? 'unknown';
-    await ctx.hub.open(res, claimsOf(res), clientIP);
+    await ctx.hub.open(
+      res,
+      claimsOf(res),
+      clientIP,
+      resumePoint(req.get('Last-Event-ID'), req.query.lastEventId),
+    );
     if (res.headersSent) markStreamStarted(req, res, ctx.metrics);
   });
   return router;
+}
+
+/** The header wins over the query parameter; empty means none. Throws 400 when unparseable. */
+function resumePoint(header: string | undefined, query: unknown): ParsedEventId | undefined {
+  const text = header?.trim() || (typeof query === 'string' ? query.trim() : '');
+  if (!text) return undefined;
+  const parsed = text.length <= 256 ? parseEventId(text) : undefined;
+  if (!parsed) {
+    throw errors.badRequest(
+      'Last-Event-ID is not an event id of this gateway (<connectionId>_<ms>-<seq>_<ms>-<seq>)',
+    );
+  }
+  return parsed;
 }

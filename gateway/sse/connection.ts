@@ -39,9 +39,10 @@ interface HeldEvent {
  * One SSE socket: its cursor, its framing and a bounded send queue. Kept small (one object per
  * open stream); the hub owns timers, subscriptions and the decision to close.
  *
- * Writes go straight to the socket until `res.write` reports backpressure; from then on events
- * wait in the queue (id line and body as separate chunks, so broadcast bodies stay shared) until
- * the socket drains. Past `limits` the offer returns OVERFLOW and the hub closes the stream.
+ * Writes go straight to the socket until it reports backpressure (checked after each tick's
+ * corked writes); from then on events wait in the queue (id line and body as separate chunks, so
+ * broadcast bodies stay shared) until the socket drains. Past `limits` the offer returns OVERFLOW
+ * and the hub closes the stream.
  */
 export class SseConnection {
   readonly connectionId: string;
@@ -56,22 +57,34 @@ export class SseConnection {
   subscription: Subscription | undefined;
   registered = false;
 
-  private readonly cursor: StreamCursor = { ...START_CURSOR };
+  private readonly cursor: StreamCursor;
+  /** Live events are held (not written) while opening and while a replay runs. */
+  private holding = true;
   private held: HeldEvent[] | null = null;
+  /** Resolved when the send queue drained or the socket closed (replays pace on it). */
+  private drainWaiters: Array<() => void> | null = null;
   private corked = false;
   private blocked = false;
+  /** A wake-up (socket 'drain' or the next turn) is pending for the blocked socket. */
+  private drainArmed = false;
   /** Blocked at the previous cleanup sweep and not drained since. */
   private stuck = false;
   /** Pending chunks while blocked, in pairs: id line, body. Null when empty. */
   private queue: Array<string | Buffer> | null = null;
   private queueHead = 0;
   private queuedBytes = 0;
+  private queuedEvents = 0;
+  /** Index in `queue` of the queued progress event of each request (coalescing). */
+  private queuedProgress: Map<string, number> | null = null;
 
   constructor(
     identity: ConnectionIdentity,
     readonly res: ServerResponse,
     private readonly limits: SendQueueLimits,
+    /** Where a resumed connection's client stands; a new connection starts at START_CURSOR. */
+    cursor: StreamCursor = START_CURSOR,
   ) {
+    this.cursor = { ...cursor };
     this.connectionId = identity.connectionId;
     this.tokenId = identity.tokenId;
     this.tokenType = identity.tokenType;
@@ -90,40 +103,94 @@ export class SseConnection {
     return formatEventId(this.connectionId, this.cursor);
   }
 
+  /** Where the stream stands (a copy). */
+  get position(): StreamCursor {
+    return { ...this.cursor };
+  }
+
+  /** True while the socket is backed up (writes wait in the send queue). */
+  get isBlocked(): boolean {
+    return this.blocked;
+  }
+
   /** Sets where the token-type topic starts for this connection (its last id at connect time). */
   startTypeTopicAt(id: string): void {
     this.cursor.tokenType = id;
   }
 
   /**
-   * Writes the headers and the first event, then the events that arrived while opening
-   * (deduplicated against the cursor). Returns OVERFLOW when those did not fit.
+   * Writes the headers and the first events (each at the current cursor). Unless `keepHolding`
+   * (a replay follows, then releaseHeld), then writes the events that arrived while opening,
+   * deduplicated against the cursor. Returns OVERFLOW when those did not fit.
    */
-  open(firstEventBody: string): number {
+  open(firstEventBodies: string | string[], keepHolding = false): number {
     this.res.writeHead(200, SSE_HEADERS);
     this.state = 'open';
-    let result = this.write(idLine(this.eventId), firstEventBody);
+    this.res.once('close', () => this.wakeDrainWaiters());
+    let result = SKIPPED;
+    for (const body of typeof firstEventBodies === 'string' ? [firstEventBodies] : firstEventBodies)
+      result = this.write(idLine(this.eventId), body);
+    return keepHolding || result === OVERFLOW ? result : this.releaseHeld();
+  }
+
+  /** Holds live events from now on (until releaseHeld), so a replay can run before them. */
+  hold(): void {
+    this.holding = true;
+  }
+
+  /**
+   * Stops holding: writes the events held meanwhile, skipping those at or before the cursor
+   * (already replayed). Returns OVERFLOW when they did not fit.
+   */
+  releaseHeld(): number {
+    this.holding = false;
     const held = this.held;
     this.held = null;
+    let result = SKIPPED;
     for (const e of held ?? []) {
-      if (result === OVERFLOW) break;
       result = this.deliver(e.fromTypeTopic, e.id, e.body);
+      if (result === OVERFLOW) break;
     }
     return result;
   }
 
   /**
+   * Writes a replayed (history) event while live events are held. The caller awaits drained()
+   * whenever the socket is blocked, so a replay never fills the send queue.
+   */
+  replay(fromTypeTopic: boolean, id: string, body: string | Buffer): number {
+    return this.offer(fromTypeTopic, id, body);
+  }
+
+  /** Resolves once the send queue drained (at once when not blocked) or the socket closed. */
+  drained(): Promise<void> {
+    if (!this.blocked || this.state === 'closed') return Promise.resolve();
+    return new Promise((resolve) => (this.drainWaiters ??= []).push(resolve));
+  }
+
+  private wakeDrainWaiters(): void {
+    const waiters = this.drainWaiters;
+    this.drainWaiters = null;
+    for (const wake of waiters ?? []) wake();
+  }
+
+  /**
    * Offers an engine event: from the connection topic (`fromTypeTopic` false) or the token-type
    * topic. Events at or before the cursor were delivered already (or precede the connection).
+   * While opening or replaying, live events are held (bounded) and written afterwards.
    */
   deliver(fromTypeTopic: boolean, id: string, body: string | Buffer): number {
-    if (this.state === 'opening') {
+    if (this.holding && this.state !== 'closed') {
       this.held ??= [];
       if (this.held.length >= this.limits.maxEvents) return OVERFLOW;
       this.held.push({ fromTypeTopic, id, body });
       return SKIPPED;
     }
-    if (this.state === 'closed') return SKIPPED;
+    return this.offer(fromTypeTopic, id, body);
+  }
+
+  private offer(fromTypeTopic: boolean, id: string, body: string | Buffer): number {
+    if (this.state !== 'open') return SKIPPED;
     if (fromTypeTopic) {
       if (!isAfter(id, this.cursor.tokenType)) return SKIPPED;
       this.cursor.tokenType = id;
@@ -164,20 +231,60 @@ export class SseConnection {
   end(): void {
     this.state = 'closed';
     this.queue = null;
-    if (!this.res.writableEnded) this.res.end();
+    this.held = null;
+    this.wakeDrainWaiters();
+    if (this.res.writableEnded) return;
+    // Flush this tick's corked writes first: a last event written just before must not be lost.
+    if (this.corked) this.uncork();
+    // The TCP connection goes too: a client's reconnect must not ride a kept-alive socket back
+    // to this pod (it may be draining), but reach the load balancer afresh.
+    // (Captured now: the server detaches the socket from the response once it finished.)
+    const socket = this.res.socket;
+    this.res.once('finish', () => socket?.end());
+    this.res.end();
   }
 
   /** Drops the socket at once (dead, stuck or slow clients). */
   destroy(): void {
     this.state = 'closed';
     this.queue = null;
+    this.held = null;
+    this.wakeDrainWaiters();
     this.res.destroy();
   }
 
   /** Ends the per-tick cork (see corkForTick). */
   uncork(): void {
     this.corked = false;
-    if (!this.res.writableEnded) this.res.uncork();
+    if (this.res.writableEnded) return;
+    this.res.uncork();
+    this.checkBackpressure();
+  }
+
+  /**
+   * While corked, `res.write` only reports this tick's bytes; the socket's own buffer is known
+   * once uncorked. Blocks when the socket is backed up, and arranges the wake-up that flushes
+   * the queue: the socket's 'drain', or the next turn when only this tick's writes were large.
+   */
+  private checkBackpressure(): void {
+    if (this.state === 'closed' || this.drainArmed) return;
+    const socket = this.res.socket;
+    if (socket && !socket.destroyed && socket.writableNeedDrain) {
+      this.blocked = true;
+      this.drainArmed = true;
+      socket.once('drain', () => {
+        this.drainArmed = false;
+        this.flushQueue();
+      });
+    } else if (this.blocked) {
+      this.drainArmed = true;
+      setImmediate(() => {
+        this.drainArmed = false;
+        this.flushQueue();
+      });
+    } else {
+      this.wakeDrainWaiters();
+    }
   }
 
   private write(head: string, body: string | Buffer): number {
@@ -194,31 +301,43 @@ export class SseConnection {
       this.res.write(head);
       writable = this.res.write(body);
     }
-    if (!writable) this.block();
+    if (!writable) this.blocked = true;
     return bytes;
   }
 
   private enqueue(head: string, body: string | Buffer, bytes: number): number {
     this.queue ??= [];
-    const events = (this.queue.length - this.queueHead) / 2;
-    if (events >= this.limits.maxEvents || this.queuedBytes + bytes > this.limits.maxBytes) {
+    // Progress of a request still waiting here is superseded by its newer progress: latest wins.
+    const progressOf = typeof body === 'string' ? progressRequestId(body) : undefined;
+    if (progressOf !== undefined) {
+      const at = this.queuedProgress?.get(progressOf);
+      if (at !== undefined && at >= this.queueHead) {
+        this.queuedBytes -= this.queue[at].length + this.queue[at + 1].length;
+        this.queue[at] = this.queue[at + 1] = '';
+        this.queuedEvents--;
+      }
+    }
+    if (
+      this.queuedEvents >= this.limits.maxEvents ||
+      this.queuedBytes + bytes > this.limits.maxBytes
+    ) {
       return OVERFLOW;
+    }
+    if (progressOf !== undefined) {
+      (this.queuedProgress ??= new Map()).set(progressOf, this.queue.length);
     }
     this.queue.push(head, body);
     this.queuedBytes += bytes;
+    this.queuedEvents++;
     return bytes;
-  }
-
-  private block(): void {
-    this.blocked = true;
-    this.res.once('drain', () => this.flushQueue());
   }
 
   private flushQueue(): void {
     this.blocked = false;
     this.stuck = false;
     const queue = this.queue;
-    if (!queue || this.state === 'closed') return;
+    if (this.state === 'closed') return this.wakeDrainWaiters();
+    if (!queue) return this.checkBackpressure();
     if (!this.corked) {
       this.corked = true;
       corkForTick(this);
@@ -228,7 +347,9 @@ export class SseConnection {
       const head = queue[this.queueHead] as string;
       const body = queue[this.queueHead + 1];
       this.queueHead += 2;
+      if (head === '') continue; // a coalesced progress event
       this.queuedBytes -= head.length + body.length;
+      this.queuedEvents--;
       this.res.write(head);
       writable = this.res.write(body);
     }
@@ -236,9 +357,29 @@ export class SseConnection {
       this.queue = null;
       this.queueHead = 0;
       this.queuedBytes = 0;
+      this.queuedEvents = 0;
+      this.queuedProgress = null;
     }
-    if (!writable) this.block();
+    if (!writable) this.blocked = true;
   }
+}
+
+const PROGRESS_PREFIX = 'event: tool-result\ndata: {';
+const REQUEST_ID = '"requestId":"';
+
+/**
+ * The requestId of a progress event (a `tool-result` with `metadata.progress`), else undefined.
+ * Only looked at for events that wait in a backed-up queue, and without parsing: a final
+ * result always has a top-level `"result":` key, which a progress event cannot contain
+ * unescaped (its only strings are the ids and the message), so a result is never coalesced.
+ */
+export function progressRequestId(body: string): string | undefined {
+  if (!body.startsWith(PROGRESS_PREFIX)) return undefined;
+  if (!body.includes('"metadata":{"progress":') || body.includes('"result":')) return undefined;
+  const start = body.indexOf(REQUEST_ID);
+  if (start < 0) return undefined;
+  const end = body.indexOf('"', start + REQUEST_ID.length);
+  return end < 0 ? undefined : body.slice(start + REQUEST_ID.length, end);
 }
 
 /**

@@ -18,6 +18,7 @@ import {
   type TokenType,
 } from '../../shared/types';
 import { OVERFLOW, SseConnection, type SendQueueLimits } from './connection';
+import { isAfter, type ParsedEventId, type StreamCursor } from './cursor';
 import { eventBody } from './frame';
 
 export interface HubDeps {
@@ -36,6 +37,8 @@ export type RemovalReason =
   | 'stuck'
   | 'slow-consumer'
   | 'open-failed'
+  | 'replaced'
+  | 'draining'
   | 'shutdown';
 
 const STALE_REASONS: ReadonlySet<RemovalReason> = new Set([
@@ -53,6 +56,9 @@ const SEED_EVENT_NAMES: ReadonlySet<string> = new Set<SSEEventType>([
   'tool-result',
   'connection-status',
 ]);
+
+/** Events read per readHistory call when replaying. */
+const HISTORY_PAGE = 500;
 
 export interface LocalStats {
   totalConnections: number;
@@ -100,9 +106,12 @@ export class ConnectionHub {
     };
     // A Redis that restarted without persistence forgot the registry: tell it again at once,
     // so /send to these connections does not answer 404 until the next sweep.
+    // Events published while the subscriber was down never reached this pod: each open stream
+    // replays its topics from its cursor (live events held meanwhile, then deduplicated).
     this.engine.onReconnect(() => {
       const local = [...this.connections.values()].filter((c) => c.registered);
       void this.registerAgain(local.map((c) => c.connectionId));
+      for (const conn of local) void this.catchUp(conn);
     });
   }
 
@@ -163,9 +172,59 @@ export class ConnectionHub {
     return this.isDraining;
   }
 
-  /** Marks the pod as draining (the drain of open streams builds on this). */
+  /** Marks the pod as draining: /ready answers 503 and new streams are refused from now on. */
   startDraining(): void {
     this.isDraining = true;
+  }
+
+  /**
+   * Graceful drain (SIGTERM): stops taking streams, tells every open stream `draining` with an
+   * SSE `retry:` hint, then closes them in random order spread over config.drainWindowMs (one
+   * interval timer for all), so their reconnects do not land on the other pods at once. Their
+   * registry entries stay for the resume window: the clients resume on another pod.
+   */
+  async drain(): Promise<void> {
+    this.startDraining();
+    const open = [...this.connections.values()].filter((c) => c.state === 'open');
+    for (let i = open.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [open[i], open[j]] = [open[j], open[i]];
+    }
+    const windowMs = this.config.drainWindowMs;
+    for (const conn of open) {
+      const retryMs = 250 + Math.floor(Math.random() * 750);
+      conn.sendLocal(
+        `retry: ${retryMs}\n` +
+          statusBody(conn.connectionId, 'draining', 'This gateway is shutting down; reconnect'),
+        false,
+      );
+    }
+    this.logger.info('Draining SSE streams', { count: open.length, windowMs });
+    if (open.length === 0) return;
+    await new Promise<void>((resolve) => {
+      const started = Date.now();
+      let next = 0;
+      const tick = () => {
+        const elapsed = Date.now() - started;
+        const due =
+          windowMs <= 0 ? open.length : Math.ceil((open.length * elapsed) / windowMs) || 1;
+        while (next < Math.min(due, open.length)) this.closeConnection(open[next++], 'draining');
+        if (next >= open.length) {
+          clearInterval(timer);
+          resolve();
+        }
+      };
+      const timer = setInterval(tick, Math.max(10, Math.min(250, windowMs / open.length)));
+      tick();
+    });
+  }
+
+  /**
+   * How long a registry entry lives untouched: a dead pod's connections and closed ones stay
+   * resumable (and /send keeps accepting commands for them) for the resume window.
+   */
+  private get staleAfterMs(): number {
+    return Math.max(3 * this.config.cleanupIntervalMs, this.config.resumeGraceMs);
   }
 
   get size(): number {
@@ -183,17 +242,46 @@ export class ConnectionHub {
   }
 
   /**
-   * Opens an SSE stream on `res`. Throws a GatewayError (before any header is written) when the
-   * pod cannot take it. Order matters for exactly-once delivery: the connection is listed for
-   * broadcasts and subscribed to its topic first (events arriving meanwhile are held), then the
-   * token-type topic's position is read, then held events newer than it are written after the
-   * welcome.
+   * Opens an SSE stream on `res`, or resumes the connection named by a Last-Event-ID. Throws a
+   * GatewayError (before any header is written) when the pod cannot take it.
+   *
+   * Order matters for exactly-once delivery: the connection is listed for broadcasts and
+   * subscribed to its topic first (live events arriving meanwhile are held); a new connection
+   * then reads the token-type topic's position, a resumed one reads both topics' history after
+   * its cursor; after the first events (welcome, or resume status and the replay) the held
+   * events newer than the cursor are written.
+   *
+   * A resume of a connection the registry no longer knows (its resume window passed) opens a new
+   * connection, announced by `connection-status` `history-lost` before its welcome.
    */
-  async open(res: ServerResponse, claims: TokenClaims, clientIP: string): Promise<void> {
+  async open(
+    res: ServerResponse,
+    claims: TokenClaims,
+    clientIP: string,
+    resumeFrom?: ParsedEventId,
+  ): Promise<void> {
     if (this.closed || this.isDraining) {
       throw errors.unavailable('This gateway is not accepting new streams; reconnect', 1);
     }
     if (!this.engine.isReady()) throw errors.unavailable('Event engine not ready');
+
+    let previous: ConnectionRecord | undefined;
+    if (resumeFrom) {
+      try {
+        previous = await this.engine.getConnection(resumeFrom.connectionId);
+      } catch {
+        throw errors.unavailable('Could not look the connection up; retry');
+      }
+      if (previous && (previous.tokenId !== claims.sub || previous.tokenType !== claims.type)) {
+        throw errors.forbidden('This connection was opened by another token');
+      }
+      const stale = previous && this.connections.get(previous.connectionId);
+      // The client came back before this pod noticed its old socket was gone.
+      if (stale) {
+        stale.registered = false;
+        this.closeConnection(stale, 'replaced');
+      }
+    }
     const perToken = this.countByToken.get(claims.sub) ?? 0;
     if (perToken >= this.config.maxConnectionsPerToken) {
       throw new GatewayError(
@@ -204,23 +292,26 @@ export class ConnectionHub {
       );
     }
 
+    const resumed = previous !== undefined && resumeFrom !== undefined;
     const conn = new SseConnection(
       {
-        connectionId: randomUUID(),
+        connectionId: previous?.connectionId ?? randomUUID(),
         tokenId: claims.sub,
         tokenType: claims.type,
         expiresAtMs: claims.exp === undefined ? undefined : claims.exp * 1000,
         clientIP,
-        connectedAt: Date.now(),
+        connectedAt: previous?.connectedAt ?? Date.now(),
       },
       res,
       this.queueLimits,
+      resumed ? resumeFrom.cursor : undefined,
     );
     this.add(conn);
     res.on('close', () => this.remove(conn, 'client-closed'));
     res.on('error', () => this.remove(conn, 'socket-error'));
 
     const id = conn.connectionId;
+    let history: Replay | undefined;
     try {
       const subscription = await this.engine.subscribe([topics.connection(id)], (ev) =>
         this.onConnectionEvent(conn, ev),
@@ -230,41 +321,155 @@ export class ConnectionHub {
         await subscription.close();
         return abandonOpening(res);
       }
-      conn.startTypeTopicAt(await this.engine.lastEventId(topics.tokenType(conn.tokenType)));
+      if (resumed) history = await this.readMissed(conn, resumeFrom.cursor);
+      else conn.startTypeTopicAt(await this.engine.lastEventId(topics.tokenType(conn.tokenType)));
       // Registered before the welcome: a client may POST /send as soon as it knows the id.
+      // A resumed connection is registered again: it now lives on this pod.
       await this.engine.registerConnection(this.recordOf(conn));
       conn.registered = true;
       if (conn.isClosed) {
-        await this.engine.unregisterConnection(id);
+        if (!resumed) await this.engine.unregisterConnection(id);
         return abandonOpening(res);
       }
     } catch (err) {
+      if (resumed) conn.registered = false; // the entry stays for another attempt
       this.remove(conn, 'open-failed');
       if (err instanceof GatewayError) throw err;
       this.logger.error('SSE connection setup failed', { connectionId: id, error: String(err) });
       throw errors.unavailable('Could not open the event stream; retry');
     }
 
-    const welcome = eventBody(
-      'mcp-notification',
-      JSON.stringify({
-        type: 'mcp-notification',
-        connectionId: id,
-        tokenType: conn.tokenType,
-        message: 'SSE connection established',
-        timestamp: new Date(conn.connectedAt).toISOString(),
-      }),
-    );
-    const written = conn.open(welcome);
     this.metrics.connectionsOpen.inc({ token_type: conn.tokenType });
-    this.logger.info('SSE Connection Added', {
+    this.logger.info(resumed ? 'SSE Connection Resumed' : 'SSE Connection Added', {
       connectionId: id,
       tokenId: conn.tokenId,
       tokenType: conn.tokenType,
       clientIP: conn.clientIP,
       totalConnections: this.connections.size,
     });
-    if (written === OVERFLOW) this.closeSlowConsumer(conn);
+    if (resumeFrom) {
+      this.metrics.resumes.inc({
+        outcome: !resumed || history?.truncated ? 'history_lost' : 'resumed',
+      });
+    }
+    if (!resumed || !history) {
+      const first = [
+        eventBody(
+          'mcp-notification',
+          JSON.stringify({
+            type: 'mcp-notification',
+            connectionId: id,
+            tokenType: conn.tokenType,
+            message: 'SSE connection established',
+            timestamp: new Date(conn.connectedAt).toISOString(),
+          }),
+        ),
+      ];
+      if (resumeFrom) {
+        first.unshift(
+          statusBody(id, 'history-lost', 'The connection to resume is gone; this is a new one', {
+            resumedFrom: resumeFrom.connectionId,
+          }),
+        );
+      }
+      if (conn.open(first) === OVERFLOW) this.closeSlowConsumer(conn);
+      return;
+    }
+    const first = [
+      statusBody(id, 'resumed', 'Connection resumed; replaying missed events', {
+        missed: history.events.length,
+      }),
+    ];
+    if (history.truncated) {
+      first.unshift(
+        statusBody(id, 'history-lost', 'Some missed events are older than the kept history'),
+      );
+    }
+    conn.open(first, true);
+    void this.writeReplay(conn, history);
+  }
+
+  /**
+   * Both topics' events after `cursor`, merged in id order (paged reads; at most the kept history
+   * of each topic). `truncated` when retention dropped some of them.
+   */
+  private async readMissed(conn: SseConnection, cursor: StreamCursor): Promise<Replay> {
+    const connectionTopic = topics.connection(conn.connectionId);
+    const [own, typed] = await Promise.all([
+      this.readAll(connectionTopic, cursor.connection),
+      this.readAll(topics.tokenType(conn.tokenType), cursor.tokenType),
+    ]);
+    const events: ReplayEvent[] = [];
+    let i = 0;
+    let j = 0;
+    while (i < own.events.length || j < typed.events.length) {
+      const takeOwn =
+        j >= typed.events.length ||
+        (i < own.events.length && !isAfter(own.events[i].id, typed.events[j].id));
+      const ev = takeOwn ? own.events[i++] : typed.events[j++];
+      events.push({ fromTypeTopic: !takeOwn, ev });
+    }
+    return { events, truncated: own.truncated || typed.truncated };
+  }
+
+  private async readAll(
+    topic: string,
+    afterId: string,
+  ): Promise<{ events: EngineEvent[]; truncated: boolean }> {
+    const events: EngineEvent[] = [];
+    let truncated = false;
+    let after = afterId;
+    for (;;) {
+      const page = await this.engine.readHistory(topic, after, HISTORY_PAGE);
+      truncated ||= page.truncated;
+      events.push(...page.events);
+      if (page.events.length < HISTORY_PAGE) return { events, truncated };
+      after = page.events[page.events.length - 1].id;
+    }
+  }
+
+  /**
+   * Writes a replay at the socket's pace (waiting for it to drain whenever it is backed up, so
+   * the replay never overflows the send queue), then the live events held meanwhile.
+   */
+  private async writeReplay(conn: SseConnection, history: Replay): Promise<void> {
+    let count = 0;
+    let bytes = 0;
+    for (const { fromTypeTopic, ev } of history.events) {
+      if (conn.isClosed) return;
+      const written = conn.replay(fromTypeTopic, ev.id, eventBody(ev.event, ev.data));
+      if (written > 0) {
+        count++;
+        bytes += written;
+      }
+      if (conn.isBlocked) await conn.drained();
+    }
+    this.metrics.eventsWritten.inc({ event: 'replay' }, count);
+    this.metrics.eventBytesWritten.inc(bytes);
+    if (conn.isClosed) return;
+    if (conn.releaseHeld() === OVERFLOW) this.closeSlowConsumer(conn);
+  }
+
+  /** After Redis came back: replays what an open stream missed while the subscriber was down. */
+  private async catchUp(conn: SseConnection): Promise<void> {
+    if (conn.state !== 'open') return;
+    conn.hold();
+    try {
+      const history = await this.readMissed(conn, conn.position);
+      if (history.truncated && conn.state === 'open') {
+        conn.sendLocal(
+          statusBody(conn.connectionId, 'history-lost', 'Events were lost while Redis was down'),
+          false,
+        );
+      }
+      await this.writeReplay(conn, history);
+    } catch (err) {
+      this.logger.warn('Catching up after a reconnect failed; closing the stream to resume', {
+        connectionId: conn.connectionId,
+        error: String(err),
+      });
+      this.closeConnection(conn, 'stuck');
+    }
   }
 
   /** Writes a heartbeat to every open stream that is not backed up: one body for all of them. */
@@ -315,7 +520,7 @@ export class ConnectionHub {
         if (conn.registered) alive.push(conn.connectionId);
       const unknown = alive.length > 0 ? await this.engine.touchConnections(alive) : [];
       if (unknown.length > 0) await this.registerAgain(unknown);
-      const gone = await this.engine.sweepConnections(3 * this.config.cleanupIntervalMs);
+      const gone = await this.engine.sweepConnections(this.staleAfterMs);
       if (gone.length > 0) {
         this.metrics.staleConnectionsRemoved.inc({ reason: 'pod-gone' }, gone.length);
         this.logger.info('Removed connections of gone pods from the registry', {
@@ -399,10 +604,12 @@ export class ConnectionHub {
 
   /** Forgets a connection locally at once; its engine state is released in the background. */
   private remove(conn: SseConnection, reason: RemovalReason): void {
-    if (conn.state === 'closed' && !this.connections.has(conn.connectionId)) return;
+    // A resumed connection reuses the id: only the entry of this very object is ours to drop.
+    const listed = this.connections.get(conn.connectionId) === conn;
+    if (conn.state === 'closed' && !listed) return;
     const wasOpen = conn.state === 'open';
     conn.state = 'closed';
-    this.connections.delete(conn.connectionId);
+    if (listed) this.connections.delete(conn.connectionId);
     this.byType.get(conn.tokenType)?.delete(conn);
     const left = (this.countByToken.get(conn.tokenId) ?? 1) - 1;
     if (left > 0) this.countByToken.set(conn.tokenId, left);
@@ -426,15 +633,24 @@ export class ConnectionHub {
     void releasing.finally(() => this.releasing.delete(releasing));
   }
 
+  /**
+   * Closes the connection's subscription. Its registry entry is dropped at once only without a
+   * resume window; else it is touched one last time and left to the sweeps, which drop it once
+   * untouched for the window (no timer per connection), so the client may resume on any pod
+   * and commands sent meanwhile still land in its history.
+   */
   private async release(conn: SseConnection): Promise<void> {
     const subscription = conn.subscription;
     conn.subscription = undefined;
     const registered = conn.registered;
     conn.registered = false;
+    // Kept whatever the reason: after token-expired, a new token of the same sub resumes.
+    const keep = this.config.resumeGraceMs > 0;
     try {
       await Promise.all([
         subscription?.close(),
-        registered ? this.engine.unregisterConnection(conn.connectionId) : undefined,
+        registered && !keep ? this.engine.unregisterConnection(conn.connectionId) : undefined,
+        registered && keep ? this.engine.touchConnections([conn.connectionId]) : undefined,
       ]);
     } catch (err) {
       this.logger.warn('Releasing a closed connection failed', {
@@ -451,7 +667,12 @@ function abandonOpening(res: ServerResponse): void {
   throw errors.unavailable('This gateway is shutting down; reconnect', 1);
 }
 
-function statusBody(connectionId: string, status: string, message: string): string {
+function statusBody(
+  connectionId: string,
+  status: string,
+  message: string,
+  extra?: Record<string, unknown>,
+): string {
   return eventBody(
     'connection-status',
     JSON.stringify({
@@ -459,7 +680,18 @@ function statusBody(connectionId: string, status: string, message: string): stri
       status,
       connectionId,
       message,
+      ...extra,
       timestamp: new Date().toISOString(),
     }),
   );
+}
+
+interface ReplayEvent {
+  fromTypeTopic: boolean;
+  ev: EngineEvent;
+}
+
+interface Replay {
+  events: ReplayEvent[];
+  truncated: boolean;
 }

@@ -45,6 +45,8 @@ export async function startGateway(options: GatewayHarnessOptions = {}): Promise
     JWT_SECRET: TEST_JWT_SECRET,
     POD_ID: 'gateway-test',
     LOG_LEVEL: 'error',
+    // Closed connections leave the registry at once unless a test opts into a resume window.
+    RESUME_GRACE_MS: '0',
     ...options.env,
   });
   const ownEngine = !options.engine;

@@ -1,6 +1,11 @@
 import { EventEmitter } from 'node:events';
 import type { ServerResponse } from 'node:http';
-import { OVERFLOW, SKIPPED, SseConnection } from '../../../gateway/sse/connection';
+import {
+  OVERFLOW,
+  SKIPPED,
+  SseConnection,
+  progressRequestId,
+} from '../../../gateway/sse/connection';
 import { eventBody } from '../../../gateway/sse/frame';
 
 /** Just enough of a ServerResponse: records writes, reports backpressure on demand. */
@@ -58,6 +63,9 @@ function connection(limits = { maxBytes: 1 << 20, maxEvents: 100 }) {
   return { res, conn };
 }
 
+/** After this tick's uncork and the wake-up it arranged. */
+const nextTurn = () => new Promise((r) => setImmediate(() => setImmediate(r)));
+
 const body = (name: string, n: number) => eventBody(name, JSON.stringify({ n }));
 
 describe('SseConnection', () => {
@@ -99,7 +107,7 @@ describe('SseConnection', () => {
     expect(res.corks).toBe(0);
   });
 
-  it('queues under backpressure, skips heartbeats, and flushes in order on drain', () => {
+  it('queues under backpressure, skips heartbeats, and flushes in order on drain', async () => {
     const { res, conn } = connection();
     conn.open(body('w', 0));
     res.full = true;
@@ -111,11 +119,59 @@ describe('SseConnection', () => {
     expect(res.written.length).toBe(before);
 
     res.full = false;
-    res.emit('drain');
+    await nextTurn(); // the socket took it: the queue is flushed on the next turn
     expect(res.written.slice(before).join('')).toBe(
       `id: ${CID}_2-0_0-0\n${body('r', 2)}id: ${CID}_2-0_3-0\n${body('b', 3)}`,
     );
     expect(conn.sendLocal(body('heartbeat', 0), true)).toBeGreaterThan(0);
+  });
+
+  it('coalesces queued progress per request (latest wins) and never drops a result', async () => {
+    const progress = (requestId: string, n: number) =>
+      eventBody(
+        'tool-result',
+        JSON.stringify({
+          type: 'tool-result',
+          method: 'slow',
+          requestId,
+          metadata: { progress: { progress: n, message: '"result": no' } },
+          timestamp: 't',
+        }),
+      );
+    const result = (requestId: string) =>
+      eventBody(
+        'tool-result',
+        JSON.stringify({
+          type: 'tool-result',
+          method: 'slow',
+          requestId,
+          result: { metadata: { progress: 1 } },
+          timestamp: 't',
+        }),
+      );
+    expect(progressRequestId(progress('a', 1))).toBe('a');
+    expect(progressRequestId(result('a'))).toBeUndefined();
+    expect(progressRequestId(body('heartbeat', 1))).toBeUndefined();
+
+    const { res, conn } = connection({ maxBytes: 1 << 20, maxEvents: 4 });
+    conn.open(body('w', 0));
+    res.full = true;
+    conn.deliver(false, '1-0', body('r', 0)); // accepted, the socket is now full
+    const before = res.written.length;
+    conn.deliver(false, '2-0', progress('a', 1));
+    conn.deliver(false, '3-0', progress('b', 1));
+    conn.deliver(false, '4-0', result('b'));
+    conn.deliver(false, '5-0', progress('a', 2));
+    for (let i = 3; i <= 9; i++)
+      expect(conn.deliver(false, `6-${i}`, progress('a', i))).toBeGreaterThan(0);
+    expect(conn.deliver(false, '7-0', result('a'))).toBeGreaterThan(0);
+    res.full = false;
+    await nextTurn();
+    const wire = res.written.slice(before).join('');
+    const ids = [...wire.matchAll(/^id: [^_]+_([^_]+)_/gm)].map((m) => m[1]);
+    expect(ids).toEqual(['3-0', '4-0', '6-9', '7-0']);
+    expect(wire).toContain('"progress":9');
+    expect(wire).not.toContain('"progress":2,');
   });
 
   it('reports OVERFLOW past the event or byte bound', () => {
@@ -135,7 +191,7 @@ describe('SseConnection', () => {
     expect(small.conn.deliver(false, '3-0', eventBody('r', 'x'.repeat(100)))).toBe(OVERFLOW);
   });
 
-  it('is stuck when still backed up at two sweeps in a row, not when it drained between', () => {
+  it('is stuck when still backed up at two sweeps in a row, not when it drained between', async () => {
     const { res, conn } = connection();
     conn.open(body('w', 0));
     expect(conn.isStuck()).toBe(false);
@@ -143,7 +199,7 @@ describe('SseConnection', () => {
     conn.deliver(false, '1-0', body('r', 1));
     expect(conn.isStuck()).toBe(false); // first sweep that sees it blocked
     res.full = false;
-    res.emit('drain');
+    await nextTurn(); // the socket took it: the queue is flushed on the next turn
     expect(conn.isStuck()).toBe(false);
     res.full = true;
     conn.deliver(false, '2-0', body('r', 2));
