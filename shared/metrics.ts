@@ -10,8 +10,33 @@ export function createMetrics(role: 'gateway' | 'worker' | 'all') {
   registry.setDefaultLabels({ role });
   collectDefaultMetrics({ register: registry, prefix: 'mcpgw_' });
   const r = [registry];
+  // Read on scrape (prom-client collect callbacks), from sources the roles register.
+  const readinessChecks = new Set<ReadinessCheck>();
+  let backlogSource: BacklogSource | undefined;
   return {
     registry,
+    /**
+     * Adds what this process's /ready evaluates (gateway: engine up, not draining; worker:
+     * engine up, not stopping); mcpgw_ready is 1 when every check passes. Returns a remover.
+     */
+    addReadinessCheck(check: ReadinessCheck): () => void {
+      readinessChecks.add(check);
+      return () => readinessChecks.delete(check);
+    },
+    /** Where mcpgw_command_queue is read from on scrape (the engine); undefined stops it. */
+    setCommandBacklogSource(source: BacklogSource | undefined): void {
+      backlogSource = source;
+    },
+    ready: new Gauge({
+      name: 'mcpgw_ready',
+      help: 'Whether this process answers /ready with 200 (1) or not: starting, draining, engine down (0)',
+      registers: r,
+      collect() {
+        let ready = readinessChecks.size > 0;
+        for (const check of readinessChecks) ready &&= safely(check);
+        this.set(ready ? 1 : 0);
+      },
+    }),
     connectionsOpen: new Gauge({
       name: 'mcpgw_connections_open',
       help: 'Open SSE connections on this pod, by token type',
@@ -78,6 +103,21 @@ export function createMetrics(role: 'gateway' | 'worker' | 'all') {
       help: 'Commands in the shared queue, by state (waiting, pending, dead_lettered)',
       labelNames: ['state'],
       registers: r,
+      async collect() {
+        if (!backlogSource) {
+          this.reset();
+          return;
+        }
+        try {
+          const backlog = await backlogSource();
+          this.set({ state: 'waiting' }, backlog.waiting);
+          this.set({ state: 'pending' }, backlog.pending);
+          this.set({ state: 'dead_lettered' }, backlog.deadLettered);
+        } catch {
+          // Engine unreachable: drop the series rather than report stale numbers or fail /metrics.
+          this.reset();
+        }
+      },
     }),
     broadcastFanoutDuration: new Histogram({
       name: 'mcpgw_broadcast_fanout_seconds',
@@ -112,3 +152,20 @@ export function createMetrics(role: 'gateway' | 'worker' | 'all') {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** True while the process is ready (what its /ready answers 200 for). */
+export type ReadinessCheck = () => boolean;
+/** The shared command queue's counts (Engine.commandBacklog). */
+export type BacklogSource = () => Promise<{
+  waiting: number;
+  pending: number;
+  deadLettered: number;
+}>;
+
+function safely(check: ReadinessCheck): boolean {
+  try {
+    return check();
+  } catch {
+    return false;
+  }
+}

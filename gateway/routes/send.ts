@@ -46,6 +46,16 @@ export function sendRoutes(ctx: RouteContext): Router {
       };
       await ctx.engine.enqueueCommand(command);
       ctx.metrics.commandsEnqueued.inc();
+      if (ctx.logger.isLevelEnabled('debug')) {
+        // The requestId the client gets back, so one command can be followed through the worker.
+        ctx.logger
+          .child({ requestId: command.requestId, connectionId: command.connectionId })
+          .debug('command accepted', {
+            method: command.message.method,
+            tokenId: command.tokenId,
+            tokenType: command.tokenType,
+          });
+      }
       res.status(202).json({ requestId: command.requestId });
     },
   );

@@ -199,7 +199,7 @@ describe('alert rules', () => {
   test('cover the failures deploy/README.md documents', () => {
     const byName = new Map(rules().map((r) => [r.alert, r.expr as string]));
     const expectations: [string, string][] = [
-      ['McpGatewayNoReadyGateways', 'up{job="mcp-gateway"}'],
+      ['McpGatewayNoReadyGateways', 'mcpgw_ready{role="gateway"}'],
       ['McpGatewayCommandLagGrowing', 'mcpgw_command_queue{state="waiting"}'],
       ['McpGatewayDeadLetters', 'mcpgw_commands_dead_lettered_total'],
       ['McpGatewaySlowConsumerSpike', 'mcpgw_slow_consumer_disconnects_total'],
