@@ -4,11 +4,13 @@ import type { Config } from '../shared/config';
 import type { Engine } from '../shared/engine/engine';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
+import { createMcpTransports } from './mcp';
 import { cors } from './middleware/cors';
 import { errorHandler, notFound } from './middleware/errorHandler';
 import { createRateLimiter } from './middleware/rateLimit';
 import { requestMetrics } from './middleware/requestMetrics';
 import { broadcastRoutes } from './routes/broadcast';
+import { demoRoutes } from './routes/demo';
 import type { RouteContext } from './routes/context';
 import { healthRoutes } from './routes/health';
 import { sendRoutes } from './routes/send';
@@ -50,6 +52,10 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
     rateLimit: limiter.middleware,
   };
 
+  let closed = false;
+  // mcpgw_ready, read on scrape: what /ready answers.
+  metrics.addReadinessCheck(() => !closed && !hub.draining && engine.isReady());
+
   const app = express();
   app.disable('x-powered-by');
   app.use(cors(config.allowedOrigins));
@@ -59,6 +65,9 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
   app.use(sendRoutes(ctx));
   app.use(broadcastRoutes(ctx));
   app.use(statsRoutes(ctx));
+  app.use(demoRoutes(logger));
+  const mcpTransports = createMcpTransports(ctx);
+  app.use(mcpTransports.router);
   app.use(notFound());
   app.use(errorHandler(logger, config.maxBodyBytes));
 
@@ -67,7 +76,9 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
     hub,
     start: () => hub.start(),
     close: async () => {
+      closed = true;
       limiter.close();
+      await mcpTransports.close();
       await hub.close();
     },
   };

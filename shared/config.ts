@@ -34,6 +34,8 @@ const envSchema = z.object({
   MAX_CONNECTIONS_PER_TOKEN: int(100, 1),
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']).default('info'),
   POD_ID: z.preprocess(emptyAsUndefined, z.string().optional()),
+  MCP_SESSION_TTL_S: int(3600, 1),
+  MCP_STREAM_TTL_S: int(300, 1),
 });
 
 export interface Config {
@@ -68,6 +70,10 @@ export interface Config {
   logLevel: string;
   /** This process's id in logs, the registry and consumer groups. */
   podId: string;
+  /** An MCP session (Streamable HTTP or legacy SSE) ends after this long without a request. */
+  mcpSessionTtlS: number;
+  /** An MCP request stream stays resumable (Last-Event-ID) this long after its last message. */
+  mcpStreamTtlS: number;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
@@ -108,5 +114,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     maxConnectionsPerToken: e.MAX_CONNECTIONS_PER_TOKEN,
     logLevel: e.LOG_LEVEL,
     podId: e.POD_ID ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
+    mcpSessionTtlS: e.MCP_SESSION_TTL_S,
+    mcpStreamTtlS: e.MCP_STREAM_TTL_S,
   });
 }

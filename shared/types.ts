@@ -42,4 +42,17 @@ export interface CommandEnvelope {
   message: ClientMessage;
   /** Epoch ms when the gateway accepted the command (for latency metrics). */
   enqueuedAt: number;
+  /**
+   * Set for a JSON-RPC request that came over an MCP transport (Streamable HTTP or legacy SSE):
+   * `message` is the client's request as sent (its own `id`), `connectionId` the session id,
+   * and the JSON-RPC reply goes to that stream's topic instead of a seed-API connection.
+   */
+  mcp?: McpRoute;
+}
+
+/** Where the worker publishes the JSON-RPC messages of an MCP transport's request. */
+export interface McpRoute {
+  sessionId: string;
+  /** The request's stream within the session (see shared/mcp.ts). */
+  streamId: string;
 }

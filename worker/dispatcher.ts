@@ -53,7 +53,7 @@ interface RunningCall {
   jsonRpcId: number;
 }
 
-interface ErrorDetail {
+export interface ErrorDetail {
   code: number;
   message: string;
 }
@@ -112,6 +112,27 @@ export class Dispatcher {
     return this.forward(command);
   }
 
+  /**
+   * The permission rule of every transport (seed API and MCP sessions): why this command's
+   * token may not call the tool, or undefined when it may (or the tool is unknown: the caller
+   * reports that its own way).
+   */
+  toolCallRefusal(command: CommandEnvelope, tool: string): ErrorDetail | undefined {
+    const readOnly = this.toolReadOnly.get(tool);
+    if (readOnly === undefined) return undefined;
+    const claims = claimsOf(command);
+    if (mayCallTool(claims, tool, readOnly)) return undefined;
+    return { code: WORKER_ERROR_CODES.permissionDenied, message: permissionMessage(claims, tool) };
+  }
+
+  /** The tools of a tools/list this command's token may call (the others are not shown). */
+  visibleTools(command: CommandEnvelope, tools: Tool[]): Tool[] {
+    const claims = claimsOf(command);
+    return tools.filter((tool) =>
+      mayCallTool(claims, tool.name, tool.annotations?.readOnlyHint === true),
+    );
+  }
+
   /** Calls in progress in this process (for tests and shutdown logs). */
   get runningCount(): number {
     return this.running.size;
@@ -137,19 +158,11 @@ export class Dispatcher {
         name,
       );
     }
-    const readOnly = this.toolReadOnly.get(name);
-    if (readOnly === undefined) {
+    if (!this.toolReadOnly.has(name)) {
       return this.fail(command, WORKER_ERROR_CODES.methodNotFound, `Tool not found: ${name}`, name);
     }
-    const claims = claimsOf(command);
-    if (!mayCallTool(claims, name, readOnly)) {
-      return this.fail(
-        command,
-        WORKER_ERROR_CODES.permissionDenied,
-        permissionMessage(claims, name),
-        name,
-      );
-    }
+    const refusal = this.toolCallRefusal(command, name);
+    if (refusal) return this.fail(command, refusal.code, refusal.message, name);
 
     // Progress is published in order, before the final event; a failed publish fails the command.
     let progressChain = Promise.resolve();
@@ -231,10 +244,7 @@ export class Dispatcher {
       await this.publishError(command, reply.error);
       return 'error';
     }
-    const claims = claimsOf(command);
-    const tools = (reply.result.tools as Tool[]).filter((tool) =>
-      mayCallTool(claims, tool.name, tool.annotations?.readOnlyHint === true),
-    );
+    const tools = this.visibleTools(command, reply.result.tools as Tool[]);
     await this.publishResponse(command, { ...reply.result, tools });
     return 'ok';
   }

@@ -1,3 +1,4 @@
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { Config } from '../shared/config';
 import type { CommandConsumer, Engine, QueuedCommand } from '../shared/engine/engine';
 import type { Logger } from '../shared/logger';
@@ -6,12 +7,18 @@ import { BacklogStore } from './backlog/store';
 import { Dispatcher, WORKER_ERROR_CODES, publishCommandError } from './dispatcher';
 import { createBacklogServer } from './mcp/backlogServer';
 import { InProcessTransport } from './mcp/inProcessTransport';
+import { McpSessionServers } from './sessions/sessionServers';
 
 export interface WorkerDeps {
   config: Config;
   engine: Engine;
   logger: Logger;
   metrics: Metrics;
+  /**
+   * Builds the MCP server (seed path and MCP sessions alike); default createBacklogServer.
+   * Tests use it to add conformance fixtures to the same definition.
+   */
+  createMcpServer?: (store: BacklogStore) => McpServer;
 }
 
 export interface Worker {
@@ -36,27 +43,46 @@ export interface Worker {
 export function createWorker(deps: WorkerDeps): Worker {
   const { config, engine, metrics } = deps;
   const logger = deps.logger.child({ component: 'worker' });
-  const server = createBacklogServer(new BacklogStore(engine.store));
+  const createMcpServer = deps.createMcpServer ?? createBacklogServer;
+  const server = createMcpServer(new BacklogStore(engine.store));
   const transport = new InProcessTransport();
   const dispatcher = new Dispatcher({ engine, transport, logger });
+  // MCP transport sessions (Streamable HTTP, legacy SSE): same server definition and permissions.
+  const mcpSessions = new McpSessionServers({
+    engine,
+    permissions: dispatcher,
+    createServer: () => createMcpServer(new BacklogStore(engine.store)),
+    logger,
+    sessionTtlMs: config.mcpSessionTtlS * 1000,
+    streamTtlMs: config.mcpStreamTtlS * 1000,
+  });
   let consumer: CommandConsumer | undefined;
   let started = false;
   let stopping = false;
+  // Read on each /metrics scrape: no timer. Both stop with stop().
+  metrics.addReadinessCheck(() => !stopping && engine.isReady());
+  metrics.setCommandBacklogSource(() => engine.commandBacklog());
 
   async function handleCommand({ command, deliveries }: QueuedCommand): Promise<void> {
+    // Children cost an allocation per command: made only when debug lines are wanted.
+    const log = logger.isLevelEnabled('debug') ? commandLogger(logger, command) : undefined;
+    const started = Date.now();
     if (await engine.isProcessed(command.requestId)) {
       // A redelivery of a command whose results were published: ack, publish nothing new.
       metrics.commandsCompleted.inc({ outcome: 'duplicate' });
+      log?.debug('command already processed, acked', { deliveries });
       return;
     }
+    log?.debug('command started', { method: command.message?.method, deliveries });
     let outcome;
     try {
-      outcome = await dispatcher.dispatch(command);
+      outcome = command.mcp
+        ? await mcpSessions.dispatch(command)
+        : await dispatcher.dispatch(command);
       // Final events already marked it processed atomically; notifications publish none.
       if (outcome === 'notification') await engine.markProcessed(command.requestId);
     } catch (err) {
-      logger.warn('command failed, left for redelivery', {
-        requestId: command.requestId,
+      (log ?? commandLogger(logger, command)).warn('command failed, left for redelivery', {
         method: command.message?.method,
         deliveries,
         error: err instanceof Error ? err.message : String(err),
@@ -65,17 +91,22 @@ export function createWorker(deps: WorkerDeps): Worker {
     }
     metrics.commandsCompleted.inc({ outcome });
     metrics.commandDuration.observe(Math.max(0, Date.now() - command.enqueuedAt) / 1000);
+    log?.debug('command finished', {
+      method: command.message?.method,
+      outcome,
+      durationMs: Date.now() - started,
+    });
   }
 
   async function onDeadLetter({ command, deliveries }: QueuedCommand): Promise<void> {
-    logger.error('command dead-lettered', {
-      requestId: command.requestId,
+    commandLogger(logger, command).error('command dead-lettered', {
       method: command.message?.method,
       deliveries,
     });
     metrics.commandsDeadLettered.inc();
     // A notification never gets a response, not even this one.
     if (command.message?.method?.startsWith('notifications/')) return;
+    if (command.mcp) return mcpSessions.publishDeadLetter(command, deliveries);
     await publishCommandError(engine, command, {
       code: WORKER_ERROR_CODES.internalError,
       message: `Command failed after ${deliveries} deliveries`,
@@ -88,6 +119,7 @@ export function createWorker(deps: WorkerDeps): Worker {
       started = true;
       await server.connect(transport);
       await dispatcher.start();
+      await mcpSessions.start();
       consumer = engine.consumeCommands(handleCommand, {
         consumerId: config.podId,
         concurrency: config.workerConcurrency,
@@ -104,6 +136,7 @@ export function createWorker(deps: WorkerDeps): Worker {
     async stop() {
       if (stopping) return;
       stopping = true;
+      metrics.setCommandBacklogSource(undefined);
       await consumer?.stop();
       if (dispatcher.runningCount > 0) {
         logger.warn('closing MCP server with calls still running', {
@@ -111,9 +144,18 @@ export function createWorker(deps: WorkerDeps): Worker {
         });
       }
       await server.close();
+      await mcpSessions.close();
       logger.info('worker stopped', { podId: config.podId });
     },
 
     isStopping: () => stopping,
   };
+}
+
+/**
+ * A child logger carrying the command's requestId (the one its client got in the 202) and
+ * connectionId. Never the token: the envelope holds its claims only.
+ */
+function commandLogger(logger: Logger, command: QueuedCommand['command']): Logger {
+  return logger.child({ requestId: command.requestId, connectionId: command.connectionId });
 }

@@ -2,8 +2,11 @@ import type { RequestHandler } from 'express';
 import { errors } from '../../shared/errors';
 
 export const CORS_ALLOWED_HEADERS = 'Authorization, Content-Type, Cache-Control, Last-Event-ID';
-const ALLOWED_METHODS = 'GET, POST, OPTIONS';
-const EXPOSED_HEADERS = 'Retry-After, RateLimit, RateLimit-Policy';
+/** The MCP transports' routes also take their session and version headers. */
+const MCP_PATHS = new Set(['/mcp', '/sse', '/messages']);
+const MCP_ALLOWED_HEADERS = `${CORS_ALLOWED_HEADERS}, Mcp-Session-Id, MCP-Protocol-Version`;
+const ALLOWED_METHODS = 'GET, POST, DELETE, OPTIONS';
+const EXPOSED_HEADERS = 'Retry-After, RateLimit, RateLimit-Policy, Mcp-Session-Id';
 
 /**
  * CORS from ALLOWED_ORIGINS: `*` allows every origin (answered with `*`), otherwise a listed
@@ -26,7 +29,10 @@ export function cors(allowedOrigins: readonly string[]): RequestHandler {
     }
     if (origin !== undefined && !allowed) return next(errors.forbidden('Origin not allowed'));
     res.setHeader('Access-Control-Allow-Methods', ALLOWED_METHODS);
-    res.setHeader('Access-Control-Allow-Headers', CORS_ALLOWED_HEADERS);
+    res.setHeader(
+      'Access-Control-Allow-Headers',
+      MCP_PATHS.has(req.path) ? MCP_ALLOWED_HEADERS : CORS_ALLOWED_HEADERS,
+    );
     res.setHeader('Access-Control-Max-Age', '600');
     res.status(204).end();
   };

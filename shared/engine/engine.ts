@@ -75,6 +75,10 @@ export interface Engine {
   // ---- durable documents (the backlog) ----
 
   readonly store: DocumentStore;
+
+  // ---- short-lived values with a TTL (MCP sessions, stream locks) ----
+
+  readonly kv: KeyValueStore;
 }
 
 export interface EngineEvent {
@@ -90,6 +94,11 @@ export interface EngineEvent {
 export interface PublishOptions {
   /** A command's requestId to mark processed together with this (final) event. */
   completesRequest?: string;
+  /**
+   * How long the topic's history lives after this publish, instead of the engine's history TTL
+   * (short-lived topics, e.g. one MCP request's stream). The done-key keeps the engine's TTL.
+   */
+  historyTtlMs?: number;
 }
 
 export type EventListener = (event: EngineEvent) => void;
@@ -153,4 +162,23 @@ export interface DocumentStore {
   insert<T>(collection: string, id: string, doc: T): Promise<T>;
   /** Applies fn to the current document and stores the result; undefined when absent. */
   update<T>(collection: string, id: string, fn: (doc: T) => T): Promise<T | undefined>;
+}
+
+/** How `KeyValueStore.set` treats a key that exists (or not). */
+export type SetMode = 'always' | 'ifAbsent' | 'ifPresent';
+
+/**
+ * String values that expire: MCP session records (sliding TTL) and cluster-wide locks (a value
+ * naming the owner, refreshed while held, released only by its owner). Expired keys read as
+ * absent in both engines.
+ */
+export interface KeyValueStore {
+  /** Stores `value` for `ttlMs`, subject to `mode` (default 'always'). True when stored. */
+  set(key: string, value: string, ttlMs: number, mode?: SetMode): Promise<boolean>;
+  /** The value, or undefined. With `refreshTtlMs`, also restarts its TTL (sliding expiry). */
+  get(key: string, refreshTtlMs?: number): Promise<string | undefined>;
+  /** Restarts the TTL when the key exists and (if given) holds `expected`. True when it did. */
+  touch(key: string, ttlMs: number, expected?: string): Promise<boolean>;
+  /** Deletes the key when it exists and (if given) holds `expected`. True when deleted. */
+  delete(key: string, expected?: string): Promise<boolean>;
 }

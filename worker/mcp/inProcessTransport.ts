@@ -11,6 +11,7 @@ import {
   type JSONRPCErrorResponse,
   type JSONRPCMessage,
   type JSONRPCNotification,
+  type JSONRPCRequest,
   type JSONRPCResultResponse,
   type MessageExtraInfo,
   type RequestId,
@@ -54,6 +55,13 @@ export class InProcessTransport implements Transport {
   onerror?: (error: Error) => void;
   onmessage?: <T extends JSONRPCMessage>(message: T, extra?: MessageExtraInfo) => void;
 
+  /**
+   * Server -> client requests (sampling, elicitation, roots), with the id of the request they
+   * belong to: return true when taken care of (the reply comes back through receive()); when
+   * unset or false, they are refused at once with "method not found".
+   */
+  onServerRequest?: (request: JSONRPCRequest, relatedRequestId?: RequestId) => boolean;
+
   private nextId = 1;
   private readonly pending = new Map<RequestId, Pending>();
   private started = false;
@@ -77,6 +85,7 @@ export class InProcessTransport implements Transport {
       return;
     }
     if (isJSONRPCRequest(message)) {
+      if (this.onServerRequest?.(message, options?.relatedRequestId)) return;
       // Server -> client requests (sampling, elicitation, roots): the dispatcher has no client
       // features to offer, so answer at once rather than leave the server waiting.
       const refusal: JSONRPCErrorResponse = {
@@ -110,6 +119,12 @@ export class InProcessTransport implements Transport {
     });
     this.deliver({ jsonrpc: '2.0', id, method, ...(params ? { params } : {}) }, options.extra);
     return { id, reply };
+  }
+
+  /** Caller -> server: the client's reply to a request the server sent (see onServerRequest). */
+  receive(reply: ServerReply): void {
+    this.assertOpen();
+    this.deliver(reply);
   }
 
   /** Caller -> server: a notification (no reply). */

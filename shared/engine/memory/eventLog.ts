@@ -10,13 +10,14 @@ class TopicHistory {
   lastId = ZERO_EVENT_ID;
   /** Newest id trimmed away (Redis: max-deleted-entry-id); tells readers they missed events. */
   maxDeletedId = ZERO_EVENT_ID;
-  lastPublishedAt = 0;
+  expiresAt = 0;
 }
 
 /**
- * Histories of every topic. Topics not published to for `ttlMs` are forgotten, as a Redis key
- * with EXPIRE refreshed on each publish would be. The map is kept in last-publish order
- * (re-inserted on publish), so forgetting idle topics only ever looks at the oldest ones.
+ * Histories of every topic. Topics not published to for `ttlMs` (or the TTL given with their
+ * last publish) are forgotten, as a Redis key with EXPIRE refreshed on each publish would be.
+ * The map is kept in last-publish order (re-inserted on publish), so forgetting idle topics
+ * only looks at the oldest ones (an expired topic behind a live one is dropped when read).
  */
 export class EventLog {
   private readonly topics = new Map<string, TopicHistory>();
@@ -31,13 +32,14 @@ export class EventLog {
     return this.topics.size;
   }
 
-  append(topic: string, event: string, data: string, now: number): EngineEvent {
+  /** `ttlMs`: this topic's history lifetime from now, instead of the log's. */
+  append(topic: string, event: string, data: string, now: number, ttlMs = this.ttlMs): EngineEvent {
     this.forgetIdleTopics(now);
     let history = this.topics.get(topic);
     if (history) this.topics.delete(topic);
     else history = new TopicHistory();
     this.topics.set(topic, history);
-    history.lastPublishedAt = now;
+    history.expiresAt = now + ttlMs;
 
     const id = history.ids.next(now);
     // Frozen: the same object goes to history and to every listener, none may alter it.
@@ -79,7 +81,7 @@ export class EventLog {
   }
 
   private isIdle(history: TopicHistory, now: number): boolean {
-    return now - history.lastPublishedAt >= this.ttlMs;
+    return now >= history.expiresAt;
   }
 
   private forgetIdleTopics(now: number): void {

@@ -10,6 +10,7 @@ import type {
   Engine,
   EventListener,
   HistoryPage,
+  KeyValueStore,
   PublishOptions,
   Subscription,
 } from '../engine';
@@ -19,6 +20,7 @@ import { ConnectionRegistry } from './connectionRegistry';
 import { MemoryDocumentStore } from './documentStore';
 import { EventLog } from './eventLog';
 import { ExpiringSet } from './expiringSet';
+import { MemoryKeyValueStore } from './keyValueStore';
 import { LocalPubSub } from './pubSub';
 
 export interface MemoryEngineOptions {
@@ -35,6 +37,7 @@ export interface MemoryEngineOptions {
 export class MemoryEngine implements Engine {
   readonly kind = 'memory' as const;
   readonly store: DocumentStore = new MemoryDocumentStore();
+  readonly kv: KeyValueStore = new MemoryKeyValueStore();
 
   private readonly events: EventLog;
   private readonly pubSub = new LocalPubSub();
@@ -112,7 +115,7 @@ export class MemoryEngine implements Engine {
     options?: PublishOptions,
   ): Promise<string> {
     this.assertOpen();
-    const entry = this.events.append(topic, event, data, Date.now());
+    const entry = this.events.append(topic, event, data, Date.now(), options?.historyTtlMs);
     if (options?.completesRequest) this.processed.add(options.completesRequest, Date.now());
     this.pubSub.deliver(entry);
     return entry.id;

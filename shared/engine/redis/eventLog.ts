@@ -28,7 +28,14 @@ export class EventLog {
   }
 
   /** `processedKey`: a request's done-key to set in the same script (see publishEvent.lua). */
-  publish(topic: string, event: string, data: string, processedKey?: string): Promise<string> {
+  /** `historyTtlMs`: this topic's history lifetime, instead of the engine's (see ARGV[7]). */
+  publish(
+    topic: string,
+    event: string,
+    data: string,
+    processedKey?: string,
+    historyTtlMs?: number,
+  ): Promise<string> {
     // The live payload is newline-separated; a newline in the name would shift the fields.
     if (event.includes('\n')) {
       return Promise.reject(errors.badRequest('Event names cannot contain newlines'));
@@ -44,6 +51,7 @@ export class EventLog {
       this.maxLen,
       this.trimSlack,
       this.ttlMs,
+      ...(historyTtlMs !== undefined ? [Math.max(1, Math.round(historyTtlMs))] : []),
     );
   }
 

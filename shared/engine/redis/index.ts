@@ -13,6 +13,7 @@ import type {
   Engine,
   EventListener,
   HistoryPage,
+  KeyValueStore,
   PublishOptions,
   Subscription,
 } from '../engine';
@@ -27,6 +28,7 @@ import {
 } from './connections';
 import { RedisDocumentStore } from './documentStore';
 import { EventLog } from './eventLog';
+import { RedisKeyValueStore } from './keyValueStore';
 import { type RedisKeys, redisKeys } from './keys';
 import { ConnectionRegistry } from './registry';
 import { type ScriptedRedis, defineScripts } from './scripts';
@@ -59,6 +61,7 @@ const DEFAULT_START_TIMEOUT_MS = 30_000;
 export class RedisEngine implements Engine {
   readonly kind = 'redis' as const;
   readonly store: DocumentStore;
+  readonly kv: KeyValueStore;
 
   private readonly context: ConnectionContext;
   private readonly commands: ScriptedRedis;
@@ -96,6 +99,7 @@ export class RedisEngine implements Engine {
     this.events = new EventLog(this.commands, this.keys, historyMaxLen, historyTtlMs);
     this.registry = new ConnectionRegistry(this.commands, this.keys);
     this.store = new RedisDocumentStore(this.commands, this.keys);
+    this.kv = new RedisKeyValueStore(this.commands, this.keys);
     this.notifyReconnects();
   }
 
@@ -189,7 +193,13 @@ export class RedisEngine implements Engine {
   publish(topic: string, event: string, data: string, options?: PublishOptions): Promise<string> {
     if (this.closed) return Promise.reject(errors.unavailable('Engine is closed'));
     const completes = options?.completesRequest;
-    return this.events.publish(topic, event, data, completes && this.keys.processed(completes));
+    return this.events.publish(
+      topic,
+      event,
+      data,
+      completes && this.keys.processed(completes),
+      options?.historyTtlMs,
+    );
   }
 
   async subscribe(topics: string[], listener: EventListener): Promise<Subscription> {

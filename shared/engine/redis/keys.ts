@@ -10,6 +10,7 @@
  *   <prefix>conns            hash    connectionId -> ConnectionRecord JSON (PEXPIRE refreshed)
  *   <prefix>conns:seen       zset    connectionId scored by last-seen ms (PEXPIRE refreshed)
  *   <prefix>store:<name>     hash    durable documents of a collection (the backlog; no expiry)
+ *   <prefix>kv:<key>         string  short-lived values: MCP sessions, stream locks (PX TTL)
  */
 export interface RedisKeys {
   readonly prefix: string;
@@ -21,6 +22,7 @@ export interface RedisKeys {
   readonly connections: string;
   readonly connectionsSeen: string;
   collection(name: string): string;
+  value(key: string): string;
 }
 
 /** The consumer group every worker joins. */
@@ -37,5 +39,6 @@ export function redisKeys(prefix: string): RedisKeys {
     connections: `${prefix}conns`,
     connectionsSeen: `${prefix}conns:seen`,
     collection: (name) => `${prefix}store:${name}`,
+    value: (key) => `${prefix}kv:${key}`,
   };
 }

@@ -23,6 +23,7 @@ export interface ScriptCommands {
   sweepConnections(hashKey: string, seenKey: string, ...args: Arg[]): Promise<string[]>;
   insertDocument(collectionKey: string, id: string, json: string): Promise<string>;
   updateDocument(collectionKey: string, ...args: Arg[]): Promise<number>;
+  keyIfValue(key: string, expected: string, ttlMs: number): Promise<number>;
 }
 
 /**
@@ -41,6 +42,7 @@ const SCRIPTS: Record<keyof ScriptCommands, number | undefined> = {
   sweepConnections: 2,
   insertDocument: 1,
   updateDocument: 1,
+  keyIfValue: 1,
 };
 
 export type ScriptedRedis = Redis & ScriptCommands;

@@ -11,6 +11,7 @@
     ARGV[4] max length: events readers get (readHistory.lua hides the older ones)
     ARGV[5] slack: the stream may grow this far past max length before it is trimmed back
     ARGV[6] TTL in ms, refreshed on every publish
+    ARGV[7] optional: the history's TTL in ms instead of ARGV[6] (the done-key keeps ARGV[6])
 
   Output:
     the new event id (stream id)
@@ -31,7 +32,7 @@ if length >= maxLen + tonumber(ARGV[5]) then
   redis.call('XSETID', key, id, 'MAXDELETEDID', dropped[#dropped][1])
 end
 
-redis.call('PEXPIRE', key, ARGV[6])
+redis.call('PEXPIRE', key, ARGV[7] or ARGV[6])
 if KEYS[2] then
   redis.call('SET', KEYS[2], '1', 'PX', ARGV[6])
 end

@@ -1,0 +1,11 @@
+import type { RouteContext } from '../routes/context';
+import type { McpSessionStore } from './sessions';
+import type { McpStreamKeeper } from './stream';
+
+/** What the MCP transport routes share. */
+export interface McpRouteContext extends RouteContext {
+  sessions: McpSessionStore;
+  keeper: McpStreamKeeper;
+  /** TTL of the one-GET-stream-per-session lock, refreshed on every keep-alive tick. */
+  lockTtlMs: number;
+}

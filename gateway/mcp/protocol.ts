@@ -1,0 +1,138 @@
+import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
+import { ErrorCode } from '@modelcontextprotocol/sdk/types.js';
+import { GatewayError, errors } from '../../shared/errors';
+import type { ClientMessage } from '../../shared/types';
+
+/** JSON-RPC code of a 404 for an unknown or ended session (as the SDK's servers answer). */
+export const SESSION_NOT_FOUND = -32001;
+
+/** A JSON-RPC message as a client posts it; only the fields the gateway routes on are typed. */
+export interface IncomingMessage {
+  jsonrpc: '2.0';
+  id?: string | number | null;
+  method?: string;
+  params?: Record<string, unknown>;
+  result?: unknown;
+  error?: unknown;
+}
+
+export interface IncomingRequest extends IncomingMessage {
+  id: string | number;
+  method: string;
+}
+
+export function isRequest(message: IncomingMessage): message is IncomingRequest {
+  return typeof message.method === 'string' && message.id !== undefined && message.id !== null;
+}
+
+export function isNotification(message: IncomingMessage): boolean {
+  return typeof message.method === 'string' && message.id === undefined;
+}
+
+/** 403 for a request whose Origin header is present and not allowed (DNS rebinding defence). */
+export function checkOrigin(allowedOrigins: readonly string[]): RequestHandler {
+  const any = allowedOrigins.includes('*');
+  const listed = new Set(allowedOrigins);
+  return (req, _res, next) => {
+    const origin = req.headers.origin;
+    if (origin === undefined || any || listed.has(origin)) return next();
+    next(errors.forbidden(`Origin not allowed: ${origin}`));
+  };
+}
+
+/** 415 unless the body is declared JSON (checked before the parser, which skips other types). */
+export function requireJsonContent(): RequestHandler {
+  return (req, _res, next) => {
+    if (req.is('application/json')) return next();
+    next(new GatewayError('unsupported_media_type', 'Content-Type must be application/json', 415));
+  };
+}
+
+/** What the Accept header allows: an SSE stream, a JSON body, or both. */
+export function accepts(req: Request): { sse: boolean; json: boolean } {
+  const accept = (req.headers.accept ?? '').toLowerCase();
+  const any = accept === '' || accept.includes('*/*');
+  return {
+    sse: any || accept.includes('text/event-stream'),
+    json: any || accept.includes('application/json'),
+  };
+}
+
+export function notAcceptable(message: string): GatewayError {
+  return new GatewayError('not_acceptable', message, 406);
+}
+
+/**
+ * The body as a list of JSON-RPC messages (a batch, as 2025-03-26 allows, or one message).
+ * A light shape check only: the worker's McpServer validates params.
+ */
+export function parseMessages(body: unknown): { messages: IncomingMessage[]; batch: boolean } {
+  const batch = Array.isArray(body);
+  const list: unknown[] = batch ? body : [body];
+  if (list.length === 0) throw invalidRequest('Empty batch');
+  for (const item of list) {
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) {
+      throw invalidRequest('Each message must be a JSON-RPC object');
+    }
+    const m = item as Record<string, unknown>;
+    if (m.jsonrpc !== '2.0') throw invalidRequest('jsonrpc must be "2.0"');
+    const hasId = typeof m.id === 'string' || typeof m.id === 'number';
+    if (m.method !== undefined) {
+      if (typeof m.method !== 'string' || m.method.length === 0) {
+        throw invalidRequest('method must be a non-empty string');
+      }
+      if (m.id !== undefined && !hasId) throw invalidRequest('id must be a string or a number');
+      const params = m.params;
+      if (params !== undefined && (typeof params !== 'object' || params === null)) {
+        throw invalidRequest('params must be an object');
+      }
+    } else if (!(('result' in m || 'error' in m) && (hasId || m.id === null))) {
+      throw invalidRequest('Not a JSON-RPC request, notification or response');
+    }
+  }
+  return { messages: list as IncomingMessage[], batch };
+}
+
+export function toClientMessage(request: IncomingRequest): ClientMessage {
+  return {
+    method: request.method,
+    id: request.id,
+    ...(request.params ? { params: request.params } : {}),
+  };
+}
+
+function invalidRequest(message: string): GatewayError {
+  return new GatewayError('invalid_request', message, 400);
+}
+
+/**
+ * Errors of the MCP transport routes leave as JSON-RPC error objects (what MCP clients parse),
+ * with the HTTP status and headers of the GatewayError. Others go on to the app's handler.
+ */
+export function jsonRpcErrors(): ErrorRequestHandler {
+  return (err: unknown, _req, res, next) => {
+    const parseFailed = (err as { type?: unknown } | null)?.type === 'entity.parse.failed';
+    if (!(err instanceof GatewayError) && !parseFailed) return next(err);
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const error =
+      err instanceof GatewayError ? err : new GatewayError('parse_error', 'Parse error', 400);
+    res
+      .set(error.headers)
+      .status(error.status)
+      .json({
+        jsonrpc: '2.0',
+        error: { code: rpcCode(error), message: error.message },
+        id: null,
+      });
+  };
+}
+
+function rpcCode(error: GatewayError): number {
+  if (error.code === 'parse_error') return ErrorCode.ParseError;
+  if (error.code === 'invalid_request') return ErrorCode.InvalidRequest;
+  if (error.status === 404) return SESSION_NOT_FOUND;
+  return -32000;
+}

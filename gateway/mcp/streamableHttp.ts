@@ -1,0 +1,326 @@
+import { randomUUID } from 'node:crypto';
+import { Router, type Request, type Response } from 'express';
+import type { Subscription } from '../../shared/engine/engine';
+import { ZERO_EVENT_ID, isEventId } from '../../shared/engine/eventId';
+import { errors } from '../../shared/errors';
+import {
+  DEFAULT_STREAMABLE_VERSION,
+  MCP_EVENTS,
+  STANDALONE_STREAM,
+  STREAMABLE_PROTOCOL_VERSIONS,
+  mcpNames,
+  newRequestStreamId,
+  requestStreamReplies,
+} from '../../shared/mcp';
+import type { TokenClaims } from '../../shared/types';
+import { claimsOf } from '../middleware/auth';
+import { guarded, jsonBody, requireReady } from '../routes/context';
+import { enqueueRequests, handleClientMessages } from './commands';
+import type { McpRouteContext } from './mcpContext';
+import {
+  accepts,
+  checkOrigin,
+  isRequest,
+  jsonRpcErrors,
+  notAcceptable,
+  parseMessages,
+  requireJsonContent,
+  type IncomingRequest,
+} from './protocol';
+import { StreamRelay } from './relay';
+import { McpSseStream } from './stream';
+
+const SUPPORTED = new Set<string>(STREAMABLE_PROTOCOL_VERSIONS);
+/** Revisions whose clients expect a priming event (an id with empty data) on each stream. */
+const PRIMING_FROM = '2025-11-25';
+
+/**
+ * Streamable HTTP (MCP 2025-11-25, accepting 2025-06-18 and 2025-03-26 clients) at /mcp, with no
+ * sticky sessions: the session lives in the engine, each request's replies travel through a
+ * per-request stream topic (so any pod can resume it), workers run the calls.
+ *
+ * - POST: initialize creates a session (Mcp-Session-Id); requests get an SSE stream (or a JSON
+ *   body when the client accepts only JSON) carrying progress and the replies, then it ends;
+ *   notifications and responses get 202.
+ * - GET: the session's standalone stream (one per session, cluster-wide: 409 for a second), or
+ *   with Last-Event-ID the replay of the stream that id belongs to, then its live rest.
+ * - DELETE: ends the session everywhere.
+ */
+export function streamableHttpRoutes(ctx: McpRouteContext): Router {
+  const router = Router();
+  const common = [
+    checkOrigin(ctx.config.allowedOrigins),
+    ...guarded(ctx),
+    requireReady(ctx.engine),
+  ];
+
+  router.post('/mcp', ...common, requireJsonContent(), jsonBody(ctx.config), async (req, res) => {
+    const claims = claimsOf(res);
+    const accept = accepts(req);
+    if (!accept.sse && !accept.json) {
+      throw notAcceptable('Accept must include application/json or text/event-stream');
+    }
+    const { messages, batch } = parseMessages(req.body);
+    const initialize = messages.find((m) => m.method === 'initialize');
+    if (initialize) {
+      if (messages.length > 1 || !isRequest(initialize)) {
+        throw errors.badRequest('initialize must be sent alone, as a request');
+      }
+      const params = { ...(initialize.params ?? {}) };
+      // Offer our newest revision to a client asking for one we do not serve over /mcp.
+      if (!SUPPORTED.has(String(params.protocolVersion))) {
+        params.protocolVersion = STREAMABLE_PROTOCOL_VERSIONS[0];
+      }
+      const sessionId = await ctx.sessions.create(claims, 'streamable-http');
+      await answerRequests(ctx, req, res, {
+        claims,
+        sessionId,
+        version: String(params.protocolVersion),
+        requests: [{ ...initialize, params }],
+        batch: false,
+        sse: accept.sse,
+      });
+      return;
+    }
+    const { sessionId } = await ctx.sessions.fromHeader(req, claims);
+    const version = protocolVersionOf(req);
+    await handleClientMessages(ctx.engine, sessionId, messages);
+    const requests = messages.filter(isRequest);
+    if (requests.length === 0) {
+      res.status(202).end();
+      return;
+    }
+    await answerRequests(ctx, req, res, {
+      claims,
+      sessionId,
+      version,
+      requests,
+      batch,
+      sse: accept.sse,
+    });
+  });
+
+  router.get('/mcp', ...common, async (req, res) => {
+    const claims = claimsOf(res);
+    if (!accepts(req).sse) throw notAcceptable('Accept must include text/event-stream');
+    // A draining pod opens no new streams: the client retries on another pod.
+    if (ctx.hub.draining) throw errors.unavailable('This gateway is shutting down');
+    const { sessionId } = await ctx.sessions.fromHeader(req, claims);
+    const version = protocolVersionOf(req);
+    const lastEventId = req.get('last-event-id');
+    if (lastEventId === undefined || lastEventId === '') {
+      await openStandaloneStream(ctx, req, res, sessionId, version);
+      return;
+    }
+    const sep = lastEventId.indexOf('_');
+    const streamId = sep > 0 ? lastEventId.slice(0, sep) : '';
+    const afterId = lastEventId.slice(sep + 1);
+    if (sep < 0 || !isEventId(afterId)) throw errors.badRequest('Invalid Last-Event-ID');
+    if (streamId === STANDALONE_STREAM) {
+      await openStandaloneStream(ctx, req, res, sessionId, version, afterId);
+      return;
+    }
+    const replies = requestStreamReplies(streamId);
+    if (replies === undefined) throw errors.badRequest('Invalid Last-Event-ID');
+    await resumeRequestStream(ctx, req, res, sessionId, streamId, replies, afterId);
+  });
+
+  router.delete('/mcp', ...common, async (req, res) => {
+    const claims = claimsOf(res);
+    const { sessionId } = await ctx.sessions.fromHeader(req, claims);
+    protocolVersionOf(req);
+    await ctx.sessions.end(sessionId);
+    res.status(200).end();
+  });
+
+  router.all('/mcp', (_req, res) => {
+    res.set('Allow', 'GET, POST, DELETE').status(405);
+    res.json({ jsonrpc: '2.0', error: { code: -32000, message: 'Method not allowed' }, id: null });
+  });
+
+  router.use('/mcp', jsonRpcErrors());
+  return router;
+}
+
+/** The request's MCP-Protocol-Version (the spec's default when absent); 400 when unsupported. */
+function protocolVersionOf(req: Request): string {
+  const version = req.get('mcp-protocol-version');
+  if (version === undefined) return DEFAULT_STREAMABLE_VERSION;
+  if (!SUPPORTED.has(version)) {
+    throw errors.badRequest(
+      `Unsupported MCP-Protocol-Version: ${version} (supported: ${STREAMABLE_PROTOCOL_VERSIONS.join(', ')})`,
+    );
+  }
+  return version;
+}
+
+interface RequestBatch {
+  claims: TokenClaims;
+  sessionId: string;
+  version: string;
+  requests: IncomingRequest[];
+  batch: boolean;
+  sse: boolean;
+}
+
+/**
+ * Subscribes to a new request stream's topic first, then queues the requests, then relays the
+ * stream's messages: as SSE events with ids `<streamId>_<entryId>`, or gathered into one JSON
+ * body. The worker writes them to the topic's history too, so the stream can be resumed on any
+ * pod with a GET and Last-Event-ID if this pod dies.
+ */
+async function answerRequests(
+  ctx: McpRouteContext,
+  req: Request,
+  res: Response,
+  batch: RequestBatch,
+): Promise<void> {
+  const { sessionId, requests } = batch;
+  const streamId = newRequestStreamId(requests.length);
+  const topic = mcpNames.streamTopic(sessionId, streamId);
+
+  if (!batch.sse) {
+    const replies: string[] = [];
+    const held: { subscription?: Subscription } = {};
+    const relay = new StreamRelay(
+      {
+        message: (_id, data, kind) => {
+          if (kind === MCP_EVENTS.response) replies.push(data);
+        },
+        done: () => {
+          void held.subscription?.close();
+          if (res.writableEnded || res.destroyed) return;
+          res.set('Mcp-Session-Id', sessionId);
+          if (replies.length === 0) res.status(202).end();
+          else
+            res
+              .status(200)
+              .type('application/json')
+              .send(batch.batch ? `[${replies.join(',')}]` : replies[0]);
+        },
+      },
+      requests.length,
+    );
+    held.subscription = await ctx.engine.subscribe([topic], relay.listener);
+    res.once('close', () => void held.subscription?.close());
+    try {
+      await enqueueRequests(ctx.engine, ctx.metrics, batch.claims, sessionId, streamId, requests);
+    } catch (err) {
+      void held.subscription.close();
+      throw err;
+    }
+    return;
+  }
+
+  const stream = new McpSseStream(req, res, 'request', ctx.config.sendQueueMaxBytes);
+  const relay = new StreamRelay(
+    {
+      message: (entryId, data) => stream.event(`${streamId}_${entryId}`, 'message', data),
+      done: () => stream.end(),
+    },
+    requests.length,
+  );
+  const subscription = await ctx.engine.subscribe([topic], relay.listener);
+  stream.onClose(() => void subscription.close());
+  stream.open(ctx.metrics, { 'Mcp-Session-Id': sessionId });
+  if (batch.version >= PRIMING_FROM) stream.prime(`${streamId}_${ZERO_EVENT_ID}`);
+  ctx.keeper.add(stream);
+  try {
+    await enqueueRequests(ctx.engine, ctx.metrics, batch.claims, sessionId, streamId, requests);
+  } catch (err) {
+    ctx.logger.warn('MCP request not queued', {
+      sessionId,
+      error: err instanceof Error ? err.message : String(err),
+    });
+    for (const request of requests) {
+      stream.event(
+        undefined,
+        'message',
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id: request.id,
+          error: { code: -32603, message: 'Request could not be queued; retry' },
+        }),
+      );
+    }
+    stream.end();
+  }
+}
+
+/** A GET with a request stream's Last-Event-ID: what that stream missed, then its live rest. */
+async function resumeRequestStream(
+  ctx: McpRouteContext,
+  req: Request,
+  res: Response,
+  sessionId: string,
+  streamId: string,
+  replies: number,
+  afterId: string,
+): Promise<void> {
+  const topic = mcpNames.streamTopic(sessionId, streamId);
+  const stream = new McpSseStream(req, res, 'request', ctx.config.sendQueueMaxBytes);
+  const relay = new StreamRelay(
+    {
+      message: (entryId, data) => stream.event(`${streamId}_${entryId}`, 'message', data),
+      done: () => stream.end(),
+    },
+    replies,
+    afterId,
+  );
+  const subscription = await ctx.engine.subscribe([topic], relay.listener);
+  stream.onClose(() => void subscription.close());
+  stream.open(ctx.metrics, { 'Mcp-Session-Id': sessionId });
+  ctx.keeper.add(stream);
+  await relay.replay(ctx.engine, topic);
+}
+
+/**
+ * The session's standalone stream for server-initiated messages. One per session across the
+ * cluster: a lock in the engine, held while open (refreshed each keep-alive tick, so a dead
+ * pod's lock lapses within lockTtlMs), released on close; a second GET gets 409.
+ */
+async function openStandaloneStream(
+  ctx: McpRouteContext,
+  req: Request,
+  res: Response,
+  sessionId: string,
+  version: string,
+  afterId?: string,
+): Promise<void> {
+  const lockKey = mcpNames.standaloneLockKey(sessionId);
+  const owner = randomUUID();
+  if (!(await ctx.engine.kv.set(lockKey, owner, ctx.lockTtlMs, 'ifAbsent'))) {
+    throw errors.conflict('This session already has an open GET stream');
+  }
+  const topic = mcpNames.streamTopic(sessionId, STANDALONE_STREAM);
+  const stream = new McpSseStream(req, res, 'session', ctx.config.sendQueueMaxBytes);
+  const relay = new StreamRelay(
+    {
+      message: (entryId, data) => stream.event(`${STANDALONE_STREAM}_${entryId}`, 'message', data),
+      done: () => stream.end(),
+    },
+    Infinity,
+    afterId,
+  );
+  let subscription: { close(): Promise<void> };
+  try {
+    subscription = await ctx.engine.subscribe([topic], relay.listener);
+  } catch (err) {
+    await ctx.engine.kv.delete(lockKey, owner).catch(() => undefined);
+    throw err;
+  }
+  stream.onClose(() => {
+    void subscription.close();
+    ctx.engine.kv.delete(lockKey, owner).catch(() => undefined);
+  });
+  stream.onTick = () => {
+    ctx.engine.kv.touch(lockKey, ctx.lockTtlMs, owner).catch(() => undefined);
+    ctx.sessions.touch(sessionId).catch(() => undefined);
+  };
+  stream.open(ctx.metrics, { 'Mcp-Session-Id': sessionId });
+  if (afterId === undefined && version >= PRIMING_FROM) {
+    stream.prime(`${STANDALONE_STREAM}_${ZERO_EVENT_ID}`);
+  }
+  ctx.keeper.add(stream);
+  if (afterId !== undefined) await relay.replay(ctx.engine, topic);
+}

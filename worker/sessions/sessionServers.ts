@@ -1,0 +1,389 @@
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { randomUUID } from 'node:crypto';
+import type {
+  CallToolResult,
+  JSONRPCNotification,
+  JSONRPCRequest,
+  RequestId,
+  Tool,
+} from '@modelcontextprotocol/sdk/types.js';
+import type { Engine, EngineEvent, Subscription } from '../../shared/engine/engine';
+import type { Logger } from '../../shared/logger';
+import {
+  MCP_EVENTS,
+  WORKER_EVENTS,
+  mcpNames,
+  type McpCancel,
+  type McpClientResponse,
+  type McpSessionInit,
+  type McpSessionRecord,
+} from '../../shared/mcp';
+import type { CommandEnvelope } from '../../shared/types';
+import {
+  WORKER_ERROR_CODES,
+  type DispatchOutcome,
+  type Dispatcher,
+  type ErrorDetail,
+} from '../dispatcher';
+import { INFRASTRUCTURE_FAILURE_META } from '../mcp/backlogServer';
+import { InProcessTransport, REQUEST_CANCELLED, type ServerReply } from '../mcp/inProcessTransport';
+import { authInfoForCommand } from '../mcp/requestContext';
+
+/** A session's server is closed after this long without a request (rebuilt when needed). */
+export const SESSION_IDLE_MS = 10 * 60_000;
+/** At most this many session servers per worker; the least recently used idle ones go first. */
+export const MAX_CACHED_SESSIONS = 1000;
+const SWEEP_EVERY_MS = 30_000;
+
+export interface McpSessionServersDeps {
+  engine: Pick<Engine, 'publish' | 'subscribe' | 'kv'>;
+  /** The permission rule of the seed path (the worker's dispatcher), reused as it is. */
+  permissions: Pick<Dispatcher, 'toolCallRefusal' | 'visibleTools'>;
+  /** Builds the one MCP server definition (createBacklogServer over the store). */
+  createServer: () => McpServer;
+  logger: Logger;
+  sessionTtlMs: number;
+  /** History lifetime of the stream topics (how long a stream stays resumable). */
+  streamTtlMs: number;
+  now?: () => number;
+}
+
+interface SessionEntry {
+  server: McpServer;
+  transport: InProcessTransport;
+  lastUsed: number;
+  /** The client's JSON-RPC id (JSON) -> this transport's id, for notifications/cancelled. */
+  running: Map<string, number>;
+  /** This transport's id of a running call -> how to put a message on that call's stream. */
+  calls: Map<number, (message: object) => void>;
+  /** Id on the wire of a server -> client request -> the server's own id for it. */
+  outgoing: Map<string, RequestId>;
+}
+
+/**
+ * Serves MCP transport commands (`command.mcp` set) of any session, on any worker.
+ *
+ * The SDK keeps a session's initialization in its McpServer's memory, so each session gets its
+ * own McpServer behind an InProcessTransport, built on first use from the session record in the
+ * engine (initialize replayed with the client's capabilities and info), cached, and closed when
+ * idle. Replies and progress are published as JSON-RPC messages on the request's stream topic;
+ * a final reply marks the command processed in the same atomic step (as on the seed path).
+ * What the client sends a running call (notifications/cancelled, replies to the server's own
+ * requests for sampling or elicitation) arrives on a topic every worker hears; the worker
+ * running the call acts on it, wherever the client's POST landed.
+ */
+export class McpSessionServers {
+  private readonly sessions = new Map<string, SessionEntry>();
+  private readonly building = new Map<string, Promise<SessionEntry | undefined>>();
+  private workerTopicSubscription?: Subscription;
+  private lastSweep = 0;
+  private readonly now: () => number;
+
+  constructor(private readonly deps: McpSessionServersDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  async start(): Promise<void> {
+    this.workerTopicSubscription = await this.deps.engine.subscribe(
+      [mcpNames.workerTopic],
+      (event) => this.onWorkerEvent(event),
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.workerTopicSubscription?.close();
+    const entries = [...this.sessions.values()];
+    this.sessions.clear();
+    await Promise.all(entries.map((entry) => entry.server.close().catch(() => undefined)));
+  }
+
+  /** Session servers held by this worker (for tests). */
+  get cachedCount(): number {
+    return this.sessions.size;
+  }
+
+  async dispatch(command: CommandEnvelope): Promise<DispatchOutcome> {
+    this.sweep();
+    const method = command.message.method;
+    if (method === 'initialize') return this.initialize(command);
+    const sessionId = command.mcp!.sessionId;
+    const entry = await this.entryFor(sessionId);
+    if (!entry) {
+      await this.publishError(command, { code: -32001, message: 'Session not found' });
+      return 'error';
+    }
+    entry.lastUsed = this.now();
+    if (method === 'tools/call') return this.callTool(command, entry);
+    if (method === 'tools/list') return this.listTools(command, entry);
+    const reply = await entry.transport.request(method, command.message.params, {
+      extra: { authInfo: authInfoForCommand(command) },
+    }).reply;
+    await this.publishReply(command, reply);
+    return 'error' in reply ? 'error' : 'ok';
+  }
+
+  /** The reply of a command the engine dead-lettered. */
+  async publishDeadLetter(command: CommandEnvelope, deliveries: number): Promise<void> {
+    await this.publishError(command, {
+      code: WORKER_ERROR_CODES.internalError,
+      message: `Command failed after ${deliveries} deliveries`,
+    });
+  }
+
+  // ---- methods ----
+
+  private async initialize(command: CommandEnvelope): Promise<DispatchOutcome> {
+    const { sessionId } = command.mcp!;
+    const entry = await this.newEntry();
+    const reply = await entry.transport.request('initialize', command.message.params).reply;
+    if ('error' in reply) {
+      await entry.server.close();
+      await this.publishReply(command, reply);
+      return 'error';
+    }
+    entry.transport.notify('notifications/initialized');
+    const params = command.message.params ?? {};
+    await this.recordInit(sessionId, {
+      protocolVersion: String(reply.result.protocolVersion),
+      capabilities: asObject(params.capabilities),
+      clientInfo: asObject(params.clientInfo),
+    });
+    const previous = this.sessions.get(sessionId);
+    this.sessions.set(sessionId, entry);
+    if (previous) void previous.server.close().catch(() => undefined);
+    await this.publishReply(command, reply);
+    return 'ok';
+  }
+
+  private async callTool(command: CommandEnvelope, entry: SessionEntry): Promise<DispatchOutcome> {
+    const params = command.message.params ?? {};
+    if (typeof params.name === 'string') {
+      const refusal = this.deps.permissions.toolCallRefusal(command, params.name);
+      if (refusal) {
+        await this.publishError(command, refusal);
+        return 'error';
+      }
+    }
+    // What the call sends the client before its reply (progress, log messages, requests for
+    // sampling or elicitation) is published in order; a failed publish fails the command.
+    let progressChain = Promise.resolve();
+    let progressError: unknown;
+    const forward = (message: object) => {
+      progressChain = progressChain
+        .then(() => this.publish(command, MCP_EVENTS.notification, message, false))
+        .catch((err: unknown) => {
+          progressError ??= err;
+        });
+    };
+    const call = entry.transport.request('tools/call', params, {
+      extra: { authInfo: authInfoForCommand(command) },
+      onNotification: (notification: JSONRPCNotification) => forward(notification),
+    });
+    const key = runningKey(command.message.id);
+    entry.running.set(key, call.id);
+    entry.calls.set(call.id, forward);
+    let reply: ServerReply;
+    try {
+      reply = await call.reply;
+    } finally {
+      entry.running.delete(key);
+      entry.calls.delete(call.id);
+      entry.lastUsed = this.now();
+    }
+    await progressChain;
+    if (progressError !== undefined) throw progressError;
+    if ('error' in reply && reply.error.code === REQUEST_CANCELLED) {
+      // MCP sends no reply to a cancelled request: only tell the gateway the stream is done.
+      await this.publish(command, MCP_EVENTS.cancelled, { id: command.message.id }, true);
+      return 'cancelled';
+    }
+    const result = 'result' in reply ? (reply.result as CallToolResult) : undefined;
+    if (result?.isError && result._meta?.[INFRASTRUCTURE_FAILURE_META] === true) {
+      throw new Error(`Tool ${String(params.name)} failed (infrastructure); left for a retry`);
+    }
+    await this.publishReply(command, reply);
+    return 'error' in reply || result?.isError ? 'error' : 'ok';
+  }
+
+  private async listTools(command: CommandEnvelope, entry: SessionEntry): Promise<DispatchOutcome> {
+    const reply = await entry.transport.request('tools/list', command.message.params, {
+      extra: { authInfo: authInfoForCommand(command) },
+    }).reply;
+    if ('error' in reply) {
+      await this.publishReply(command, reply);
+      return 'error';
+    }
+    const tools = this.deps.permissions.visibleTools(command, reply.result.tools as Tool[]);
+    await this.publishReply(command, { ...reply, result: { ...reply.result, tools } });
+    return 'ok';
+  }
+
+  /** The client's cancels and replies, heard by every worker: acted on where the call runs. */
+  private onWorkerEvent(event: EngineEvent): void {
+    let payload: McpCancel | McpClientResponse;
+    try {
+      payload = JSON.parse(event.data) as McpCancel | McpClientResponse;
+    } catch {
+      return;
+    }
+    const entry = this.sessions.get(payload.sessionId);
+    if (!entry) return;
+    if (event.event === WORKER_EVENTS.cancel) {
+      const cancel = payload as McpCancel;
+      const id = entry.running.get(runningKey(cancel.requestId));
+      if (id !== undefined) entry.transport.cancel(id, cancel.reason);
+    } else if (event.event === WORKER_EVENTS.clientResponse) {
+      const { message } = payload as McpClientResponse;
+      const wireId = String(message.id);
+      const serverId = entry.outgoing.get(wireId);
+      if (serverId === undefined) return;
+      entry.outgoing.delete(wireId);
+      entry.transport.receive({ ...message, id: serverId } as ServerReply);
+    }
+  }
+
+  /**
+   * A server -> client request made by a running call: put on that call's stream under an id
+   * unique across workers (two workers may serve one session, each numbering from 0); the
+   * client's POSTed reply comes back through the worker topic. Requests outside a call are
+   * refused (no stream to carry them).
+   */
+  private relayServerRequest(
+    entry: SessionEntry,
+    request: JSONRPCRequest,
+    relatedRequestId?: RequestId,
+  ): boolean {
+    const forward =
+      typeof relatedRequestId === 'number' ? entry.calls.get(relatedRequestId) : undefined;
+    if (!forward) return false;
+    const wireId = `srv-${randomUUID()}`;
+    entry.outgoing.set(wireId, request.id);
+    forward({ ...request, id: wireId });
+    return true;
+  }
+
+  // ---- session servers ----
+
+  private async entryFor(sessionId: string): Promise<SessionEntry | undefined> {
+    const cached = this.sessions.get(sessionId);
+    if (cached) return cached;
+    let building = this.building.get(sessionId);
+    if (!building) {
+      building = this.rebuild(sessionId).finally(() => this.building.delete(sessionId));
+      this.building.set(sessionId, building);
+    }
+    return building;
+  }
+
+  /** A session's server, rebuilt from its record: initialize replayed as the client sent it. */
+  private async rebuild(sessionId: string): Promise<SessionEntry | undefined> {
+    const json = await this.deps.engine.kv.get(mcpNames.sessionKey(sessionId));
+    if (json === undefined) return undefined;
+    const record = JSON.parse(json) as McpSessionRecord;
+    const entry = await this.newEntry();
+    if (record.init) {
+      const reply = await entry.transport.request('initialize', {
+        protocolVersion: record.init.protocolVersion,
+        capabilities: record.init.capabilities,
+        clientInfo: record.init.clientInfo,
+      }).reply;
+      if ('error' in reply) {
+        await entry.server.close();
+        throw new Error(`Replaying initialize failed: ${reply.error.message}`);
+      }
+      entry.transport.notify('notifications/initialized');
+    }
+    this.sessions.set(sessionId, entry);
+    return entry;
+  }
+
+  private async newEntry(): Promise<SessionEntry> {
+    const server = this.deps.createServer();
+    const transport = new InProcessTransport();
+    const entry: SessionEntry = {
+      server,
+      transport,
+      lastUsed: this.now(),
+      running: new Map(),
+      calls: new Map(),
+      outgoing: new Map(),
+    };
+    transport.onServerRequest = (request, related) =>
+      this.relayServerRequest(entry, request, related);
+    await server.connect(transport);
+    return entry;
+  }
+
+  private async recordInit(sessionId: string, init: McpSessionInit): Promise<void> {
+    const key = mcpNames.sessionKey(sessionId);
+    const json = await this.deps.engine.kv.get(key);
+    if (json === undefined) return; // ended meanwhile: nothing to resurrect
+    const record = { ...(JSON.parse(json) as McpSessionRecord), init };
+    await this.deps.engine.kv.set(key, JSON.stringify(record), this.deps.sessionTtlMs, 'ifPresent');
+  }
+
+  /** Closes idle session servers (no call running), and the oldest idle ones past the cap. */
+  private sweep(): void {
+    const now = this.now();
+    if (now - this.lastSweep < SWEEP_EVERY_MS && this.sessions.size <= MAX_CACHED_SESSIONS) return;
+    this.lastSweep = now;
+    const idle = [...this.sessions.entries()]
+      .filter(([, entry]) => entry.running.size === 0)
+      .sort((a, b) => a[1].lastUsed - b[1].lastUsed);
+    let excess = this.sessions.size - MAX_CACHED_SESSIONS;
+    for (const [sessionId, entry] of idle) {
+      if (entry.lastUsed > now - SESSION_IDLE_MS && excess <= 0) break;
+      excess -= 1;
+      this.sessions.delete(sessionId);
+      void entry.server.close().catch(() => undefined);
+    }
+  }
+
+  // ---- publishing ----
+
+  private publishReply(command: CommandEnvelope, reply: ServerReply): Promise<void> {
+    // The transport numbered the request itself: the client gets its own id back.
+    return this.publish(
+      command,
+      MCP_EVENTS.response,
+      { ...reply, id: command.message.id ?? null },
+      true,
+    );
+  }
+
+  private publishError(command: CommandEnvelope, error: ErrorDetail): Promise<void> {
+    return this.publish(
+      command,
+      MCP_EVENTS.response,
+      { jsonrpc: '2.0', id: command.message.id ?? null, error },
+      true,
+    );
+  }
+
+  private async publish(
+    command: CommandEnvelope,
+    event: string,
+    message: object,
+    final: boolean,
+  ): Promise<void> {
+    const { sessionId, streamId } = command.mcp!;
+    await this.deps.engine.publish(
+      mcpNames.streamTopic(sessionId, streamId),
+      event,
+      JSON.stringify(message),
+      final
+        ? { completesRequest: command.requestId, historyTtlMs: this.deps.streamTtlMs }
+        : { historyTtlMs: this.deps.streamTtlMs },
+    );
+  }
+}
+
+function runningKey(id: unknown): string {
+  return JSON.stringify(id ?? null);
+}
+
+function asObject(value: unknown): Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : {};
+}
