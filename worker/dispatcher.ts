@@ -6,7 +6,8 @@ import {
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import { mayCallTool } from '../shared/auth';
-import type { Engine } from '../shared/engine/engine';
+import { parseSeedCancel, type SeedCancel } from '../shared/engine/cancellations';
+import type { Engine, Subscription } from '../shared/engine/engine';
 import { topics } from '../shared/engine/topics';
 import type { Logger } from '../shared/logger';
 import type { CommandEnvelope, TokenClaims } from '../shared/types';
@@ -42,7 +43,7 @@ export const WORKER_ERROR_CODES = {
 export type DispatchOutcome = 'ok' | 'error' | 'cancelled' | 'notification';
 
 export interface DispatcherDeps {
-  engine: Pick<Engine, 'publish'>;
+  engine: Pick<Engine, 'publish' | 'subscribe'>;
   transport: InProcessTransport;
   logger: Logger;
 }
@@ -77,6 +78,8 @@ export class Dispatcher {
   /** Our requestId -> the call running for it in this process, for notifications/cancelled. */
   private readonly running = new Map<string, RunningCall>();
 
+  private cancellations?: Subscription;
+
   constructor(private readonly deps: DispatcherDeps) {}
 
   /** MCP handshake with the server, then learns its tools. Call once, after connect(). */
@@ -92,6 +95,17 @@ export class Dispatcher {
     for (const tool of await this.listAllTools()) {
       this.toolReadOnly.set(tool.name, tool.annotations?.readOnlyHint === true);
     }
+    // Cancels come from any gateway to every worker; the one running the call acts on it.
+    this.cancellations = await this.deps.engine.subscribe([topics.cancellations], (event) => {
+      const cancel = parseSeedCancel(event);
+      if (cancel) this.cancel(cancel);
+    });
+  }
+
+  /** Stops hearing cancellations (the calls still running finish or are aborted by close). */
+  async stop(): Promise<void> {
+    await this.cancellations?.close();
+    this.cancellations = undefined;
   }
 
   async dispatch(command: CommandEnvelope): Promise<DispatchOutcome> {
@@ -279,24 +293,22 @@ export class Dispatcher {
       this.deps.transport.notify(method, params, { authInfo: authInfoForCommand(command) });
       return;
     }
+    // Gateways publish cancels to every worker; one that came through the queue still works here.
     const target = params?.requestId;
-    const reason = typeof params?.reason === 'string' ? params.reason : undefined;
-    const call = this.findRunningCall(command.connectionId, target);
-    if (!call) {
-      this.deps.logger.debug('cancel for no running call here', { requestId: command.requestId });
-      return;
-    }
-    this.deps.transport.cancel(call.jsonRpcId, reason);
+    this.cancel({
+      connectionId: command.connectionId,
+      target: typeof target === 'string' || typeof target === 'number' ? target : undefined,
+      reason: typeof params?.reason === 'string' ? params.reason : undefined,
+    });
   }
 
-  private findRunningCall(connectionId: string, target: unknown): RunningCall | undefined {
-    if (typeof target !== 'string' && typeof target !== 'number') return undefined;
-    const byRequestId = typeof target === 'string' ? this.running.get(target) : undefined;
-    if (byRequestId) return byRequestId.connectionId === connectionId ? byRequestId : undefined;
-    for (const call of this.running.values()) {
-      if (call.connectionId === connectionId && call.clientMessageId === target) return call;
+  /** Aborts the calls running here that the cancel names (a call, or every call of a connection). */
+  private cancel({ connectionId, target, reason }: SeedCancel): void {
+    for (const [requestId, call] of this.running) {
+      if (call.connectionId !== connectionId) continue;
+      if (target !== undefined && requestId !== target && call.clientMessageId !== target) continue;
+      this.deps.transport.cancel(call.jsonRpcId, reason);
     }
-    return undefined;
   }
 
   private async listAllTools(): Promise<Tool[]> {

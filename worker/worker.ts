@@ -138,6 +138,7 @@ export function createWorker(deps: WorkerDeps): Worker {
       stopping = true;
       metrics.setCommandBacklogSource(undefined);
       await consumer?.stop();
+      await dispatcher.stop();
       if (dispatcher.runningCount > 0) {
         logger.warn('closing MCP server with calls still running', {
           calls: dispatcher.runningCount,

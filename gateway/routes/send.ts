@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import { z } from 'zod';
 import { errors } from '../../shared/errors';
+import { publishSeedCancel } from '../../shared/engine/cancellations';
 import type { CommandEnvelope } from '../../shared/types';
 import { claimsOf } from '../middleware/auth';
 import { parseBody } from '../validation';
@@ -14,6 +15,12 @@ const sendBody = z.object({
     params: z.record(z.string(), z.unknown()).optional(),
     id: z.union([z.string(), z.number()]).optional(),
   }),
+});
+
+/** notifications/cancelled names the call by our requestId or the client's own message id. */
+const cancelParams = z.object({
+  requestId: z.union([z.string(), z.number()]),
+  reason: z.string().optional(),
 });
 
 /**
@@ -44,8 +51,14 @@ export function sendRoutes(ctx: RouteContext): Router {
         message: body.message,
         enqueuedAt: Date.now(),
       };
-      await ctx.engine.enqueueCommand(command);
-      ctx.metrics.commandsEnqueued.inc();
+      if (command.message.method === 'notifications/cancelled') {
+        // Straight to every worker: the queue would hand it to any one, not the one running it.
+        const { requestId: target, reason } = parseBody(cancelParams, command.message.params ?? {});
+        await publishSeedCancel(ctx.engine, { connectionId: command.connectionId, target, reason });
+      } else {
+        await ctx.engine.enqueueCommand(command);
+        ctx.metrics.commandsEnqueued.inc();
+      }
       if (ctx.logger.isLevelEnabled('debug')) {
         // The requestId the client gets back, so one command can be followed through the worker.
         ctx.logger

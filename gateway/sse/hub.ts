@@ -7,6 +7,7 @@ import type {
   Engine,
   Subscription,
 } from '../../shared/engine/engine';
+import { publishSeedCancel } from '../../shared/engine/cancellations';
 import { topics } from '../../shared/engine/topics';
 import { GatewayError, errors } from '../../shared/errors';
 import type { Logger } from '../../shared/logger';
@@ -523,9 +524,14 @@ export class ConnectionHub {
       const gone = await this.engine.sweepConnections(this.staleAfterMs);
       if (gone.length > 0) {
         this.metrics.staleConnectionsRemoved.inc({ reason: 'pod-gone' }, gone.length);
-        this.logger.info('Removed connections of gone pods from the registry', {
+        this.logger.info('Removed connections not resumed in time from the registry', {
           count: gone.length,
         });
+        // Nobody will read their results: stop their calls on whichever worker runs them.
+        const reason = 'Connection closed and not resumed';
+        await Promise.all(
+          gone.map((connectionId) => publishSeedCancel(this.engine, { connectionId, reason })),
+        );
       }
     } catch (err) {
       this.logger.warn('Connection cleanup sweep failed', { error: String(err) });

@@ -6,4 +6,6 @@ export const topics = {
   connection: (connectionId: string) => `conn:${connectionId}`,
   /** Broadcasts to every connection opened with a token of this type. */
   tokenType: (type: TokenType) => `type:${type}`,
+  /** Seed-API cancellations, heard by every worker; only the one running the call acts. */
+  cancellations: 'control:cancel',
 };

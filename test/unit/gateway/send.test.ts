@@ -116,6 +116,28 @@ describe('POST /mcp/sse/send', () => {
     }
   });
 
+  it('publishes notifications/cancelled to every worker instead of queueing it', async () => {
+    const heard: unknown[] = [];
+    const sub = await gw.engine.subscribe([topics.cancellations], (e) =>
+      heard.push(JSON.parse(e.data)),
+    );
+    const res = await send({
+      connectionId: client.connectionId,
+      message: { method: 'notifications/cancelled', params: { requestId: 'r-1', reason: 'bored' } },
+    });
+    expect(res.status).toBe(202);
+    await waitFor(() => heard.length === 1, 5000, 'cancel published');
+    expect(heard[0]).toEqual({ connectionId: client.connectionId, target: 'r-1', reason: 'bored' });
+    expect((await gw.engine.commandBacklog()).waiting).toBe(0);
+    await sub.close();
+
+    const bad = await send({
+      connectionId: client.connectionId,
+      message: { method: 'notifications/cancelled', params: { requestId: { nested: true } } },
+    });
+    expectError(bad, 400, 'bad_request');
+  });
+
   it('accepts 100 commands posted at once (no 429)', async () => {
     const results = await Promise.all(
       Array.from({ length: 100 }, (_, i) =>

@@ -1,6 +1,7 @@
 import { WORKER_ERROR_CODES } from '../../../worker/dispatcher';
+import { publishSeedCancel } from '../../../shared/engine/cancellations';
 import { sleep, waitFor } from '../../helpers/waitFor';
-import { READONLY, TEAM, WorkerHarness, counterValue, envelope } from './harness';
+import { EventCollector, READONLY, TEAM, WorkerHarness, counterValue, envelope } from './harness';
 
 const ALL_TOOLS = [
   'list_projects',
@@ -425,6 +426,56 @@ describe('worker: commands in, events out (memory engine)', () => {
       const final = await h.events.final(requestId);
       expect(final.event).toBe('tool-result');
       expect(final.data.result.structuredContent.completedSteps).toBe(5);
+    });
+
+    it('hears cancels published by gateways on the cancellations topic', async () => {
+      const byRequest = await h.send({
+        method: 'tools/call',
+        params: { name: 'simulate_work', arguments: { steps: 200, delayMs: 20 } },
+      });
+      const byClientId = await h.send({
+        id: 'client-7',
+        method: 'tools/call',
+        params: { name: 'simulate_work', arguments: { steps: 200, delayMs: 20 } },
+      });
+      await waitFor(() => h.events.of(byRequest).length >= 1, 5000, 'first progress');
+      await publishSeedCancel(h.engine, { connectionId: h.connectionId, target: byRequest });
+      expect((await h.events.final(byRequest)).data.error.code).toBe(
+        WORKER_ERROR_CODES.requestCancelled,
+      );
+      await publishSeedCancel(h.engine, { connectionId: h.connectionId, target: 'client-7' });
+      expect((await h.events.final(byClientId)).data.error.code).toBe(
+        WORKER_ERROR_CODES.requestCancelled,
+      );
+    });
+
+    it('a connection-wide cancel (connection gone for good) stops every call of it, only its', async () => {
+      const calls = await Promise.all(
+        [1, 2].map(() =>
+          h.send({
+            method: 'tools/call',
+            params: { name: 'simulate_work', arguments: { steps: 200, delayMs: 20 } },
+          }),
+        ),
+      );
+      const otherEvents = await EventCollector.open(h.engine, 'other-connection');
+      const other = await h.send(
+        {
+          method: 'tools/call',
+          params: { name: 'simulate_work', arguments: { steps: 5, delayMs: 20 } },
+        },
+        TEAM,
+        'other-connection',
+      );
+      await waitFor(() => calls.every((id) => h.events.of(id).length >= 1), 5000, 'progress');
+      await publishSeedCancel(h.engine, { connectionId: h.connectionId, reason: 'gone' });
+      for (const id of calls) {
+        expect((await h.events.final(id)).data.error).toMatchObject({
+          code: WORKER_ERROR_CODES.requestCancelled,
+          message: 'Request cancelled: gone',
+        });
+      }
+      expect((await otherEvents.final(other)).event).toBe('tool-result');
     });
   });
 

@@ -1,0 +1,31 @@
+import type { Engine, EngineEvent } from './engine';
+import { topics } from './topics';
+
+/** A message on topics.cancellations: one call of a connection, or all of its calls. */
+export interface SeedCancel {
+  connectionId: string;
+  /** Our requestId, or the client's own message id, of the call to cancel; absent: every call. */
+  target?: string | number;
+  reason?: string;
+}
+
+const SEED_CANCEL_EVENT = 'cancel';
+
+/** Tells every worker to cancel a seed-API call (or all calls of a connection). */
+export async function publishSeedCancel(
+  engine: Pick<Engine, 'publish'>,
+  cancel: SeedCancel,
+): Promise<void> {
+  await engine.publish(topics.cancellations, SEED_CANCEL_EVENT, JSON.stringify(cancel));
+}
+
+/** The cancel an event of topics.cancellations carries, or undefined for anything else. */
+export function parseSeedCancel(event: EngineEvent): SeedCancel | undefined {
+  if (event.event !== SEED_CANCEL_EVENT) return undefined;
+  try {
+    const cancel = JSON.parse(event.data) as SeedCancel;
+    return typeof cancel.connectionId === 'string' ? cancel : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * Issue 4, cancellation across processes: the worker running a seed-API tool call sees its
+ * AbortSignal fire when the client sends notifications/cancelled through any gateway, and
+ * when the client's connection ends and is not resumed within the grace period.
+ */
+import { issueToken } from '../../shared/auth';
+import { reapAll, spawnRole, type SpawnedProcess } from '../helpers/processes';
+import { provideRedis, uniquePrefix, type ProvidedRedis } from '../helpers/redis';
+import { openSseClient, sendCommand, type SseClient } from '../helpers/sseClient';
+import { waitFor } from '../helpers/waitFor';
+
+const SECRET = 'cancel-test-secret-0123456789abcdef';
+const team = issueToken(SECRET, { type: 'team', sub: 'team-1', ttl: '1h' });
+const REQUEST_CANCELLED = -32800;
+/** 100 steps of 100 ms: ten seconds unless cancelled. */
+const LONG_CALL = { name: 'simulate_work', arguments: { steps: 100, delayMs: 100 } };
+
+let redis: ProvidedRedis;
+let gatewayA: SpawnedProcess;
+let gatewayB: SpawnedProcess;
+let workers: SpawnedProcess[];
+const clients: SseClient[] = [];
+
+beforeAll(async () => {
+  redis = await provideRedis();
+  const env = {
+    REDIS_URL: redis.url,
+    REDIS_PREFIX: uniquePrefix('cancel'),
+    JWT_SECRET: SECRET,
+    CLEANUP_INTERVAL_MS: '200',
+    RESUME_GRACE_MS: '500',
+    WORKER_CONCURRENCY: '4',
+  };
+  [gatewayA, gatewayB, ...workers] = await Promise.all([
+    spawnRole('gateway', { ...env, POD_ID: 'gateway-a' }),
+    spawnRole('gateway', { ...env, POD_ID: 'gateway-b' }),
+    spawnRole('worker', { ...env, POD_ID: 'worker-1' }),
+    spawnRole('worker', { ...env, POD_ID: 'worker-2' }),
+  ]);
+}, 60_000);
+
+afterAll(async () => {
+  for (const c of clients) c.close();
+  await reapAll();
+  await redis?.stop();
+});
+
+async function startLongCall(): Promise<{ client: SseClient; requestId: string }> {
+  const client = await openSseClient(gatewayA.url, team);
+  clients.push(client);
+  const { status, body } = await sendCommand(gatewayB.url, team, client.connectionId, {
+    method: 'tools/call',
+    params: LONG_CALL,
+  });
+  expect(status).toBe(202);
+  const requestId = body.requestId!;
+  await client.next((e) => e.json.requestId === requestId && e.json.metadata !== undefined);
+  return { client, requestId };
+}
+
+/** Cancelled calls counted by both workers' /metrics. */
+async function cancelledCalls(): Promise<number> {
+  let total = 0;
+  for (const worker of workers) {
+    const text = await (await fetch(`${worker.url}/metrics`)).text();
+    const line = text
+      .split('\n')
+      .find(
+        (l) => l.startsWith('mcpgw_commands_completed_total{') && l.includes('outcome="cancelled"'),
+      );
+    total += line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+  }
+  return total;
+}
+
+test('notifications/cancelled posted to another gateway aborts the call on whichever worker runs it', async () => {
+  const { client, requestId } = await startLongCall();
+  const startedAt = Date.now();
+  const cancel = await sendCommand(gatewayB.url, team, client.connectionId, {
+    method: 'notifications/cancelled',
+    params: { requestId, reason: 'user pressed stop' },
+  });
+  expect(cancel.status).toBe(202);
+  const final = await client.next(
+    (e) => e.json.requestId === requestId && e.event === 'mcp-error',
+    8_000,
+  );
+  expect(final.json.error).toEqual({
+    code: REQUEST_CANCELLED,
+    message: 'Request cancelled: user pressed stop',
+  });
+  expect(Date.now() - startedAt).toBeLessThan(8_000); // long before its ten seconds
+  expect(
+    client.events.filter(
+      (e) => e.event === 'tool-result' && e.json.requestId === requestId && e.json.result,
+    ),
+  ).toHaveLength(0);
+});
+
+test('a connection that ends and is not resumed within the grace period has its calls cancelled', async () => {
+  const before = await cancelledCalls();
+  const { client } = await startLongCall();
+  client.close();
+  // Grace 500 ms, swept every 200 ms: cancelled within about a second, not after ten.
+  await waitFor(async () => (await cancelledCalls()) === before + 1, 8_000, 'call cancelled');
+});
