@@ -4,8 +4,8 @@
  * when the client's connection ends and is not resumed within the grace period.
  */
 import { issueToken } from '../../shared/auth';
-import { reapAll, spawnRole, type SpawnedProcess } from '../helpers/processes';
-import { provideRedis, uniquePrefix, type ProvidedRedis } from '../helpers/redis';
+import { startCluster, type TestCluster } from '../helpers/cluster';
+import type { SpawnedProcess } from '../helpers/processes';
 import { openSseClient, sendCommand, type SseClient } from '../helpers/sseClient';
 import { waitFor } from '../helpers/waitFor';
 
@@ -15,34 +15,26 @@ const REQUEST_CANCELLED = -32800;
 /** 100 steps of 100 ms: ten seconds unless cancelled. */
 const LONG_CALL = { name: 'simulate_work', arguments: { steps: 100, delayMs: 100 } };
 
-let redis: ProvidedRedis;
+let cluster: TestCluster;
 let gatewayA: SpawnedProcess;
 let gatewayB: SpawnedProcess;
 let workers: SpawnedProcess[];
 const clients: SseClient[] = [];
 
 beforeAll(async () => {
-  redis = await provideRedis();
-  const env = {
-    REDIS_URL: redis.url,
-    REDIS_PREFIX: uniquePrefix('cancel'),
-    JWT_SECRET: SECRET,
-    CLEANUP_INTERVAL_MS: '200',
-    RESUME_GRACE_MS: '500',
-    WORKER_CONCURRENCY: '4',
-  };
-  [gatewayA, gatewayB, ...workers] = await Promise.all([
-    spawnRole('gateway', { ...env, POD_ID: 'gateway-a' }),
-    spawnRole('gateway', { ...env, POD_ID: 'gateway-b' }),
-    spawnRole('worker', { ...env, POD_ID: 'worker-1' }),
-    spawnRole('worker', { ...env, POD_ID: 'worker-2' }),
-  ]);
+  cluster = await startCluster('cancel', {
+    gateways: 2,
+    workers: 2,
+    jwtSecret: SECRET,
+    env: { CLEANUP_INTERVAL_MS: '200', RESUME_GRACE_MS: '500', WORKER_CONCURRENCY: '4' },
+  });
+  [gatewayA, gatewayB] = cluster.gateways;
+  workers = cluster.workers;
 }, 60_000);
 
 afterAll(async () => {
   for (const c of clients) c.close();
-  await reapAll();
-  await redis?.stop();
+  await cluster?.stop();
 });
 
 async function startLongCall(): Promise<{ client: SseClient; requestId: string }> {

@@ -5,8 +5,9 @@
 import Redis from 'ioredis';
 import { issueToken } from '../../shared/auth';
 import type { TokenType } from '../../shared/types';
-import { reapAll, spawnRole, type SpawnedProcess } from '../helpers/processes';
-import { provideRedis, restartRedis, uniquePrefix, type ProvidedRedis } from '../helpers/redis';
+import { startCluster, type TestCluster } from '../helpers/cluster';
+import { spawnRole, type SpawnedProcess } from '../helpers/processes';
+import { restartRedis, type ProvidedRedis } from '../helpers/redis';
 import { callTool, openSseClient, sendCommand, type SseClient } from '../helpers/sseClient';
 import { waitFor } from '../helpers/waitFor';
 
@@ -14,6 +15,7 @@ const SECRET = 'cluster-test-secret-0123456789abcdef';
 const token = (type: TokenType, sub = `${type}-1`) => issueToken(SECRET, { type, sub, ttl: '1h' });
 const tokens = { master: token('master'), team: token('team'), readonly: token('readonly') };
 
+let cluster: TestCluster;
 let redis: ProvidedRedis;
 let env: Record<string, string>;
 let gatewayA: SpawnedProcess;
@@ -55,34 +57,28 @@ async function broadcast(
 }
 
 beforeAll(async () => {
-  redis = await provideRedis();
-  env = {
-    REDIS_URL: redis.url,
-    REDIS_PREFIX: uniquePrefix('cluster'),
-    JWT_SECRET: SECRET,
-    CLEANUP_INTERVAL_MS: '500',
-    // Closed connections stay resumable this long; the stats test below waits for the sweep.
-    RESUME_GRACE_MS: '1000',
-    HEARTBEAT_INTERVAL_MS: '1000',
-    CLAIM_IDLE_MS: '1000',
-    WORKER_CONCURRENCY: '8',
-  };
-  [gatewayA, gatewayB, ...workers] = await Promise.all([
-    spawnRole('gateway', { ...env, POD_ID: 'gateway-a' }),
-    spawnRole('gateway', { ...env, POD_ID: 'gateway-b' }),
-    spawnRole('worker', { ...env, POD_ID: 'worker-1' }),
-    spawnRole('worker', { ...env, POD_ID: 'worker-2' }),
-  ]);
+  cluster = await startCluster('cluster', {
+    gateways: 2,
+    workers: 2,
+    jwtSecret: SECRET,
+    env: {
+      CLEANUP_INTERVAL_MS: '500',
+      // Closed connections stay resumable this long; the stats test below waits for the sweep.
+      RESUME_GRACE_MS: '1000',
+      HEARTBEAT_INTERVAL_MS: '1000',
+      CLAIM_IDLE_MS: '1000',
+      WORKER_CONCURRENCY: '8',
+    },
+  });
+  ({ redis, env, workers } = cluster);
+  [gatewayA, gatewayB] = cluster.gateways;
 }, 60_000);
 
 afterEach(() => {
   for (const c of clients.splice(0)) c.close();
 });
 
-afterAll(async () => {
-  await reapAll();
-  await redis?.stop();
-});
+afterAll(() => cluster?.stop());
 
 test('a client on gateway A gets the result of a command posted to gateway B', async () => {
   const client = await connect(gatewayA, 'team');

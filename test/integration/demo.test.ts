@@ -8,15 +8,15 @@ import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { issueToken } from '../../shared/auth';
 import type { TokenType } from '../../shared/types';
-import { reapAll, spawnRole, type SpawnedProcess } from '../helpers/processes';
-import { provideRedis, uniquePrefix, type ProvidedRedis } from '../helpers/redis';
+import { startCluster, type TestCluster } from '../helpers/cluster';
+import type { SpawnedProcess } from '../helpers/processes';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SECRET = 'demo-test-secret-0123456789abcdef';
 const SCREENSHOT = path.resolve(__dirname, '../../docs/demo.png');
 const token = (type: TokenType) => issueToken(SECRET, { type, sub: `${type}-demo`, ttl: '1h' });
 
-let redis: ProvidedRedis;
+let cluster: TestCluster;
 let gatewayA: SpawnedProcess;
 let gatewayB: SpawnedProcess;
 let browser: Browser;
@@ -26,18 +26,13 @@ beforeAll(async () => {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`${CHROMIUM} is missing: apt-get install chromium (.ci/run does it)`);
   }
-  redis = await provideRedis();
-  const env = {
-    REDIS_URL: redis.url,
-    REDIS_PREFIX: uniquePrefix('demo'),
-    JWT_SECRET: SECRET,
-    HEARTBEAT_INTERVAL_MS: '2000',
-  };
-  [gatewayA, gatewayB] = await Promise.all([
-    spawnRole('gateway', { ...env, POD_ID: 'gateway-a' }),
-    spawnRole('gateway', { ...env, POD_ID: 'gateway-b' }),
-    spawnRole('worker', { ...env, POD_ID: 'worker-1' }),
-  ]);
+  cluster = await startCluster('demo', {
+    gateways: 2,
+    workers: 1,
+    jwtSecret: SECRET,
+    env: { HEARTBEAT_INTERVAL_MS: '2000' },
+  });
+  [gatewayA, gatewayB] = cluster.gateways;
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: [
@@ -55,8 +50,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
-  await reapAll();
-  await redis?.stop();
+  await cluster?.stop();
 });
 
 /** A fresh page on gateway A's /demo; CSP violations and script errors are collected. */

@@ -11,8 +11,9 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import Redis from 'ioredis';
 import { issueToken } from '../../shared/auth';
 import type { TokenType } from '../../shared/types';
-import { reapAll, spawnRole, type SpawnedProcess } from '../helpers/processes';
-import { provideRedis, uniquePrefix, type ProvidedRedis } from '../helpers/redis';
+import { startCluster, type TestCluster } from '../helpers/cluster';
+import type { SpawnedProcess } from '../helpers/processes';
+import type { ProvidedRedis } from '../helpers/redis';
 import { startRoundRobinProxy, type RoundRobinProxy } from '../helpers/roundRobinProxy';
 import { waitFor } from '../helpers/waitFor';
 
@@ -20,6 +21,7 @@ const SECRET = 'mcp-transports-secret-0123456789abcdef';
 const token = (type: TokenType, sub = `${type}-1`) => issueToken(SECRET, { type, sub, ttl: '1h' });
 const TEAM = token('team');
 
+let cluster: TestCluster;
 let redis: ProvidedRedis;
 let env: Record<string, string>;
 let gateways: SpawnedProcess[] = [];
@@ -27,24 +29,18 @@ let proxy: RoundRobinProxy;
 const clients: Client[] = [];
 
 beforeAll(async () => {
-  redis = await provideRedis();
-  env = {
-    REDIS_URL: redis.url,
-    REDIS_PREFIX: uniquePrefix('mcp'),
-    JWT_SECRET: SECRET,
-    HEARTBEAT_INTERVAL_MS: '1000',
-    CLEANUP_INTERVAL_MS: '500',
-    CLAIM_IDLE_MS: '1000',
-    ALLOWED_ORIGINS: 'http://allowed.example',
-  };
-  const spawned = await Promise.all([
-    spawnRole('gateway', { ...env, POD_ID: 'gateway-a' }),
-    spawnRole('gateway', { ...env, POD_ID: 'gateway-b' }),
-    spawnRole('worker', { ...env, POD_ID: 'worker-1' }),
-    spawnRole('worker', { ...env, POD_ID: 'worker-2' }),
-  ]);
-  // spawned[2..3]: the workers, reaped with everything else.
-  gateways = spawned.slice(0, 2);
+  cluster = await startCluster('mcp', {
+    gateways: 2,
+    workers: 2,
+    jwtSecret: SECRET,
+    env: {
+      HEARTBEAT_INTERVAL_MS: '1000',
+      CLEANUP_INTERVAL_MS: '500',
+      CLAIM_IDLE_MS: '1000',
+      ALLOWED_ORIGINS: 'http://allowed.example',
+    },
+  });
+  ({ redis, env, gateways } = cluster);
   proxy = await startRoundRobinProxy(gateways.map((g) => g.url));
 }, 60_000);
 
@@ -54,8 +50,7 @@ afterEach(async () => {
 
 afterAll(async () => {
   await proxy?.close();
-  await reapAll();
-  await redis?.stop();
+  await cluster?.stop();
 });
 
 const bearer = (t: string) => ({ Authorization: `Bearer ${t}` });
