@@ -19,7 +19,8 @@ import {
   type TokenType,
 } from '../../shared/types';
 import { OVERFLOW, SseConnection, type SendQueueLimits } from './connection';
-import { isAfter, type ParsedEventId, type StreamCursor } from './cursor';
+import type { ParsedEventId } from './cursor';
+import { readMissed, type Replay } from './replay';
 import { eventBody } from './frame';
 
 export interface HubDeps {
@@ -57,9 +58,6 @@ const SEED_EVENT_NAMES: ReadonlySet<string> = new Set<SSEEventType>([
   'tool-result',
   'connection-status',
 ]);
-
-/** Events read per readHistory call when replaying. */
-const HISTORY_PAGE = 500;
 
 export interface LocalStats {
   totalConnections: number;
@@ -322,7 +320,7 @@ export class ConnectionHub {
         await subscription.close();
         return abandonOpening(res);
       }
-      if (resumed) history = await this.readMissed(conn, resumeFrom.cursor);
+      if (resumed) history = await readMissed(this.engine, conn, resumeFrom.cursor);
       else conn.startTypeTopicAt(await this.engine.lastEventId(topics.tokenType(conn.tokenType)));
       // Registered before the welcome: a client may POST /send as soon as it knows the id.
       // A resumed connection is registered again: it now lives on this pod.
@@ -394,41 +392,6 @@ export class ConnectionHub {
    * Both topics' events after `cursor`, merged in id order (paged reads; at most the kept history
    * of each topic). `truncated` when retention dropped some of them.
    */
-  private async readMissed(conn: SseConnection, cursor: StreamCursor): Promise<Replay> {
-    const connectionTopic = topics.connection(conn.connectionId);
-    const [own, typed] = await Promise.all([
-      this.readAll(connectionTopic, cursor.connection),
-      this.readAll(topics.tokenType(conn.tokenType), cursor.tokenType),
-    ]);
-    const events: ReplayEvent[] = [];
-    let i = 0;
-    let j = 0;
-    while (i < own.events.length || j < typed.events.length) {
-      const takeOwn =
-        j >= typed.events.length ||
-        (i < own.events.length && !isAfter(own.events[i].id, typed.events[j].id));
-      const ev = takeOwn ? own.events[i++] : typed.events[j++];
-      events.push({ fromTypeTopic: !takeOwn, ev });
-    }
-    return { events, truncated: own.truncated || typed.truncated };
-  }
-
-  private async readAll(
-    topic: string,
-    afterId: string,
-  ): Promise<{ events: EngineEvent[]; truncated: boolean }> {
-    const events: EngineEvent[] = [];
-    let truncated = false;
-    let after = afterId;
-    for (;;) {
-      const page = await this.engine.readHistory(topic, after, HISTORY_PAGE);
-      truncated ||= page.truncated;
-      events.push(...page.events);
-      if (page.events.length < HISTORY_PAGE) return { events, truncated };
-      after = page.events[page.events.length - 1].id;
-    }
-  }
-
   /**
    * Writes a replay at the socket's pace (waiting for it to drain whenever it is backed up, so
    * the replay never overflows the send queue), then the live events held meanwhile.
@@ -456,7 +419,7 @@ export class ConnectionHub {
     if (conn.state !== 'open') return;
     conn.hold();
     try {
-      const history = await this.readMissed(conn, conn.position);
+      const history = await readMissed(this.engine, conn, conn.position);
       if (history.truncated && conn.state === 'open') {
         conn.sendLocal(
           statusBody(conn.connectionId, 'history-lost', 'Events were lost while Redis was down'),
@@ -690,14 +653,4 @@ function statusBody(
       timestamp: new Date().toISOString(),
     }),
   );
-}
-
-interface ReplayEvent {
-  fromTypeTopic: boolean;
-  ev: EngineEvent;
-}
-
-interface Replay {
-  events: ReplayEvent[];
-  truncated: boolean;
 }
