@@ -58,6 +58,8 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
 
   const app = express();
   app.disable('x-powered-by');
+  // Behind a load balancer the socket's address is the balancer's: TRUST_PROXY names it.
+  app.set('trust proxy', config.trustProxy);
   app.use(cors(config.allowedOrigins));
   app.use(requestMetrics(metrics, logger));
   app.use(healthRoutes(ctx));

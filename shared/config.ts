@@ -34,6 +34,7 @@ const envSchema = z.object({
   MAX_CONNECTIONS_PER_TOKEN: int(100, 1),
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']).default('info'),
   POD_ID: z.preprocess(emptyAsUndefined, z.string().optional()),
+  TRUST_PROXY: z.string().default(''),
   MCP_SESSION_TTL_S: int(3600, 1),
   MCP_STREAM_TTL_S: int(300, 1),
 });
@@ -70,6 +71,11 @@ export interface Config {
   logLevel: string;
   /** This process's id in logs, the registry and consumer groups. */
   podId: string;
+  /**
+   * Which proxies' X-Forwarded-For to believe for the client IP (logs, per-IP rate limits):
+   * false (none), a hop count, or addresses/subnets (Express's `trust proxy`).
+   */
+  trustProxy: boolean | number | string;
   /** An MCP session (Streamable HTTP or legacy SSE) ends after this long without a request. */
   mcpSessionTtlS: number;
   /** An MCP request stream stays resumable (Last-Event-ID) this long after its last message. */
@@ -113,8 +119,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     rateLimitMax: e.RATE_LIMIT_MAX,
     maxConnectionsPerToken: e.MAX_CONNECTIONS_PER_TOKEN,
     logLevel: e.LOG_LEVEL,
+    trustProxy: parseTrustProxy(e.TRUST_PROXY),
     podId: e.POD_ID ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
     mcpSessionTtlS: e.MCP_SESSION_TTL_S,
     mcpStreamTtlS: e.MCP_STREAM_TTL_S,
   });
+}
+
+/** '' or 'false': none; 'true': all; a number: that many hops; else a list of addresses. */
+function parseTrustProxy(value: string): boolean | number | string {
+  const v = value.trim();
+  if (v === '' || v === 'false') return false;
+  if (v === 'true') return true;
+  return /^\d+$/.test(v) ? Number(v) : v;
 }

@@ -471,4 +471,40 @@ describe('logging', () => {
       await gw.close();
     }
   });
+
+  it('logs the client IP from X-Forwarded-For only when TRUST_PROXY says so', async () => {
+    const logged = async (env: Record<string, string>) => {
+      const lines: string[] = [];
+      const logger = winston.createLogger({
+        format: winston.format.json(),
+        transports: [
+          new winston.transports.Stream({
+            stream: new Writable({
+              write(chunk, _enc, done) {
+                lines.push(String(chunk));
+                done();
+              },
+            }),
+          }),
+        ],
+      });
+      const gw = await startGateway({ logger, env });
+      try {
+        const stream = await openRawSse(`${gw.url}/mcp/sse`, {
+          Authorization: `Bearer ${gw.tokens.team}`,
+          'X-Forwarded-For': '203.0.113.9',
+        });
+        await stream.next((e) => e.event === 'mcp-notification');
+        stream.close();
+        const added = lines
+          .map((l) => JSON.parse(l))
+          .find((r) => r.message === 'SSE Connection Added');
+        return added.clientIP as string;
+      } finally {
+        await gw.close();
+      }
+    };
+    expect(await logged({ TRUST_PROXY: '1' })).toBe('203.0.113.9');
+    expect(await logged({})).not.toBe('203.0.113.9');
+  });
 });
