@@ -135,6 +135,54 @@ test('/mcp/sse/stats on either gateway counts the connections of both', async ()
   expect(onB.connectionsByType.readonly).toBe(before.connectionsByType.readonly + 1);
 });
 
+test('two workers writing one story concurrently lose no write', async () => {
+  const client = await connect(gatewayA, 'team');
+  const structured = async (name: string, args: Record<string, unknown>) => {
+    const e = await callTool(gatewayB.url, tokens.team, client, name, args);
+    expect(e.event).toBe('tool-result');
+    return (e.json.result as { structuredContent: Record<string, unknown> }).structuredContent;
+  };
+  const project = await structured('create_project', { name: 'concurrent writes' });
+  const actor = await structured('add_actor', { projectId: project.id, name: 'Customer' });
+  const story = await structured('add_story_to_actor', { actorId: actor.id, title: 'Checkout' });
+
+  // All at once through both gateways, so both workers update the same document together.
+  const writes = [
+    ...Array.from({ length: 60 }, (_, i) => ({
+      name: 'add_feature_to_story',
+      arguments: { storyId: story.id, title: `feature-${i}` },
+    })),
+    { name: 'update_story', arguments: { storyId: story.id, description: 'described' } },
+    { name: 'update_story', arguments: { storyId: story.id, status: 'in_progress' } },
+    { name: 'update_story', arguments: { storyId: story.id, priority: 'high' } },
+  ];
+  const posted = await Promise.all(
+    writes.map((params, i) =>
+      sendCommand(i % 2 ? gatewayA.url : gatewayB.url, tokens.team, client.connectionId, {
+        method: 'tools/call',
+        params,
+      }),
+    ),
+  );
+  const ids = new Set(posted.map((p) => p.body.requestId));
+  await waitFor(
+    () =>
+      client.events.filter((e) => ids.has(e.json.requestId as string) && e.json.result).length ===
+      writes.length,
+    20_000,
+    'every write answered',
+  );
+  expect(client.named('mcp-error').filter((e) => ids.has(e.json.requestId as string))).toHaveLength(
+    0,
+  );
+
+  const tree = await structured('get_story_tree', { storyId: story.id });
+  expect((tree.features as { title: string }[]).map((f) => f.title).sort()).toEqual(
+    Array.from({ length: 60 }, (_, i) => `feature-${i}`).sort(),
+  );
+  expect(tree).toMatchObject({ description: 'described', status: 'in_progress', priority: 'high' });
+}, 60_000);
+
 test('200 commands in flight, one worker SIGKILLed: one result each, effects applied once', async () => {
   const client = await connect(gatewayA, 'team');
   const run = `batch-${Date.now()}`;
@@ -214,13 +262,15 @@ test('200 commands in flight, one worker SIGKILLed: one result each, effects app
 test('after redis-server restarts, commands and broadcasts flow again without restarting a process', async () => {
   const team = await connect(gatewayA, 'team', ['after-restart']);
   const teamB = await connect(gatewayB, 'team', ['after-restart']);
-  await restartRedis(redis);
+  const readyStatus = async (p: SpawnedProcess) => (await fetch(`${p.url}/ready`)).status;
+  await restartRedis(redis, async () => {
+    // While Redis is down every gateway and worker says it is not ready.
+    for (const p of [gatewayA, gatewayB, ...workers]) {
+      await waitFor(async () => (await readyStatus(p)) === 503, 10_000, `${p.role} not ready`);
+    }
+  });
   for (const p of [gatewayA, gatewayB, ...workers]) {
-    await waitFor(
-      async () => (await fetch(`${p.url}/ready`)).status === 200,
-      15_000,
-      `${p.role} ready again`,
-    );
+    await waitFor(async () => (await readyStatus(p)) === 200, 15_000, `${p.role} ready again`);
   }
   // The client's stream stayed open through the outage; its pod re-registers it.
   await waitFor(
