@@ -1,9 +1,11 @@
 /**
  * Issue 6: the browser demo (gateway/public/demo.html, GET /demo) in headless Chromium against
  * two gateway processes and a worker on one real Redis. Writes docs/demo.png (the README's
- * screenshot) once the master flow passed.
+ * screenshot) once the master flow passed, when UPDATE_DEMO_SCREENSHOT=1 (other runs write it to
+ * the temp folder, so a test run leaves the work tree as it was).
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { issueToken } from '../../shared/auth';
@@ -13,7 +15,10 @@ import type { SpawnedProcess } from '../helpers/processes';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SECRET = 'demo-test-secret-0123456789abcdef';
-const SCREENSHOT = path.resolve(__dirname, '../../docs/demo.png');
+const SCREENSHOT =
+  process.env.UPDATE_DEMO_SCREENSHOT === '1'
+    ? path.resolve(__dirname, '../../docs/demo.png')
+    : path.join(os.tmpdir(), 'mcpgw-demo.png');
 const token = (type: TokenType) => issueToken(SECRET, { type, sub: `${type}-demo`, ttl: '1h' });
 
 let cluster: TestCluster;
@@ -124,7 +129,9 @@ test('master: list tools, call list_projects, broadcast from the page and from g
   expect(problems).toEqual([]);
   mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
   await page.evaluate('window.scrollTo(0, 0)');
-  writeFileSync(SCREENSHOT, await page.screenshot());
+  const png = await page.screenshot();
+  expect(png.subarray(1, 4).toString()).toBe('PNG');
+  writeFileSync(SCREENSHOT, png);
   await page.close();
 });
 

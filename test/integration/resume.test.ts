@@ -41,23 +41,71 @@ async function broadcast(gateway: SpawnedProcess, seq: number, run: string): Pro
   expect(res.status).toBe(202);
 }
 
-/** Broadcasts seq 1, 2, ... through `gateway` every `everyMs` until stopped; returns the count. */
+/**
+ * Broadcasts seq 1, 2, ... through `gateway` every `everyMs` until stopped; `stop` returns the
+ * count, `sent` how many were accepted (202) so far.
+ */
 function steadyBroadcasts(gateway: () => SpawnedProcess, run: string, everyMs = 20) {
   let seq = 0;
+  let sent = 0;
   let stopped = false;
   const done = (async () => {
     while (!stopped) {
       await broadcast(gateway(), ++seq, run);
-      await sleep(everyMs);
+      sent = seq;
+      await sleep(everyMs); // the pace of the load, not a wait for something to happen
     }
     return seq;
   })();
   return {
+    sent: () => sent,
     stop: async () => {
       stopped = true;
       return done;
     },
   };
+}
+
+/** A topic's history stream in Redis (fields e=<event>, d=<data>), oldest first. */
+async function historyOf(topic: string): Promise<{ event: string; data: string }[]> {
+  const admin = new Redis(redis.url);
+  try {
+    const entries = await admin.xrange(`${env.REDIS_PREFIX}h:${topic}`, '-', '+');
+    return entries.map(([, fields]) => {
+      const field = new Map<string, string>();
+      for (let i = 0; i + 1 < fields.length; i += 2) field.set(fields[i], fields[i + 1]);
+      return { event: field.get('e') ?? '', data: field.get('d') ?? '' };
+    });
+  } finally {
+    admin.disconnect();
+  }
+}
+
+/** The sum of a metric's samples in a process's /metrics whose labels include `labels`. */
+async function metric(proc: SpawnedProcess, name: string, labels = ''): Promise<number> {
+  const text = await (await fetch(`${proc.url}/metrics`)).text();
+  let sum = 0;
+  for (const [, sampleLabels, value] of text.matchAll(/^(\w+\{[^}]*\}) (\S+)$/gm)) {
+    if (sampleLabels.startsWith(`${name}{`) && sampleLabels.includes(labels)) sum += Number(value);
+  }
+  return sum;
+}
+
+/**
+ * Waits until every client has received the ticks of `run` up to `broadcasts.sent() + more` (the
+ * load went on for `more` further broadcasts, and reached each of them).
+ */
+async function moreTicksReachEvery(
+  group: SseClient[],
+  broadcasts: { sent(): number },
+  run: string,
+  more: number,
+  what: string,
+): Promise<void> {
+  const mark = broadcasts.sent() + more;
+  for (const [i, c] of group.entries()) {
+    await waitFor(() => ticks(c.events, run).length >= mark, 20_000, `client ${i}: ${what}`);
+  }
 }
 
 const ticks = (events: ReceivedEvent[], run: string) =>
@@ -146,6 +194,8 @@ afterAll(async () => {
 
 test('a client of A resumes on B: what it missed once and in order, then live', async () => {
   const run = `cross-${Date.now()}`;
+  const openOnA = () => metric(gatewayA, 'mcpgw_connections_open', 'token_type="team"');
+  const openBefore = await openOnA();
   const first = await openRawSse(`${gatewayA.url}/mcp/sse`, {
     Authorization: `Bearer ${tokens.team}`,
   });
@@ -156,7 +206,8 @@ test('a client of A resumes on B: what it missed once and in order, then live', 
   await first.next((e) => e.event === 'tick' && e.data.includes(`"seq":3`));
   const lastId = first.events[first.events.length - 1].id!;
   first.close();
-  await sleep(200);
+  // A noticed the client left: no pod holds the connection while it is away.
+  await waitFor(async () => (await openOnA()) <= openBefore, 5_000, 'A closed the stream');
 
   // While away: broadcasts and the result of a command sent meanwhile go to history.
   for (let i = 4; i <= 6; i++) await broadcast(gatewayA, i, run);
@@ -165,7 +216,18 @@ test('a client of A resumes on B: what it missed once and in order, then live', 
     params: { name: 'create_project', arguments: { name: run } },
   });
   expect(sent.status).toBe(202);
-  await sleep(500);
+  // The worker published the result while the client was away: it is in the connection's history.
+  await waitFor(
+    async () =>
+      (await historyOf(`conn:${connectionId}`)).some(
+        (e) =>
+          e.event === 'tool-result' &&
+          e.data.includes(sent.body.requestId!) &&
+          !e.data.includes('"metadata"'),
+      ),
+    10_000,
+    'the result in the history',
+  );
 
   const second = await openRawSse(`${gatewayB.url}/mcp/sse`, {
     Authorization: `Bearer ${tokens.team}`,
@@ -221,17 +283,26 @@ test('bad resume ids: garbage answers 400, another token 403', async () => {
 test('gateway A SIGKILLed: its EventSource clients resume on B with every event once, in order', async () => {
   const run = `kill-${Date.now()}`;
   proxy = await startProxy(gatewayA.port);
-  const n = 15;
+  const n = 50;
   for (let i = 0; i < n; i++)
     clients.push(await openSseClient(proxy.url, tokens.team, { extraEvents: ['tick'] }));
   const broadcasts = steadyBroadcasts(() => gatewayB, run);
   const calls = await Promise.all(clients.map((c) => postCalls(gatewayB, c, 3, run)));
-  await sleep(500);
+  // A dies while the load is reaching every client through it.
+  await moreTicksReachEvery(clients, broadcasts, run, 25, '25 more ticks through A');
 
   proxy.setUpstream(gatewayB.port);
   await gatewayA.kill('SIGKILL');
   const moreCalls = await Promise.all(clients.map((c) => postCalls(gatewayB, c, 3, run)));
-  await sleep(1500);
+  for (const [i, c] of clients.entries()) {
+    await waitFor(
+      () => c.named('connection-status').some((e) => e.json.status === 'resumed'),
+      20_000,
+      `client ${i} resumed on B`,
+    );
+  }
+  // Every client is back, and the load goes on through B for a while before it stops.
+  await moreTicksReachEvery(clients, broadcasts, run, 25, '25 more ticks through B');
   const total = await broadcasts.stop();
 
   for (const [i, c] of clients.entries()) {
@@ -264,7 +335,7 @@ test('rolling restart by SIGTERM: A drains to B, A comes back, B drains to A; no
   let stable = gatewayB;
   const broadcasts = steadyBroadcasts(() => stable, run);
   const calls = await Promise.all(clients.map((c) => postCalls(gatewayB, c, 2, run)));
-  await sleep(300);
+  await moreTicksReachEvery(clients, broadcasts, run, 15, '15 more ticks through A');
 
   /** A load balancer stops routing to a pod once its /ready fails; the proxy does it at once. */
   const drain = async (leaving: SpawnedProcess, to: SpawnedProcess, round: number) => {
@@ -288,10 +359,10 @@ test('rolling restart by SIGTERM: A drains to B, A comes back, B drains to A; no
   gatewayA = await startGateway('gateway-a3');
   stable = gatewayA;
   const moreCalls = await Promise.all(clients.map((c) => postCalls(gatewayA, c, 2, run)));
-  await sleep(300);
+  await moreTicksReachEvery(clients, broadcasts, run, 15, '15 more ticks through B');
   await drain(gatewayB, gatewayA, 2);
   gatewayB = await startGateway('gateway-b2');
-  await sleep(300);
+  await moreTicksReachEvery(clients, broadcasts, run, 15, '15 more ticks through A3');
   const total = await broadcasts.stop();
 
   for (const [i, c] of clients.entries()) {
@@ -326,10 +397,14 @@ test('a gateway whose Redis subscriber dropped replays what it missed: every eve
   const admin = new Redis(redis.url);
   try {
     const broadcasts = steadyBroadcasts(() => gatewayA, run, 5);
-    await sleep(300);
+    await moreTicksReachEvery([client], broadcasts, run, 20, '20 more ticks live');
+    const reconnects = () => metric(gatewayB, 'mcpgw_redis_reconnects_total');
+    const reconnectsBefore = await reconnects();
     // Drops every pub/sub connection; the publishing connections keep writing history.
     await admin.client('KILL', 'TYPE', 'pubsub');
-    await sleep(1000);
+    await waitFor(async () => (await reconnects()) > reconnectsBefore, 10_000, 'B resubscribed');
+    // Broadcasts go on after B subscribed again, and reach the client (replayed, then live).
+    await moreTicksReachEvery([client], broadcasts, run, 20, '20 more ticks after resubscribing');
     const total = await broadcasts.stop();
     await waitFor(() => ticks(client.events, run).length >= total, 10_000, 'caught up');
     expect(ticks(client.events, run)).toEqual(range(total));
