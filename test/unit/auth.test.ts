@@ -1,0 +1,87 @@
+import { generateKeyPairSync } from 'node:crypto';
+import jwt from 'jsonwebtoken';
+import { createTokenVerifier, issueToken, mayCallTool } from '../../shared/auth';
+import { GatewayError } from '../../shared/errors';
+
+const SECRET = 'auth-unit-secret-0123456789abcdef';
+
+function expectUnauthorized(fn: () => unknown, message: string): void {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (err) {
+    caught = err;
+  }
+  expect(caught).toBeInstanceOf(GatewayError);
+  expect(caught).toMatchObject({ status: 401, code: 'unauthorized', message });
+}
+
+describe('HS256 (JWT_SECRET)', () => {
+  const verifier = createTokenVerifier({ jwtSecret: SECRET });
+
+  it('accepts its own tokens with their claims', () => {
+    const token = issueToken(SECRET, { type: 'team', sub: 'alice', ttl: '1h', tools: ['a'] });
+    expect(verifier.verify(token)).toMatchObject({ sub: 'alice', type: 'team', tools: ['a'] });
+  });
+
+  it('refuses another secret, expiry, unknown types and a missing sub', () => {
+    expectUnauthorized(
+      () => verifier.verify(issueToken('another-secret-0123456789', { type: 'team', sub: 'a' })),
+      'Invalid token',
+    );
+    const expired = jwt.sign({ type: 'team', exp: Math.floor(Date.now() / 1000) - 10 }, SECRET, {
+      subject: 'a',
+    });
+    expectUnauthorized(() => verifier.verify(expired), 'Token expired');
+    const wizard = jwt.sign({ type: 'wizard' }, SECRET, { subject: 'a' });
+    expectUnauthorized(() => verifier.verify(wizard), 'Unknown token type');
+    expectUnauthorized(
+      () => verifier.verify(jwt.sign({ type: 'team' }, SECRET)),
+      'Token has no sub',
+    );
+    expectUnauthorized(() => verifier.verify('not-a-jwt'), 'Invalid token');
+  });
+
+  it('refuses unsigned tokens (alg none)', () => {
+    const unsigned = jwt.sign({ type: 'master' }, '', { algorithm: 'none', subject: 'a' });
+    expectUnauthorized(() => verifier.verify(unsigned), 'Invalid token');
+  });
+});
+
+describe.each([
+  ['RS256', () => generateKeyPairSync('rsa', { modulusLength: 2048 })],
+  ['ES256', () => generateKeyPairSync('ec', { namedCurve: 'P-256' })],
+] as const)('%s (JWT_PUBLIC_KEY)', (algorithm, makeKeys) => {
+  const { privateKey, publicKey } = makeKeys();
+  const publicPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  const verifier = createTokenVerifier({ jwtPublicKey: publicPem });
+
+  it('accepts tokens signed with the private key', () => {
+    const token = jwt.sign({ type: 'readonly' }, privateKey, { algorithm, subject: 'svc' });
+    expect(verifier.verify(token)).toMatchObject({ sub: 'svc', type: 'readonly' });
+  });
+
+  it('refuses an HS256 token signed with the public key as a secret (algorithm confusion)', () => {
+    const forged = jwt.sign({ type: 'master' }, publicPem, { algorithm: 'HS256', subject: 'x' });
+    expectUnauthorized(() => verifier.verify(forged), 'Invalid token');
+  });
+
+  it('refuses tokens of another key pair', () => {
+    const other = makeKeys().privateKey;
+    const token = jwt.sign({ type: 'team' }, other, { algorithm, subject: 'svc' });
+    expectUnauthorized(() => verifier.verify(token), 'Invalid token');
+  });
+});
+
+test('an unreadable JWT_PUBLIC_KEY fails at start, not at the first request', () => {
+  expect(() => createTokenVerifier({ jwtPublicKey: 'not a key' })).toThrow();
+});
+
+test('mayCallTool: readonly only read-only tools, allow-lists restrict every type', () => {
+  expect(mayCallTool({ sub: 'a', type: 'readonly' }, 'list_projects', true)).toBe(true);
+  expect(mayCallTool({ sub: 'a', type: 'readonly' }, 'create_project', false)).toBe(false);
+  expect(mayCallTool({ sub: 'a', type: 'team' }, 'create_project', false)).toBe(true);
+  expect(mayCallTool({ sub: 'a', type: 'master', tools: ['x'] }, 'create_project', false)).toBe(
+    false,
+  );
+});
