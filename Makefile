@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NPM ?= npm
 
-.PHONY: install build lint test test-unit test-integration run clean
+.PHONY: install build lint test test-unit test-integration run bench clean
 
 node_modules/.installed: package.json package-lock.json
 	$(NPM) ci --no-audit --no-fund
@@ -19,15 +19,26 @@ lint: install
 # Unit and contract tests on the memory engine run in parallel; integration tests spawn
 # redis-server and gateway/worker processes, so they run one file at a time.
 test-unit: build
-	npx jest --selectProjects unit
+	@mkdir -p .tmp
+	npx jest --selectProjects unit --json --outputFile=.tmp/jest-unit.json
 
 test-integration: build
-	npx jest --selectProjects integration --runInBand
+	@mkdir -p .tmp
+	npx jest --selectProjects integration --runInBand --json --outputFile=.tmp/jest-integration.json
 
+# One closing line for both runs, in the plain 'N passed, N failed' form CI reads.
 test: build lint test-unit test-integration
+	@node -e 'const r = ["unit", "integration"].map((p) => require("./.tmp/jest-" + p + ".json")); const sum = (k) => r.reduce((n, x) => n + x[k], 0); console.log(`tests: $${sum("numPassedTests")} passed, $${sum("numFailedTests")} failed, $${sum("numPendingTests")} skipped`)'
 
 run: build
 	$(NPM) start
+
+# Benchmarks against real processes on this machine (redis-server, gateway, worker, load
+# generators; all stopped at the end): prints the measurements beside DESIGN.md §6's targets and
+# writes bench/results/latest.json. Env: BENCH_SUBSCRIBERS, BENCH_BROADCASTS, BENCH_CALLS, ...
+bench: build
+	npx tsc -p bench/tsconfig.json
+	node dist/bench/run.js
 
 clean:
 	rm -rf dist node_modules

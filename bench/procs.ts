@@ -1,0 +1,277 @@
+/**
+ * Processes of a benchmark run: redis-server, gateway and worker from dist/, load generators.
+ * Every one is tracked and reaped (SIGTERM, then SIGKILL after a grace period) by reapAll(),
+ * and SIGKILLed if the benchmark process exits without having done so.
+ */
+import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+
+/** The repository root (this file runs from dist/bench/). */
+export const ROOT = path.resolve(__dirname, '../..');
+
+export interface Proc {
+  name: string;
+  child: ChildProcess;
+  pid: number;
+  /** The last few KB it printed (stdout and stderr), for failure messages. */
+  output(): string;
+  exited: Promise<number | string>;
+  isRunning(): boolean;
+  /** SIGTERM (or `signal`), then SIGKILL after `graceMs`; resolves once it exited. */
+  stop(signal?: NodeJS.Signals, graceMs?: number): Promise<number | string>;
+}
+
+const running = new Set<Proc>();
+
+function track(name: string, child: ChildProcess): Proc {
+  if (child.pid === undefined) throw new Error(`${name}: spawn failed`);
+  let output = '';
+  const collect = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-8000);
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  const exited = new Promise<number | string>((resolve) => {
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown'));
+    child.once('error', (err) => resolve(String(err)));
+  });
+  const isRunning = () => child.exitCode === null && child.signalCode === null;
+  const proc: Proc = {
+    name,
+    child,
+    pid: child.pid,
+    output: () => output,
+    exited,
+    isRunning,
+    stop: async (signal = 'SIGTERM', graceMs = 10_000) => {
+      if (isRunning()) child.kill(signal);
+      let timer: NodeJS.Timeout | undefined;
+      const grace = new Promise<'timeout'>(
+        (r) => (timer = setTimeout(() => r('timeout'), graceMs)),
+      );
+      if ((await Promise.race([exited, grace])) === 'timeout' && isRunning()) child.kill('SIGKILL');
+      clearTimeout(timer);
+      return exited;
+    },
+  };
+  running.add(proc);
+  void exited.then(() => running.delete(proc));
+  return proc;
+}
+
+/** Stops every process still running (SIGTERM, SIGKILL after the grace period). */
+export async function reapAll(graceMs = 5_000): Promise<void> {
+  await Promise.all([...running].map((p) => p.stop('SIGTERM', graceMs)));
+}
+
+// Never leave a child behind, whatever way this process ends.
+process.once('exit', () => {
+  for (const p of running) if (p.isRunning()) p.child.kill('SIGKILL');
+});
+
+/** A TCP port free right now on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => (port ? resolve(port) : reject(new Error('no port assigned'))));
+    });
+  });
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Polls `check` every `everyMs` until it is true; throws `what` after `timeoutMs`. */
+export async function waitUntil(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+  everyMs = 50,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+export interface SpawnedRedis {
+  proc: Proc;
+  url: string;
+}
+
+/** redis-server on a free loopback port, persistence off; resolves once it answers PING. */
+export async function spawnRedis(name: string): Promise<SpawnedRedis> {
+  const port = await freePort();
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const proc = track(name, child);
+  const deadline = Date.now() + 10_000;
+  while (!(await answersPing(port))) {
+    if (!proc.isRunning()) {
+      const why = await proc.exited;
+      throw new Error(`${name} exited (${why}); is redis-server installed?\n${proc.output()}`);
+    }
+    if (Date.now() > deadline) throw new Error(`${name} did not answer PING:\n${proc.output()}`);
+    await sleep(20);
+  }
+  return { proc, url: `redis://127.0.0.1:${port}` };
+}
+
+function answersPing(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let reply = '';
+    const finish = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(1000, () => finish(false));
+    socket.once('error', () => finish(false));
+    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (chunk) => {
+      reply += chunk.toString();
+      if (reply.includes('\r\n')) finish(reply.startsWith('+PONG'));
+    });
+  });
+}
+
+export interface SpawnedRole {
+  proc: Proc;
+  port: number;
+  url: string;
+}
+
+/**
+ * `node [nodeArgs] dist/bin/<role>.js` on a free port, with exactly `env` (plus PATH, PORT,
+ * HOST); resolves once its /ready answers 200.
+ */
+export async function spawnRole(
+  name: string,
+  role: 'gateway' | 'worker',
+  env: Record<string, string>,
+  nodeArgs: string[] = [],
+): Promise<SpawnedRole> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'dist/bin', `${role}.js`)], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', ...env, PORT: String(port), HOST: '127.0.0.1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const proc = track(name, child);
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (!proc.isRunning()) throw new Error(`${name} exited before ready:\n${proc.output()}`);
+    if ((await httpStatus(`${url}/ready`)) === 200) break;
+    if (Date.now() > deadline) throw new Error(`${name} not ready in 20 s:\n${proc.output()}`);
+    await sleep(50);
+  }
+  return { proc, port, url };
+}
+
+/** A forked Node script with an IPC channel (the load generators). */
+export function forkScript(name: string, script: string, args: string[] = []): Proc {
+  return track(name, fork(script, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] }));
+}
+
+function httpStatus(url: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = http.get(url, { agent: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.setTimeout(2000, () => req.destroy());
+    req.once('error', () => resolve(0));
+  });
+}
+
+/** GET a URL's body as text (the Prometheus scrape). */
+export function httpText(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve(body));
+    });
+    req.setTimeout(5000, () => req.destroy(new Error(`GET ${url} timed out`)));
+    req.once('error', reject);
+  });
+}
+
+let clockTicks: number | undefined;
+
+/** Clock ticks per second of /proc/<pid>/stat's times (getconf CLK_TCK; 100 on Linux). */
+function ticksPerSecond(): number {
+  if (clockTicks === undefined) {
+    try {
+      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clockTicks = 100;
+    }
+  }
+  return clockTicks;
+}
+
+/** Clock tick length in µs: the resolution of cpuTimes(). */
+export function cpuTickMicros(): number {
+  return 1e6 / ticksPerSecond();
+}
+
+/**
+ * User and system CPU time of a process (all its threads) so far, in µs, from /proc/<pid>/stat
+ * (in clock ticks: 10 ms resolution with CLK_TCK 100).
+ */
+export function cpuTimes(pid: number): { user: number; system: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after "pid (comm) ": the 3rd field of the line is the first here; utime is the 14th
+  // and stime the 15th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const tick = cpuTickMicros();
+  return { user: Number(fields[11]) * tick, system: Number(fields[12]) * tick };
+}
+
+/** Resident set size of a process in KB, from /proc/<pid>/status (VmRSS). */
+export function rssKb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+  if (!match) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(match[1]);
+}
+
+/** The soft limit on open files of this process (children inherit it). */
+export function openFilesLimit(): number {
+  const limits = readFileSync('/proc/self/limits', 'utf8');
+  const match = /^Max open files\s+(\d+|unlimited)/m.exec(limits);
+  return !match || match[1] === 'unlimited' ? Infinity : Number(match[1]);
+}
+
+/** `redis-server --version`'s version, for the report. */
+export function redisVersion(): string {
+  try {
+    const out = execFileSync('redis-server', ['--version'], { encoding: 'utf8' });
+    return /v=(\S+)/.exec(out)?.[1] ?? out.trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** A JWT from the project's own `npm run token` script (dist/bin/token.js). */
+export function issueToken(secret: string, type: string, sub: string): string {
+  return execFileSync(
+    process.execPath,
+    [path.join(ROOT, 'dist/bin/token.js'), '--type', type, '--sub', sub, '--ttl', '1h'],
+    { env: { PATH: process.env.PATH ?? '', JWT_SECRET: secret }, encoding: 'utf8' },
+  ).trim();
+}

@@ -1,0 +1,60 @@
+/** Messages between the benchmark (bench/run.ts) and its load generators (bench/loadgen.ts). */
+import type { HistogramData } from './histogram';
+
+/** The event name of measured broadcasts, and of the unmeasured warm-up ones. */
+export const BENCH_EVENT = 'bench';
+export const WARM_EVENT = 'bench-warm';
+
+export type ToLoadgen =
+  | {
+      cmd: 'open';
+      /** Gateway base URL. */
+      url: string;
+      token: string;
+      /** Connections this process opens and holds. */
+      count: number;
+      /** Connections being opened at once. */
+      concurrency: number;
+      /** Measured broadcasts to expect (seq 0 .. broadcasts-1). */
+      broadcasts: number;
+    }
+  | { cmd: 'report' }
+  | { cmd: 'close' };
+
+export interface LoadgenProgress {
+  type: 'progress';
+  opened: number;
+  failed: number;
+  warm: number;
+  deliveries: number;
+}
+
+export interface LoadgenReport {
+  type: 'report';
+  opened: number;
+  failed: number;
+  /** The first few failure messages. */
+  failures: string[];
+  /** `event: bench-warm` lines. */
+  warm: number;
+  /** `event: bench` lines. */
+  benchEvents: number;
+  /** Measured broadcast data lines, parsed (one per delivery). */
+  deliveries: number;
+  /** (connection, seq) pairs that arrived more than once, counted once per extra copy. */
+  duplicates: number;
+  /** (connection, seq) pairs of an open connection that never arrived. */
+  missing: number;
+  /** Every other `event:` line (welcome, heartbeat, connection-status). */
+  otherEvents: number;
+  /** Streams the server ended before the load generator closed them. */
+  unexpectedCloses: number;
+  /** Latency from the POST's send time to arrival, in ms. */
+  latency: HistogramData;
+  /** Epoch ms (fractional) of the last measured delivery; 0 when none arrived. */
+  lastArrival: number;
+  /** This load generator's own CPU time (user + system), µs. */
+  cpuMicros: number;
+}
+
+export type FromLoadgen = LoadgenProgress | LoadgenReport | { type: 'error'; message: string };
