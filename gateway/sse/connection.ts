@@ -294,14 +294,7 @@ export class SseConnection {
       this.corked = true;
       corkForTick(this);
     }
-    let writable: boolean;
-    if (typeof body === 'string') {
-      writable = this.res.write(head + body);
-    } else {
-      this.res.write(head);
-      writable = this.res.write(body);
-    }
-    if (!writable) this.blocked = true;
+    if (!this.res.write(oneChunk(head, body))) this.blocked = true;
     return bytes;
   }
 
@@ -350,8 +343,7 @@ export class SseConnection {
       if (head === '') continue; // a coalesced progress event
       this.queuedBytes -= head.length + body.length;
       this.queuedEvents--;
-      this.res.write(head);
-      writable = this.res.write(body);
+      writable = this.res.write(oneChunk(head, body));
     }
     if (this.queueHead >= queue.length) {
       this.queue = null;
@@ -362,6 +354,19 @@ export class SseConnection {
     }
     if (!writable) this.blocked = true;
   }
+}
+
+/**
+ * An event as one write: each `res.write` of a chunked response costs four socket writes (size,
+ * CRLF, data, CRLF), so the id line and the shared body go out together. The id line is ASCII
+ * (connection ids and event ids), so its length is its byte length.
+ */
+function oneChunk(head: string, body: string | Buffer): string | Buffer {
+  if (typeof body === 'string') return head + body;
+  const chunk = Buffer.allocUnsafe(head.length + body.length);
+  chunk.write(head, 0, 'latin1');
+  body.copy(chunk, head.length);
+  return chunk;
 }
 
 const PROGRESS_PREFIX = 'event: tool-result\ndata: {';

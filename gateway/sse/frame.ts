@@ -1,5 +1,5 @@
 /**
- * SSE wire format. An event is written as two parts: the per-connection `id:` line and the body
+ * SSE wire format. An event is built in two parts: the per-connection `id:` line and the body
  * (`event:` + `data:` lines + blank line), so a broadcast's body is built once and shared.
  */
 
