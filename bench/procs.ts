@@ -4,9 +4,10 @@
  * and SIGKILLed if the benchmark process exits without having done so.
  */
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
+import { freePort } from '../test/helpers/ports';
+import { answersPing } from '../test/helpers/redis';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import path from 'node:path';
 
 /** The repository root (this file runs from dist/bench/). */
@@ -72,35 +73,7 @@ process.once('exit', () => {
   for (const p of running) if (p.isRunning()) p.child.kill('SIGKILL');
 });
 
-/** A TCP port free right now on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => (port ? resolve(port) : reject(new Error('no port assigned'))));
-    });
-  });
-}
-
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Polls `check` every `everyMs` until it is true; throws `what` after `timeoutMs`. */
-export async function waitUntil(
-  check: () => boolean | Promise<boolean>,
-  timeoutMs: number,
-  what: string,
-  everyMs = 50,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
-    await sleep(everyMs);
-  }
-}
 
 export interface SpawnedRedis {
   proc: Proc;
@@ -126,24 +99,6 @@ export async function spawnRedis(name: string): Promise<SpawnedRedis> {
     await sleep(20);
   }
   return { proc, url: `redis://127.0.0.1:${port}` };
-}
-
-function answersPing(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    let reply = '';
-    const finish = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(1000, () => finish(false));
-    socket.once('error', () => finish(false));
-    socket.once('connect', () => socket.write('PING\r\n'));
-    socket.on('data', (chunk) => {
-      reply += chunk.toString();
-      if (reply.includes('\r\n')) finish(reply.startsWith('+PONG'));
-    });
-  });
 }
 
 export interface SpawnedRole {

@@ -17,6 +17,7 @@
  * duplicated deliveries and failed calls make the exit code 2.
  */
 import { randomBytes } from 'node:crypto';
+import { waitFor } from '../test/helpers/waitFor';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -36,7 +37,6 @@ import {
   sleep,
   spawnRedis,
   spawnRole,
-  waitUntil,
   ROOT,
   type Proc,
   type SpawnedRole,
@@ -247,7 +247,7 @@ async function requestReports(loadgens: Loadgen[]): Promise<LoadgenReport[]> {
     lg.report = undefined;
     tell(lg, { cmd: 'report' });
   }
-  await waitUntil(() => loadgens.every((lg) => lg.report), 10_000, 'load generator reports');
+  await waitFor(() => loadgens.every((lg) => lg.report), 10_000, 'load generator reports');
   return loadgens.map((lg) => lg.report!);
 }
 
@@ -288,11 +288,10 @@ async function benchBroadcast(secret: string) {
     });
   });
   log(`opening ${n} SSE streams from ${loadgens.length} load generator processes`);
-  await waitUntil(
+  await waitFor(
     () => total(loadgens, 'opened') + total(loadgens, 'failed') >= n,
     90_000,
     `opening ${n} SSE streams`,
-    100,
   );
   const openSeconds = (performance.now() - openStarted) / 1000;
   const opened = total(loadgens, 'opened');
@@ -317,7 +316,7 @@ async function benchBroadcast(secret: string) {
       settings.broadcastsPerSecond,
     );
     if (warmFailures.length) throw new Error(`warm-up broadcast failed: ${warmFailures[0]}`);
-    await waitUntil(
+    await waitFor(
       () => total(loadgens, 'warm') >= opened * settings.warmupBroadcasts,
       30_000,
       'warm-up broadcasts to arrive',
@@ -342,12 +341,7 @@ async function benchBroadcast(secret: string) {
   const expected = opened * (m - postFailures.length);
   let complete = true;
   try {
-    await waitUntil(
-      () => total(loadgens, 'deliveries') >= expected,
-      30_000,
-      'broadcast deliveries',
-      10,
-    );
+    await waitFor(() => total(loadgens, 'deliveries') >= expected, 30_000, 'broadcast deliveries');
   } catch {
     complete = false; // reported as missing below
   }

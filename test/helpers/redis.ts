@@ -133,7 +133,8 @@ async function stopServer(server: SpawnedServer): Promise<void> {
 }
 
 /** Sends PING on a raw socket: true on +PONG, false on anything else (refused, loading...). */
-function answersPing(port: number): Promise<boolean> {
+/** True when a Redis on this loopback port answers PING. */
+export function answersPing(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');
     let reply = '';
