@@ -352,18 +352,7 @@ export class ConnectionHub {
       });
     }
     if (!resumed || !history) {
-      const first = [
-        eventBody(
-          'mcp-notification',
-          JSON.stringify({
-            type: 'mcp-notification',
-            connectionId: id,
-            tokenType: conn.tokenType,
-            message: 'SSE connection established',
-            timestamp: new Date(conn.connectedAt).toISOString(),
-          }),
-        ),
-      ];
+      const first = [welcomeBody(conn)];
       if (resumeFrom) {
         first.unshift(
           statusBody(id, 'history-lost', 'The connection to resume is gone; this is a new one', {
@@ -388,10 +377,6 @@ export class ConnectionHub {
     void this.writeReplay(conn, history);
   }
 
-  /**
-   * Both topics' events after `cursor`, merged in id order (paged reads; at most the kept history
-   * of each topic). `truncated` when retention dropped some of them.
-   */
   /**
    * Writes a replay at the socket's pace (waiting for it to drain whenever it is backed up, so
    * the replay never overflows the send queue), then the live events held meanwhile.
@@ -634,6 +619,20 @@ export class ConnectionHub {
 function abandonOpening(res: ServerResponse): void {
   if (res.destroyed || res.writableEnded) return;
   throw errors.unavailable('This gateway is shutting down; reconnect', 1);
+}
+
+/** The first event of a new connection: its id, for /mcp/sse/send. */
+function welcomeBody(conn: SseConnection): string {
+  return eventBody(
+    'mcp-notification',
+    JSON.stringify({
+      type: 'mcp-notification',
+      connectionId: conn.connectionId,
+      tokenType: conn.tokenType,
+      message: 'SSE connection established',
+      timestamp: new Date(conn.connectedAt).toISOString(),
+    }),
+  );
 }
 
 function statusBody(
