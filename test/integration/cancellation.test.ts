@@ -7,6 +7,7 @@ import { issueToken } from '../../shared/auth';
 import { startCluster, type TestCluster } from '../helpers/cluster';
 import type { SpawnedProcess } from '../helpers/processes';
 import { openSseClient, sendCommand, type SseClient } from '../helpers/sseClient';
+import { scrapeMetric } from '../helpers/scrape';
 import { waitFor } from '../helpers/waitFor';
 
 const SECRET = 'cancel-test-secret-0123456789abcdef';
@@ -52,17 +53,12 @@ async function startLongCall(): Promise<{ client: SseClient; requestId: string }
 
 /** Cancelled calls counted by both workers' /metrics. */
 async function cancelledCalls(): Promise<number> {
-  let total = 0;
-  for (const worker of workers) {
-    const text = await (await fetch(`${worker.url}/metrics`)).text();
-    const line = text
-      .split('\n')
-      .find(
-        (l) => l.startsWith('mcpgw_commands_completed_total{') && l.includes('outcome="cancelled"'),
-      );
-    total += line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
-  }
-  return total;
+  const counts = await Promise.all(
+    workers.map((w) =>
+      scrapeMetric(w.url, 'mcpgw_commands_completed_total', 'outcome="cancelled"'),
+    ),
+  );
+  return counts.reduce((a, b) => a + b, 0);
 }
 
 test('notifications/cancelled posted to another gateway aborts the call on whichever worker runs it', async () => {

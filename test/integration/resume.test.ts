@@ -16,6 +16,7 @@ import {
   type ReceivedEvent,
   type SseClient,
 } from '../helpers/sseClient';
+import { scrapeMetric } from '../helpers/scrape';
 import { sleep, waitFor } from '../helpers/waitFor';
 import { openRawSse, type RawSseStream } from '../unit/gateway/rawSse';
 
@@ -82,14 +83,8 @@ async function historyOf(topic: string): Promise<{ event: string; data: string }
 }
 
 /** The sum of a metric's samples in a process's /metrics whose labels include `labels`. */
-async function metric(proc: SpawnedProcess, name: string, labels = ''): Promise<number> {
-  const text = await (await fetch(`${proc.url}/metrics`)).text();
-  let sum = 0;
-  for (const [, sampleLabels, value] of text.matchAll(/^(\w+\{[^}]*\}) (\S+)$/gm)) {
-    if (sampleLabels.startsWith(`${name}{`) && sampleLabels.includes(labels)) sum += Number(value);
-  }
-  return sum;
-}
+const metric = (proc: SpawnedProcess, name: string, labels = '') =>
+  scrapeMetric(proc.url, name, labels);
 
 /**
  * Waits until every client has received the ticks of `run` up to `broadcasts.sent() + more` (the
@@ -494,10 +489,7 @@ describe('own gateways', () => {
     const slow = await open(gateway);
     await slow.next((e) => e.event === 'mcp-notification');
     slow.pause();
-    const disconnects = async () => {
-      const text = await (await fetch(`${gateway.url}/metrics`)).text();
-      return Number(/mcpgw_slow_consumer_disconnects_total\{[^}]*\} (\d+)/.exec(text)?.[1] ?? 0);
-    };
+    const disconnects = () => scrapeMetric(gateway.url, 'mcpgw_slow_consumer_disconnects_total');
     const blob = 'x'.repeat(16_000);
     let total = 0;
     // Loopback socket buffers hold a few MB: broadcast until the gateway gives up on the client.

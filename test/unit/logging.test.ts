@@ -3,12 +3,11 @@
  * gateway's line for the accepted command and in the worker's lines for running it; no line
  * ever holds a token (JWT), not even from a request that carried one in its query string.
  */
-import { Writable } from 'node:stream';
-import winston from 'winston';
 import { MemoryEngine } from '../../shared/engine/memory';
 import type { Logger } from '../../shared/logger';
 import { createMetrics } from '../../shared/metrics';
 import { createWorker, type Worker } from '../../worker/worker';
+import { captureLogs } from '../helpers/logs';
 import { startGateway, type GatewayHarness } from '../helpers/gatewayHarness';
 import { callTool, openSseClient, sendCommand, type SseClient } from '../helpers/sseClient';
 import { waitFor } from '../helpers/waitFor';
@@ -30,18 +29,7 @@ const raw: string[] = [];
 
 /** A debug-level JSON logger like the real one, writing into `raw`. */
 function capturingLogger(role: string): Logger {
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      raw.push(...chunk.toString().split('\n').filter(Boolean));
-      done();
-    },
-  });
-  return winston.createLogger({
-    level: 'debug',
-    defaultMeta: { role },
-    format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
-    transports: [new winston.transports.Stream({ stream })],
-  });
+  return captureLogs({ level: 'debug', defaultMeta: { role }, into: raw }).logger;
 }
 
 const lines = (): Line[] => raw.map((l) => JSON.parse(l) as Line);

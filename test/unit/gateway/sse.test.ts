@@ -1,5 +1,4 @@
-import { Writable } from 'node:stream';
-import winston from 'winston';
+import { captureLogs } from '../../helpers/logs';
 import { startGateway, type GatewayHarness } from '../../helpers/gatewayHarness';
 import { openSseClient } from '../../helpers/sseClient';
 import { waitFor } from '../../helpers/waitFor';
@@ -418,21 +417,7 @@ describe('gateway close', () => {
 
 describe('logging', () => {
   it('logs connections added and removed with their fields, and never a token', async () => {
-    const lines: string[] = [];
-    const logger = winston.createLogger({
-      level: 'silly',
-      format: winston.format.json(),
-      transports: [
-        new winston.transports.Stream({
-          stream: new Writable({
-            write(chunk, _enc, done) {
-              lines.push(String(chunk));
-              done();
-            },
-          }),
-        }),
-      ],
-    });
+    const { logger, lines } = captureLogs();
     const gw = await startGateway({ logger });
     try {
       const stream = await openRawSse(`${gw.url}/mcp/sse?token=${gw.tokens.team}`);
@@ -474,20 +459,7 @@ describe('logging', () => {
 
   it('logs the client IP from X-Forwarded-For only when TRUST_PROXY says so', async () => {
     const logged = async (env: Record<string, string>) => {
-      const lines: string[] = [];
-      const logger = winston.createLogger({
-        format: winston.format.json(),
-        transports: [
-          new winston.transports.Stream({
-            stream: new Writable({
-              write(chunk, _enc, done) {
-                lines.push(String(chunk));
-                done();
-              },
-            }),
-          }),
-        ],
-      });
+      const { logger, lines } = captureLogs({ level: 'info' });
       const gw = await startGateway({ logger, env });
       try {
         const stream = await openRawSse(`${gw.url}/mcp/sse`, {
