@@ -68,8 +68,6 @@ export function requestStreamReplies(streamId: string): number | undefined {
 export const mcpNames = {
   /** The JSON-RPC messages of one stream of one session. */
   streamTopic: (sessionId: string, streamId: string) => `mcp:${sessionId}:${streamId}`,
-  /** What the client sends to a running call (cancel, replies to server requests): every worker hears it. */
-  workerTopic: 'mcp:workers',
   sessionKey: (sessionId: string) => `mcp:session:${sessionId}`,
   /** The lock of a session's standalone GET stream (one per session, cluster-wide). */
   standaloneLockKey: (sessionId: string) => `mcp:get-lock:${sessionId}`,
@@ -87,7 +85,7 @@ export const MCP_EVENTS = {
   sessionEnded: 'session-ended',
 } as const;
 
-/** Event names on the worker topic. */
+/** Event names of the MCP transports on topics.workers. */
 export const WORKER_EVENTS = { cancel: 'cancel', clientResponse: 'client-response' } as const;
 
 /** A `cancel` event: notifications/cancelled for a request of the session. */

@@ -96,7 +96,7 @@ export class Dispatcher {
       this.toolReadOnly.set(tool.name, tool.annotations?.readOnlyHint === true);
     }
     // Cancels come from any gateway to every worker; the one running the call acts on it.
-    this.cancellations = await this.deps.engine.subscribe([topics.cancellations], (event) => {
+    this.cancellations = await this.deps.engine.subscribe([topics.workers], (event) => {
       const cancel = parseSeedCancel(event);
       if (cancel) this.cancel(cancel);
     });

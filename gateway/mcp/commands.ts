@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Engine } from '../../shared/engine/engine';
-import { WORKER_EVENTS, mcpNames, type McpCancel, type McpClientResponse } from '../../shared/mcp';
+import { topics } from '../../shared/engine/topics';
+import { WORKER_EVENTS, type McpCancel, type McpClientResponse } from '../../shared/mcp';
 import type { Metrics } from '../../shared/metrics';
 import type { CommandEnvelope, TokenClaims } from '../../shared/types';
 import { toClientMessage, type IncomingMessage, type IncomingRequest } from './protocol';
@@ -50,11 +51,7 @@ export async function handleClientMessages(
         sessionId,
         message: message as McpClientResponse['message'],
       };
-      await engine.publish(
-        mcpNames.workerTopic,
-        WORKER_EVENTS.clientResponse,
-        JSON.stringify(response),
-      );
+      await engine.publish(topics.workers, WORKER_EVENTS.clientResponse, JSON.stringify(response));
       continue;
     }
     if (message.method !== 'notifications/cancelled' || message.id !== undefined) continue;
@@ -66,6 +63,6 @@ export async function handleClientMessages(
       requestId,
       ...(typeof reason === 'string' ? { reason } : {}),
     };
-    await engine.publish(mcpNames.workerTopic, WORKER_EVENTS.cancel, JSON.stringify(cancel));
+    await engine.publish(topics.workers, WORKER_EVENTS.cancel, JSON.stringify(cancel));
   }
 }

@@ -1,7 +1,7 @@
 import type { Engine, EngineEvent } from './engine';
 import { topics } from './topics';
 
-/** A message on topics.cancellations: one call of a connection, or all of its calls. */
+/** A seed-API cancel on topics.workers: one call of a connection, or all of its calls. */
 export interface SeedCancel {
   connectionId: string;
   /** Our requestId, or the client's own message id, of the call to cancel; absent: every call. */
@@ -9,17 +9,17 @@ export interface SeedCancel {
   reason?: string;
 }
 
-const SEED_CANCEL_EVENT = 'cancel';
+const SEED_CANCEL_EVENT = 'seed-cancel';
 
 /** Tells every worker to cancel a seed-API call (or all calls of a connection). */
 export async function publishSeedCancel(
   engine: Pick<Engine, 'publish'>,
   cancel: SeedCancel,
 ): Promise<void> {
-  await engine.publish(topics.cancellations, SEED_CANCEL_EVENT, JSON.stringify(cancel));
+  await engine.publish(topics.workers, SEED_CANCEL_EVENT, JSON.stringify(cancel));
 }
 
-/** The cancel an event of topics.cancellations carries, or undefined for anything else. */
+/** The seed cancel an event of topics.workers carries, or undefined for anything else. */
 export function parseSeedCancel(event: EngineEvent): SeedCancel | undefined {
   if (event.event !== SEED_CANCEL_EVENT) return undefined;
   try {

@@ -6,6 +6,9 @@ export const topics = {
   connection: (connectionId: string) => `conn:${connectionId}`,
   /** Broadcasts to every connection opened with a token of this type. */
   tokenType: (type: TokenType) => `type:${type}`,
-  /** Seed-API cancellations, heard by every worker; only the one running the call acts. */
-  cancellations: 'control:cancel',
+  /**
+   * What every worker hears: cancels of running calls (seed API and MCP sessions) and clients'
+   * replies to server requests. Only the worker running the call acts; event names say the kind.
+   */
+  workers: 'control:workers',
 };

@@ -8,6 +8,7 @@ import type {
   Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { Engine, EngineEvent, Subscription } from '../../shared/engine/engine';
+import { topics } from '../../shared/engine/topics';
 import type { Logger } from '../../shared/logger';
 import {
   MCP_EVENTS,
@@ -84,9 +85,8 @@ export class McpSessionServers {
   }
 
   async start(): Promise<void> {
-    this.workerTopicSubscription = await this.deps.engine.subscribe(
-      [mcpNames.workerTopic],
-      (event) => this.onWorkerEvent(event),
+    this.workerTopicSubscription = await this.deps.engine.subscribe([topics.workers], (event) =>
+      this.onWorkerEvent(event),
     );
   }
 
@@ -220,6 +220,9 @@ export class McpSessionServers {
 
   /** The client's cancels and replies, heard by every worker: acted on where the call runs. */
   private onWorkerEvent(event: EngineEvent): void {
+    // The topic also carries seed-API cancels: only this module's kinds are parsed.
+    if (event.event !== WORKER_EVENTS.cancel && event.event !== WORKER_EVENTS.clientResponse)
+      return;
     let payload: McpCancel | McpClientResponse;
     try {
       payload = JSON.parse(event.data) as McpCancel | McpClientResponse;

@@ -118,9 +118,7 @@ describe('POST /mcp/sse/send', () => {
 
   it('publishes notifications/cancelled to every worker instead of queueing it', async () => {
     const heard: unknown[] = [];
-    const sub = await gw.engine.subscribe([topics.cancellations], (e) =>
-      heard.push(JSON.parse(e.data)),
-    );
+    const sub = await gw.engine.subscribe([topics.workers], (e) => heard.push(JSON.parse(e.data)));
     const res = await send({
       connectionId: client.connectionId,
       message: { method: 'notifications/cancelled', params: { requestId: 'r-1', reason: 'bored' } },

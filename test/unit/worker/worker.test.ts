@@ -428,7 +428,7 @@ describe('worker: commands in, events out (memory engine)', () => {
       expect(final.data.result.structuredContent.completedSteps).toBe(5);
     });
 
-    it('hears cancels published by gateways on the cancellations topic', async () => {
+    it('hears cancels published by gateways on the workers control topic', async () => {
       const byRequest = await h.send({
         method: 'tools/call',
         params: { name: 'simulate_work', arguments: { steps: 200, delayMs: 20 } },
