@@ -9,6 +9,15 @@ import { z } from 'zod';
 const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
 const emptyAsUndefined = (v: unknown) => (v === '' ? undefined : v);
 
+/**
+ * Byte bounds of history and events, also the engines' defaults when built without config.
+ * An event of 1 MiB is as large as the largest request body; 4 MiB of history per topic holds
+ * the default 1000 events of 4 KiB, or four events of the largest size, and is what one
+ * socket's send queue holds, so a resume replays at most about one full queue per topic.
+ */
+export const DEFAULT_EVENT_MAX_BYTES = 1024 * 1024;
+export const DEFAULT_HISTORY_MAX_BYTES = 4 * 1024 * 1024;
+
 const envSchema = z.object({
   PORT: int(3000),
   HOST: z.string().default('0.0.0.0'),
@@ -24,7 +33,9 @@ const envSchema = z.object({
   WORKER_CONCURRENCY: int(16, 1),
   MAX_BODY_BYTES: int(1024 * 1024, 1),
   HISTORY_MAXLEN: int(1000, 1),
+  HISTORY_MAX_BYTES: int(DEFAULT_HISTORY_MAX_BYTES, 1024),
   HISTORY_TTL_S: int(3600, 1),
+  EVENT_MAX_BYTES: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(1024).optional()),
   RESUME_GRACE_MS: int(60_000, 0),
   SEND_QUEUE_MAX_BYTES: int(4 * 1024 * 1024, 1024),
   SEND_QUEUE_MAX_EVENTS: int(10_000, 10),
@@ -60,7 +71,11 @@ export interface Config {
   workerConcurrency: number;
   maxBodyBytes: number;
   historyMaxLen: number;
+  /** Bytes of event names and data kept per topic; the oldest events go first past it. */
+  historyMaxBytes: number;
   historyTtlS: number;
+  /** A larger event (result, error, broadcast, client reply) is refused, never stored or sent. */
+  eventMaxBytes: number;
   resumeGraceMs: number;
   sendQueueMaxBytes: number;
   sendQueueMaxEvents: number;
@@ -89,6 +104,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     throw new Error(`Invalid configuration: ${detail}`);
   }
   const e = parsed.data;
+  // An event must fit its topic's history, and a socket's send queue with room to spare (else
+  // it could never be delivered). Unset, it is the default within both bounds.
+  const eventMaxBytesBound = Math.min(e.HISTORY_MAX_BYTES, Math.floor(e.SEND_QUEUE_MAX_BYTES / 2));
+  const eventMaxBytes = e.EVENT_MAX_BYTES ?? Math.min(DEFAULT_EVENT_MAX_BYTES, eventMaxBytesBound);
+  if (eventMaxBytes > eventMaxBytesBound) {
+    throw new Error(
+      'Invalid configuration: EVENT_MAX_BYTES must be at most HISTORY_MAX_BYTES and half of SEND_QUEUE_MAX_BYTES',
+    );
+  }
   const jwtSecretGenerated = !e.JWT_SECRET && !e.JWT_PUBLIC_KEY;
   return Object.freeze({
     port: e.PORT,
@@ -110,7 +134,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     workerConcurrency: e.WORKER_CONCURRENCY,
     maxBodyBytes: e.MAX_BODY_BYTES,
     historyMaxLen: e.HISTORY_MAXLEN,
+    historyMaxBytes: e.HISTORY_MAX_BYTES,
     historyTtlS: e.HISTORY_TTL_S,
+    eventMaxBytes,
     resumeGraceMs: e.RESUME_GRACE_MS,
     sendQueueMaxBytes: e.SEND_QUEUE_MAX_BYTES,
     sendQueueMaxEvents: e.SEND_QUEUE_MAX_EVENTS,

@@ -15,6 +15,13 @@ export class GatewayError extends Error {
   }
 }
 
+/** Code of errors.eventTooLarge. */
+export const EVENT_TOO_LARGE = 'event_too_large';
+
+export function isEventTooLarge(error: unknown): error is GatewayError {
+  return error instanceof GatewayError && error.code === EVENT_TOO_LARGE;
+}
+
 export const errors = {
   badRequest: (message: string) => new GatewayError('bad_request', message, 400),
   unauthorized: (message = 'Missing or invalid token') =>
@@ -24,6 +31,13 @@ export const errors = {
   conflict: (message: string) => new GatewayError('conflict', message, 409),
   payloadTooLarge: (limit: number) =>
     new GatewayError('payload_too_large', `Request body exceeds ${limit} bytes`, 413),
+  /** An event (result, broadcast, client reply) over EVENT_MAX_BYTES: never stored or sent. */
+  eventTooLarge: (bytes: number, limit: number) =>
+    new GatewayError(
+      EVENT_TOO_LARGE,
+      `Event of ${bytes} bytes exceeds the ${limit}-byte limit (EVENT_MAX_BYTES)`,
+      413,
+    ),
   rateLimited: (retryAfterS: number) =>
     new GatewayError('rate_limited', 'Too many requests', 429, {
       'Retry-After': String(retryAfterS),

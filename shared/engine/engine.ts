@@ -45,8 +45,19 @@ export interface Engine {
    * Writes the event to the topic's capped history and publishes it, atomically. Returns its id.
    * With `completesRequest`, the same atomic step also marks that request processed, so a
    * worker that dies right after publishing a final result never has it published twice.
+   * History is capped by count (historyMaxLen) and by bytes of event names and data
+   * (historyMaxBytes; the newest event is always kept); what either drops is reported as
+   * `truncated` to readers behind it. Data over eventMaxBytes is refused before anything is
+   * written: the promise rejects with a GatewayError `event_too_large` (errors.eventTooLarge).
    */
   publish(topic: string, event: string, data: string, options?: PublishOptions): Promise<string>;
+  /**
+   * Caps how long the topic's history lives: `ttlMs` from now, and from each later publish
+   * whatever TTL it asks for, until lifted; holds for a topic with no history yet too (for
+   * `ttlMs`). Without `ttlMs`, lifts the cap and restarts the engine's history TTL. For a closed
+   * connection's topic: its history goes with its resume window, not an hour later.
+   */
+  capHistoryTtl(topic: string, ttlMs?: number): Promise<void>;
   /** Delivers every event published on these topics after the returned promise resolves. */
   subscribe(topics: string[], listener: EventListener): Promise<Subscription>;
   /**

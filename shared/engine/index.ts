@@ -11,7 +11,12 @@ export { topics } from './topics';
 
 /** The memory engine unless REDIS_URL is set. */
 export function createEngine(config: Config, logger: Logger, metrics?: Metrics): Engine {
-  const history = { historyMaxLen: config.historyMaxLen, historyTtlS: config.historyTtlS };
+  const history = {
+    historyMaxLen: config.historyMaxLen,
+    historyTtlS: config.historyTtlS,
+    historyMaxBytes: config.historyMaxBytes,
+    eventMaxBytes: config.eventMaxBytes,
+  };
   if (!config.redisUrl) return new MemoryEngine(history);
   return new RedisEngine({
     url: config.redisUrl,

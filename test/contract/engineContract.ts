@@ -23,6 +23,9 @@ import { sleep, waitFor } from '../helpers/waitFor';
 /** makeEngine must build its engine with these (the suite relies on the history cap). */
 export const CONTRACT_HISTORY_MAX_LEN = 20;
 export const CONTRACT_HISTORY_TTL_S = 300;
+/** Bytes of event names and data kept per topic, and the largest event data accepted. */
+export const CONTRACT_HISTORY_MAX_BYTES = 8192;
+export const CONTRACT_EVENT_MAX_BYTES = 4096;
 
 /** Short, so redelivery tests take a fraction of a second. */
 const CLAIM_IDLE_MS = 150;
@@ -31,7 +34,8 @@ const NO_RECLAIM_MS = 30_000;
 
 /**
  * Declares the suite. `makeEngine` returns a new engine, not yet started, built with
- * CONTRACT_HISTORY_MAX_LEN and CONTRACT_HISTORY_TTL_S, isolated from every other engine it
+ * CONTRACT_HISTORY_MAX_LEN, CONTRACT_HISTORY_TTL_S, CONTRACT_HISTORY_MAX_BYTES and
+ * CONTRACT_EVENT_MAX_BYTES, isolated from every other engine it
  * returns (for Redis: a unique key prefix). The suite starts it, closes it after each test,
  * then calls `cleanup` (e.g. to delete the test's keys).
  */
@@ -647,6 +651,110 @@ export function describeEngineContract(
         expect(await engine.lastEventId(short)).toBe(ZERO_EVENT_ID);
         expect((await engine.readHistory(long, ZERO_EVENT_ID, 10)).events).toHaveLength(1);
         expect(await engine.isProcessed(requestId)).toBe(true);
+      });
+    });
+
+    describe('history by bytes and event size', () => {
+      it('keeps at most historyMaxBytes per topic, dropping the oldest and reporting them as truncated', async () => {
+        const topic = unique('bytes');
+        // 'ev' + 2,000 bytes of data: four fit in 8,192 bytes, five do not.
+        const data = (i: number) => `${i}`.padEnd(2000, '.');
+        const ids: string[] = [];
+        for (let i = 0; i < 7; i += 1) ids.push(await engine.publish(topic, 'ev', data(i)));
+
+        const all = await engine.readHistory(topic, ZERO_EVENT_ID, 100);
+        expect(all.truncated).toBe(true);
+        expect(all.events.map((e) => e.id)).toEqual(ids.slice(3));
+        expect(all.events.map((e) => e.data)).toEqual([3, 4, 5, 6].map(data));
+        const kept = all.events.reduce((n, e) => n + e.event.length + e.data.length, 0);
+        expect(kept).toBeLessThanOrEqual(CONTRACT_HISTORY_MAX_BYTES);
+
+        // A reader behind the evicted point missed events; one that saw the newest evicted did not.
+        expect((await engine.readHistory(topic, ids[1], 100)).truncated).toBe(true);
+        expect(await engine.readHistory(topic, ids[2], 100)).toEqual({
+          events: all.events,
+          truncated: false,
+        });
+        expect(await engine.lastEventId(topic)).toBe(ids[6]);
+      });
+
+      it('counts bytes, not characters, and evicts as many small events as a large one needs', async () => {
+        const topic = unique('bytes-mixed');
+        const ids: string[] = [];
+        // 'e' + 'small <i>': 8 bytes each.
+        for (let i = 0; i < 10; i += 1) ids.push(await engine.publish(topic, 'e', `small ${i}`));
+        // 1,363 characters, 4,089 bytes of UTF-8 (+1 for the name); two of them take 8,180 of
+        // the 8,192 bytes: room for exactly one small event.
+        const wide = '€'.repeat(1363);
+        ids.push(await engine.publish(topic, 'e', wide));
+        ids.push(await engine.publish(topic, 'e', wide));
+        const page = await engine.readHistory(topic, ZERO_EVENT_ID, 100);
+        expect(page.events.map((e) => e.id)).toEqual(ids.slice(9));
+        expect((await engine.readHistory(topic, ids[7], 100)).truncated).toBe(true);
+        expect((await engine.readHistory(topic, ids[8], 100)).truncated).toBe(false);
+      });
+
+      it('refuses data over eventMaxBytes: nothing stored, nothing delivered, the size named', async () => {
+        const topic = unique('too-large');
+        const received = collector();
+        await engine.subscribe([topic], received.listener);
+        const before = await engine.publish(topic, 'e', 'ok');
+        const tooLarge = 'é'.repeat(CONTRACT_EVENT_MAX_BYTES / 2 + 1); // 2 bytes each
+        await expect(engine.publish(topic, 'e', tooLarge)).rejects.toMatchObject({
+          name: 'GatewayError',
+          code: 'event_too_large',
+          status: 413,
+          message: expect.stringContaining(
+            `${CONTRACT_EVENT_MAX_BYTES + 2} bytes exceeds the ${CONTRACT_EVENT_MAX_BYTES}-byte limit`,
+          ),
+        });
+        // Exactly the limit is fine.
+        const atLimit = await engine.publish(topic, 'e', 'x'.repeat(CONTRACT_EVENT_MAX_BYTES));
+        await waitFor(() => received.events.length >= 2, 5000, 'two events delivered');
+        await sleep(20);
+        expect(received.events.map((e) => e.id)).toEqual([before, atLimit]);
+        const page = await engine.readHistory(topic, ZERO_EVENT_ID, 10);
+        expect(page.events.map((e) => e.id)).toEqual([before, atLimit]);
+      });
+    });
+
+    describe('history TTL cap', () => {
+      it('caps the TTL of a topic, also against later publishes, so it goes soon after its last event', async () => {
+        const topic = unique('capped-ttl');
+        const other = unique('uncapped');
+        await engine.publish(topic, 'e', '1');
+        await engine.publish(other, 'e', '1');
+        await engine.capHistoryTtl(topic, 300);
+        // A later publish asks for the engine's TTL: the cap still holds.
+        const last = await engine.publish(topic, 'e', '2');
+        expect(await engine.lastEventId(topic)).toBe(last);
+        await sleep(600);
+        expect(await engine.readHistory(topic, ZERO_EVENT_ID, 10)).toEqual({
+          events: [],
+          truncated: false,
+        });
+        expect(await engine.lastEventId(topic)).toBe(ZERO_EVENT_ID);
+        expect((await engine.readHistory(other, ZERO_EVENT_ID, 10)).events).toHaveLength(1);
+      });
+
+      it('holds for a topic capped before its first event, and is lifted by a call without ttl', async () => {
+        const early = unique('capped-early');
+        await engine.capHistoryTtl(early, 300);
+        expect(await engine.readHistory(early, '1700000000000-0', 10)).toEqual({
+          events: [],
+          truncated: true,
+        });
+        await engine.publish(early, 'e', '1');
+        await sleep(600);
+        expect(await engine.lastEventId(early)).toBe(ZERO_EVENT_ID);
+
+        const lifted = unique('cap-lifted');
+        await engine.publish(lifted, 'e', '1');
+        await engine.capHistoryTtl(lifted, 300);
+        await engine.capHistoryTtl(lifted);
+        await engine.publish(lifted, 'e', '2');
+        await sleep(600);
+        expect((await engine.readHistory(lifted, ZERO_EVENT_ID, 10)).events).toHaveLength(2);
       });
     });
 

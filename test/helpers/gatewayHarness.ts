@@ -52,7 +52,12 @@ export async function startGateway(options: GatewayHarnessOptions = {}): Promise
   const ownEngine = !options.engine;
   const engine =
     options.engine ??
-    new MemoryEngine({ historyMaxLen: config.historyMaxLen, historyTtlS: config.historyTtlS });
+    new MemoryEngine({
+      historyMaxLen: config.historyMaxLen,
+      historyTtlS: config.historyTtlS,
+      historyMaxBytes: config.historyMaxBytes,
+      eventMaxBytes: config.eventMaxBytes,
+    });
   if (ownEngine) await engine.start();
   const metrics = createMetrics('gateway');
   const gateway = createGatewayApp({

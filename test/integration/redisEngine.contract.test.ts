@@ -3,6 +3,8 @@ import type { Engine } from '../../shared/engine/engine';
 import { RedisEngine } from '../../shared/engine/redis';
 import { silentLogger } from '../../shared/logger';
 import {
+  CONTRACT_EVENT_MAX_BYTES,
+  CONTRACT_HISTORY_MAX_BYTES,
   CONTRACT_HISTORY_MAX_LEN,
   CONTRACT_HISTORY_TTL_S,
   describeEngineContract,
@@ -35,6 +37,8 @@ describeEngineContract(
       prefix,
       historyMaxLen: CONTRACT_HISTORY_MAX_LEN,
       historyTtlS: CONTRACT_HISTORY_TTL_S,
+      historyMaxBytes: CONTRACT_HISTORY_MAX_BYTES,
+      eventMaxBytes: CONTRACT_EVENT_MAX_BYTES,
       logger: silentLogger(),
     });
     prefixes.set(engine, prefix);

@@ -1,4 +1,7 @@
+import { DEFAULT_EVENT_MAX_BYTES, DEFAULT_HISTORY_MAX_BYTES } from '../../config';
 import { errors } from '../../errors';
+import { exceedsBytes, truncate } from '../../text';
+import { assertPositiveTtl, validateByteLimits } from '../limits';
 import type { CommandEnvelope } from '../../types';
 import type {
   ClusterStats,
@@ -28,6 +31,10 @@ export interface MemoryEngineOptions {
   historyMaxLen: number;
   /** A topic not published to for this long is forgotten; processed request ids likewise. */
   historyTtlS: number;
+  /** Bytes of event names and data kept per topic (default DEFAULT_HISTORY_MAX_BYTES). */
+  historyMaxBytes?: number;
+  /** Larger event data is refused (default DEFAULT_EVENT_MAX_BYTES). */
+  eventMaxBytes?: number;
 }
 
 /**
@@ -40,6 +47,7 @@ export class MemoryEngine implements Engine {
   readonly kv: KeyValueStore = new MemoryKeyValueStore();
 
   private readonly events: EventLog;
+  private readonly eventMaxBytes: number;
   private readonly pubSub = new LocalPubSub();
   private readonly commands = new CommandQueue();
   private readonly processed: ExpiringSet;
@@ -51,12 +59,15 @@ export class MemoryEngine implements Engine {
 
   constructor(options: MemoryEngineOptions) {
     const { historyMaxLen, historyTtlS } = options;
+    const historyMaxBytes = options.historyMaxBytes ?? DEFAULT_HISTORY_MAX_BYTES;
+    this.eventMaxBytes = options.eventMaxBytes ?? DEFAULT_EVENT_MAX_BYTES;
+    validateByteLimits(historyMaxBytes, this.eventMaxBytes);
     if (!Number.isInteger(historyMaxLen) || historyMaxLen < 0) {
       throw new RangeError(`historyMaxLen must be a non-negative integer, got ${historyMaxLen}`);
     }
     if (!(historyTtlS > 0))
       throw new RangeError(`historyTtlS must be positive, got ${historyTtlS}`);
-    this.events = new EventLog(historyMaxLen, historyTtlS * 1000);
+    this.events = new EventLog(historyMaxLen, historyTtlS * 1000, historyMaxBytes);
     this.processed = new ExpiringSet(historyTtlS * 1000);
   }
 
@@ -115,10 +126,17 @@ export class MemoryEngine implements Engine {
     options?: PublishOptions,
   ): Promise<string> {
     this.assertOpen();
+    const bytes = exceedsBytes(data, this.eventMaxBytes);
+    if (bytes !== undefined) throw errors.eventTooLarge(bytes, this.eventMaxBytes);
     const entry = this.events.append(topic, event, data, Date.now(), options?.historyTtlMs);
     if (options?.completesRequest) this.processed.add(options.completesRequest, Date.now());
     this.pubSub.deliver(entry);
     return entry.id;
+  }
+
+  async capHistoryTtl(topic: string, ttlMs?: number): Promise<void> {
+    if (ttlMs !== undefined) assertPositiveTtl(ttlMs);
+    this.events.capTtl(topic, ttlMs === undefined ? undefined : Math.round(ttlMs), Date.now());
   }
 
   async subscribe(topics: string[], listener: EventListener): Promise<Subscription> {
@@ -127,7 +145,7 @@ export class MemoryEngine implements Engine {
   }
 
   async readHistory(topic: string, afterId: string, limit: number): Promise<HistoryPage> {
-    if (!isEventId(afterId)) throw errors.badRequest(`Invalid event id: ${afterId}`);
+    if (!isEventId(afterId)) throw errors.badRequest(`Invalid event id: ${truncate(afterId)}`);
     return this.events.read(topic, afterId, limit, Date.now());
   }
 

@@ -1,4 +1,5 @@
 import { errors } from '../../errors';
+import { exceedsBytes, truncate } from '../../text';
 import type { EngineEvent, HistoryPage } from '../engine';
 import { ZERO_EVENT_ID, compareEventIds, isEventId } from '../eventId';
 import type { RedisKeys } from './keys';
@@ -22,13 +23,17 @@ export class EventLog {
     private readonly keys: RedisKeys,
     private readonly maxLen: number,
     private readonly ttlMs: number,
+    private readonly maxBytes: number,
+    private readonly eventMaxBytes: number,
   ) {
     // Up to 100 extra entries (at most doubling a short history) between trims.
     this.trimSlack = Math.max(1, Math.min(100, maxLen));
   }
 
-  /** `processedKey`: a request's done-key to set in the same script (see publishEvent.lua). */
-  /** `historyTtlMs`: this topic's history lifetime, instead of the engine's (see ARGV[7]). */
+  /**
+   * `processedKey`: a request's done-key to set in the same script (see publishEvent.lua).
+   * `historyTtlMs`: this topic's history lifetime, instead of the engine's (see ARGV[8]).
+   */
   publish(
     topic: string,
     event: string,
@@ -40,8 +45,13 @@ export class EventLog {
     if (event.includes('\n')) {
       return Promise.reject(errors.badRequest('Event names cannot contain newlines'));
     }
+    const bytes = exceedsBytes(data, this.eventMaxBytes);
+    if (bytes !== undefined) return Promise.reject(errors.eventTooLarge(bytes, this.eventMaxBytes));
     const history = this.keys.history(topic);
-    const keys: [string, ...string[]] = processedKey ? [history, processedKey] : [history];
+    const meta = this.keys.historyMeta(topic);
+    const keys: [string, ...string[]] = processedKey
+      ? [history, meta, processedKey]
+      : [history, meta];
     return this.redis.publishEvent(
       keys.length,
       ...keys,
@@ -51,12 +61,23 @@ export class EventLog {
       this.maxLen,
       this.trimSlack,
       this.ttlMs,
+      this.maxBytes,
       ...(historyTtlMs !== undefined ? [Math.max(1, Math.round(historyTtlMs))] : []),
     );
   }
 
+  /** See Engine.capHistoryTtl. */
+  async capTtl(topic: string, capMs?: number): Promise<void> {
+    await this.redis.capHistory(
+      this.keys.history(topic),
+      this.keys.historyMeta(topic),
+      capMs === undefined ? '' : String(Math.max(1, Math.round(capMs))),
+      this.ttlMs,
+    );
+  }
+
   async readHistory(topic: string, afterId: string, limit: number): Promise<HistoryPage> {
-    if (!isEventId(afterId)) throw errors.badRequest(`Invalid event id: ${afterId}`);
+    if (!isEventId(afterId)) throw errors.badRequest(`Invalid event id: ${truncate(afterId)}`);
     const count = Math.max(0, Math.floor(limit));
     const reply = await this.redis.readHistory(
       this.keys.history(topic),

@@ -1,4 +1,5 @@
 import type Redis from 'ioredis';
+import { DEFAULT_EVENT_MAX_BYTES, DEFAULT_HISTORY_MAX_BYTES } from '../../config';
 import { errors } from '../../errors';
 import type { Logger } from '../../logger';
 import type { Metrics } from '../../metrics';
@@ -17,6 +18,7 @@ import type {
   PublishOptions,
   Subscription,
 } from '../engine';
+import { assertPositiveTtl, validateByteLimits } from '../limits';
 import { RedisCommandConsumer } from './commandConsumer';
 import { CommandQueue } from './commandQueue';
 import {
@@ -45,6 +47,10 @@ export interface RedisEngineOptions {
    * remembered this long too (it must exceed claimIdleMs x maxDeliveries).
    */
   historyTtlS: number;
+  /** Bytes of event names and data kept per topic (default DEFAULT_HISTORY_MAX_BYTES). */
+  historyMaxBytes?: number;
+  /** Larger event data is refused (default DEFAULT_EVENT_MAX_BYTES). */
+  eventMaxBytes?: number;
   logger: Logger;
   metrics?: Metrics;
   /** How long start() waits for Redis before failing (default 30 s). */
@@ -88,6 +94,9 @@ export class RedisEngine implements Engine {
     if (!(historyTtlS > 0)) {
       throw new RangeError(`historyTtlS must be positive, got ${historyTtlS}`);
     }
+    const historyMaxBytes = options.historyMaxBytes ?? DEFAULT_HISTORY_MAX_BYTES;
+    const eventMaxBytes = options.eventMaxBytes ?? DEFAULT_EVENT_MAX_BYTES;
+    validateByteLimits(historyMaxBytes, eventMaxBytes);
     this.startTimeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
     this.keys = redisKeys(prefix);
     this.context = { url, prefix, logger, metrics };
@@ -96,7 +105,14 @@ export class RedisEngine implements Engine {
     this.subscriber = new Subscriber(this.subscriberConnection, this.keys, logger);
     const historyTtlMs = Math.max(1, Math.round(historyTtlS * 1000));
     this.queue = new CommandQueue(this.commands, this.keys, historyTtlMs);
-    this.events = new EventLog(this.commands, this.keys, historyMaxLen, historyTtlMs);
+    this.events = new EventLog(
+      this.commands,
+      this.keys,
+      historyMaxLen,
+      historyTtlMs,
+      historyMaxBytes,
+      eventMaxBytes,
+    );
     this.registry = new ConnectionRegistry(this.commands, this.keys);
     this.store = new RedisDocumentStore(this.commands, this.keys);
     this.kv = new RedisKeyValueStore(this.commands, this.keys);
@@ -200,6 +216,15 @@ export class RedisEngine implements Engine {
       completes && this.keys.processed(completes),
       options?.historyTtlMs,
     );
+  }
+
+  async capHistoryTtl(topic: string, ttlMs?: number): Promise<void> {
+    if (ttlMs !== undefined) assertPositiveTtl(ttlMs);
+    try {
+      await this.events.capTtl(topic, ttlMs);
+    } catch (error) {
+      throw unavailable('History TTL not set', error);
+    }
   }
 
   async subscribe(topics: string[], listener: EventListener): Promise<Subscription> {

@@ -3,6 +3,7 @@
  * prefix, so several deployments (or tests) share one Redis without seeing each other.
  *
  *   <prefix>h:<topic>        stream  event history of a topic (capped, PEXPIRE refreshed on publish)
+ *   <prefix>hm:<topic>       hash    beside it, same TTL: its byte count (b), its TTL cap (t)
  *   <prefix>ev:<topic>       channel live events of a topic (pub/sub, not a key)
  *   <prefix>cmd              stream  command queue, consumer group `workers` (capped, acked entries deleted)
  *   <prefix>cmd:dead         stream  dead-lettered commands (capped)
@@ -15,6 +16,7 @@
 export interface RedisKeys {
   readonly prefix: string;
   history(topic: string): string;
+  historyMeta(topic: string): string;
   channel(topic: string): string;
   readonly commands: string;
   readonly deadLetters: string;
@@ -32,6 +34,7 @@ export function redisKeys(prefix: string): RedisKeys {
   return {
     prefix,
     history: (topic) => `${prefix}h:${topic}`,
+    historyMeta: (topic) => `${prefix}hm:${topic}`,
     channel: (topic) => `${prefix}ev:${topic}`,
     commands: `${prefix}cmd`,
     deadLetters: `${prefix}cmd:dead`,

@@ -8,6 +8,7 @@ type Arg = string | number;
 export interface ScriptCommands {
   /** Takes its key count first: the request's done-key is optional (KEYS[2]). */
   publishEvent(numberOfKeys: number, historyKey: string, ...args: Arg[]): Promise<string>;
+  capHistory(historyKey: string, metaKey: string, capMs: string, ttlMs: number): Promise<number>;
   readHistory(
     historyKey: string,
     afterId: string,
@@ -32,6 +33,7 @@ export interface ScriptCommands {
  */
 const SCRIPTS: Record<keyof ScriptCommands, number | undefined> = {
   publishEvent: undefined,
+  capHistory: 2,
   readHistory: 1,
   ackCommand: 1,
   deadLetterCommands: 2,
