@@ -1,5 +1,9 @@
 import type { z } from 'zod';
 import { errors } from '../shared/errors';
+import { truncate } from '../shared/text';
+
+/** Issues named in one error message (field paths may come from the client's own keys). */
+const MAX_ISSUES = 5;
 
 /**
  * Validates a JSON body against a zod schema; a failure is a 400 whose message names each
@@ -12,7 +16,12 @@ export function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   const result = schema.safeParse(body);
   if (result.success) return result.data;
   const detail = result.error.issues
-    .map((issue) => `${issue.path.map(String).join('.') || 'body'}: ${issue.message}`)
+    .slice(0, MAX_ISSUES)
+    .map(
+      (issue) =>
+        `${truncate(issue.path.map(String).join('.') || 'body')}: ${truncate(issue.message)}`,
+    )
     .join('; ');
-  throw errors.badRequest(detail);
+  const more = result.error.issues.length - MAX_ISSUES;
+  throw errors.badRequest(more > 0 ? `${detail}; and ${more} more` : detail);
 }

@@ -71,6 +71,11 @@ export const mcpNames = {
   sessionKey: (sessionId: string) => `mcp:session:${sessionId}`,
   /** The lock of a session's standalone GET stream (one per session, cluster-wide). */
   standaloneLockKey: (sessionId: string) => `mcp:get-lock:${sessionId}`,
+  /**
+   * A server -> client request awaiting the client's response (its id on the wire), set by the
+   * worker that sent it; the gateway takes it (deletes it) to let one response through.
+   */
+  serverRequestKey: (sessionId: string, wireId: string) => `mcp:srv-req:${sessionId}:${wireId}`,
 };
 
 /**

@@ -7,6 +7,9 @@
 export const ECHO_MAX_CHARS = 100;
 /** Characters of a whole error message sent to a client. */
 export const ERROR_MESSAGE_MAX_CHARS = 1000;
+/** Longest method name and message id a client may send (both come back in its events). */
+export const MAX_METHOD_CHARS = 256;
+export const MAX_MESSAGE_ID_CHARS = 256;
 
 /**
  * `value` as text, cut to `max` characters; a cut value says how long it was, so a client can

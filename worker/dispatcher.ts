@@ -9,7 +9,9 @@ import { mayCallTool } from '../shared/auth';
 import { parseSeedCancel, type SeedCancel } from '../shared/engine/cancellations';
 import type { Engine, Subscription } from '../shared/engine/engine';
 import { topics } from '../shared/engine/topics';
+import { isEventTooLarge } from '../shared/errors';
 import type { Logger } from '../shared/logger';
+import { ERROR_MESSAGE_MAX_CHARS, truncate } from '../shared/text';
 import type { CommandEnvelope, TokenClaims } from '../shared/types';
 import { INFRASTRUCTURE_FAILURE_META } from './mcp/backlogServer';
 import {
@@ -37,6 +39,8 @@ export const WORKER_ERROR_CODES = {
   internalError: ErrorCode.InternalError,
   /** The client cancelled the call (notifications/cancelled). */
   requestCancelled: REQUEST_CANCELLED,
+  /** The result (or error) is larger than EVENT_MAX_BYTES: it was not sent. */
+  resultTooLarge: -32010,
 } as const;
 
 /** What became of a command, for metrics. */
@@ -121,6 +125,17 @@ export class Dispatcher {
       this.handleNotification(command);
       return 'notification';
     }
+    if (method === 'initialize') {
+      // The seed API's MCP server is one for every connection, initialized once by this worker:
+      // a client's initialize would replace what every other client's calls run under.
+      await this.publishError(command, {
+        code: WORKER_ERROR_CODES.invalidRequest,
+        message:
+          'initialize is not available on /mcp/sse/send: the seed API needs no handshake ' +
+          '(send tools/list or tools/call directly); for an MCP session of your own, use /mcp',
+      });
+      return 'error';
+    }
     if (method === 'tools/call') return this.callTool(command);
     if (method === 'tools/list') return this.listTools(command);
     return this.forward(command);
@@ -173,7 +188,12 @@ export class Dispatcher {
       );
     }
     if (!this.toolReadOnly.has(name)) {
-      return this.fail(command, WORKER_ERROR_CODES.methodNotFound, `Tool not found: ${name}`, name);
+      return this.fail(
+        command,
+        WORKER_ERROR_CODES.methodNotFound,
+        `Tool not found: ${truncate(name)}`,
+        name,
+      );
     }
     const refusal = this.toolCallRefusal(command, name);
     if (refusal) return this.fail(command, refusal.code, refusal.message, name);
@@ -272,7 +292,7 @@ export class Dispatcher {
     if ('error' in reply) {
       const error =
         reply.error.code === ErrorCode.MethodNotFound
-          ? { code: reply.error.code, message: `Method not found: ${method}` }
+          ? { code: reply.error.code, message: `Method not found: ${truncate(method)}` }
           : reply.error;
       await this.publishError(command, error);
       return 'error';
@@ -367,13 +387,34 @@ export class Dispatcher {
     data: object,
     { final = true } = {},
   ): Promise<void> {
-    await this.deps.engine.publish(
-      topics.connection(command.connectionId),
-      event,
-      JSON.stringify(data),
-      final ? { completesRequest: command.requestId } : undefined,
-    );
+    try {
+      await this.deps.engine.publish(
+        topics.connection(command.connectionId),
+        event,
+        JSON.stringify(data),
+        final ? { completesRequest: command.requestId } : undefined,
+      );
+    } catch (err) {
+      if (!isEventTooLarge(err)) throw err;
+      if (!final) {
+        // A progress notification too large to send is skipped; the result still follows.
+        this.deps.logger.warn('progress notification over EVENT_MAX_BYTES dropped', {
+          requestId: command.requestId,
+          error: err.message,
+        });
+        return;
+      }
+      await this.publishError(command, resultTooLarge(event, err.message));
+    }
   }
+}
+
+/** The error a client gets instead of a result too large to send. */
+function resultTooLarge(event: string, detail: string): ErrorDetail {
+  return {
+    code: WORKER_ERROR_CODES.resultTooLarge,
+    message: `The ${event} was not sent: ${detail}. Ask for less at a time.`,
+  };
 }
 
 /** Publishes an `mcp-error` for a command (also used for dead-lettered commands). */
@@ -383,19 +424,29 @@ export async function publishCommandError(
   error: ErrorDetail,
   extras: { tool?: string; result?: CallToolResult } = {},
 ): Promise<void> {
+  // What came from the client (method, tool name) and messages that may quote it are bounded.
+  const method = command.message?.method;
   const data = {
     type: 'mcp-error',
-    method: command.message?.method,
-    ...(extras.tool !== undefined ? { tool: extras.tool } : {}),
+    method: typeof method === 'string' ? truncate(method) : method,
+    ...(extras.tool !== undefined ? { tool: truncate(extras.tool) } : {}),
     requestId: command.requestId,
     ...clientId(command),
-    error: { code: error.code, message: error.message },
+    error: { code: error.code, message: truncate(error.message, ERROR_MESSAGE_MAX_CHARS) },
     ...(extras.result !== undefined ? { result: extras.result } : {}),
     timestamp: now(),
   };
-  await engine.publish(topics.connection(command.connectionId), 'mcp-error', JSON.stringify(data), {
-    completesRequest: command.requestId,
-  });
+  const topic = topics.connection(command.connectionId);
+  const completes = { completesRequest: command.requestId };
+  try {
+    await engine.publish(topic, 'mcp-error', JSON.stringify(data), completes);
+  } catch (err) {
+    if (!isEventTooLarge(err) || extras.result === undefined) throw err;
+    // The isError result it carries is too large: the error alone, saying so.
+    const { result: _dropped, ...rest } = data as typeof data & { result?: unknown };
+    const alone = { ...rest, error: resultTooLarge('mcp-error', err.message) };
+    await engine.publish(topic, 'mcp-error', JSON.stringify(alone), completes);
+  }
 }
 
 /** The client's own message id, echoed as `id` when it gave one. */

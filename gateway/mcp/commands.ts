@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Engine } from '../../shared/engine/engine';
 import { topics } from '../../shared/engine/topics';
-import { WORKER_EVENTS, type McpCancel, type McpClientResponse } from '../../shared/mcp';
+import { GatewayError, errors } from '../../shared/errors';
+import { WORKER_EVENTS, mcpNames, type McpCancel, type McpClientResponse } from '../../shared/mcp';
 import type { Metrics } from '../../shared/metrics';
+import { exceedsBytes, truncate } from '../../shared/text';
 import type { CommandEnvelope, TokenClaims } from '../../shared/types';
 import { toClientMessage, type IncomingMessage, type IncomingRequest } from './protocol';
 
@@ -34,24 +36,43 @@ export async function enqueueRequests(
   metrics.commandsEnqueued.inc(requests.length);
 }
 
+/** Characters of a cancel's reason passed on (it is echoed in the cancelled call's error). */
+const CANCEL_REASON_MAX_CHARS = 200;
+
 /**
  * The client's notifications and responses, for every worker to hear (the one running the call
  * concerned acts on it): notifications/cancelled aborts a call; a response answers a request the
  * server sent (sampling, elicitation). Other notifications (initialized, roots changes) need
  * nothing from a worker, whose session servers replay initialization themselves: dropped.
+ *
+ * Only what a worker waits for reaches the workers' shared topic: a response must answer a
+ * server request still pending for this session (recorded by the worker that sent it, taken
+ * here, so each is answered once) and fit in `maxBytes`; else the POST gets an error (400 or
+ * 413) and nothing of it is published. Sizes are checked for the whole batch first.
  */
 export async function handleClientMessages(
   engine: Engine,
   sessionId: string,
   messages: IncomingMessage[],
+  maxBytes: number,
 ): Promise<void> {
+  const responses = new Map<IncomingMessage, string>();
   for (const message of messages) {
-    if (message.method === undefined && message.id !== undefined && message.id !== null) {
-      const response: McpClientResponse = {
-        sessionId,
-        message: message as McpClientResponse['message'],
-      };
-      await engine.publish(topics.workers, WORKER_EVENTS.clientResponse, JSON.stringify(response));
+    if (message.method !== undefined) continue;
+    const response: McpClientResponse = {
+      sessionId,
+      message: message as McpClientResponse['message'],
+    };
+    const data = JSON.stringify(response);
+    const bytes = exceedsBytes(data, maxBytes);
+    if (bytes !== undefined) throw errors.eventTooLarge(bytes, maxBytes);
+    responses.set(message, data);
+  }
+  for (const message of messages) {
+    const response = responses.get(message);
+    if (response !== undefined) {
+      await takePendingServerRequest(engine, sessionId, message.id);
+      await engine.publish(topics.workers, WORKER_EVENTS.clientResponse, response);
       continue;
     }
     if (message.method !== 'notifications/cancelled' || message.id !== undefined) continue;
@@ -61,8 +82,25 @@ export async function handleClientMessages(
     const cancel: McpCancel = {
       sessionId,
       requestId,
-      ...(typeof reason === 'string' ? { reason } : {}),
+      ...(typeof reason === 'string' ? { reason: truncate(reason, CANCEL_REASON_MAX_CHARS) } : {}),
     };
     await engine.publish(topics.workers, WORKER_EVENTS.cancel, JSON.stringify(cancel));
   }
+}
+
+/** Lets a response through once: 400 unless the session has a server request of that id pending. */
+async function takePendingServerRequest(
+  engine: Engine,
+  sessionId: string,
+  id: IncomingMessage['id'],
+): Promise<void> {
+  const pending =
+    typeof id === 'string' && (await engine.kv.delete(mcpNames.serverRequestKey(sessionId, id)));
+  if (pending) return;
+  throw new GatewayError(
+    'invalid_request',
+    `Unsolicited response: no server request with id ${truncate(JSON.stringify(id ?? null))} ` +
+      'is pending for this session (responses answer only what the server asked, once)',
+    400,
+  );
 }

@@ -72,7 +72,7 @@ export function legacySseRoutes(ctx: McpRouteContext): Router {
       }
       await ctx.sessions.load(sessionId, claims, 'sse');
       const { messages } = parseMessages(req.body);
-      await handleClientMessages(ctx.engine, sessionId, messages);
+      await handleClientMessages(ctx.engine, sessionId, messages, ctx.config.eventMaxBytes);
       const requests = messages.filter(isRequest);
       if (requests.length > 0) {
         await enqueueRequests(ctx.engine, ctx.metrics, claims, sessionId, LEGACY_STREAM, requests);

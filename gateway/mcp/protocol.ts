@@ -1,6 +1,7 @@
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import { ErrorCode } from '@modelcontextprotocol/sdk/types.js';
 import { GatewayError, errors } from '../../shared/errors';
+import { MAX_MESSAGE_ID_CHARS, MAX_METHOD_CHARS } from '../../shared/text';
 import type { ClientMessage } from '../../shared/types';
 
 /** JSON-RPC code of a 404 for an unknown or ended session (as the SDK's servers answer). */
@@ -77,6 +78,17 @@ export function parseMessages(body: unknown): { messages: IncomingMessage[]; bat
     const m = item as Record<string, unknown>;
     if (m.jsonrpc !== '2.0') throw invalidRequest('jsonrpc must be "2.0"');
     const hasId = typeof m.id === 'string' || typeof m.id === 'number';
+    // Ids and methods come back in replies and errors: bounded, and never echoed whole.
+    if (typeof m.id === 'string' && m.id.length > MAX_MESSAGE_ID_CHARS) {
+      throw invalidRequest(
+        `id must be at most ${MAX_MESSAGE_ID_CHARS} characters (got ${m.id.length})`,
+      );
+    }
+    if (typeof m.method === 'string' && m.method.length > MAX_METHOD_CHARS) {
+      throw invalidRequest(
+        `method must be at most ${MAX_METHOD_CHARS} characters (got ${m.method.length})`,
+      );
+    }
     if (m.method !== undefined) {
       if (typeof m.method !== 'string' || m.method.length === 0) {
         throw invalidRequest('method must be a non-empty string');

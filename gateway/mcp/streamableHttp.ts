@@ -12,6 +12,7 @@ import {
   newRequestStreamId,
   requestStreamReplies,
 } from '../../shared/mcp';
+import { truncate } from '../../shared/text';
 import type { TokenClaims } from '../../shared/types';
 import { claimsOf } from '../middleware/auth';
 import { guarded, jsonBody, requireReady } from '../routes/context';
@@ -84,7 +85,7 @@ export function streamableHttpRoutes(ctx: McpRouteContext): Router {
     }
     const { sessionId } = await ctx.sessions.fromHeader(req, claims);
     const version = protocolVersionOf(req);
-    await handleClientMessages(ctx.engine, sessionId, messages);
+    await handleClientMessages(ctx.engine, sessionId, messages, ctx.config.eventMaxBytes);
     const requests = messages.filter(isRequest);
     if (requests.length === 0) {
       res.status(202).end();
@@ -148,7 +149,7 @@ function protocolVersionOf(req: Request): string {
   if (version === undefined) return DEFAULT_STREAMABLE_VERSION;
   if (!SUPPORTED.has(version)) {
     throw errors.badRequest(
-      `Unsupported MCP-Protocol-Version: ${version} (supported: ${STREAMABLE_PROTOCOL_VERSIONS.join(', ')})`,
+      `Unsupported MCP-Protocol-Version: ${truncate(version)} (supported: ${STREAMABLE_PROTOCOL_VERSIONS.join(', ')})`,
     );
   }
   return version;

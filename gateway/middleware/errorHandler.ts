@@ -1,11 +1,13 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { GatewayError, errors } from '../../shared/errors';
 import type { Logger } from '../../shared/logger';
+import { truncate } from '../../shared/text';
 
 /** Unknown routes: 404 in the same JSON shape as every other error. */
 export function notFound(): RequestHandler {
   // req.path, never req.originalUrl: the query may hold a token.
-  return (req, _res, next) => next(errors.notFound(`No route for ${req.method} ${req.path}`));
+  return (req, _res, next) =>
+    next(errors.notFound(`No route for ${truncate(req.method)} ${truncate(req.path)}`));
 }
 
 /**

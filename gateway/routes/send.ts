@@ -2,24 +2,26 @@ import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import { z } from 'zod';
 import { errors } from '../../shared/errors';
+import { MAX_MESSAGE_ID_CHARS, MAX_METHOD_CHARS, truncate } from '../../shared/text';
 import { publishSeedCancel } from '../../shared/engine/cancellations';
 import type { CommandEnvelope } from '../../shared/types';
 import { claimsOf } from '../middleware/auth';
 import { parseBody } from '../validation';
 import { guarded, jsonBody, requireReady, type RouteContext } from './context';
 
+// The method and id come back in the command's events: bounded (MCP method names are short).
 const sendBody = z.object({
   connectionId: z.string().min(1).max(128),
   message: z.object({
-    method: z.string().min(1),
+    method: z.string().min(1).max(MAX_METHOD_CHARS),
     params: z.record(z.string(), z.unknown()).optional(),
-    id: z.union([z.string(), z.number()]).optional(),
+    id: z.union([z.string().max(MAX_MESSAGE_ID_CHARS), z.number()]).optional(),
   }),
 });
 
 /** notifications/cancelled names the call by our requestId or the client's own message id. */
 const cancelParams = z.object({
-  requestId: z.union([z.string(), z.number()]),
+  requestId: z.union([z.string().max(MAX_MESSAGE_ID_CHARS), z.number()]),
   reason: z.string().optional(),
 });
 
@@ -38,7 +40,7 @@ export function sendRoutes(ctx: RouteContext): Router {
       const claims = claimsOf(res);
       const body = parseBody(sendBody, req.body);
       const connection = await ctx.engine.getConnection(body.connectionId);
-      if (!connection) throw errors.notFound(`Unknown connectionId ${body.connectionId}`);
+      if (!connection) throw errors.notFound(`Unknown connectionId ${truncate(body.connectionId)}`);
       if (connection.tokenId !== claims.sub) {
         throw errors.forbidden('This connection was opened by another token');
       }

@@ -1,3 +1,4 @@
+import { truncate } from '../text';
 import type { Engine, EngineEvent } from './engine';
 import { topics } from './topics';
 
@@ -16,7 +17,10 @@ export async function publishSeedCancel(
   engine: Pick<Engine, 'publish'>,
   cancel: SeedCancel,
 ): Promise<void> {
-  await engine.publish(topics.workers, SEED_CANCEL_EVENT, JSON.stringify(cancel));
+  // Every worker hears it, and the reason is echoed in the call's error: bounded.
+  const bounded =
+    cancel.reason === undefined ? cancel : { ...cancel, reason: truncate(cancel.reason, 200) };
+  await engine.publish(topics.workers, SEED_CANCEL_EVENT, JSON.stringify(bounded));
 }
 
 /** The seed cancel an event of topics.workers carries, or undefined for anything else. */

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import winston from 'winston';
-import type { Logger } from '../../shared/logger';
+import { logFormat, type Logger } from '../../shared/logger';
 
 export interface CapturedLogs {
   /** A JSON winston logger like the real one, writing into `lines`. */
@@ -25,7 +25,7 @@ export function captureLogs(
   const logger = winston.createLogger({
     level: options.level ?? 'silly',
     defaultMeta: options.defaultMeta,
-    format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
+    format: logFormat(),
     transports: [new winston.transports.Stream({ stream })],
   });
   return { logger, lines, records: () => lines.map((l) => JSON.parse(l)) };

@@ -11,7 +11,9 @@ import { captureLogs } from '../helpers/logs';
 import { startGateway, type GatewayHarness } from '../helpers/gatewayHarness';
 import { callTool, openSseClient, sendCommand, type SseClient } from '../helpers/sseClient';
 import { waitFor } from '../helpers/waitFor';
-import { testConfig } from './worker/harness';
+import { topics } from '../../shared/engine/topics';
+import { ZERO_EVENT_ID } from '../../shared/engine/eventId';
+import { envelope, testConfig } from './worker/harness';
 
 /** A JWT anywhere in a line: header and payload are base64url JSON objects ("eyJ..."). */
 const JWT = /eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/;
@@ -119,4 +121,53 @@ test('no line ever holds a token, even one sent in a query string', async () => 
   const tokens = Object.values(gw.tokens);
   const leaking = raw.filter((l) => JWT.test(l) || tokens.some((t) => l.includes(t)));
   expect(leaking).toEqual([]);
+});
+
+describe('issue 9 item 11: logged fields are bounded at every level', () => {
+  const HUGE = 900 * 1024;
+  /** A line carrying one 900 KB field stays under this (2 KB per field, plus the rest). */
+  const LINE_BOUND = 8 * 1024;
+
+  test('a 900 KB field, string or object, is cut and says how long it was', () => {
+    const captured = captureLogs({ level: 'debug' });
+    const method = 'm'.repeat(HUGE);
+    captured.logger.debug('command started', { method, params: { list: [method] } });
+    captured.logger.error(method);
+    expect(captured.lines).toHaveLength(2);
+    for (const line of captured.lines) expect(line.length).toBeLessThan(LINE_BOUND);
+    const [debug, error] = captured.records();
+    expect(debug.method).toMatch(/^m+… \(truncated: 921600 characters\)$/);
+    expect(String(debug.params)).toContain('(truncated: 921'); // the object's JSON, cut
+    expect(error.message).toMatch(/… \(truncated: 921600 characters\)$/);
+    // Short fields pass untouched.
+    captured.logger.info('short', { n: 1, o: { a: 'b' } });
+    expect(captured.records()[2]).toMatchObject({ message: 'short', n: 1, o: { a: 'b' } });
+  });
+
+  test('a command with a 900 KB method: every line of it stays small, and so does its mcp-error', async () => {
+    const before = raw.length;
+    const command = envelope(client.connectionId, { method: 'x'.repeat(HUGE) });
+    await engine.enqueueCommand(command);
+    await waitFor(
+      () =>
+        lines().some((l) => l.requestId === command.requestId && l.message === 'command finished'),
+      5000,
+      'worker finish line',
+    );
+    const mine = raw.slice(before).filter((l) => l.includes(command.requestId));
+    expect(mine.length).toBeGreaterThanOrEqual(2);
+    for (const line of mine) expect(line.length).toBeLessThan(LINE_BOUND);
+    // The method is echoed bounded in the error event too (issue 9 item 1).
+    const page = await engine.readHistory(
+      topics.connection(client.connectionId),
+      ZERO_EVENT_ID,
+      1000,
+    );
+    const event = page.events.find((e) => e.data.includes(command.requestId));
+    expect(event?.event).toBe('mcp-error');
+    expect(event!.data.length).toBeLessThan(2048);
+    const data = JSON.parse(event!.data);
+    expect(data.method).toMatch(/^x{100}… \(921600 characters\)$/);
+    expect(data.error.message).toMatch(/^Method not found: x{100}… \(921600 characters\)$/);
+  });
 });

@@ -9,7 +9,9 @@ import type {
 } from '@modelcontextprotocol/sdk/types.js';
 import type { Engine, EngineEvent, Subscription } from '../../shared/engine/engine';
 import { topics } from '../../shared/engine/topics';
+import { isEventTooLarge } from '../../shared/errors';
 import type { Logger } from '../../shared/logger';
+import { ERROR_MESSAGE_MAX_CHARS, truncate } from '../../shared/text';
 import {
   MCP_EVENTS,
   WORKER_EVENTS,
@@ -35,6 +37,8 @@ export const SESSION_IDLE_MS = 10 * 60_000;
 /** At most this many session servers per worker; the least recently used idle ones go first. */
 export const MAX_CACHED_SESSIONS = 1000;
 const SWEEP_EVERY_MS = 30_000;
+/** MCP tool names are at most 128 characters: a longer one names no tool (and is not echoed). */
+const TOOL_NAME_MAX_CHARS = 128;
 
 export interface McpSessionServersDeps {
   engine: Pick<Engine, 'publish' | 'subscribe' | 'kv'>;
@@ -49,14 +53,18 @@ export interface McpSessionServersDeps {
   now?: () => number;
 }
 
+/** Puts a message on a running call's stream; `before` runs first (in the stream's order). */
+type CallForwarder = (message: object, before?: () => Promise<unknown>) => void;
+
 interface SessionEntry {
+  sessionId: string;
   server: McpServer;
   transport: InProcessTransport;
   lastUsed: number;
   /** The client's JSON-RPC id (JSON) -> this transport's id, for notifications/cancelled. */
   running: Map<string, number>;
   /** This transport's id of a running call -> how to put a message on that call's stream. */
-  calls: Map<number, (message: object) => void>;
+  calls: Map<number, CallForwarder>;
   /** Id on the wire of a server -> client request -> the server's own id for it. */
   outgoing: Map<string, RequestId>;
 }
@@ -134,7 +142,7 @@ export class McpSessionServers {
 
   private async initialize(command: CommandEnvelope): Promise<DispatchOutcome> {
     const { sessionId } = command.mcp!;
-    const entry = await this.newEntry();
+    const entry = await this.newEntry(sessionId);
     const reply = await entry.transport.request('initialize', command.message.params).reply;
     if ('error' in reply) {
       await entry.server.close();
@@ -157,6 +165,13 @@ export class McpSessionServers {
 
   private async callTool(command: CommandEnvelope, entry: SessionEntry): Promise<DispatchOutcome> {
     const params = command.message.params ?? {};
+    if (typeof params.name === 'string' && params.name.length > TOOL_NAME_MAX_CHARS) {
+      await this.publishError(command, {
+        code: WORKER_ERROR_CODES.invalidParams,
+        message: `Tool not found: ${truncate(params.name)}`,
+      });
+      return 'error';
+    }
     if (typeof params.name === 'string') {
       const refusal = this.deps.permissions.toolCallRefusal(command, params.name);
       if (refusal) {
@@ -168,8 +183,9 @@ export class McpSessionServers {
     // sampling or elicitation) is published in order; a failed publish fails the command.
     let progressChain = Promise.resolve();
     let progressError: unknown;
-    const forward = (message: object) => {
+    const forward: CallForwarder = (message, before) => {
       progressChain = progressChain
+        .then(() => before?.())
         .then(() => this.publish(command, MCP_EVENTS.notification, message, false))
         .catch((err: unknown) => {
           progressError ??= err;
@@ -261,7 +277,12 @@ export class McpSessionServers {
     if (!forward) return false;
     const wireId = `srv-${randomUUID()}`;
     entry.outgoing.set(wireId, request.id);
-    forward({ ...request, id: wireId });
+    // Recorded before the client can see it: the gateway lets through only responses to ids
+    // recorded here (each once), so clients cannot post unsolicited responses to every worker.
+    const key = mcpNames.serverRequestKey(entry.sessionId, wireId);
+    forward({ ...request, id: wireId }, () =>
+      this.deps.engine.kv.set(key, '1', this.deps.sessionTtlMs),
+    );
     return true;
   }
 
@@ -283,7 +304,7 @@ export class McpSessionServers {
     const json = await this.deps.engine.kv.get(mcpNames.sessionKey(sessionId));
     if (json === undefined) return undefined;
     const record = JSON.parse(json) as McpSessionRecord;
-    const entry = await this.newEntry();
+    const entry = await this.newEntry(sessionId);
     if (record.init) {
       const reply = await entry.transport.request('initialize', {
         protocolVersion: record.init.protocolVersion,
@@ -300,10 +321,11 @@ export class McpSessionServers {
     return entry;
   }
 
-  private async newEntry(): Promise<SessionEntry> {
+  private async newEntry(sessionId: string): Promise<SessionEntry> {
     const server = this.deps.createServer();
     const transport = new InProcessTransport();
     const entry: SessionEntry = {
+      sessionId,
       server,
       transport,
       lastUsed: this.now(),
@@ -345,6 +367,7 @@ export class McpSessionServers {
   // ---- publishing ----
 
   private publishReply(command: CommandEnvelope, reply: ServerReply): Promise<void> {
+    if ('error' in reply) return this.publishError(command, reply.error);
     // The transport numbered the request itself: the client gets its own id back.
     return this.publish(
       command,
@@ -355,10 +378,12 @@ export class McpSessionServers {
   }
 
   private publishError(command: CommandEnvelope, error: ErrorDetail): Promise<void> {
+    // Messages may quote what the client sent: bounded.
+    const bounded = { ...error, message: truncate(error.message, ERROR_MESSAGE_MAX_CHARS) };
     return this.publish(
       command,
       MCP_EVENTS.response,
-      { jsonrpc: '2.0', id: command.message.id ?? null, error },
+      { jsonrpc: '2.0', id: command.message.id ?? null, error: bounded },
       true,
     );
   }
@@ -370,14 +395,29 @@ export class McpSessionServers {
     final: boolean,
   ): Promise<void> {
     const { sessionId, streamId } = command.mcp!;
-    await this.deps.engine.publish(
-      mcpNames.streamTopic(sessionId, streamId),
-      event,
-      JSON.stringify(message),
-      final
-        ? { completesRequest: command.requestId, historyTtlMs: this.deps.streamTtlMs }
-        : { historyTtlMs: this.deps.streamTtlMs },
-    );
+    const topic = mcpNames.streamTopic(sessionId, streamId);
+    const options = final
+      ? { completesRequest: command.requestId, historyTtlMs: this.deps.streamTtlMs }
+      : { historyTtlMs: this.deps.streamTtlMs };
+    try {
+      await this.deps.engine.publish(topic, event, JSON.stringify(message), options);
+    } catch (err) {
+      if (!isEventTooLarge(err)) throw err;
+      if (!final) {
+        // A notification too large to send is skipped; the reply still follows.
+        this.deps.logger.warn('MCP notification over EVENT_MAX_BYTES dropped', {
+          requestId: command.requestId,
+          error: err.message,
+        });
+        return;
+      }
+      const error = {
+        code: WORKER_ERROR_CODES.resultTooLarge,
+        message: `The reply was not sent: ${err.message}. Ask for less at a time.`,
+      };
+      const reply = { jsonrpc: '2.0', id: command.message.id ?? null, error };
+      await this.deps.engine.publish(topic, MCP_EVENTS.response, JSON.stringify(reply), options);
+    }
   }
 }
 
