@@ -64,6 +64,14 @@ export function requestStreamReplies(streamId: string): number | undefined {
   return match[1] ? Number(match[1]) : 1;
 }
 
+/**
+ * How long the history of a stream that served its purpose stays: a request stream whose
+ * replies were all delivered (kept briefly for a client whose connection broke as the last bytes
+ * went out), or any stream of an ended session (nothing can resume it). Not MCP_STREAM_TTL_S:
+ * a busy server would hold every reply of the last five minutes.
+ */
+export const SPENT_STREAM_TTL_MS = 10_000;
+
 /** Engine topics and key/value keys of the MCP transports. */
 export const mcpNames = {
   /** The JSON-RPC messages of one stream of one session. */

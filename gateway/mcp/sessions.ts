@@ -3,6 +3,7 @@ import type { Engine } from '../../shared/engine/engine';
 import { errors } from '../../shared/errors';
 import {
   MCP_EVENTS,
+  SPENT_STREAM_TTL_MS,
   STANDALONE_STREAM,
   isSessionId,
   mcpNames,
@@ -70,14 +71,26 @@ export class McpSessionStore {
     return this.engine.kv.touch(mcpNames.sessionKey(sessionId), this.ttlMs);
   }
 
-  /** Ends the session everywhere: later requests get 404, its open streams close. */
+  /**
+   * Ends the session everywhere: later requests get 404, its open streams close. Nothing can
+   * resume the stream any more: its history goes soon (also what calls still running add).
+   */
   async end(sessionId: string, openStream = STANDALONE_STREAM): Promise<void> {
     await this.engine.kv.delete(mcpNames.sessionKey(sessionId));
-    await this.engine.publish(
-      mcpNames.streamTopic(sessionId, openStream),
-      MCP_EVENTS.sessionEnded,
-      '{}',
-      { historyTtlMs: this.streamTtlMs },
-    );
+    const topic = mcpNames.streamTopic(sessionId, openStream);
+    await this.engine.capHistoryTtl(topic, Math.min(this.streamTtlMs, SPENT_STREAM_TTL_MS));
+    await this.engine.publish(topic, MCP_EVENTS.sessionEnded, '{}', {
+      historyTtlMs: this.streamTtlMs,
+    });
+  }
+
+  /** A request stream whose replies were all delivered: its history goes soon. */
+  streamSpent(sessionId: string, streamId: string): void {
+    this.engine
+      .capHistoryTtl(
+        mcpNames.streamTopic(sessionId, streamId),
+        Math.min(this.streamTtlMs, SPENT_STREAM_TTL_MS),
+      )
+      .catch(() => undefined); // it expires with MCP_STREAM_TTL_S anyway
   }
 }

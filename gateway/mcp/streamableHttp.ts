@@ -190,6 +190,8 @@ async function answerRequests(
         },
         done: () => {
           void held.subscription?.close();
+          // A JSON body cannot be resumed: once the replies are in, the history has served.
+          ctx.sessions.streamSpent(sessionId, streamId);
           if (res.writableEnded || res.destroyed) return;
           res.set('Mcp-Session-Id', sessionId);
           if (replies.length === 0) res.status(202).end();
@@ -217,7 +219,10 @@ async function answerRequests(
   const relay = new StreamRelay(
     {
       message: (entryId, data) => stream.event(`${streamId}_${entryId}`, 'message', data),
-      done: () => stream.end(),
+      done: () => {
+        stream.end();
+        ctx.sessions.streamSpent(sessionId, streamId);
+      },
     },
     requests.length,
   );
@@ -263,7 +268,10 @@ async function resumeRequestStream(
   const relay = new StreamRelay(
     {
       message: (entryId, data) => stream.event(`${streamId}_${entryId}`, 'message', data),
-      done: () => stream.end(),
+      done: () => {
+        stream.end();
+        ctx.sessions.streamSpent(sessionId, streamId);
+      },
     },
     replies,
     afterId,

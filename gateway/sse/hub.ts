@@ -226,6 +226,14 @@ export class ConnectionHub {
     return Math.max(3 * this.config.cleanupIntervalMs, this.config.resumeGraceMs);
   }
 
+  /**
+   * The longest a closed connection stays resumable: untouched for staleAfterMs, then dropped
+   * by the next sweep (one cleanup interval at most later). Its history is kept as long.
+   */
+  private get resumeWindowMs(): number {
+    return this.staleAfterMs + this.config.cleanupIntervalMs;
+  }
+
   get size(): number {
     return this.connections.size;
   }
@@ -323,8 +331,12 @@ export class ConnectionHub {
       if (resumed) history = await readMissed(this.engine, conn, resumeFrom.cursor);
       else conn.startTypeTopicAt(await this.engine.lastEventId(topics.tokenType(conn.tokenType)));
       // Registered before the welcome: a client may POST /send as soon as it knows the id.
-      // A resumed connection is registered again: it now lives on this pod.
-      await this.engine.registerConnection(this.recordOf(conn));
+      // A resumed connection is registered again: it now lives on this pod, and its history
+      // gets its full TTL back (capped to the resume window when it closed).
+      await Promise.all([
+        this.engine.registerConnection(this.recordOf(conn)),
+        resumed ? this.engine.capHistoryTtl(topics.connection(id)) : undefined,
+      ]);
       conn.registered = true;
       if (conn.isClosed) {
         if (!resumed) await this.engine.unregisterConnection(id);
@@ -475,10 +487,18 @@ export class ConnectionHub {
         this.logger.info('Removed connections not resumed in time from the registry', {
           count: gone.length,
         });
-        // Nobody will read their results: stop their calls on whichever worker runs them.
+        // Nobody will read their results: stop their calls on whichever worker runs them, and
+        // let their histories go (a dead pod never capped them), keeping the cap a little while
+        // for the cancelled calls' last events.
         const reason = 'Connection closed and not resumed';
         await Promise.all(
-          gone.map((connectionId) => publishSeedCancel(this.engine, { connectionId, reason })),
+          gone.flatMap((connectionId) => [
+            publishSeedCancel(this.engine, { connectionId, reason }),
+            this.engine.capHistoryTtl(
+              topics.connection(connectionId),
+              this.config.cleanupIntervalMs,
+            ),
+          ]),
         );
       }
     } catch (err) {
@@ -591,7 +611,8 @@ export class ConnectionHub {
    * Closes the connection's subscription. Its registry entry is dropped at once only without a
    * resume window; else it is touched one last time and left to the sweeps, which drop it once
    * untouched for the window (no timer per connection), so the client may resume on any pod
-   * and commands sent meanwhile still land in its history.
+   * and commands sent meanwhile still land in its history. That history's TTL is capped to the
+   * window (results published later too), instead of HISTORY_TTL_S: a resume lifts the cap.
    */
   private async release(conn: SseConnection): Promise<void> {
     const subscription = conn.subscription;
@@ -605,6 +626,9 @@ export class ConnectionHub {
         subscription?.close(),
         registered && !keep ? this.engine.unregisterConnection(conn.connectionId) : undefined,
         registered && keep ? this.engine.touchConnections([conn.connectionId]) : undefined,
+        registered
+          ? this.engine.capHistoryTtl(topics.connection(conn.connectionId), this.resumeWindowMs)
+          : undefined,
       ]);
     } catch (err) {
       this.logger.warn('Releasing a closed connection failed', {
