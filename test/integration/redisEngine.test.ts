@@ -170,7 +170,9 @@ describe('RedisEngine', () => {
       expect(keys.sort()).toEqual(
         [
           `${prefix}h:conn:a`,
+          `${prefix}hm:conn:a`,
           `${prefix}h:type:team`,
+          `${prefix}hm:type:team`,
           `${prefix}cmd`,
           `${prefix}cmd:dead`,
           `${prefix}done:${handled[0]}`,
@@ -346,6 +348,40 @@ describe('RedisEngine', () => {
       expect((await engine.readHistory('t', ids[200], 10)).events.map((e) => e.data)).toEqual(
         Array.from({ length: 10 }, (_, i) => `${201 + i}`),
       );
+    });
+
+    it('bounds a stream by bytes: XLEN and MEMORY USAGE stay at historyMaxBytes, the count kept beside it', async () => {
+      const prefix = uniquePrefix('bytes');
+      const maxBytes = 256 * 1024;
+      const engine = await makeEngine(prefix, {
+        historyMaxLen: 1000,
+        historyMaxBytes: maxBytes,
+        eventMaxBytes: 64 * 1024,
+      });
+      const key = `${prefix}h:t`;
+      const meta = `${prefix}hm:t`;
+      const data = 'x'.repeat(10_000); // 10,001 bytes with the name
+      const ids: string[] = [];
+      for (let i = 0; i < 200; i += 1) ids.push(await engine.publish('t', 'e', data)); // 2 MB offered
+      const kept = Math.floor(maxBytes / 10_001); // 26
+      expect(await admin.xlen(key)).toBe(kept);
+      expect(Number(await admin.hget(meta, 'b'))).toBe(kept * 10_001);
+      const usage = Number(await admin.call('MEMORY', 'USAGE', key));
+      expect(usage).toBeGreaterThan(kept * 10_000);
+      expect(usage).toBeLessThan(2 * maxBytes);
+      expect(Math.abs((await admin.pttl(meta)) - (await admin.pttl(key)))).toBeLessThan(1000);
+
+      const all = await engine.readHistory('t', ZERO_EVENT_ID, 1000);
+      expect(all.truncated).toBe(true);
+      expect(all.events.map((e) => e.id)).toEqual(ids.slice(200 - kept));
+      expect((await engine.readHistory('t', ids[200 - kept - 2], 10)).truncated).toBe(true);
+      expect((await engine.readHistory('t', ids[200 - kept - 1], 10)).truncated).toBe(false);
+
+      // A lost count (a stream written before byte caps) is recounted from the stream once.
+      await admin.del(meta);
+      await engine.publish('t', 'e', data);
+      expect(await admin.xlen(key)).toBe(kept);
+      expect(Number(await admin.hget(meta, 'b'))).toBe(kept * 10_001);
     });
 
     it('keeps no events with historyMaxLen 0, yet knows the last id and who missed what', async () => {
