@@ -482,7 +482,9 @@ describe('own gateways', () => {
     const gateway = await ownGateway({
       SEND_QUEUE_MAX_BYTES: '65536',
       SEND_QUEUE_MAX_EVENTS: '50',
+      // Everything broadcast stays in history, so the resume can replay every event.
       HISTORY_MAXLEN: '20000',
+      HISTORY_MAX_BYTES: String(256 * 1024 * 1024),
       RATE_LIMIT_MAX: '100000',
     });
     const run = `slow-${Date.now()}`;
