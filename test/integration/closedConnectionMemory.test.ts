@@ -3,8 +3,12 @@
  * a closed connection goes when its resume window ends, not HISTORY_TTL_S later. Many short
  * connections each get a sizeable list_projects result and close; after the window their keys
  * are gone (counted with SCAN under the test's prefix) and Redis's used_memory is back near
- * where it started, while a connection that stays open keeps its history.
+ * where it started, while a connection that stays open keeps its history. The same for MCP:
+ * request streams whose replies were delivered, and an ended session's streams, go within
+ * seconds, not MCP_STREAM_TTL_S.
  */
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import Redis from 'ioredis';
 import { issueToken } from '../../shared/auth';
 import { startCluster, type TestCluster } from '../helpers/cluster';
@@ -111,4 +115,33 @@ test('closed connections’ histories go with their resume window, and Redis mem
   expect(await admin.exists(ownTopic)).toBe(1);
   expect(await admin.pttl(ownTopic)).toBeGreaterThan(60_000);
   owner.close();
+});
+
+test('MCP request streams that delivered their replies, and an ended session’s streams, go within seconds', async () => {
+  const transport = new StreamableHTTPClientTransport(new URL(`${cluster.gateways[0].url}/mcp`), {
+    requestInit: { headers: { Authorization: `Bearer ${team}` } },
+  });
+  const client = new Client({ name: 'spent-streams', version: '1.0.0' });
+  await client.connect(transport);
+  const sessionId = transport.sessionId!;
+  for (let i = 0; i < 5; i += 1) await client.callTool({ name: 'list_projects', arguments: {} });
+  const streams = () => keysMatching(`h:mcp:${sessionId}:*`);
+  expect((await streams()).length).toBeGreaterThanOrEqual(5);
+  // Each delivered stream keeps its history 10 s (SPENT_STREAM_TTL_MS), not 300 s.
+  await waitFor(
+    async () => {
+      const ttls = await Promise.all((await streams()).map((key) => admin.pttl(key)));
+      return ttls.every((ttl) => ttl <= 10_000);
+    },
+    5000,
+    'delivered streams capped',
+  );
+  await transport.terminateSession();
+  await client.close();
+  await waitFor(
+    async () =>
+      (await streams()).length === 0 && (await keysMatching(`hm:mcp:${sessionId}:*`)).length === 0,
+    20_000,
+    'MCP stream histories gone',
+  );
 });
