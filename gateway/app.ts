@@ -5,7 +5,7 @@ import type { Engine } from '../shared/engine/engine';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
 import { createMcpTransports } from './mcp';
-import { cors } from './middleware/cors';
+import { OriginPolicy, cors } from './middleware/cors';
 import { errorHandler, notFound } from './middleware/errorHandler';
 import { createRateLimiter } from './middleware/rateLimit';
 import { requestMetrics } from './middleware/requestMetrics';
@@ -52,6 +52,12 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
     rateLimit: limiter.middleware,
   };
 
+  if (config.allowedOrigins.includes('*')) {
+    logger.warn(
+      'ALLOWED_ORIGINS=*: any web page may call this gateway with a token it holds; list your origins instead',
+    );
+  }
+
   let closed = false;
   // mcpgw_ready, read on scrape: what /ready answers.
   metrics.addReadinessCheck(() => !closed && !hub.draining && engine.isReady());
@@ -60,7 +66,7 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
   app.disable('x-powered-by');
   // Behind a load balancer the socket's address is the balancer's: TRUST_PROXY names it.
   app.set('trust proxy', config.trustProxy);
-  app.use(cors(config.allowedOrigins));
+  app.use(cors(new OriginPolicy(config)));
   app.use(requestMetrics(metrics, logger));
   app.use(healthRoutes(ctx));
   app.use(sseRoutes(ctx));

@@ -157,12 +157,18 @@ export class McpSessionServers {
 
   private async callTool(command: CommandEnvelope, entry: SessionEntry): Promise<DispatchOutcome> {
     const params = command.message.params ?? {};
-    if (typeof params.name === 'string') {
-      const refusal = this.deps.permissions.toolCallRefusal(command, params.name);
-      if (refusal) {
-        await this.publishError(command, refusal);
-        return 'error';
-      }
+    // The SDK's schema check would answer -32603 (its zod error is not an McpError).
+    if (typeof params.name !== 'string') {
+      await this.publishError(command, {
+        code: WORKER_ERROR_CODES.invalidParams,
+        message: 'tools/call params.name must be a string (the tool name)',
+      });
+      return 'error';
+    }
+    const refusal = this.deps.permissions.toolCallRefusal(command, params.name);
+    if (refusal) {
+      await this.publishError(command, refusal);
+      return 'error';
     }
     // What the call sends the client before its reply (progress, log messages, requests for
     // sampling or elicitation) is published in order; a failed publish fails the command.
