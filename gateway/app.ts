@@ -41,7 +41,6 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
   const { config, engine, metrics, verifier } = deps;
   const logger = deps.logger.child({ component: 'gateway' });
   const hub = new ConnectionHub({ config, engine, logger, metrics });
-  const limiter = createRateLimiter(config);
   const ctx: RouteContext = {
     config,
     engine,
@@ -49,7 +48,7 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
     metrics,
     hub,
     verifier,
-    rateLimit: limiter.middleware,
+    rateLimit: createRateLimiter(config, engine.counters),
   };
 
   if (config.allowedOrigins.includes('*')) {
@@ -85,7 +84,6 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
     start: () => hub.start(),
     close: async () => {
       closed = true;
-      limiter.close();
       await mcpTransports.close();
       await hub.close();
     },

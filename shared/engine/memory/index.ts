@@ -13,6 +13,7 @@ import type {
   KeyValueStore,
   PublishOptions,
   Subscription,
+  WindowCounters,
 } from '../engine';
 import { isEventId } from '../eventId';
 import { CommandQueue } from './commandQueue';
@@ -22,6 +23,7 @@ import { EventLog } from './eventLog';
 import { ExpiringSet } from './expiringSet';
 import { MemoryKeyValueStore } from './keyValueStore';
 import { LocalPubSub } from './pubSub';
+import { MemoryWindowCounters } from './windowCounters';
 
 export interface MemoryEngineOptions {
   /** Events kept per topic; older ones are dropped. */
@@ -38,6 +40,7 @@ export class MemoryEngine implements Engine {
   readonly kind = 'memory' as const;
   readonly store: DocumentStore = new MemoryDocumentStore();
   readonly kv: KeyValueStore = new MemoryKeyValueStore();
+  readonly counters: WindowCounters = new MemoryWindowCounters();
 
   private readonly events: EventLog;
   private readonly pubSub = new LocalPubSub();

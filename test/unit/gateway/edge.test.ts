@@ -373,22 +373,22 @@ describe('pathological JSON bodies', () => {
   });
   afterAll(() => gw.close());
 
-  it.each([
-    ['/mcp/sse/send', 'master'],
-    ['/mcp/sse/broadcast', 'master'],
-  ] as const)('%s: 5,000 levels deep gets 400 JSON, nothing logged at error', async (path) => {
-    const before = logs.lines.length;
-    const res = await api(gw.url, path, { token: gw.tokens.master, rawBody: nested(5000) });
-    expect(expectError(res, 400, 'bad_request').message).toBe(
-      'JSON body nests deeper than 64 levels',
-    );
-    expect(
-      logs
-        .records()
-        .slice(before)
-        .filter((r) => r.level === 'error'),
-    ).toEqual([]);
-  });
+  it.each(['/mcp/sse/send', '/mcp/sse/broadcast'])(
+    '%s: 5,000 levels deep gets 400 JSON, nothing logged at error',
+    async (path) => {
+      const before = logs.lines.length;
+      const res = await api(gw.url, path, { token: gw.tokens.master, rawBody: nested(5000) });
+      expect(expectError(res, 400, 'bad_request').message).toBe(
+        'JSON body nests deeper than 64 levels',
+      );
+      expect(
+        logs
+          .records()
+          .slice(before)
+          .filter((r) => r.level === 'error'),
+      ).toEqual([]);
+    },
+  );
 
   it.each(['/mcp', '/messages?sessionId=x'])(
     '%s: 5,000 levels deep gets 400 with a JSON-RPC error',
