@@ -1,6 +1,6 @@
 import express from 'express';
 import type { TokenVerifier } from '../shared/auth';
-import type { Config } from '../shared/config';
+import { PLACEHOLDER_JWT_SECRETS, type Config } from '../shared/config';
 import type { Engine } from '../shared/engine/engine';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
@@ -51,6 +51,11 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
     rateLimit: createRateLimiter(config, engine.counters),
   };
 
+  if (config.jwtSecret !== undefined && PLACEHOLDER_JWT_SECRETS.includes(config.jwtSecret)) {
+    logger.error(
+      'JWT_SECRET is a placeholder published in this repository: anyone can sign tokens for this gateway. Set your own secret (openssl rand -hex 32)',
+    );
+  }
   if (config.allowedOrigins.includes('*')) {
     logger.warn(
       'ALLOWED_ORIGINS=*: any web page may call this gateway with a token it holds; list your origins instead',

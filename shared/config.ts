@@ -6,6 +6,15 @@ import { z } from 'zod';
  * Every setting the processes read, parsed once from the environment, typed and frozen.
  * README's environment table lists the same names and defaults.
  */
+/**
+ * Secrets shipped in this repository for local try-outs (docker-compose.yml, the k8s dev
+ * overlay): anyone can sign tokens with them, so a gateway using one says so loudly.
+ */
+export const PLACEHOLDER_JWT_SECRETS: readonly string[] = [
+  'local-compose-secret-change-me',
+  'dev-only-secret-do-not-use-in-production',
+];
+
 const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
 const emptyAsUndefined = (v: unknown) => (v === '' ? undefined : v);
 
