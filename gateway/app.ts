@@ -48,7 +48,7 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
     metrics,
     hub,
     verifier,
-    rateLimit: createRateLimiter(config, engine.counters),
+    rateLimit: createRateLimiter(config, engine),
   };
 
   if (config.jwtSecret !== undefined && PLACEHOLDER_JWT_SECRETS.includes(config.jwtSecret)) {
@@ -70,8 +70,9 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
   app.disable('x-powered-by');
   // Behind a load balancer the socket's address is the balancer's: TRUST_PROXY names it.
   app.set('trust proxy', config.trustProxy);
-  app.use(cors(new OriginPolicy(config)));
+  // Metrics first: requests the origin policy refuses are counted too.
   app.use(requestMetrics(metrics, logger));
+  app.use(cors(new OriginPolicy(config)));
   app.use(healthRoutes(ctx));
   app.use(sseRoutes(ctx));
   app.use(sendRoutes(ctx));

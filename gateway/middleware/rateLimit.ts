@@ -1,7 +1,7 @@
 import type { RequestHandler } from 'express';
 import { ipKeyGenerator, rateLimit, type Store } from 'express-rate-limit';
 import type { Config } from '../../shared/config';
-import type { WindowCounters } from '../../shared/engine/engine';
+import type { Engine, WindowCounters } from '../../shared/engine/engine';
 import { errors } from '../../shared/errors';
 import { optionalClaimsOf } from './auth';
 
@@ -10,11 +10,14 @@ import { optionalClaimsOf } from './auth';
  * without a valid token). The count lives in the engine: cluster-wide with Redis (every pod
  * adds to the same window), in this process with the memory engine. Runs after `authenticate`.
  */
-export function createRateLimiter(config: Config, counters: WindowCounters): RequestHandler {
+export function createRateLimiter(
+  config: Config,
+  engine: Pick<Engine, 'counters' | 'isReady'>,
+): RequestHandler {
   return rateLimit({
     windowMs: config.rateLimitWindowMs,
     limit: config.rateLimitMax,
-    store: new EngineRateLimitStore(counters, config.rateLimitWindowMs),
+    store: new EngineRateLimitStore(engine, config.rateLimitWindowMs),
     standardHeaders: 'draft-7',
     legacyHeaders: false,
     keyGenerator: (req, res) => {
@@ -36,13 +39,17 @@ export function createRateLimiter(config: Config, counters: WindowCounters): Req
 
 /**
  * express-rate-limit's store over the engine's window counters. When the engine cannot count
- * (Redis down), the request gets 503 like every other that needs the engine.
+ * (Redis down), the request gets 503 at once, like every other that needs the engine.
  */
 class EngineRateLimitStore implements Store {
+  private readonly counters: WindowCounters;
+
   constructor(
-    private readonly counters: WindowCounters,
+    private readonly engine: Pick<Engine, 'counters' | 'isReady'>,
     private readonly windowMs: number,
-  ) {}
+  ) {
+    this.counters = engine.counters;
+  }
 
   async increment(key: string): Promise<{ totalHits: number; resetTime: Date }> {
     const { hits, resetAt } = await this.counted(() => this.counters.add(key, this.windowMs));
@@ -58,6 +65,7 @@ class EngineRateLimitStore implements Store {
   }
 
   private async counted<T>(step: () => Promise<T>): Promise<T> {
+    if (!this.engine.isReady()) throw errors.unavailable('Event engine not ready');
     try {
       return await step();
     } catch {
