@@ -66,7 +66,14 @@ test('a body nested 5,000 levels deep gets 400 on every JSON route, nothing logg
   const deep = '['.repeat(5000) + ']'.repeat(5000);
   const gateway = cluster.gateways[0];
   const outputBefore = gateway.output().length;
-  for (const route of ['/mcp/sse/send', '/mcp/sse/broadcast', '/mcp', '/messages?sessionId=x']) {
+  // Well-formed bodies otherwise, so nothing but the depth can refuse them.
+  const bodies: Record<string, string> = {
+    '/mcp/sse/send': `{"connectionId":"c","message":{"method":"ping","params":{"a":${deep}}}}`,
+    '/mcp/sse/broadcast': `{"message":{"type":"deep","a":${deep}}}`,
+    '/mcp': `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"a":${deep}}}`,
+    '/messages?sessionId=x': `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"a":${deep}}}`,
+  };
+  for (const [route, body] of Object.entries(bodies)) {
     const res = await fetch(`${gateway.url}${route}`, {
       method: 'POST',
       headers: {
@@ -74,14 +81,12 @@ test('a body nested 5,000 levels deep gets 400 on every JSON route, nothing logg
         'Content-Type': 'application/json',
         Accept: 'application/json, text/event-stream',
       },
-      body: route.startsWith('/mcp/sse')
-        ? deep
-        : `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"a":${deep}}}`,
+      body,
     });
-    const body = (await res.json()) as Record<string, unknown>;
+    const answer = (await res.json()) as Record<string, unknown>;
     expect({ route, status: res.status }).toEqual({ route, status: 400 });
     expect(res.headers.get('retry-after')).toBeNull();
-    expect(JSON.stringify(body)).toContain('JSON body nests deeper than 64 levels');
+    expect(JSON.stringify(answer)).toContain('JSON body nests deeper than 64 levels');
   }
   expect(gateway.output().slice(outputBefore)).not.toContain('"level":"error"');
 });
