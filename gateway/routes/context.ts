@@ -50,10 +50,21 @@ export function requireReady(engine: Engine): RequestHandler {
 export function jsonBody(config: Config): RequestHandler {
   return express.json({
     limit: config.maxBodyBytes,
-    verify: (_req, _res, raw) => {
-      if (jsonNestsDeeperThan(raw, config.maxJsonDepth)) {
+    verify: (_req, _res, raw, encoding) => {
+      if (jsonNestsDeeperThan(asUtf8(raw, encoding), config.maxJsonDepth)) {
         throw errors.badRequest(`JSON body nests deeper than ${config.maxJsonDepth} levels`);
       }
     },
   });
+}
+
+/** The body as UTF-8 bytes (what JSON over HTTP almost always is already) for the depth scan. */
+function asUtf8(raw: Buffer, encoding: string): Buffer {
+  if (/^utf-?8$/i.test(encoding)) return raw;
+  try {
+    return Buffer.from(new TextDecoder(encoding).decode(raw), 'utf8');
+  } catch {
+    // A charset TextDecoder lacks: scan the bytes as they are (it can only over-count).
+    return raw;
+  }
 }

@@ -422,6 +422,19 @@ describe('pathological JSON bodies', () => {
     });
     expect(res.status).toBe(202);
   });
+
+  it('counts depth on the characters, whatever the charset (UTF-16: 0x5b bytes inside letters)', async () => {
+    const body = JSON.stringify({ message: { type: 'utf16', text: '\u5b5b\u7b7b'.repeat(200) } });
+    const res = await fetch(`${gw.url}/mcp/sse/broadcast`, {
+      method: 'POST',
+      headers: {
+        Authorization: `Bearer ${gw.tokens.master}`,
+        'Content-Type': 'application/json; charset=utf-16le',
+      },
+      body: Buffer.from(body, 'utf16le'),
+    });
+    expect(res.status).toBe(202);
+  });
 });
 
 describe('JSON-RPC errors and route labels', () => {
