@@ -13,7 +13,12 @@ runProcess('gateway', async ({ config, engine, logger, metrics }) => {
   const verifier = createTokenVerifier(config);
   const gateway = createGatewayApp({ config, engine, logger, metrics, verifier });
   await gateway.start();
-  const { server, port } = await listen(gateway.app, config.port, config.host);
+  const { server, port } = await listen(
+    gateway.app,
+    config.port,
+    config.host,
+    config.requestTimeoutMs,
+  );
   logger.info('Gateway started', { port, engine: engine.kind });
 
   // SIGTERM: /ready 503 and new streams refused at once, open streams told `draining` and

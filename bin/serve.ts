@@ -2,15 +2,32 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { RequestListener } from 'node:http';
 
-/** Listens and resolves with the server and the port actually bound (PORT=0 picks a free one). */
+/** Node checks request timeouts on this beat; a fraction of the timeout keeps it prompt. */
+const MAX_CHECK_INTERVAL_MS = 30_000;
+
+/**
+ * Listens and resolves with the server and the port actually bound (PORT=0 picks a free one).
+ * `requestTimeoutMs` bounds how long a client may take to send its headers and its body; it
+ * ends once the request is received, so it never cuts an SSE stream (a response), however long.
+ */
 export function listen(
   handler: RequestListener,
   port: number,
   host: string,
+  requestTimeoutMs: number,
 ): Promise<{ server: http.Server; port: number }> {
-  const server = http.createServer(handler);
-  // SSE streams are long-lived: no request timeout; keep-alive above common LB idle timeouts.
-  server.requestTimeout = 0;
+  const server = http.createServer(
+    {
+      requestTimeout: requestTimeoutMs,
+      headersTimeout: requestTimeoutMs,
+      connectionsCheckingInterval: Math.min(
+        MAX_CHECK_INTERVAL_MS,
+        Math.max(100, Math.floor(requestTimeoutMs / 4)),
+      ),
+    },
+    handler,
+  );
+  // Keep-alive above common LB idle timeouts.
   server.keepAliveTimeout = 65_000;
   return new Promise((resolve, reject) => {
     server.once('error', reject);

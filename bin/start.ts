@@ -24,7 +24,12 @@ runProcess('all', async ({ config, engine, logger, metrics }) => {
     verifier: createTokenVerifier(config),
   });
   await gateway.start();
-  const { server, port } = await listen(gateway.app, config.port, config.host);
+  const { server, port } = await listen(
+    gateway.app,
+    config.port,
+    config.host,
+    config.requestTimeoutMs,
+  );
   logger.info('Started', { engine: engine.kind, port });
   const generatedSecret = config.jwtSecretGenerated ? config.jwtSecret : undefined;
   printBanner(`http://localhost:${port}`, engine.kind, generatedSecret);

@@ -1,10 +1,13 @@
 /**
- * `npm run token -- --type team [--sub alice] [--ttl 1h] [--tools a,b]`: prints an HS256 JWT
- * signed with JWT_SECRET.
+ * `npm run token -- --type team [--sub alice] [--ttl 1h | --no-expiry] [--tools a,b]`: prints an
+ * HS256 JWT signed with JWT_SECRET. Tokens expire after DEFAULT_TTL unless --ttl says otherwise;
+ * one that never expires must be asked for (--no-expiry).
  */
 import { parseArgs } from 'node:util';
 import { issueToken } from '../shared/auth';
 import { TOKEN_TYPES, type TokenType } from '../shared/types';
+
+export const DEFAULT_TTL = '24h';
 
 function main(): void {
   const { values } = parseArgs({
@@ -12,11 +15,14 @@ function main(): void {
       type: { type: 'string' },
       sub: { type: 'string' },
       ttl: { type: 'string' },
+      'no-expiry': { type: 'boolean' },
       tools: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
-  const usage = `usage: npm run token -- --type ${TOKEN_TYPES.join('|')} [--sub ID] [--ttl 1h] [--tools a,b]`;
+  const usage =
+    `usage: npm run token -- --type ${TOKEN_TYPES.join('|')} [--sub ID] ` +
+    `[--ttl 1h (default ${DEFAULT_TTL}) | --no-expiry] [--tools a,b]`;
   if (values.help) {
     console.log(usage);
     return;
@@ -25,7 +31,10 @@ function main(): void {
   if (!secret) fail('JWT_SECRET is not set: tokens must be signed with the gateway secret');
   const type = values.type as TokenType | undefined;
   if (!type || !TOKEN_TYPES.includes(type)) fail(usage);
-  const ttl = values.ttl && /^\d+$/.test(values.ttl) ? Number(values.ttl) : values.ttl;
+  if (values['no-expiry'] && values.ttl !== undefined)
+    fail('--ttl and --no-expiry exclude each other');
+  const ttlText = values['no-expiry'] ? undefined : (values.ttl ?? DEFAULT_TTL);
+  const ttl = ttlText && /^\d+$/.test(ttlText) ? Number(ttlText) : ttlText;
   console.log(
     issueToken(secret, {
       type,

@@ -8,7 +8,7 @@ runProcess('worker', async ({ config, engine, logger, metrics }) => {
   const worker = createWorker({ config, engine, logger, metrics });
   await worker.start();
   const http = createWorkerHttpApp({ engine, metrics, worker });
-  const { server, port } = await listen(http, config.port, config.host);
+  const { server, port } = await listen(http, config.port, config.host, config.requestTimeoutMs);
   const { workerConcurrency: concurrency } = config;
   logger.info('Worker started', { port, engine: engine.kind, concurrency });
 

@@ -1,11 +1,11 @@
 import express from 'express';
 import type { TokenVerifier } from '../shared/auth';
-import type { Config } from '../shared/config';
+import { PLACEHOLDER_JWT_SECRETS, type Config } from '../shared/config';
 import type { Engine } from '../shared/engine/engine';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
 import { createMcpTransports } from './mcp';
-import { cors } from './middleware/cors';
+import { OriginPolicy, cors } from './middleware/cors';
 import { errorHandler, notFound } from './middleware/errorHandler';
 import { createRateLimiter } from './middleware/rateLimit';
 import { requestMetrics } from './middleware/requestMetrics';
@@ -41,7 +41,6 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
   const { config, engine, metrics, verifier } = deps;
   const logger = deps.logger.child({ component: 'gateway' });
   const hub = new ConnectionHub({ config, engine, logger, metrics });
-  const limiter = createRateLimiter(config);
   const ctx: RouteContext = {
     config,
     engine,
@@ -49,8 +48,19 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
     metrics,
     hub,
     verifier,
-    rateLimit: limiter.middleware,
+    rateLimit: createRateLimiter(config, engine),
   };
+
+  if (config.jwtSecret !== undefined && PLACEHOLDER_JWT_SECRETS.includes(config.jwtSecret)) {
+    logger.error(
+      'JWT_SECRET is a placeholder published in this repository: anyone can sign tokens for this gateway. Set your own secret (openssl rand -hex 32)',
+    );
+  }
+  if (config.allowedOrigins.includes('*')) {
+    logger.warn(
+      'ALLOWED_ORIGINS=*: any web page may call this gateway with a token it holds; list your origins instead',
+    );
+  }
 
   let closed = false;
   // mcpgw_ready, read on scrape: what /ready answers.
@@ -60,8 +70,9 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
   app.disable('x-powered-by');
   // Behind a load balancer the socket's address is the balancer's: TRUST_PROXY names it.
   app.set('trust proxy', config.trustProxy);
-  app.use(cors(config.allowedOrigins));
+  // Metrics first: requests the origin policy refuses are counted too.
   app.use(requestMetrics(metrics, logger));
+  app.use(cors(new OriginPolicy(config)));
   app.use(healthRoutes(ctx));
   app.use(sseRoutes(ctx));
   app.use(sendRoutes(ctx));
@@ -79,7 +90,6 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
     start: () => hub.start(),
     close: async () => {
       closed = true;
-      limiter.close();
       await mcpTransports.close();
       await hub.close();
     },

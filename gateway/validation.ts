@@ -25,3 +25,32 @@ export function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   const more = result.error.issues.length - MAX_ISSUES;
   throw errors.badRequest(more > 0 ? `${detail}; and ${more} more` : detail);
 }
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPENERS = new Set([0x5b, 0x7b]);
+const CLOSERS = new Set([0x5d, 0x7d]);
+
+/**
+ * True when the raw JSON text nests arrays/objects deeper than `maxDepth`. One pass over the
+ * bytes before parsing, so a pathological body is refused without being parsed or walked
+ * (UTF-8 never puts these ASCII bytes inside a multi-byte character).
+ */
+export function jsonNestsDeeperThan(raw: Buffer, maxDepth: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < raw.length; i++) {
+    const byte = raw[i];
+    if (inString) {
+      if (byte === BACKSLASH) i++;
+      else if (byte === QUOTE) inString = false;
+    } else if (byte === QUOTE) {
+      inString = true;
+    } else if (OPENERS.has(byte)) {
+      if (++depth > maxDepth) return true;
+    } else if (CLOSERS.has(byte)) {
+      depth--;
+    }
+  }
+  return false;
+}

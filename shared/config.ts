@@ -6,6 +6,15 @@ import { z } from 'zod';
  * Every setting the processes read, parsed once from the environment, typed and frozen.
  * README's environment table lists the same names and defaults.
  */
+/**
+ * Secrets shipped in this repository for local try-outs (docker-compose.yml, the k8s dev
+ * overlay): anyone can sign tokens with them, so a gateway using one says so loudly.
+ */
+export const PLACEHOLDER_JWT_SECRETS: readonly string[] = [
+  'local-compose-secret-change-me',
+  'dev-only-secret-do-not-use-in-production',
+];
+
 const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
 const emptyAsUndefined = (v: unknown) => (v === '' ? undefined : v);
 
@@ -25,13 +34,15 @@ const envSchema = z.object({
   REDIS_PREFIX: z.string().default('mcpgw:'),
   JWT_SECRET: z.preprocess(emptyAsUndefined, z.string().min(16).optional()),
   JWT_PUBLIC_KEY: z.preprocess(emptyAsUndefined, z.string().optional()),
-  ALLOWED_ORIGINS: z.string().default('*'),
+  ALLOWED_ORIGINS: z.string().default(''),
   HEARTBEAT_INTERVAL_MS: int(30_000, 10),
   CLEANUP_INTERVAL_MS: int(60_000, 10),
   CLAIM_IDLE_MS: int(30_000, 10),
   MAX_DELIVERIES: int(5, 1),
   WORKER_CONCURRENCY: int(16, 1),
   MAX_BODY_BYTES: int(1024 * 1024, 1),
+  MAX_JSON_DEPTH: int(64, 1),
+  REQUEST_TIMEOUT_MS: int(30_000, 1000),
   HISTORY_MAXLEN: int(1000, 1),
   HISTORY_MAX_BYTES: int(DEFAULT_HISTORY_MAX_BYTES, 1024),
   HISTORY_TTL_S: int(3600, 1),
@@ -62,7 +73,10 @@ export interface Config {
   jwtPublicKey?: string;
   /** True when jwtSecret was generated at start (npm start prints tokens then). */
   jwtSecretGenerated: boolean;
-  /** ['*'] allows every origin. */
+  /**
+   * Cross-origin callers allowed besides same-origin ones and clients sending no Origin;
+   * ['*'] allows every origin.
+   */
   allowedOrigins: string[];
   heartbeatIntervalMs: number;
   cleanupIntervalMs: number;
@@ -70,6 +84,13 @@ export interface Config {
   maxDeliveries: number;
   workerConcurrency: number;
   maxBodyBytes: number;
+  /** Request bodies nesting arrays/objects deeper than this get 400. */
+  maxJsonDepth: number;
+  /**
+   * How long a client may take to send a request's headers and body (not a stream's life):
+   * slow or stalled uploads are cut after it.
+   */
+  requestTimeoutMs: number;
   historyMaxLen: number;
   /** Bytes of event names and data kept per topic; the oldest events go first past it. */
   historyMaxBytes: number;
@@ -133,6 +154,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     maxDeliveries: e.MAX_DELIVERIES,
     workerConcurrency: e.WORKER_CONCURRENCY,
     maxBodyBytes: e.MAX_BODY_BYTES,
+    maxJsonDepth: e.MAX_JSON_DEPTH,
+    requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     historyMaxLen: e.HISTORY_MAXLEN,
     historyMaxBytes: e.HISTORY_MAX_BYTES,
     historyTtlS: e.HISTORY_TTL_S,

@@ -9,8 +9,6 @@ import { randomBytes } from 'node:crypto';
 export const STREAMABLE_PROTOCOL_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26'] as const;
 /** Assumed when a Streamable HTTP request carries no MCP-Protocol-Version header (per spec). */
 export const DEFAULT_STREAMABLE_VERSION = '2025-03-26';
-/** The legacy HTTP+SSE transport's revision (GET /sse + POST /messages). */
-export const LEGACY_SSE_PROTOCOL_VERSION = '2024-11-05';
 
 export type McpTransportKind = 'streamable-http' | 'sse';
 

@@ -2,16 +2,11 @@ import { Router } from 'express';
 import { errors } from '../../shared/errors';
 import { LEGACY_STREAM, MCP_EVENTS, mcpNames } from '../../shared/mcp';
 import { claimsOf } from '../middleware/auth';
+import { OriginPolicy, originGuard } from '../middleware/cors';
 import { guarded, jsonBody, requireReady } from '../routes/context';
 import { enqueueRequests, handleClientMessages } from './commands';
 import type { McpRouteContext } from './mcpContext';
-import {
-  checkOrigin,
-  isRequest,
-  jsonRpcErrors,
-  parseMessages,
-  requireJsonContent,
-} from './protocol';
+import { isRequest, jsonRpcErrors, parseMessages, requireJsonContent } from './protocol';
 import { McpSseStream } from './stream';
 
 /**
@@ -24,7 +19,7 @@ import { McpSseStream } from './stream';
 export function legacySseRoutes(ctx: McpRouteContext): Router {
   const router = Router();
   const common = [
-    checkOrigin(ctx.config.allowedOrigins),
+    originGuard(new OriginPolicy(ctx.config)),
     ...guarded(ctx),
     requireReady(ctx.engine),
   ];
@@ -81,6 +76,6 @@ export function legacySseRoutes(ctx: McpRouteContext): Router {
     },
   );
 
-  router.use(['/sse', '/messages'], jsonRpcErrors());
+  router.use(jsonRpcErrors(['/sse', '/messages']));
   return router;
 }

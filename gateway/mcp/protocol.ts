@@ -30,17 +30,6 @@ export function isNotification(message: IncomingMessage): boolean {
   return typeof message.method === 'string' && message.id === undefined;
 }
 
-/** 403 for a request whose Origin header is present and not allowed (DNS rebinding defence). */
-export function checkOrigin(allowedOrigins: readonly string[]): RequestHandler {
-  const any = allowedOrigins.includes('*');
-  const listed = new Set(allowedOrigins);
-  return (req, _res, next) => {
-    const origin = req.headers.origin;
-    if (origin === undefined || any || listed.has(origin)) return next();
-    next(errors.forbidden(`Origin not allowed: ${origin}`));
-  };
-}
-
 /** 415 unless the body is declared JSON (checked before the parser, which skips other types). */
 export function requireJsonContent(): RequestHandler {
   return (req, _res, next) => {
@@ -118,11 +107,14 @@ function invalidRequest(message: string): GatewayError {
 }
 
 /**
- * Errors of the MCP transport routes leave as JSON-RPC error objects (what MCP clients parse),
- * with the HTTP status and headers of the GatewayError. Others go on to the app's handler.
+ * Errors of the MCP transport routes (`paths`) leave as JSON-RPC error objects (what MCP clients
+ * parse), with the HTTP status and headers of the GatewayError and the request's id when its
+ * body was parsed. Others go on to the app's handler. Mounted without a path, so that the
+ * request's baseUrl (and with it the route label of its metrics) stays the route's own.
  */
-export function jsonRpcErrors(): ErrorRequestHandler {
-  return (err: unknown, _req, res, next) => {
+export function jsonRpcErrors(paths: readonly string[]): ErrorRequestHandler {
+  return (err: unknown, req, res, next) => {
+    if (!paths.includes(req.path)) return next(err);
     const parseFailed = (err as { type?: unknown } | null)?.type === 'entity.parse.failed';
     if (!(err instanceof GatewayError) && !parseFailed) return next(err);
     if (res.headersSent) {
@@ -137,9 +129,16 @@ export function jsonRpcErrors(): ErrorRequestHandler {
       .json({
         jsonrpc: '2.0',
         error: { code: rpcCode(error), message: error.message },
-        id: null,
+        id: requestIdOf(req.body),
       });
   };
+}
+
+/** The id of a single parsed request (null for a batch, an unparsed body or no id). */
+function requestIdOf(body: unknown): string | number | null {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return null;
+  const id = (body as { id?: unknown }).id;
+  return typeof id === 'string' || typeof id === 'number' ? id : null;
 }
 
 function rpcCode(error: GatewayError): number {

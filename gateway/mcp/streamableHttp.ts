@@ -15,12 +15,12 @@ import {
 import { truncate } from '../../shared/text';
 import type { TokenClaims } from '../../shared/types';
 import { claimsOf } from '../middleware/auth';
+import { OriginPolicy, originGuard } from '../middleware/cors';
 import { guarded, jsonBody, requireReady } from '../routes/context';
 import { enqueueRequests, handleClientMessages } from './commands';
 import type { McpRouteContext } from './mcpContext';
 import {
   accepts,
-  checkOrigin,
   isRequest,
   jsonRpcErrors,
   notAcceptable,
@@ -50,7 +50,7 @@ const PRIMING_FROM = '2025-11-25';
 export function streamableHttpRoutes(ctx: McpRouteContext): Router {
   const router = Router();
   const common = [
-    checkOrigin(ctx.config.allowedOrigins),
+    originGuard(new OriginPolicy(ctx.config)),
     ...guarded(ctx),
     requireReady(ctx.engine),
   ];
@@ -139,7 +139,7 @@ export function streamableHttpRoutes(ctx: McpRouteContext): Router {
     res.json({ jsonrpc: '2.0', error: { code: -32000, message: 'Method not allowed' }, id: null });
   });
 
-  router.use('/mcp', jsonRpcErrors());
+  router.use(jsonRpcErrors(['/mcp']));
   return router;
 }
 

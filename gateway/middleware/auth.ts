@@ -28,11 +28,18 @@ export function authenticate(verifier: TokenVerifier, options: AuthOptions): Req
   };
 }
 
-/** Rejects requests without valid claims (401) or of another token type (403). */
+/**
+ * Rejects requests without valid claims (401) or of another token type (403). A 401 closes the
+ * connection once answered: its body is never read, so an unauthenticated client cannot hold
+ * the socket by trickling one.
+ */
 export function requireAuth(allowedTypes?: readonly TokenType[]): RequestHandler {
   return (_req, res, next) => {
     const authError = res.locals.authError as GatewayError | undefined;
-    if (authError) return next(authError);
+    if (authError) {
+      res.set('Connection', 'close');
+      return next(authError);
+    }
     const claims = claimsOf(res);
     if (allowedTypes && !allowedTypes.includes(claims.type)) {
       return next(errors.forbidden(`This endpoint requires a ${allowedTypes.join(' or ')} token`));

@@ -8,6 +8,7 @@ import type { Metrics } from '../../shared/metrics';
 import type { TokenType } from '../../shared/types';
 import { authenticate, requireAuth } from '../middleware/auth';
 import type { ConnectionHub } from '../sse/hub';
+import { jsonNestsDeeperThan } from '../validation';
 
 /** What every route module gets from the app factory. */
 export interface RouteContext {
@@ -42,7 +43,28 @@ export function requireReady(engine: Engine): RequestHandler {
     next(engine.isReady() ? undefined : errors.unavailable('Event engine not ready'));
 }
 
-/** The JSON body parser with the configured limit (larger bodies: 413). */
+/**
+ * The JSON body parser of every route: bodies over MAX_BODY_BYTES get 413, bodies nested
+ * deeper than MAX_JSON_DEPTH 400 (checked on the raw bytes, before parsing), malformed JSON 400.
+ */
 export function jsonBody(config: Config): RequestHandler {
-  return express.json({ limit: config.maxBodyBytes });
+  return express.json({
+    limit: config.maxBodyBytes,
+    verify: (_req, _res, raw, encoding) => {
+      if (jsonNestsDeeperThan(asUtf8(raw, encoding), config.maxJsonDepth)) {
+        throw errors.badRequest(`JSON body nests deeper than ${config.maxJsonDepth} levels`);
+      }
+    },
+  });
+}
+
+/** The body as UTF-8 bytes (what JSON over HTTP almost always is already) for the depth scan. */
+function asUtf8(raw: Buffer, encoding: string): Buffer {
+  if (/^utf-?8$/i.test(encoding)) return raw;
+  try {
+    return Buffer.from(new TextDecoder(encoding).decode(raw), 'utf8');
+  } catch {
+    // A charset TextDecoder lacks: scan the bytes as they are (it can only over-count).
+    return raw;
+  }
 }

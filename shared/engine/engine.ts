@@ -90,6 +90,10 @@ export interface Engine {
   // ---- short-lived values with a TTL (MCP sessions, stream locks) ----
 
   readonly kv: KeyValueStore;
+
+  // ---- fixed-window hit counters (rate limits): cluster-wide with Redis ----
+
+  readonly counters: WindowCounters;
 }
 
 export interface EngineEvent {
@@ -192,4 +196,22 @@ export interface KeyValueStore {
   touch(key: string, ttlMs: number, expected?: string): Promise<boolean>;
   /** Deletes the key when it exists and (if given) holds `expected`. True when deleted. */
   delete(key: string, expected?: string): Promise<boolean>;
+}
+
+export interface WindowCount {
+  /** Hits in the key's current window, this one included. */
+  hits: number;
+  /** When that window ends (epoch ms). */
+  resetAt: number;
+}
+
+/**
+ * Fixed-window counters: a key's first hit opens a window of `windowMs`; hits add up until it
+ * ends, then the key starts again from zero. One atomic step per hit in both engines.
+ */
+export interface WindowCounters {
+  /** Adds `delta` (default 1; -1 takes a hit back) to the key's current window. */
+  add(key: string, windowMs: number, delta?: number): Promise<WindowCount>;
+  /** Ends the key's window now. */
+  reset(key: string): Promise<void>;
 }

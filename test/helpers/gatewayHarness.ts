@@ -1,5 +1,5 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type http from 'node:http';
+import { listen } from '../../bin/serve';
 import { createGatewayApp, type GatewayApp } from '../../gateway/app';
 import { createTokenVerifier, issueToken, type IssueOptions } from '../../shared/auth';
 import { loadConfig, type Config } from '../../shared/config';
@@ -69,10 +69,8 @@ export async function startGateway(options: GatewayHarnessOptions = {}): Promise
   });
   await gateway.start();
 
-  const server = http.createServer(gateway.app);
-  server.requestTimeout = 0;
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  // The production server settings (request timeouts) on a free port of 127.0.0.1.
+  const { server, port } = await listen(gateway.app, 0, '127.0.0.1', config.requestTimeoutMs);
 
   const token = (opts: IssueOptions) => issueToken(TEST_JWT_SECRET, opts);
   const tokens = {

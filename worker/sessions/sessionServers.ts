@@ -165,19 +165,25 @@ export class McpSessionServers {
 
   private async callTool(command: CommandEnvelope, entry: SessionEntry): Promise<DispatchOutcome> {
     const params = command.message.params ?? {};
-    if (typeof params.name === 'string' && params.name.length > TOOL_NAME_MAX_CHARS) {
+    // The SDK's schema check would answer -32603 (its zod error is not an McpError).
+    if (typeof params.name !== 'string') {
+      await this.publishError(command, {
+        code: WORKER_ERROR_CODES.invalidParams,
+        message: 'tools/call params.name must be a string (the tool name)',
+      });
+      return 'error';
+    }
+    if (params.name.length > TOOL_NAME_MAX_CHARS) {
       await this.publishError(command, {
         code: WORKER_ERROR_CODES.invalidParams,
         message: `Tool not found: ${truncate(params.name)}`,
       });
       return 'error';
     }
-    if (typeof params.name === 'string') {
-      const refusal = this.deps.permissions.toolCallRefusal(command, params.name);
-      if (refusal) {
-        await this.publishError(command, refusal);
-        return 'error';
-      }
+    const refusal = this.deps.permissions.toolCallRefusal(command, params.name);
+    if (refusal) {
+      await this.publishError(command, refusal);
+      return 'error';
     }
     // What the call sends the client before its reply (progress, log messages, requests for
     // sampling or elicitation) is published in order; a failed publish fails the command.

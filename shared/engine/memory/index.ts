@@ -16,6 +16,7 @@ import type {
   KeyValueStore,
   PublishOptions,
   Subscription,
+  WindowCounters,
 } from '../engine';
 import { isEventId } from '../eventId';
 import { CommandQueue } from './commandQueue';
@@ -25,6 +26,7 @@ import { EventLog } from './eventLog';
 import { ExpiringSet } from './expiringSet';
 import { MemoryKeyValueStore } from './keyValueStore';
 import { LocalPubSub } from './pubSub';
+import { MemoryWindowCounters } from './windowCounters';
 
 export interface MemoryEngineOptions {
   /** Events kept per topic; older ones are dropped. */
@@ -45,6 +47,7 @@ export class MemoryEngine implements Engine {
   readonly kind = 'memory' as const;
   readonly store: DocumentStore = new MemoryDocumentStore();
   readonly kv: KeyValueStore = new MemoryKeyValueStore();
+  readonly counters: WindowCounters = new MemoryWindowCounters();
 
   private readonly events: EventLog;
   private readonly eventMaxBytes: number;

@@ -17,6 +17,7 @@ import type {
   KeyValueStore,
   PublishOptions,
   Subscription,
+  WindowCounters,
 } from '../engine';
 import { assertPositiveTtl, validateByteLimits } from '../limits';
 import { RedisCommandConsumer } from './commandConsumer';
@@ -35,6 +36,7 @@ import { type RedisKeys, redisKeys } from './keys';
 import { ConnectionRegistry } from './registry';
 import { type ScriptedRedis, defineScripts } from './scripts';
 import { Subscriber } from './subscriber';
+import { RedisWindowCounters } from './windowCounters';
 
 export interface RedisEngineOptions {
   url: string;
@@ -68,6 +70,7 @@ export class RedisEngine implements Engine {
   readonly kind = 'redis' as const;
   readonly store: DocumentStore;
   readonly kv: KeyValueStore;
+  readonly counters: WindowCounters;
 
   private readonly context: ConnectionContext;
   private readonly commands: ScriptedRedis;
@@ -116,6 +119,7 @@ export class RedisEngine implements Engine {
     this.registry = new ConnectionRegistry(this.commands, this.keys);
     this.store = new RedisDocumentStore(this.commands, this.keys);
     this.kv = new RedisKeyValueStore(this.commands, this.keys);
+    this.counters = new RedisWindowCounters(this.commands, this.keys);
     this.notifyReconnects();
   }
 

@@ -12,6 +12,7 @@
  *   <prefix>conns:seen       zset    connectionId scored by last-seen ms (PEXPIRE refreshed)
  *   <prefix>store:<name>     hash    durable documents of a collection (the backlog; no expiry)
  *   <prefix>kv:<key>         string  short-lived values: MCP sessions, stream locks (PX TTL)
+ *   <prefix>rl:<key>         string  rate-limit hits of the current window (PX = the window)
  */
 export interface RedisKeys {
   readonly prefix: string;
@@ -25,6 +26,7 @@ export interface RedisKeys {
   readonly connectionsSeen: string;
   collection(name: string): string;
   value(key: string): string;
+  counter(key: string): string;
 }
 
 /** The consumer group every worker joins. */
@@ -43,5 +45,6 @@ export function redisKeys(prefix: string): RedisKeys {
     connectionsSeen: `${prefix}conns:seen`,
     collection: (name) => `${prefix}store:${name}`,
     value: (key) => `${prefix}kv:${key}`,
+    counter: (key) => `${prefix}rl:${key}`,
   };
 }

@@ -25,6 +25,7 @@ export interface ScriptCommands {
   insertDocument(collectionKey: string, id: string, json: string): Promise<string>;
   updateDocument(collectionKey: string, ...args: Arg[]): Promise<number>;
   keyIfValue(key: string, expected: string, ttlMs: number): Promise<number>;
+  addToWindow(key: string, windowMs: number, delta: number): Promise<[number, number]>;
 }
 
 /**
@@ -45,6 +46,7 @@ const SCRIPTS: Record<keyof ScriptCommands, number | undefined> = {
   insertDocument: 1,
   updateDocument: 1,
   keyIfValue: 1,
+  addToWindow: 1,
 };
 
 export type ScriptedRedis = Redis & ScriptCommands;

@@ -5,7 +5,9 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { LATEST_PROTOCOL_VERSION, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { createMetrics } from '../../../shared/metrics';
 import { silentLogger } from '../../../shared/logger';
 import { MemoryEngine } from '../../../shared/engine/memory';
@@ -236,6 +238,30 @@ test('the legacy SSE transport: endpoint event, POST 202, replies on the stream'
   // The SDK Client handles a progress notification a microtask late, and EventSource dispatches
   // a chunk's events at once: the last progress may lose the race with the reply (client side).
   expect(progress.slice(0, 2)).toEqual([1, 2]);
+});
+
+test("the README's revision table says what the SDK client negotiates over /sse", async () => {
+  const transport = new SSEClientTransport(new URL(`${gateway.url}/sse`), {
+    requestInit: { headers: auth(gateway.tokens.team) },
+  });
+  const negotiated = jest.spyOn(transport, 'setProtocolVersion');
+  const client = new Client({ name: 'legacy-version', version: '1.0.0' });
+  await client.connect(transport);
+  clients.push(client);
+  expect(negotiated).toHaveBeenCalledWith(LATEST_PROTOCOL_VERSION);
+  const readme = readFileSync(path.resolve(__dirname, '../../../README.md'), 'utf8');
+  const row = readme.split('\n').find((line) => line.startsWith('| HTTP+SSE (legacy)'));
+  expect(row).toContain(`\`${LATEST_PROTOCOL_VERSION}\``);
+});
+
+test('a tools/call whose name is not a string is -32602 Invalid params, with its id', async () => {
+  const sessionId = await jsonSession();
+  const res = await rawPost(
+    { jsonrpc: '2.0', id: 11, method: 'tools/call', params: { name: 123, arguments: {} } },
+    { 'Mcp-Session-Id': sessionId, Accept: 'application/json' },
+  );
+  expect(res.status).toBe(200);
+  expect(JSON.parse(res.text)).toMatchObject({ jsonrpc: '2.0', id: 11, error: { code: -32602 } });
 });
 
 /** Reads an SSE body until `until(text)` holds or the body ends; returns what it read. */
