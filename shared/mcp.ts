@@ -71,6 +71,8 @@ export const mcpNames = {
   sessionKey: (sessionId: string) => `mcp:session:${sessionId}`,
   /** The lock of a session's standalone GET stream (one per session, cluster-wide). */
   standaloneLockKey: (sessionId: string) => `mcp:get-lock:${sessionId}`,
+  /** Present while the gateway pod runs (refreshed every second): may its locks be taken over. */
+  podAliveKey: (podId: string) => `mcp:pod-alive:${podId}`,
 };
 
 /**

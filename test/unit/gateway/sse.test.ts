@@ -240,6 +240,8 @@ describe('cleanup sweep', () => {
       tokenType: 'team',
       podId: 'dead-pod',
       connectedAt: Date.now(),
+      transport: 'seed',
+      resumable: false,
     });
     try {
       await waitFor(
