@@ -69,6 +69,8 @@ describe('GET /mcp/sse', () => {
       tokenType: 'readonly',
       podId: 'gateway-test',
       connectedAt: expect.any(Number),
+      transport: 'seed',
+      resumable: false,
     });
     expect(gw.gateway.hub.has(client.connectionId)).toBe(true);
     client.close();
