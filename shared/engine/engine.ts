@@ -75,8 +75,8 @@ export interface Engine {
   getConnection(connectionId: string): Promise<ConnectionRecord | undefined>;
   /**
    * Marks open streams as still alive (called by the owning pod every cleanup interval).
-   * Returns the ids the registry does not know (lost with a Redis restart): the owner
-   * registers those again. Resumable entries are left as they are.
+   * Returns the ids that are not open in the registry (lost with a Redis restart, or taken for
+   * a dead pod's by a sweep): the owner registers those again.
    */
   touchConnections(connectionIds: string[]): Promise<string[]>;
   /**

@@ -645,8 +645,8 @@ export function describeEngineContract(
         // The resumable record stays for a resume; the other is gone.
         expect(await engine.getConnection(seed.connectionId)).toEqual(seed);
         expect(await engine.getConnection(mcp.connectionId)).toBeUndefined();
-        // Touching a closed entry does not reopen it, nor report it unknown.
-        expect(await engine.touchConnections([seed.connectionId])).toEqual([]);
+        // Touching a closed entry does not reopen it: it is reported, for its owner to register.
+        expect(await engine.touchConnections([seed.connectionId])).toEqual([seed.connectionId]);
         expect((await engine.clusterStats()).totalConnections).toBe(0);
 
         // Resumed: open again.

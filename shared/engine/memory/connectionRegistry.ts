@@ -65,13 +65,13 @@ export class ConnectionRegistry {
     return entry ? { ...entry.record } : undefined;
   }
 
-  /** Refreshes known open entries; unknown ids are not re-created but returned. */
+  /** Refreshes open entries; other ids (unknown, or lapsed) are not re-created but returned. */
   touch(connectionIds: string[], now: number): string[] {
     const unknown: string[] = [];
     for (const connectionId of connectionIds) {
       const entry = this.open.get(connectionId);
       if (!entry) {
-        if (!this.closed.has(connectionId)) unknown.push(connectionId);
+        unknown.push(connectionId);
         continue;
       }
       this.open.delete(connectionId);
