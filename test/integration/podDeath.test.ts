@@ -79,11 +79,11 @@ afterAll(async () => {
 const podIds = new Map<SpawnedProcess, string>();
 
 /** Fresh gateway processes for one test (each test kills some). */
-function gatewaysFor(count: number): Promise<SpawnedProcess[]> {
+function gatewaysFor(count: number, env: Record<string, string> = {}): Promise<SpawnedProcess[]> {
   return Promise.all(
     Array.from({ length: count }, async () => {
       const podId = `gateway-${++spawned}`;
-      const gateway = await spawnRole('gateway', { ...cluster.env, POD_ID: podId });
+      const gateway = await spawnRole('gateway', { ...cluster.env, ...env, POD_ID: podId });
       podIds.set(gateway, podId);
       return gateway;
     }),
@@ -183,7 +183,8 @@ function notification(text: string): string {
 }
 
 test('the SDK client keeps its GET stream across a SIGKILL and a SIGTERM of the pod holding it', async () => {
-  const gateways = await gatewaysFor(3);
+  // Production keep-alive (15 s): the lock's own TTL (45 s) would outlast the client's retries.
+  const gateways = await gatewaysFor(3, { HEARTBEAT_INTERVAL_MS: '15000' });
   const proxy = await proxyOver(gateways);
   // Default reconnection options: two attempts, spaced by the server's retry: field.
   const transport = new StreamableHTTPClientTransport(new URL(`${proxy.url}/mcp`), {
