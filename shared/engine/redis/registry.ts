@@ -66,8 +66,7 @@ export class ConnectionRegistry {
     for (let i = 0; i < connectionIds.length; i += IDS_PER_CALL) {
       calls.push(
         this.redis.touchConnections(
-          this.keys.connections,
-          this.keys.connectionsSeen,
+          ...this.keyList,
           REGISTRY_TTL_MS,
           ...connectionIds.slice(i, i + IDS_PER_CALL),
         ),

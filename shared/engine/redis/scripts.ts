@@ -21,7 +21,7 @@ export interface ScriptCommands {
   /** The four registry keys (hash, open, resumable, per sub) first. */
   registerConnection(...keysThenArgs: Arg[]): Promise<number>;
   releaseConnection(...keysThenArgs: Arg[]): Promise<number>;
-  touchConnections(hashKey: string, seenKey: string, ...args: Arg[]): Promise<string[]>;
+  touchConnections(...keysThenArgs: Arg[]): Promise<string[]>;
   sweepConnections(...keysThenArgs: Arg[]): Promise<[string[], string[]]>;
   insertDocument(collectionKey: string, id: string, json: string): Promise<string>;
   updateDocument(collectionKey: string, ...args: Arg[]): Promise<number>;
@@ -41,7 +41,7 @@ const SCRIPTS: Record<keyof ScriptCommands, number | undefined> = {
   pruneIdleConsumers: 1,
   registerConnection: 4,
   releaseConnection: 4,
-  touchConnections: 2,
+  touchConnections: 4,
   sweepConnections: 4,
   insertDocument: 1,
   updateDocument: 1,

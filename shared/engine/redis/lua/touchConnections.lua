@@ -6,6 +6,7 @@
   Input:
     KEYS[1] registry hash
     KEYS[2] open entries: last-seen sorted set
+    KEYS[3] resumable entries (sorted set), KEYS[4] open streams per sub (hash): TTL refreshed
     ARGV[1] registry TTL ms, refreshed here
     ARGV[2..] connection ids (the caller sends at most a few thousand per call)
 
@@ -28,6 +29,7 @@ end
 if #args > 1 then
   redis.call('ZADD', KEYS[2], unpack(args))
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-redis.call('PEXPIRE', KEYS[2], ARGV[1])
+for i = 1, 4 do
+  redis.call('PEXPIRE', KEYS[i], ARGV[1])
+end
 return unknown
