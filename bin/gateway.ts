@@ -24,7 +24,7 @@ runProcess('gateway', async ({ config, engine, logger, metrics }) => {
   // SIGTERM: /ready 503 and new streams refused at once, open streams told `draining` and
   // closed over DRAIN_WINDOW_MS (their clients resume on other pods), then Redis quit.
   return async () => {
-    await gateway.hub.drain();
+    await gateway.drain();
     await gateway.close();
     await closeServer(server);
   };

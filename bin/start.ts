@@ -36,7 +36,7 @@ runProcess('all', async ({ config, engine, logger, metrics }) => {
 
   // SIGTERM: drain the streams (see bin/gateway.ts), then let the worker finish its calls.
   return async () => {
-    await gateway.hub.drain();
+    await gateway.drain();
     await gateway.close();
     await closeServer(server);
     await worker.stop();

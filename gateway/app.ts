@@ -32,6 +32,11 @@ export interface GatewayApp {
   hub: ConnectionHub;
   /** Subscribes the hub to the broadcast topics and starts its timers (the engine must be started). */
   start(): Promise<void>;
+  /**
+   * SIGTERM: refuses new streams, ends the MCP session streams (GET /mcp, /sse) at once and
+   * drains the seed streams over DRAIN_WINDOW_MS; their clients reconnect to other pods.
+   */
+  drain(): Promise<void>;
   /** Closes every SSE stream, stops the timers and unregisters the connections. Idempotent. */
   close(): Promise<void>;
 }
@@ -87,7 +92,14 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
   return {
     app,
     hub,
-    start: () => hub.start(),
+    start: async () => {
+      await hub.start();
+      await mcpTransports.start();
+    },
+    drain: async () => {
+      hub.startDraining();
+      await Promise.all([mcpTransports.drain(), hub.drain()]);
+    },
     close: async () => {
       closed = true;
       await mcpTransports.close();

@@ -82,6 +82,8 @@ export const mcpNames = {
    * worker that sent it; the gateway takes it (deletes it) to let one response through.
    */
   serverRequestKey: (sessionId: string, wireId: string) => `mcp:srv-req:${sessionId}:${wireId}`,
+  /** Present while the gateway pod runs (refreshed every second): may its locks be taken over. */
+  podAliveKey: (podId: string) => `mcp:pod-alive:${podId}`,
 };
 
 /**

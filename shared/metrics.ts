@@ -39,8 +39,8 @@ export function createMetrics(role: 'gateway' | 'worker' | 'all') {
     }),
     connectionsOpen: new Gauge({
       name: 'mcpgw_connections_open',
-      help: 'Open SSE connections on this pod, by token type',
-      labelNames: ['token_type'],
+      help: 'Open streams on this pod, by token type and transport (seed: /mcp/sse; streamable-http: GET and POST /mcp; legacy-sse: /sse)',
+      labelNames: ['token_type', 'transport'],
       registers: r,
     }),
     eventsWritten: new Counter({

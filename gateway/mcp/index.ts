@@ -1,9 +1,10 @@
 import type { Router } from 'express';
 import { Router as createRouter } from 'express';
 import type { RouteContext } from '../routes/context';
-import { legacySseRoutes } from './legacySse';
+import { legacySseRoutes, endLapsedLegacySessions } from './legacySse';
 import type { McpRouteContext } from './mcpContext';
 import { McpSessionStore } from './sessions';
+import { PodLiveness } from './standaloneLock';
 import { McpStreamKeeper } from './stream';
 import { streamableHttpRoutes } from './streamableHttp';
 
@@ -13,7 +14,14 @@ const MAX_KEEPALIVE_MS = 15_000;
 export interface McpTransports {
   /** /mcp (Streamable HTTP), /sse and /messages (legacy HTTP+SSE). */
   router: Router;
-  /** Ends the open MCP streams, letting running calls finish within DRAIN_WINDOW_MS. */
+  /** Starts the pod's liveness key (standalone-stream lock takeover). */
+  start(): Promise<void>;
+  /** Drain: ends the session streams (GET /mcp, /sse) at once; they reconnect elsewhere. */
+  drain(): Promise<void>;
+  /**
+   * Ends the open MCP streams, letting running calls finish within DRAIN_WINDOW_MS, and waits
+   * for their locks, sessions and registry entries to be released.
+   */
   close(): Promise<void>;
 }
 
@@ -29,9 +37,19 @@ export function createMcpTransports(route: RouteContext): McpTransports {
     ),
     keeper: new McpStreamKeeper(keepAliveMs),
     lockTtlMs: Math.max(3 * keepAliveMs, 3000),
+    liveness: new PodLiveness(route.engine.kv, route.config.podId),
   };
+  route.hub.onLapsed((records) => endLapsedLegacySessions(ctx, records));
   const router = createRouter();
   router.use(streamableHttpRoutes(ctx));
   router.use(legacySseRoutes(ctx));
-  return { router, close: () => ctx.keeper.close(route.config.drainWindowMs) };
+  return {
+    router,
+    start: () => ctx.liveness.start(),
+    drain: () => ctx.keeper.endSessionStreams(),
+    close: async () => {
+      await ctx.keeper.close(route.config.drainWindowMs);
+      await ctx.liveness.stop();
+    },
+  };
 }

@@ -1,5 +1,6 @@
 import type { RouteContext } from '../routes/context';
 import type { McpSessionStore } from './sessions';
+import type { PodLiveness } from './standaloneLock';
 import type { McpStreamKeeper } from './stream';
 
 /** What the MCP transport routes share. */
@@ -8,4 +9,6 @@ export interface McpRouteContext extends RouteContext {
   keeper: McpStreamKeeper;
   /** TTL of the one-GET-stream-per-session lock, refreshed on every keep-alive tick. */
   lockTtlMs: number;
+  /** Whether the pod holding a standalone-stream lock still runs. */
+  liveness: PodLiveness;
 }

@@ -40,16 +40,19 @@ export class McpSessionStore {
   }
 
   /**
-   * The session named by `sessionId` for this token, its TTL slid: 404 when unknown, ended, of
-   * another transport or of another subject (which learns nothing about it).
+   * The session named by `sessionId` for this token, its TTL slid (unless `slide` is false):
+   * 404 when unknown, ended, of another transport or of another subject (which learns nothing
+   * about it).
    */
   async load(
     sessionId: string,
     claims: TokenClaims,
     transport: McpTransportKind,
+    slide = true,
   ): Promise<LoadedSession> {
     if (!isSessionId(sessionId)) throw errors.notFound('Session not found');
-    const json = await this.engine.kv.get(mcpNames.sessionKey(sessionId), this.ttlMs);
+    const key = mcpNames.sessionKey(sessionId);
+    const json = await this.engine.kv.get(key, slide ? this.ttlMs : undefined);
     if (json === undefined) throw errors.notFound('Session not found');
     const record = JSON.parse(json) as McpSessionRecord;
     if (record.sub !== claims.sub || record.transport !== transport) {
@@ -69,6 +72,11 @@ export class McpSessionStore {
 
   touch(sessionId: string): Promise<boolean> {
     return this.engine.kv.touch(mcpNames.sessionKey(sessionId), this.ttlMs);
+  }
+
+  /** Drops the session record only: for a session whose one stream is already gone. */
+  async forget(sessionId: string): Promise<void> {
+    await this.engine.kv.delete(mcpNames.sessionKey(sessionId));
   }
 
   /**

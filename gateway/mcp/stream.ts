@@ -4,6 +4,13 @@ import { markStreamStarted } from '../middleware/requestMetrics';
 import { eventBody, idLine } from '../sse/frame';
 
 const DEFAULT_MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
+/**
+ * The SSE `retry:` each MCP stream starts with: how long a client waits before reconnecting a
+ * stream that ended (the SDK client uses it for each of its attempts). Long enough for a
+ * stopped pod's standalone-stream lock to be taken over (see standaloneLock.ts), short enough
+ * that a drained client is back at once.
+ */
+export const STREAM_RETRY_MS = 2000;
 
 const STREAM_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   'Content-Type': 'text/event-stream',
@@ -19,7 +26,8 @@ const STREAM_HEADERS: Readonly<Record<string, string>> = Object.freeze({
  */
 export class McpSseStream {
   private ended = false;
-  private readonly closeHandlers: (() => void)[] = [];
+  private readonly closeHandlers: (() => unknown)[] = [];
+  private releasing: Promise<unknown>[] = [];
   /** Run on each keep-alive tick while open (lock and session refresh). */
   onTick?: () => void;
 
@@ -40,11 +48,12 @@ export class McpSseStream {
     return this.ended;
   }
 
-  /** Sends the status line and headers. */
+  /** Sends the status line and headers, then the `retry:` field. */
   open(metrics: Metrics, headers: Record<string, string> = {}): void {
     this.res.status(200).set({ ...STREAM_HEADERS, ...headers });
     this.res.flushHeaders();
     markStreamStarted(this.req, this.res, metrics);
+    this.res.write(`retry: ${STREAM_RETRY_MS}\n\n`);
   }
 
   /**
@@ -67,9 +76,21 @@ export class McpSseStream {
     if (!this.ended) this.res.write(`: ${text}\n\n`);
   }
 
-  onClose(handler: () => void): void {
-    if (this.ended) handler();
+  /** Runs `handler` once the stream closes; a promise it returns is awaited by `released()`. */
+  onClose(handler: () => unknown): void {
+    if (this.ended) this.releasing.push(runHandler(handler));
     else this.closeHandlers.push(handler);
+  }
+
+  /** Settles once the stream closed and its close handlers' work (locks, registry) is done. */
+  async released(): Promise<void> {
+    await Promise.allSettled(this.releasing);
+  }
+
+  /** Ends the stream with an SSE comment saying why (the transport has no event for it). */
+  endWith(reason: string): void {
+    this.comment(reason);
+    this.end();
   }
 
   end(): void {
@@ -81,13 +102,16 @@ export class McpSseStream {
   private finish(): void {
     if (this.ended) return;
     this.ended = true;
-    for (const handler of this.closeHandlers.splice(0)) {
-      try {
-        handler();
-      } catch {
-        // a close handler never stops the others
-      }
-    }
+    for (const handler of this.closeHandlers.splice(0)) this.releasing.push(runHandler(handler));
+  }
+}
+
+/** A close handler never stops the others, nor rejects unhandled. */
+function runHandler(handler: () => unknown): Promise<unknown> {
+  try {
+    return Promise.resolve(handler()).catch(() => undefined);
+  } catch {
+    return Promise.resolve();
   }
 }
 
@@ -110,20 +134,33 @@ export class McpStreamKeeper {
   }
 
   /**
-   * Shutdown: ends the session streams at once (their clients reconnect to another pod), lets
-   * request streams finish their call for up to `graceMs`, then ends what is left (clients of
-   * 2025-11-25 resume those elsewhere with Last-Event-ID).
+   * Drain: ends the session streams (standalone GET, legacy SSE) at once, so their clients
+   * reconnect to another pod, and waits for their locks and registry entries to be released.
+   */
+  async endSessionStreams(): Promise<void> {
+    const ending = [...this.streams].filter((stream) => stream.kind === 'session');
+    for (const stream of ending) stream.end();
+    await Promise.all(ending.map((stream) => stream.released()));
+  }
+
+  /**
+   * Shutdown: ends the session streams at once, lets request streams finish their call for up
+   * to `graceMs`, then ends what is left (clients of 2025-11-25 resume those elsewhere with
+   * Last-Event-ID), and waits until every stream's engine state is released.
    */
   async close(graceMs: number): Promise<void> {
-    for (const stream of [...this.streams]) if (stream.kind === 'session') stream.end();
+    const all = [...this.streams];
+    await this.endSessionStreams();
     const deadline = Date.now() + graceMs;
     while (this.streams.size > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    for (const stream of [...this.streams]) stream.end();
+    const rest = [...this.streams];
+    for (const stream of rest) stream.end();
     this.streams.clear();
+    await Promise.all([...all, ...rest].map((stream) => stream.released()));
   }
 
   private tick(): void {

@@ -29,7 +29,10 @@ import {
   type IncomingRequest,
 } from './protocol';
 import { StreamRelay } from './relay';
+import { acquireStandaloneLock } from './standaloneLock';
 import { McpSseStream } from './stream';
+
+const TOKEN_EXPIRED = 'token expired; reconnect with a new token';
 
 const SUPPORTED = new Set<string>(STREAMABLE_PROTOCOL_VERSIONS);
 /** Revisions whose clients expect a priming event (an id with empty data) on each stream. */
@@ -43,8 +46,12 @@ const PRIMING_FROM = '2025-11-25';
  * - POST: initialize creates a session (Mcp-Session-Id); requests get an SSE stream (or a JSON
  *   body when the client accepts only JSON) carrying progress and the replies, then it ends;
  *   notifications and responses get 202.
- * - GET: the session's standalone stream (one per session, cluster-wide: 409 for a second), or
- *   with Last-Event-ID the replay of the stream that id belongs to, then its live rest.
+ * - GET: the session's standalone stream (one per session, cluster-wide: 409 for a second while
+ *   the first one's pod runs), or with Last-Event-ID the replay of the stream that id belongs
+ *   to, then its live rest.
+ *
+ * Every SSE response is a stream in the connection registry (MAX_CONNECTIONS_PER_TOKEN, stats,
+ * token expiry at the cleanup sweep).
  * - DELETE: ends the session everywhere.
  */
 export function streamableHttpRoutes(ctx: McpRouteContext): Router {
@@ -110,7 +117,7 @@ export function streamableHttpRoutes(ctx: McpRouteContext): Router {
     const version = protocolVersionOf(req);
     const lastEventId = req.get('last-event-id');
     if (lastEventId === undefined || lastEventId === '') {
-      await openStandaloneStream(ctx, req, res, sessionId, version);
+      await openStandaloneStream(ctx, req, res, claims, sessionId, version);
       return;
     }
     const sep = lastEventId.indexOf('_');
@@ -118,12 +125,12 @@ export function streamableHttpRoutes(ctx: McpRouteContext): Router {
     const afterId = lastEventId.slice(sep + 1);
     if (sep < 0 || !isEventId(afterId)) throw errors.badRequest('Invalid Last-Event-ID');
     if (streamId === STANDALONE_STREAM) {
-      await openStandaloneStream(ctx, req, res, sessionId, version, afterId);
+      await openStandaloneStream(ctx, req, res, claims, sessionId, version, afterId);
       return;
     }
     const replies = requestStreamReplies(streamId);
     if (replies === undefined) throw errors.badRequest('Invalid Last-Event-ID');
-    await resumeRequestStream(ctx, req, res, sessionId, streamId, replies, afterId);
+    await resumeRequestStream(ctx, req, res, claims, sessionId, streamId, replies, afterId);
   });
 
   router.delete('/mcp', ...common, async (req, res) => {
@@ -226,8 +233,7 @@ async function answerRequests(
     },
     requests.length,
   );
-  const subscription = await ctx.engine.subscribe([topic], relay.listener);
-  stream.onClose(() => void subscription.close());
+  await subscribeStream(ctx, batch.claims, stream, topic, relay);
   stream.open(ctx.metrics, { 'Mcp-Session-Id': sessionId });
   if (batch.version >= PRIMING_FROM) stream.prime(`${streamId}_${ZERO_EVENT_ID}`);
   ctx.keeper.add(stream);
@@ -258,6 +264,7 @@ async function resumeRequestStream(
   ctx: McpRouteContext,
   req: Request,
   res: Response,
+  claims: TokenClaims,
   sessionId: string,
   streamId: string,
   replies: number,
@@ -276,31 +283,53 @@ async function resumeRequestStream(
     replies,
     afterId,
   );
-  const subscription = await ctx.engine.subscribe([topic], relay.listener);
-  stream.onClose(() => void subscription.close());
+  await subscribeStream(ctx, claims, stream, topic, relay);
   stream.open(ctx.metrics, { 'Mcp-Session-Id': sessionId });
   ctx.keeper.add(stream);
   await relay.replay(ctx.engine, topic);
 }
 
 /**
+ * Lists the stream in the registry (429 over the per-token limit) and subscribes its relay to
+ * the topic, both before the response starts; both are released when the stream closes.
+ */
+async function subscribeStream(
+  ctx: McpRouteContext,
+  claims: TokenClaims,
+  stream: McpSseStream,
+  topic: string,
+  relay: StreamRelay,
+): Promise<void> {
+  const tracked = await ctx.hub.track(claims, 'streamable-http', randomUUID(), () =>
+    stream.endWith(TOKEN_EXPIRED),
+  );
+  let subscription: Subscription;
+  try {
+    subscription = await ctx.engine.subscribe([topic], relay.listener);
+  } catch (err) {
+    await tracked.release();
+    throw err;
+  }
+  stream.onClose(() => Promise.allSettled([subscription.close(), tracked.release()]));
+}
+
+/**
  * The session's standalone stream for server-initiated messages. One per session across the
- * cluster: a lock in the engine, held while open (refreshed each keep-alive tick, so a dead
- * pod's lock lapses within lockTtlMs), released on close; a second GET gets 409.
+ * cluster: a lock in the engine naming this pod, refreshed each keep-alive tick and released
+ * (awaited on shutdown) on close; a second GET gets 409 while this pod runs, and takes the lock
+ * over once this pod stopped (see standaloneLock.ts). A resume with Last-Event-ID replays what
+ * the stream missed meanwhile from its topic's history, so nothing is lost or repeated.
  */
 async function openStandaloneStream(
   ctx: McpRouteContext,
   req: Request,
   res: Response,
+  claims: TokenClaims,
   sessionId: string,
   version: string,
   afterId?: string,
 ): Promise<void> {
-  const lockKey = mcpNames.standaloneLockKey(sessionId);
-  const owner = randomUUID();
-  if (!(await ctx.engine.kv.set(lockKey, owner, ctx.lockTtlMs, 'ifAbsent'))) {
-    throw errors.conflict('This session already has an open GET stream');
-  }
+  const lock = await acquireStandaloneLock(ctx.engine.kv, ctx.liveness, sessionId, ctx.lockTtlMs);
   const topic = mcpNames.streamTopic(sessionId, STANDALONE_STREAM);
   const stream = new McpSseStream(req, res, 'session', ctx.config.sendQueueMaxBytes);
   const relay = new StreamRelay(
@@ -311,19 +340,19 @@ async function openStandaloneStream(
     Infinity,
     afterId,
   );
-  let subscription: { close(): Promise<void> };
   try {
-    subscription = await ctx.engine.subscribe([topic], relay.listener);
+    await subscribeStream(ctx, claims, stream, topic, relay);
   } catch (err) {
-    await ctx.engine.kv.delete(lockKey, owner).catch(() => undefined);
+    await lock.release().catch(() => undefined);
     throw err;
   }
-  stream.onClose(() => {
-    void subscription.close();
-    ctx.engine.kv.delete(lockKey, owner).catch(() => undefined);
-  });
+  stream.onClose(() => lock.release());
   stream.onTick = () => {
-    ctx.engine.kv.touch(lockKey, ctx.lockTtlMs, owner).catch(() => undefined);
+    // Taken over (this pod was presumed dead): the client already reads another stream.
+    lock.refresh().then(
+      (ours) => ours || stream.end(),
+      () => undefined,
+    );
     ctx.sessions.touch(sessionId).catch(() => undefined);
   };
   stream.open(ctx.metrics, { 'Mcp-Session-Id': sessionId });

@@ -5,6 +5,7 @@ import type {
   ConnectionRecord,
   EngineEvent,
   Engine,
+  StreamTransport,
   Subscription,
 } from '../../shared/engine/engine';
 import { publishSeedCancel } from '../../shared/engine/cancellations';
@@ -59,6 +60,28 @@ const SEED_EVENT_NAMES: ReadonlySet<string> = new Set<SSEEventType>([
   'connection-status',
 ]);
 
+/**
+ * A stream of another transport (MCP's GET /mcp, POST /mcp SSE streams, GET /sse) listed in
+ * the registry through the hub, so one mechanism counts, keeps alive, expires and sweeps every
+ * stream kind.
+ */
+export interface TrackedStream {
+  readonly connectionId: string;
+  /** Drops the registry entry (awaited on shutdown). Idempotent. */
+  release(): Promise<void>;
+}
+
+interface TrackedEntry {
+  record: ConnectionRecord;
+  expiresAtMs: number | undefined;
+  /** Ends the stream (token expired); its close handler calls release(). */
+  end: (reason: 'token-expired') => void;
+  registered: boolean;
+}
+
+/** Told about open entries of dead pods the sweep found (e.g. to end their MCP sessions). */
+export type LapsedListener = (records: ConnectionRecord[]) => Promise<void>;
+
 export interface LocalStats {
   totalConnections: number;
   connectionsByType: Record<TokenType, number>;
@@ -75,7 +98,9 @@ export class ConnectionHub {
   private readonly byType = new Map<TokenType, Set<SseConnection>>(
     TOKEN_TYPES.map((t) => [t, new Set<SseConnection>()]),
   );
-  private readonly countByToken = new Map<string, number>();
+  /** Open streams of the other transports on this pod, by registry id. */
+  private readonly tracked = new Map<string, TrackedEntry>();
+  private readonly lapsedListeners: LapsedListener[] = [];
   private readonly typeByTopic = new Map<string, TokenType>(
     TOKEN_TYPES.map((t) => [topics.tokenType(t), t]),
   );
@@ -109,7 +134,11 @@ export class ConnectionHub {
     // replays its topics from its cursor (live events held meanwhile, then deduplicated).
     this.engine.onReconnect(() => {
       const local = [...this.connections.values()].filter((c) => c.registered);
-      void this.registerAgain(local.map((c) => c.connectionId));
+      const others = [...this.tracked.values()].filter((t) => t.registered);
+      void this.registerAgain([
+        ...local.map((c) => c.connectionId),
+        ...others.map((t) => t.record.connectionId),
+      ]);
       for (const conn of local) void this.catchUp(conn);
     });
   }
@@ -134,6 +163,8 @@ export class ConnectionHub {
       tokenType: conn.tokenType,
       podId: this.config.podId,
       connectedAt: conn.connectedAt,
+      transport: 'seed',
+      resumable: this.config.resumeGraceMs > 0,
     };
   }
 
@@ -143,9 +174,9 @@ export class ConnectionHub {
       await Promise.all(
         connectionIds.flatMap((id) => {
           const conn = this.connections.get(id);
-          return conn && !conn.isClosed
-            ? [this.engine.registerConnection(this.recordOf(conn))]
-            : [];
+          if (conn && !conn.isClosed) return [this.engine.registerConnection(this.recordOf(conn))];
+          const other = this.tracked.get(id);
+          return other?.registered ? [this.engine.registerConnection(other.record)] : [];
         }),
       );
       this.logger.info('Registered connections again', { count: connectionIds.length });
@@ -219,19 +250,94 @@ export class ConnectionHub {
   }
 
   /**
-   * How long a registry entry lives untouched: a dead pod's connections and closed ones stay
-   * resumable (and /send keeps accepting commands for them) for the resume window.
+   * An open entry untouched for two cleanup intervals belongs to a dead pod: it stops counting
+   * as open (a seed connection stays resumable, and /send keeps accepting commands for it, for
+   * the resume window from its last touch).
    */
-  private get staleAfterMs(): number {
-    return Math.max(3 * this.config.cleanupIntervalMs, this.config.resumeGraceMs);
+  private get openStaleAfterMs(): number {
+    return 2 * this.config.cleanupIntervalMs;
   }
 
   /**
-   * The longest a closed connection stays resumable: untouched for staleAfterMs, then dropped
-   * by the next sweep (one cleanup interval at most later). Its history is kept as long.
+   * Lists a stream of another transport in the registry, before its response starts: a 429
+   * GatewayError when its token's sub already holds MAX_CONNECTIONS_PER_TOKEN streams of any
+   * kind in the cluster. `end` is how the sweep ends it when its token expires.
+   */
+  async track(
+    claims: TokenClaims,
+    transport: Exclude<StreamTransport, 'seed'>,
+    connectionId: string,
+    end: (reason: 'token-expired') => void,
+  ): Promise<TrackedStream> {
+    // Draining is checked by the routes: a POST's stream may still finish its call here.
+    if (this.closed) {
+      throw errors.unavailable('This gateway is not accepting new streams; reconnect', 1);
+    }
+    const record: ConnectionRecord = {
+      connectionId,
+      tokenId: claims.sub,
+      tokenType: claims.type,
+      podId: this.config.podId,
+      connectedAt: Date.now(),
+      transport,
+      resumable: false,
+    };
+    await this.registerLimited(record);
+    const entry: TrackedEntry = {
+      record,
+      expiresAtMs: claims.exp === undefined ? undefined : claims.exp * 1000,
+      end,
+      registered: true,
+    };
+    this.tracked.set(connectionId, entry);
+    this.metrics.connectionsOpen.inc({ token_type: claims.type, transport });
+    let released: Promise<void> | undefined;
+    return {
+      connectionId,
+      release: () => {
+        released ??= this.untrack(entry);
+        return released;
+      },
+    };
+  }
+
+  /** Runs `listener` with the open entries of dead pods each sweep finds. */
+  onLapsed(listener: LapsedListener): void {
+    this.lapsedListeners.push(listener);
+  }
+
+  private untrack(entry: TrackedEntry): Promise<void> {
+    const { connectionId, tokenType, transport } = entry.record;
+    if (this.tracked.get(connectionId) === entry) this.tracked.delete(connectionId);
+    this.metrics.connectionsOpen.dec({ token_type: tokenType, transport });
+    entry.registered = false;
+    const releasing = this.engine.unregisterConnection(connectionId).catch((err: unknown) => {
+      this.logger.warn('Releasing a closed stream failed', { connectionId, error: String(err) });
+    });
+    this.releasing.add(releasing);
+    void releasing.finally(() => this.releasing.delete(releasing));
+    return releasing;
+  }
+
+  /** Registers the record under the cluster-wide per-token limit: 429 when over it. */
+  private async registerLimited(record: ConnectionRecord): Promise<void> {
+    const max = this.config.maxConnectionsPerToken;
+    if (!(await this.engine.registerConnection(record, { maxPerToken: max }))) {
+      throw new GatewayError(
+        'too_many_connections',
+        `At most ${max} open streams per token (every stream kind, all gateways)`,
+        429,
+        { 'Retry-After': '5' },
+      );
+    }
+  }
+
+  /**
+   * The longest a closed connection stays resumable: RESUME_GRACE_MS after its close, then
+   * dropped by the next sweep (one cleanup interval at most later). Its history is kept as long.
    */
   private get resumeWindowMs(): number {
-    return this.staleAfterMs + this.config.cleanupIntervalMs;
+    return this.config.resumeGraceMs + this.config.cleanupIntervalMs;
   }
 
   get size(): number {
@@ -289,16 +395,6 @@ export class ConnectionHub {
         this.closeConnection(stale, 'replaced');
       }
     }
-    const perToken = this.countByToken.get(claims.sub) ?? 0;
-    if (perToken >= this.config.maxConnectionsPerToken) {
-      throw new GatewayError(
-        'too_many_connections',
-        `At most ${this.config.maxConnectionsPerToken} SSE connections per token on one gateway`,
-        429,
-        { 'Retry-After': '5' },
-      );
-    }
-
     const resumed = previous !== undefined && resumeFrom !== undefined;
     const conn = new SseConnection(
       {
@@ -334,7 +430,7 @@ export class ConnectionHub {
       // A resumed connection is registered again: it now lives on this pod, and its history
       // gets its full TTL back (capped to the resume window when it closed).
       await Promise.all([
-        this.engine.registerConnection(this.recordOf(conn)),
+        this.registerLimited(this.recordOf(conn)),
         resumed ? this.engine.capHistoryTtl(topics.connection(id)) : undefined,
       ]);
       conn.registered = true;
@@ -350,7 +446,7 @@ export class ConnectionHub {
       throw errors.unavailable('Could not open the event stream; retry');
     }
 
-    this.metrics.connectionsOpen.inc({ token_type: conn.tokenType });
+    this.metrics.connectionsOpen.inc({ token_type: conn.tokenType, transport: 'seed' });
     this.logger.info(resumed ? 'SSE Connection Resumed' : 'SSE Connection Added', {
       connectionId: id,
       tokenId: conn.tokenId,
@@ -476,23 +572,40 @@ export class ConnectionHub {
           this.closeConnection(conn, 'stuck');
         }
       }
+      for (const entry of [...this.tracked.values()]) {
+        if (entry.expiresAtMs !== undefined && entry.expiresAtMs <= now) {
+          this.metrics.staleConnectionsRemoved.inc({ reason: 'token-expired' });
+          entry.end('token-expired');
+        }
+      }
       const alive: string[] = [];
       for (const conn of this.connections.values())
         if (conn.registered) alive.push(conn.connectionId);
+      for (const entry of this.tracked.values())
+        if (entry.registered) alive.push(entry.record.connectionId);
       const unknown = alive.length > 0 ? await this.engine.touchConnections(alive) : [];
       if (unknown.length > 0) await this.registerAgain(unknown);
-      const gone = await this.engine.sweepConnections(this.staleAfterMs);
-      if (gone.length > 0) {
-        this.metrics.staleConnectionsRemoved.inc({ reason: 'pod-gone' }, gone.length);
+      const { lapsed, expired } = await this.engine.sweepConnections({
+        openStaleAfterMs: this.openStaleAfterMs,
+        resumeWindowMs: this.config.resumeGraceMs,
+      });
+      if (lapsed.length > 0) {
+        this.metrics.staleConnectionsRemoved.inc({ reason: 'pod-gone' }, lapsed.length);
+        this.logger.info('Streams of a gateway that stopped are no longer counted as open', {
+          count: lapsed.length,
+        });
+        await Promise.all(this.lapsedListeners.map((listener) => listener(lapsed)));
+      }
+      if (expired.length > 0) {
         this.logger.info('Removed connections not resumed in time from the registry', {
-          count: gone.length,
+          count: expired.length,
         });
         // Nobody will read their results: stop their calls on whichever worker runs them, and
         // let their histories go (a dead pod never capped them), keeping the cap a little while
         // for the cancelled calls' last events.
         const reason = 'Connection closed and not resumed';
         await Promise.all(
-          gone.flatMap((connectionId) => [
+          expired.flatMap((connectionId) => [
             publishSeedCancel(this.engine, { connectionId, reason }),
             this.engine.capHistoryTtl(
               topics.connection(connectionId),
@@ -573,7 +686,6 @@ export class ConnectionHub {
   private add(conn: SseConnection): void {
     this.connections.set(conn.connectionId, conn);
     this.byType.get(conn.tokenType)?.add(conn);
-    this.countByToken.set(conn.tokenId, (this.countByToken.get(conn.tokenId) ?? 0) + 1);
   }
 
   /** Forgets a connection locally at once; its engine state is released in the background. */
@@ -585,13 +697,10 @@ export class ConnectionHub {
     conn.state = 'closed';
     if (listed) this.connections.delete(conn.connectionId);
     this.byType.get(conn.tokenType)?.delete(conn);
-    const left = (this.countByToken.get(conn.tokenId) ?? 1) - 1;
-    if (left > 0) this.countByToken.set(conn.tokenId, left);
-    else this.countByToken.delete(conn.tokenId);
 
     if (STALE_REASONS.has(reason)) this.metrics.staleConnectionsRemoved.inc({ reason });
     if (wasOpen) {
-      this.metrics.connectionsOpen.dec({ token_type: conn.tokenType });
+      this.metrics.connectionsOpen.dec({ token_type: conn.tokenType, transport: 'seed' });
       this.logger.info('SSE Connection Removed', {
         connectionId: conn.connectionId,
         tokenId: conn.tokenId,
@@ -608,11 +717,11 @@ export class ConnectionHub {
   }
 
   /**
-   * Closes the connection's subscription. Its registry entry is dropped at once only without a
-   * resume window; else it is touched one last time and left to the sweeps, which drop it once
-   * untouched for the window (no timer per connection), so the client may resume on any pod
-   * and commands sent meanwhile still land in its history. That history's TTL is capped to the
-   * window (results published later too), instead of HISTORY_TTL_S: a resume lifts the cap.
+   * Closes the connection's subscription. Its registry entry stops counting as open at once; it
+   * is dropped at once only without a resume window, else it stays resumable and the sweeps
+   * drop it once the window passed (no timer per connection), so the client may resume on any
+   * pod and commands sent meanwhile still land in its history. That history's TTL is capped to
+   * the window (results published later too), instead of HISTORY_TTL_S: a resume lifts the cap.
    */
   private async release(conn: SseConnection): Promise<void> {
     const subscription = conn.subscription;
@@ -620,12 +729,10 @@ export class ConnectionHub {
     const registered = conn.registered;
     conn.registered = false;
     // Kept whatever the reason: after token-expired, a new token of the same sub resumes.
-    const keep = this.config.resumeGraceMs > 0;
     try {
       await Promise.all([
         subscription?.close(),
-        registered && !keep ? this.engine.unregisterConnection(conn.connectionId) : undefined,
-        registered && keep ? this.engine.touchConnections([conn.connectionId]) : undefined,
+        registered ? this.engine.markConnectionClosed(conn.connectionId) : undefined,
         registered
           ? this.engine.capHistoryTtl(topics.connection(conn.connectionId), this.resumeWindowMs)
           : undefined,

@@ -68,19 +68,34 @@ export interface Engine {
   /** Id of the newest event of the topic, or ZERO_EVENT_ID when it has none. */
   lastEventId(topic: string): Promise<string>;
 
-  // ---- registry of live connections, cluster-wide ----
+  // ---- registry of streams, cluster-wide ----
 
-  registerConnection(record: ConnectionRecord): Promise<void>;
+  /**
+   * Lists an open stream (any transport). With `maxPerToken`, refuses it (false) when its
+   * token's `sub` already has that many open streams across the cluster; an id already open
+   * (registered again, e.g. after a Redis restart or a resume) is never refused nor counted twice.
+   */
+  registerConnection(record: ConnectionRecord, options?: RegisterOptions): Promise<boolean>;
+  /**
+   * The stream closed: it stops counting as open at once. A `resumable` record stays listed as
+   * resumable until the sweep drops it; any other record goes at once.
+   */
+  markConnectionClosed(connectionId: string): Promise<void>;
+  /** Drops the entry, open or resumable, at once. */
   unregisterConnection(connectionId: string): Promise<void>;
   getConnection(connectionId: string): Promise<ConnectionRecord | undefined>;
   /**
-   * Marks connections as still alive (called by the owning pod every cleanup interval).
-   * Returns the ids the registry does not know (lost with a Redis restart): the owner
-   * registers those again.
+   * Marks open streams as still alive (called by the owning pod every cleanup interval).
+   * Returns the ids that are not open in the registry (lost with a Redis restart, or taken for
+   * a dead pod's by a sweep): the owner registers those again.
    */
   touchConnections(connectionIds: string[]): Promise<string[]>;
-  /** Drops registry entries not touched for `staleAfterMs` (their pod died). Returns their ids. */
-  sweepConnections(staleAfterMs: number): Promise<string[]>;
+  /**
+   * Open entries not touched for `openStaleAfterMs` (their pod died) stop counting as open:
+   * resumable ones become resumable from their last touch, the others are dropped (`lapsed`).
+   * Resumable entries closed more than `resumeWindowMs` ago are dropped (`expired`, their ids).
+   */
+  sweepConnections(options: SweepOptions): Promise<SweepResult>;
   clusterStats(): Promise<ClusterStats>;
 
   // ---- durable documents (the backlog) ----
@@ -150,6 +165,10 @@ export interface CommandConsumer {
   stop(): Promise<void>;
 }
 
+/** What kind of stream a registry entry is (the `transport` label of mcpgw_connections_open). */
+export const STREAM_TRANSPORTS = ['seed', 'streamable-http', 'legacy-sse'] as const;
+export type StreamTransport = (typeof STREAM_TRANSPORTS)[number];
+
 export interface ConnectionRecord {
   connectionId: string;
   tokenId: string;
@@ -157,11 +176,37 @@ export interface ConnectionRecord {
   podId: string;
   /** Epoch ms. */
   connectedAt: number;
+  /** seed: GET /mcp/sse; streamable-http: GET /mcp and POST /mcp SSE streams; legacy-sse: GET /sse. */
+  transport: StreamTransport;
+  /** Whether the entry outlives its stream for the resume window (seed streams). */
+  resumable: boolean;
+}
+
+export interface RegisterOptions {
+  /** Open streams one token `sub` may hold, cluster-wide. */
+  maxPerToken?: number;
+}
+
+export interface SweepOptions {
+  openStaleAfterMs: number;
+  resumeWindowMs: number;
+}
+
+export interface SweepResult {
+  /** Open entries whose pod stopped touching them. */
+  lapsed: ConnectionRecord[];
+  /** Ids of resumable entries dropped because their resume window passed. */
+  expired: string[];
 }
 
 export interface ClusterStats {
+  /** Open streams of every transport. */
   totalConnections: number;
   connectionsByType: Record<TokenType, number>;
+  connectionsByTransport: Record<StreamTransport, number>;
+  /** Closed streams that may still be resumed (not counted above). */
+  resumableConnections: number;
+  /** connectedAt of the oldest and newest open stream. */
   oldestConnection: string | null;
   newestConnection: string | null;
 }

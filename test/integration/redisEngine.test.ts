@@ -160,6 +160,8 @@ describe('RedisEngine', () => {
         tokenType: 'team',
         podId: 'pod-1',
         connectedAt: Date.now(),
+        transport: 'seed',
+        resumable: true,
       });
       await engine.touchConnections(['c1']);
       await engine.store.insert('projects', 'p1', { name: 'one', n: 0 });
@@ -178,6 +180,7 @@ describe('RedisEngine', () => {
           `${prefix}done:${handled[0]}`,
           `${prefix}conns`,
           `${prefix}conns:seen`,
+          `${prefix}conns:subs`,
           `${prefix}store:projects`,
         ].sort(),
       );
@@ -539,6 +542,8 @@ describe('RedisEngine', () => {
         tokenType: 'team' as const,
         podId,
         connectedAt,
+        transport: 'seed' as const,
+        resumable: false,
       });
       await podA.registerConnection(record('a1', 'A', 1000));
       await podA.registerConnection(record('a2', 'A', 2000));
@@ -546,6 +551,8 @@ describe('RedisEngine', () => {
       expect(await podB.clusterStats()).toEqual({
         totalConnections: 3,
         connectionsByType: { master: 1, team: 2, readonly: 0 },
+        connectionsByTransport: { seed: 3, 'streamable-http': 0, 'legacy-sse': 0 },
+        resumableConnections: 0,
         oldestConnection: new Date(1000).toISOString(),
         newestConnection: new Date(3000).toISOString(),
       });
@@ -553,11 +560,15 @@ describe('RedisEngine', () => {
       await sleep(300);
       await podB.touchConnections(['b1', 'unknown']);
       // Pod A died: pod B sweeps its connections away, once.
+      const window = { openStaleAfterMs: 200, resumeWindowMs: 0 };
       const [swept, sweptAgain] = await Promise.all([
-        podB.sweepConnections(200),
-        podA.sweepConnections(200),
+        podB.sweepConnections(window),
+        podA.sweepConnections(window),
       ]);
-      expect([...swept, ...sweptAgain].sort()).toEqual(['a1', 'a2']);
+      expect([...swept.lapsed, ...sweptAgain.lapsed].map((r) => r.connectionId).sort()).toEqual([
+        'a1',
+        'a2',
+      ]);
       expect(await podA.getConnection('a1')).toBeUndefined();
       expect(await podA.getConnection('b1')).toEqual({
         ...record('b1', 'B', 3000),
@@ -579,13 +590,23 @@ describe('RedisEngine', () => {
             tokenType: 'readonly',
             podId: 'p',
             connectedAt: Date.now(),
+            transport: 'seed',
+            resumable: true,
           }),
         ),
       );
       await engine.touchConnections(ids);
       await sleep(20);
-      expect((await engine.sweepConnections(0)).sort()).toEqual([...ids].sort());
-      expect((await engine.clusterStats()).totalConnections).toBe(0);
+      const { lapsed, expired } = await engine.sweepConnections({
+        openStaleAfterMs: 0,
+        resumeWindowMs: 0,
+      });
+      expect(lapsed.map((r) => r.connectionId).sort()).toEqual([...ids].sort());
+      expect(expired.sort()).toEqual([...ids].sort());
+      expect(await engine.clusterStats()).toMatchObject({
+        totalConnections: 0,
+        resumableConnections: 0,
+      });
     });
   });
 

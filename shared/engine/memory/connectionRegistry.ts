@@ -1,86 +1,145 @@
 import { TOKEN_TYPES, type TokenType } from '../../types';
-import type { ClusterStats, ConnectionRecord } from '../engine';
+import {
+  STREAM_TRANSPORTS,
+  type ClusterStats,
+  type ConnectionRecord,
+  type RegisterOptions,
+  type StreamTransport,
+  type SweepOptions,
+  type SweepResult,
+} from '../engine';
 
 interface RegistryEntry {
   record: ConnectionRecord;
-  lastSeenAt: number;
+  /** Last touch (open entries) or when it closed (resumable entries). */
+  at: number;
 }
 
 /**
- * Live connections with the time each was last touched. The map is kept in last-seen order
- * (re-inserted on touch), so a sweep only looks at the stale entries at its front.
+ * Open streams with the time each was last touched, and closed resumable ones with the time
+ * they closed. Both maps are kept in time order (re-inserted on touch or close), so a sweep only
+ * looks at the stale entries at their front. Open streams are counted per token `sub`.
  */
 export class ConnectionRegistry {
-  private readonly entries = new Map<string, RegistryEntry>();
-  private readonly countsByType = zeroCounts();
+  private readonly open = new Map<string, RegistryEntry>();
+  private readonly closed = new Map<string, RegistryEntry>();
+  private readonly openBySub = new Map<string, number>();
 
-  /** Adds the connection, or replaces it (a resumed connection may move to another pod). */
-  register(record: ConnectionRecord, now: number): void {
-    this.remove(record.connectionId);
-    this.entries.set(record.connectionId, { record: { ...record }, lastSeenAt: now });
-    this.countsByType[record.tokenType] += 1;
-  }
-
-  remove(connectionId: string): boolean {
-    const entry = this.entries.get(connectionId);
-    if (!entry) return false;
-    this.entries.delete(connectionId);
-    this.countsByType[entry.record.tokenType] -= 1;
+  /** Lists an open stream; false when its sub is at `maxPerToken` (see Engine.registerConnection). */
+  register(record: ConnectionRecord, now: number, options: RegisterOptions = {}): boolean {
+    const id = record.connectionId;
+    const wasOpen = this.open.get(id);
+    if (!wasOpen) {
+      const max = options.maxPerToken;
+      if (max !== undefined && (this.openBySub.get(record.tokenId) ?? 0) >= max) return false;
+      this.countSub(record.tokenId, 1);
+    } else if (wasOpen.record.tokenId !== record.tokenId) {
+      this.countSub(wasOpen.record.tokenId, -1);
+      this.countSub(record.tokenId, 1);
+    }
+    this.closed.delete(id);
+    this.open.delete(id);
+    this.open.set(id, { record: { ...record }, at: now });
     return true;
   }
 
+  markClosed(connectionId: string, now: number): void {
+    const entry = this.open.get(connectionId);
+    if (!entry) return;
+    this.open.delete(connectionId);
+    this.countSub(entry.record.tokenId, -1);
+    if (entry.record.resumable) this.closed.set(connectionId, { record: entry.record, at: now });
+  }
+
+  remove(connectionId: string): void {
+    const entry = this.open.get(connectionId);
+    if (entry) {
+      this.open.delete(connectionId);
+      this.countSub(entry.record.tokenId, -1);
+    }
+    this.closed.delete(connectionId);
+  }
+
   get(connectionId: string): ConnectionRecord | undefined {
-    const entry = this.entries.get(connectionId);
+    const entry = this.open.get(connectionId) ?? this.closed.get(connectionId);
     return entry ? { ...entry.record } : undefined;
   }
 
-  /** Refreshes known connections; unknown ids are not re-created but returned. */
+  /** Refreshes open entries; other ids (unknown, or lapsed) are not re-created but returned. */
   touch(connectionIds: string[], now: number): string[] {
     const unknown: string[] = [];
     for (const connectionId of connectionIds) {
-      const entry = this.entries.get(connectionId);
+      const entry = this.open.get(connectionId);
       if (!entry) {
         unknown.push(connectionId);
         continue;
       }
-      this.entries.delete(connectionId);
-      entry.lastSeenAt = now;
-      this.entries.set(connectionId, entry);
+      this.open.delete(connectionId);
+      entry.at = now;
+      this.open.set(connectionId, entry);
     }
     return unknown;
   }
 
-  /** Removes entries last seen more than `staleAfterMs` ago and returns their ids. */
-  sweep(staleAfterMs: number, now: number): string[] {
-    const cutoff = now - staleAfterMs;
-    const removed: string[] = [];
-    for (const [connectionId, entry] of this.entries) {
-      if (entry.lastSeenAt >= cutoff) break;
-      this.remove(connectionId);
-      removed.push(connectionId);
+  sweep(options: SweepOptions, now: number): SweepResult {
+    const lapsed: ConnectionRecord[] = [];
+    const openCutoff = now - options.openStaleAfterMs;
+    for (const [connectionId, entry] of this.open) {
+      if (entry.at >= openCutoff) break;
+      this.open.delete(connectionId);
+      this.countSub(entry.record.tokenId, -1);
+      lapsed.push({ ...entry.record });
+      // Resumable from its last touch: inserted in order among those closed meanwhile.
+      if (entry.record.resumable) this.insertClosed(connectionId, entry);
     }
-    return removed;
+    const expired: string[] = [];
+    const closedCutoff = now - options.resumeWindowMs;
+    for (const [connectionId, entry] of this.closed) {
+      if (entry.at >= closedCutoff) break;
+      this.closed.delete(connectionId);
+      expired.push(connectionId);
+    }
+    return { lapsed, expired };
   }
 
   stats(): ClusterStats {
+    const connectionsByType = zeroCounts(TOKEN_TYPES);
+    const connectionsByTransport = zeroCounts(STREAM_TRANSPORTS);
     let oldest = Infinity;
     let newest = -Infinity;
-    for (const { record } of this.entries.values()) {
+    for (const { record } of this.open.values()) {
+      connectionsByType[record.tokenType] += 1;
+      connectionsByTransport[record.transport] += 1;
       if (record.connectedAt < oldest) oldest = record.connectedAt;
       if (record.connectedAt > newest) newest = record.connectedAt;
     }
-    const empty = this.entries.size === 0;
+    const empty = this.open.size === 0;
     return {
-      totalConnections: this.entries.size,
-      connectionsByType: { ...this.countsByType },
+      totalConnections: this.open.size,
+      connectionsByType: connectionsByType as Record<TokenType, number>,
+      connectionsByTransport: connectionsByTransport as Record<StreamTransport, number>,
+      resumableConnections: this.closed.size,
       oldestConnection: empty ? null : new Date(oldest).toISOString(),
       newestConnection: empty ? null : new Date(newest).toISOString(),
     };
   }
+
+  private insertClosed(connectionId: string, entry: RegistryEntry): void {
+    const later = [...this.closed].filter(([, other]) => other.at > entry.at);
+    for (const [id] of later) this.closed.delete(id);
+    this.closed.set(connectionId, entry);
+    for (const [id, other] of later) this.closed.set(id, other);
+  }
+
+  private countSub(sub: string, delta: number): void {
+    const count = (this.openBySub.get(sub) ?? 0) + delta;
+    if (count > 0) this.openBySub.set(sub, count);
+    else this.openBySub.delete(sub);
+  }
 }
 
-function zeroCounts(): Record<TokenType, number> {
-  const counts = {} as Record<TokenType, number>;
-  for (const type of TOKEN_TYPES) counts[type] = 0;
+function zeroCounts(names: readonly string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const name of names) counts[name] = 0;
   return counts;
 }

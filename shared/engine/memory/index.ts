@@ -8,6 +8,9 @@ import type {
   CommandConsumer,
   CommandHandler,
   ConnectionRecord,
+  RegisterOptions,
+  SweepOptions,
+  SweepResult,
   ConsumeOptions,
   DocumentStore,
   Engine,
@@ -158,8 +161,12 @@ export class MemoryEngine implements Engine {
 
   // ---- registry ----
 
-  async registerConnection(record: ConnectionRecord): Promise<void> {
-    this.connections.register(record, Date.now());
+  async registerConnection(record: ConnectionRecord, options?: RegisterOptions): Promise<boolean> {
+    return this.connections.register(record, Date.now(), options);
+  }
+
+  async markConnectionClosed(connectionId: string): Promise<void> {
+    this.connections.markClosed(connectionId, Date.now());
   }
 
   async unregisterConnection(connectionId: string): Promise<void> {
@@ -174,8 +181,8 @@ export class MemoryEngine implements Engine {
     return this.connections.touch(connectionIds, Date.now());
   }
 
-  async sweepConnections(staleAfterMs: number): Promise<string[]> {
-    return this.connections.sweep(staleAfterMs, Date.now());
+  async sweepConnections(options: SweepOptions): Promise<SweepResult> {
+    return this.connections.sweep(options, Date.now());
   }
 
   async clusterStats(): Promise<ClusterStats> {

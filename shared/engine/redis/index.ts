@@ -9,6 +9,9 @@ import type {
   CommandConsumer,
   CommandHandler,
   ConnectionRecord,
+  RegisterOptions,
+  SweepOptions,
+  SweepResult,
   ConsumeOptions,
   DocumentStore,
   Engine,
@@ -250,12 +253,16 @@ export class RedisEngine implements Engine {
 
   // ---- registry ----
 
-  registerConnection(record: ConnectionRecord): Promise<void> {
-    return this.registry.register(record);
+  registerConnection(record: ConnectionRecord, options?: RegisterOptions): Promise<boolean> {
+    return this.registry.register(record, options);
+  }
+
+  markConnectionClosed(connectionId: string): Promise<void> {
+    return this.registry.release(connectionId, true);
   }
 
   unregisterConnection(connectionId: string): Promise<void> {
-    return this.registry.unregister(connectionId);
+    return this.registry.release(connectionId, false);
   }
 
   getConnection(connectionId: string): Promise<ConnectionRecord | undefined> {
@@ -266,8 +273,8 @@ export class RedisEngine implements Engine {
     return this.registry.touch(connectionIds);
   }
 
-  sweepConnections(staleAfterMs: number): Promise<string[]> {
-    return this.registry.sweep(staleAfterMs);
+  sweepConnections(options: SweepOptions): Promise<SweepResult> {
+    return this.registry.sweep(options);
   }
 
   clusterStats(): Promise<ClusterStats> {

@@ -9,7 +9,9 @@
  *   <prefix>cmd:dead         stream  dead-lettered commands (capped)
  *   <prefix>done:<requestId> string  request already applied (PX = history TTL)
  *   <prefix>conns            hash    connectionId -> ConnectionRecord JSON (PEXPIRE refreshed)
- *   <prefix>conns:seen       zset    connectionId scored by last-seen ms (PEXPIRE refreshed)
+ *   <prefix>conns:seen       zset    open connectionId scored by last-seen ms (PEXPIRE refreshed)
+ *   <prefix>conns:closed     zset    resumable connectionId scored by closed-at ms (PEXPIRE refreshed)
+ *   <prefix>conns:subs       hash    token sub -> open streams (PEXPIRE refreshed)
  *   <prefix>store:<name>     hash    durable documents of a collection (the backlog; no expiry)
  *   <prefix>kv:<key>         string  short-lived values: MCP sessions, stream locks (PX TTL)
  *   <prefix>rl:<key>         string  rate-limit hits of the current window (PX = the window)
@@ -24,6 +26,8 @@ export interface RedisKeys {
   processed(requestId: string): string;
   readonly connections: string;
   readonly connectionsSeen: string;
+  readonly connectionsClosed: string;
+  readonly connectionsBySub: string;
   collection(name: string): string;
   value(key: string): string;
   counter(key: string): string;
@@ -43,6 +47,8 @@ export function redisKeys(prefix: string): RedisKeys {
     processed: (requestId) => `${prefix}done:${requestId}`,
     connections: `${prefix}conns`,
     connectionsSeen: `${prefix}conns:seen`,
+    connectionsClosed: `${prefix}conns:closed`,
+    connectionsBySub: `${prefix}conns:subs`,
     collection: (name) => `${prefix}store:${name}`,
     value: (key) => `${prefix}kv:${key}`,
     counter: (key) => `${prefix}rl:${key}`,

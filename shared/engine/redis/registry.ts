@@ -1,5 +1,13 @@
 import { TOKEN_TYPES, type TokenType } from '../../types';
-import type { ClusterStats, ConnectionRecord } from '../engine';
+import {
+  STREAM_TRANSPORTS,
+  type ClusterStats,
+  type ConnectionRecord,
+  type RegisterOptions,
+  type StreamTransport,
+  type SweepOptions,
+  type SweepResult,
+} from '../engine';
 import type { RedisKeys } from './keys';
 import type { ScriptedRedis } from './scripts';
 
@@ -9,31 +17,41 @@ const REGISTRY_TTL_MS = 24 * 60 * 60 * 1000;
 const IDS_PER_CALL = 1000;
 
 /**
- * Live connections of the whole cluster: a hash of records and a sorted set of last-seen
- * times (Redis clock). Owning pods touch their connections; any pod sweeps the stale ones.
+ * Streams of the whole cluster: a hash of records, a sorted set of the open ones by last-seen
+ * time (Redis clock), one of the resumable ones by closing time, and open streams per token
+ * sub (the cluster-wide MAX_CONNECTIONS_PER_TOKEN). Owning pods touch their open streams; any
+ * pod sweeps the stale ones.
  */
 export class ConnectionRegistry {
+  private readonly keyList: string[];
+
   constructor(
     private readonly redis: ScriptedRedis,
     private readonly keys: RedisKeys,
-  ) {}
+  ) {
+    this.keyList = [
+      keys.connections,
+      keys.connectionsSeen,
+      keys.connectionsClosed,
+      keys.connectionsBySub,
+    ];
+  }
 
-  async register(record: ConnectionRecord): Promise<void> {
-    await this.redis.registerConnection(
-      this.keys.connections,
-      this.keys.connectionsSeen,
+  async register(record: ConnectionRecord, options: RegisterOptions = {}): Promise<boolean> {
+    const listed = await this.redis.registerConnection(
+      ...this.keyList,
       record.connectionId,
       JSON.stringify(record),
       REGISTRY_TTL_MS,
+      record.tokenId,
+      Math.max(0, Math.floor(options.maxPerToken ?? 0)),
     );
+    return listed === 1;
   }
 
-  async unregister(connectionId: string): Promise<void> {
-    await this.redis
-      .multi()
-      .hdel(this.keys.connections, connectionId)
-      .zrem(this.keys.connectionsSeen, connectionId)
-      .exec();
+  /** `keepResumable`: a resumable record stays for the resume window; else the entry goes. */
+  async release(connectionId: string, keepResumable: boolean): Promise<void> {
+    await this.redis.releaseConnection(...this.keyList, connectionId, keepResumable ? 1 : 0);
   }
 
   async get(connectionId: string): Promise<ConnectionRecord | undefined> {
@@ -48,8 +66,7 @@ export class ConnectionRegistry {
     for (let i = 0; i < connectionIds.length; i += IDS_PER_CALL) {
       calls.push(
         this.redis.touchConnections(
-          this.keys.connections,
-          this.keys.connectionsSeen,
+          ...this.keyList,
           REGISTRY_TTL_MS,
           ...connectionIds.slice(i, i + IDS_PER_CALL),
         ),
@@ -58,38 +75,56 @@ export class ConnectionRegistry {
     return (await Promise.all(calls)).flat();
   }
 
-  async sweep(staleAfterMs: number): Promise<string[]> {
-    const removed: string[] = [];
+  async sweep(options: SweepOptions): Promise<SweepResult> {
+    const result: SweepResult = { lapsed: [], expired: [] };
     for (;;) {
-      const batch = await this.redis.sweepConnections(
-        this.keys.connections,
-        this.keys.connectionsSeen,
-        Math.max(0, Math.floor(staleAfterMs)),
+      const [lapsed, expired] = await this.redis.sweepConnections(
+        ...this.keyList,
+        Math.max(0, Math.floor(options.openStaleAfterMs)),
+        Math.max(0, Math.floor(options.resumeWindowMs)),
         IDS_PER_CALL,
       );
-      removed.push(...batch);
-      if (batch.length < IDS_PER_CALL) return removed;
+      for (const json of lapsed) result.lapsed.push(JSON.parse(json) as ConnectionRecord);
+      result.expired.push(...expired);
+      if (lapsed.length < IDS_PER_CALL && expired.length < IDS_PER_CALL) return result;
     }
   }
 
   async stats(): Promise<ClusterStats> {
-    const records = await this.redis.hvals(this.keys.connections);
-    const connectionsByType = {} as Record<TokenType, number>;
-    for (const type of TOKEN_TYPES) connectionsByType[type] = 0;
+    const [records, resumable] = await Promise.all([
+      this.redis.hgetall(this.keys.connections),
+      this.redis.zrange(this.keys.connectionsClosed, 0, -1),
+    ]);
+    const closed = new Set(resumable);
+    const connectionsByType = zeroCounts(TOKEN_TYPES) as Record<TokenType, number>;
+    const connectionsByTransport = zeroCounts(STREAM_TRANSPORTS) as Record<StreamTransport, number>;
+    let open = 0;
     let oldest = Infinity;
     let newest = -Infinity;
-    for (const json of records) {
+    for (const [connectionId, json] of Object.entries(records)) {
+      if (closed.has(connectionId)) continue;
       const record = JSON.parse(json) as ConnectionRecord;
+      open += 1;
       if (record.tokenType in connectionsByType) connectionsByType[record.tokenType] += 1;
+      if (record.transport in connectionsByTransport) {
+        connectionsByTransport[record.transport] += 1;
+      }
       if (record.connectedAt < oldest) oldest = record.connectedAt;
       if (record.connectedAt > newest) newest = record.connectedAt;
     }
-    const empty = records.length === 0;
     return {
-      totalConnections: records.length,
+      totalConnections: open,
       connectionsByType,
-      oldestConnection: empty ? null : new Date(oldest).toISOString(),
-      newestConnection: empty ? null : new Date(newest).toISOString(),
+      connectionsByTransport,
+      resumableConnections: closed.size,
+      oldestConnection: open === 0 ? null : new Date(oldest).toISOString(),
+      newestConnection: open === 0 ? null : new Date(newest).toISOString(),
     };
   }
+}
+
+function zeroCounts(names: readonly string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const name of names) counts[name] = 0;
+  return counts;
 }

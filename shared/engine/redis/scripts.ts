@@ -19,9 +19,11 @@ export interface ScriptCommands {
   deadLetterCommands(queueKey: string, deadKey: string, ...args: Arg[]): Promise<unknown[]>;
   keepCommandsClaimed(queueKey: string, ...args: Arg[]): Promise<number>;
   pruneIdleConsumers(queueKey: string, group: string, maxIdleMs: number): Promise<number>;
-  registerConnection(hashKey: string, seenKey: string, ...args: Arg[]): Promise<number>;
-  touchConnections(hashKey: string, seenKey: string, ...args: Arg[]): Promise<string[]>;
-  sweepConnections(hashKey: string, seenKey: string, ...args: Arg[]): Promise<string[]>;
+  /** The four registry keys (hash, open, resumable, per sub) first. */
+  registerConnection(...keysThenArgs: Arg[]): Promise<number>;
+  releaseConnection(...keysThenArgs: Arg[]): Promise<number>;
+  touchConnections(...keysThenArgs: Arg[]): Promise<string[]>;
+  sweepConnections(...keysThenArgs: Arg[]): Promise<[string[], string[]]>;
   insertDocument(collectionKey: string, id: string, json: string): Promise<string>;
   updateDocument(collectionKey: string, ...args: Arg[]): Promise<number>;
   keyIfValue(key: string, expected: string, ttlMs: number): Promise<number>;
@@ -40,9 +42,10 @@ const SCRIPTS: Record<keyof ScriptCommands, number | undefined> = {
   deadLetterCommands: 2,
   keepCommandsClaimed: 1,
   pruneIdleConsumers: 1,
-  registerConnection: 2,
-  touchConnections: 2,
-  sweepConnections: 2,
+  registerConnection: 4,
+  releaseConnection: 4,
+  touchConnections: 4,
+  sweepConnections: 4,
   insertDocument: 1,
   updateDocument: 1,
   keyIfValue: 1,

@@ -107,6 +107,7 @@ describe('metrics the dashboard and the alerts query', () => {
   test('the code exports the metrics this check relies on', () => {
     expect(metrics.get('mcpgw_command_duration_seconds_bucket')?.labels.has('le')).toBe(true);
     expect(metrics.get('mcpgw_connections_open')?.labels.has('token_type')).toBe(true);
+    expect(metrics.get('mcpgw_connections_open')?.labels.has('transport')).toBe(true);
     expect(metrics.has('mcpgw_process_cpu_seconds_total')).toBe(true);
   });
 
@@ -153,6 +154,7 @@ describe('metrics the dashboard and the alerts query', () => {
       .join('\n');
     for (const needle of [
       'sum by (token_type) (mcpgw_connections_open',
+      'sum by (transport) (mcpgw_connections_open',
       'histogram_quantile(0.99, sum by (le) (rate(mcpgw_command_duration_seconds_bucket',
       'histogram_quantile(0.99, sum by (le) (rate(mcpgw_broadcast_fanout_seconds_bucket',
       'mcpgw_command_queue',

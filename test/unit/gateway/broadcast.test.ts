@@ -181,6 +181,8 @@ describe('GET /mcp/sse/stats', () => {
     expect(empty.body).toEqual({
       totalConnections: 0,
       connectionsByType: { master: 0, team: 0, readonly: 0 },
+      connectionsByTransport: { seed: 0, 'streamable-http': 0, 'legacy-sse': 0 },
+      resumableConnections: 0,
       oldestConnection: null,
       newestConnection: null,
     });
@@ -194,6 +196,8 @@ describe('GET /mcp/sse/stats', () => {
       expect(res.body).toEqual({
         totalConnections: 3,
         connectionsByType: { master: 0, team: 2, readonly: 1 },
+        connectionsByTransport: { seed: 3, 'streamable-http': 0, 'legacy-sse': 0 },
+        resumableConnections: 0,
         oldestConnection: expect.any(String),
         newestConnection: expect.any(String),
       });

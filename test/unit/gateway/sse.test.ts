@@ -70,6 +70,8 @@ describe('GET /mcp/sse', () => {
       tokenType: 'readonly',
       podId: 'gateway-test',
       connectedAt: expect.any(Number),
+      transport: 'seed',
+      resumable: false,
     });
     expect(gw.gateway.hub.has(client.connectionId)).toBe(true);
     client.close();
@@ -241,6 +243,8 @@ describe('cleanup sweep', () => {
       tokenType: 'team',
       podId: 'dead-pod',
       connectedAt: Date.now(),
+      transport: 'seed',
+      resumable: false,
     });
     try {
       await waitFor(
