@@ -1,6 +1,6 @@
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import { ErrorCode } from '@modelcontextprotocol/sdk/types.js';
-import { GatewayError, errors } from '../../shared/errors';
+import { GatewayError } from '../../shared/errors';
 import { MAX_MESSAGE_ID_CHARS, MAX_METHOD_CHARS } from '../../shared/text';
 import type { ClientMessage } from '../../shared/types';
 
