@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import { errors } from '../../shared/errors';
 import { LEGACY_STREAM, MCP_EVENTS, mcpNames } from '../../shared/mcp';
+import { admissionLimits } from '../admission';
 import { claimsOf } from '../middleware/auth';
 import { guarded, jsonBody, requireReady } from '../routes/context';
 import { enqueueRequests, handleClientMessages } from './commands';
@@ -75,7 +76,15 @@ export function legacySseRoutes(ctx: McpRouteContext): Router {
       await handleClientMessages(ctx.engine, sessionId, messages);
       const requests = messages.filter(isRequest);
       if (requests.length > 0) {
-        await enqueueRequests(ctx.engine, ctx.metrics, claims, sessionId, LEGACY_STREAM, requests);
+        await enqueueRequests(
+          ctx.engine,
+          ctx.metrics,
+          admissionLimits(ctx.config),
+          claims,
+          sessionId,
+          LEGACY_STREAM,
+          requests,
+        );
       }
       res.status(202).type('text/plain').send('Accepted');
     },

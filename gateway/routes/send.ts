@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { errors } from '../../shared/errors';
 import { publishSeedCancel } from '../../shared/engine/cancellations';
 import type { CommandEnvelope } from '../../shared/types';
+import { admissionLimits, enqueueAdmitted } from '../admission';
 import { claimsOf } from '../middleware/auth';
 import { parseBody } from '../validation';
 import { guarded, jsonBody, requireReady, type RouteContext } from './context';
@@ -26,9 +27,12 @@ const cancelParams = z.object({
 /**
  * POST /mcp/sse/send: queues a command for the workers; its results arrive on the connection's
  * stream. The connection may live on any pod, but only the token (sub) that opened it may send.
+ * Admission (COMMAND_QUEUE_MAX: 503, MAX_INFLIGHT_PER_TOKEN: 429, both with Retry-After) is
+ * decided before anything is queued.
  */
 export function sendRoutes(ctx: RouteContext): Router {
   const router = Router();
+  const limits = admissionLimits(ctx.config);
   router.post(
     '/mcp/sse/send',
     ...guarded(ctx),
@@ -56,8 +60,7 @@ export function sendRoutes(ctx: RouteContext): Router {
         const { requestId: target, reason } = parseBody(cancelParams, command.message.params ?? {});
         await publishSeedCancel(ctx.engine, { connectionId: command.connectionId, target, reason });
       } else {
-        await ctx.engine.enqueueCommand(command);
-        ctx.metrics.commandsEnqueued.inc();
+        await enqueueAdmitted(ctx.engine, ctx.metrics, limits, [command]);
       }
       if (ctx.logger.isLevelEnabled('debug')) {
         // The requestId the client gets back, so one command can be followed through the worker.

@@ -73,7 +73,8 @@ export class CommandQueue {
       const held = this.inFlight.get(tokenId) ?? new Map<string, number>();
       for (const [requestId, until] of held) if (until <= now) held.delete(requestId);
       if (held.size + commands.length > maxInFlight) throw errors.inFlightLimit(maxInFlight);
-      for (const { requestId } of commands) held.set(requestId, now + (limits?.inFlightLeaseMs ?? 0));
+      for (const { requestId } of commands)
+        held.set(requestId, now + (limits?.inFlightLeaseMs ?? 0));
       this.inFlight.set(tokenId, held);
     }
     let fifo = this.waiting.get(tokenId);
