@@ -44,7 +44,13 @@ export function createWorker(deps: WorkerDeps): Worker {
   const { config, engine, metrics } = deps;
   const logger = deps.logger.child({ component: 'worker' });
   const createMcpServer = deps.createMcpServer ?? createBacklogServer;
-  const server = createMcpServer(new BacklogStore(engine.store));
+  const backlogOptions = {
+    limits: {
+      maxProjectsPerToken: config.backlogMaxProjectsPerToken,
+      maxItemsPerToken: config.backlogMaxItemsPerToken,
+    },
+  };
+  const server = createMcpServer(new BacklogStore(engine.store, backlogOptions));
   // One timeout for every tool call, seed API and MCP sessions alike: the transport's.
   const transport = new InProcessTransport({ requestTimeoutMs: config.toolTimeoutMs });
   const dispatcher = new Dispatcher({ engine, transport, logger });
@@ -52,7 +58,7 @@ export function createWorker(deps: WorkerDeps): Worker {
   const mcpSessions = new McpSessionServers({
     engine,
     permissions: dispatcher,
-    createServer: () => createMcpServer(new BacklogStore(engine.store)),
+    createServer: () => createMcpServer(new BacklogStore(engine.store, backlogOptions)),
     logger,
     sessionTtlMs: config.mcpSessionTtlS * 1000,
     streamTtlMs: config.mcpStreamTtlS * 1000,

@@ -185,10 +185,22 @@ export interface ClusterStats {
 export interface DocumentStore {
   get<T>(collection: string, id: string): Promise<T | undefined>;
   list<T>(collection: string): Promise<T[]>;
+  /**
+   * One page of a collection in id order: up to `limit` documents with ids greater than
+   * `afterId` (from the start when absent), and whether more follow. Reads only that page's
+   * documents (Redis: the ids, then the page's values).
+   */
+  page<T>(collection: string, afterId: string | undefined, limit: number): Promise<DocumentPage<T>>;
   /** Inserts unless present; returns the stored document either way (idempotent create). */
   insert<T>(collection: string, id: string, doc: T): Promise<T>;
   /** Applies fn to the current document and stores the result; undefined when absent. */
   update<T>(collection: string, id: string, fn: (doc: T) => T): Promise<T | undefined>;
+}
+
+export interface DocumentPage<T> {
+  docs: T[];
+  /** True when documents with greater ids exist. */
+  more: boolean;
 }
 
 /** How `KeyValueStore.set` treats a key that exists (or not). */

@@ -913,6 +913,30 @@ export function describeEngineContract(
         expect(steps).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
       });
 
+      it('pages a collection in id order, reading after an id, saying whether more follow', async () => {
+        const collection = unique('paged');
+        expect(await engine.store.page(collection, undefined, 10)).toEqual({
+          docs: [],
+          more: false,
+        });
+        const ids = ['d', 'a', 'e', 'c', 'b'];
+        for (const id of ids) await engine.store.insert(collection, id, { id });
+        const first = await engine.store.page<{ id: string }>(collection, undefined, 2);
+        expect(first).toEqual({ docs: [{ id: 'a' }, { id: 'b' }], more: true });
+        const second = await engine.store.page<{ id: string }>(collection, 'b', 2);
+        expect(second).toEqual({ docs: [{ id: 'c' }, { id: 'd' }], more: true });
+        expect(await engine.store.page(collection, 'd', 2)).toEqual({
+          docs: [{ id: 'e' }],
+          more: false,
+        });
+        // An id that is not there still places the page (between its neighbours).
+        expect(await engine.store.page(collection, 'bb', 1)).toEqual({
+          docs: [{ id: 'c' }],
+          more: true,
+        });
+        expect(await engine.store.page(collection, 'e', 5)).toEqual({ docs: [], more: false });
+      });
+
       it('keeps collections apart and lists every document of one', async () => {
         const projects = unique('projects');
         const actors = unique('actors');

@@ -17,6 +17,25 @@ const priority = z.enum(PRIORITIES);
 
 // ---- inputs (raw shapes, as registerTool takes them) ----
 
+/** list_projects pages: at most this many projects per call. */
+export const MAX_PAGE_SIZE = 100;
+
+export const listProjectsInput = {
+  cursor: z
+    .string()
+    .min(1)
+    .max(400)
+    .optional()
+    .describe('nextCursor of the previous page; absent for the first page'),
+  limit: z
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_PAGE_SIZE)
+    .optional()
+    .describe(`Projects per page (default 50, at most ${MAX_PAGE_SIZE})`),
+};
+
 export const createProjectInput = {
   name: name.describe('Project name'),
   description: description.optional().describe('What the project is about'),
@@ -117,6 +136,9 @@ export const projectOutput = z.object({
 });
 
 export const projectListOutput = z.object({
+  /** True when more projects follow: call again with nextCursor. */
+  hasMore: z.boolean(),
+  nextCursor: z.string().optional(),
   projects: z.array(
     z.object({
       id: z.string(),
