@@ -16,9 +16,10 @@ const MIN_RECLAIM_INTERVAL_MS = 5;
 /**
  * Commands taken but not started are at most this many times `concurrency`: with a per-token
  * cap, commands of a token at its cap wait here while the reader goes on reading (to reach
- * other tokens' commands behind them), up to this bound.
+ * other tokens' commands behind them), up to this bound. Small, because a command held here
+ * is not available to another worker with free slots.
  */
-const LOOKAHEAD_FACTOR = 4;
+const LOOKAHEAD_FACTOR = 2;
 /** Read errors are retried after a delay growing up to this. */
 const MAX_RETRY_DELAY_MS = 2000;
 /** Consumers of the group with nothing pending and idle this long are forgotten... */
