@@ -41,8 +41,8 @@ const envSchema = z.object({
   MAX_INFLIGHT_PER_TOKEN: int(32, 1),
   WORKER_SLOTS_PER_TOKEN: int(8, 1),
   TOOL_TIMEOUT_MS: int(60_000, 100),
-  BACKLOG_MAX_PROJECTS_PER_TOKEN: int(100, 1),
-  BACKLOG_MAX_ITEMS_PER_TOKEN: int(2000, 1),
+  MAX_PROJECTS_PER_TOKEN: int(100, 1),
+  MAX_ITEMS_PER_TOKEN: int(2000, 1),
 });
 
 export interface Config {
@@ -145,8 +145,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     maxInflightPerToken: e.MAX_INFLIGHT_PER_TOKEN,
     workerSlotsPerToken: e.WORKER_SLOTS_PER_TOKEN,
     toolTimeoutMs: e.TOOL_TIMEOUT_MS,
-    backlogMaxProjectsPerToken: e.BACKLOG_MAX_PROJECTS_PER_TOKEN,
-    backlogMaxItemsPerToken: e.BACKLOG_MAX_ITEMS_PER_TOKEN,
+    backlogMaxProjectsPerToken: e.MAX_PROJECTS_PER_TOKEN,
+    backlogMaxItemsPerToken: e.MAX_ITEMS_PER_TOKEN,
   });
 }
 

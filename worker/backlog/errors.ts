@@ -23,7 +23,7 @@ export function notFound(kind: EntityKind, id: string): BacklogError {
 export function quotaReached(kind: 'projects' | 'items', max: number): BacklogError {
   const what =
     kind === 'projects'
-      ? `${max} projects (BACKLOG_MAX_PROJECTS_PER_TOKEN)`
-      : `${max} actors, stories and features (BACKLOG_MAX_ITEMS_PER_TOKEN)`;
+      ? `${max} projects (MAX_PROJECTS_PER_TOKEN)`
+      : `${max} actors, stories and features (MAX_ITEMS_PER_TOKEN)`;
   return new BacklogError(`Quota reached: this token may create at most ${what}`);
 }

@@ -29,7 +29,7 @@ const COUNTED_KEPT = 200;
 /** list_projects page size when none is asked for. */
 export const DEFAULT_PAGE_SIZE = 50;
 
-/** Write quotas per token (sub): BACKLOG_MAX_PROJECTS_PER_TOKEN, BACKLOG_MAX_ITEMS_PER_TOKEN. */
+/** Write quotas per token (sub): MAX_PROJECTS_PER_TOKEN, MAX_ITEMS_PER_TOKEN. */
 export interface BacklogLimits {
   maxProjectsPerToken: number;
   /** Actors, stories and features together. */

@@ -173,7 +173,7 @@ describe('BacklogStore', () => {
     const limited = (docsStore: DocumentStore = docs) =>
       new BacklogStore(docsStore, { limits: { maxProjectsPerToken: 2, maxItemsPerToken: 3 } });
 
-    it('refuses a project past BACKLOG_MAX_PROJECTS_PER_TOKEN, per owner, retries not counted', async () => {
+    it('refuses a project past MAX_PROJECTS_PER_TOKEN, per owner, retries not counted', async () => {
       const quota = limited();
       await quota.createProject('a1', { name: 'A1' }, 'alice');
       await quota.createProject('a2', { name: 'A2' }, 'alice');
@@ -181,7 +181,7 @@ describe('BacklogStore', () => {
       await quota.createProject('a2', { name: 'A2' }, 'alice');
       await expect(quota.createProject('a3', { name: 'A3' }, 'alice')).rejects.toThrow(
         new BacklogError(
-          'Quota reached: this token may create at most 2 projects (BACKLOG_MAX_PROJECTS_PER_TOKEN)',
+          'Quota reached: this token may create at most 2 projects (MAX_PROJECTS_PER_TOKEN)',
         ),
       );
       await quota.createProject('b1', { name: 'B1' }, 'bob');
@@ -192,7 +192,7 @@ describe('BacklogStore', () => {
       ]);
     });
 
-    it('counts actors, stories and features against BACKLOG_MAX_ITEMS_PER_TOKEN', async () => {
+    it('counts actors, stories and features against MAX_ITEMS_PER_TOKEN', async () => {
       const quota = limited();
       const project = await quota.createProject('p', { name: 'P' }, 'alice');
       // A create that fails (unknown id) uses no place.
@@ -203,7 +203,7 @@ describe('BacklogStore', () => {
       const story = await quota.addStory('s', actor.id, { title: 'S' }, 'alice');
       await quota.addFeature('f', story.id, { title: 'F' }, 'alice');
       await expect(quota.addFeature('g', story.id, { title: 'G' }, 'alice')).rejects.toThrow(
-        /at most 3 actors, stories and features \(BACKLOG_MAX_ITEMS_PER_TOKEN\)/,
+        /at most 3 actors, stories and features \(MAX_ITEMS_PER_TOKEN\)/,
       );
       await quota.addFeature('g', story.id, { title: 'G' }, 'bob');
       expect((await quota.getStory(story.id)).features.map((f) => f.title)).toEqual(['F', 'G']);

@@ -716,4 +716,22 @@ describe('worker: limits on what one token can take', () => {
     await publishSeedCancel(h.engine, { connectionId: h.connectionId });
     await Promise.all(long.map((id) => h.events.final(id, 10_000)));
   });
+
+  it('refuses creates past MAX_PROJECTS_PER_TOKEN with a tool error naming the setting', async () => {
+    h = await WorkerHarness.start({ env: { MAX_PROJECTS_PER_TOKEN: '1' } });
+    await h.ok('create_project', { name: 'First' });
+    const refused = await h.call('create_project', { name: 'Second' });
+    expect(refused.event).toBe('mcp-error');
+    expect(refused.data.error).toEqual({
+      code: WORKER_ERROR_CODES.toolError,
+      message: 'Quota reached: this token may create at most 1 projects (MAX_PROJECTS_PER_TOKEN)',
+    });
+    // Another token has its own quota.
+    const other = await h.call(
+      'create_project',
+      { name: 'Theirs' },
+      { type: 'team', sub: 'other' },
+    );
+    expect(other.event).toBe('tool-result');
+  });
 });
