@@ -66,7 +66,10 @@ describe('MCP transports admission', () => {
   beforeAll(async () => {
     engine = new MemoryEngine({ historyMaxLen: 1000, historyTtlS: 3600 });
     await engine.start();
-    gw = await startGateway({ engine, env: { MAX_INFLIGHT_PER_TOKEN: '2' } });
+    gw = await startGateway({
+      engine,
+      env: { MAX_INFLIGHT_PER_TOKEN: '2', TOOL_TIMEOUT_MS: '1000' },
+    });
     worker = createWorker({
       config: gw.config,
       engine,
@@ -142,5 +145,19 @@ describe('MCP transports admission', () => {
     }
     const listed = await client.callTool({ name: 'list_projects', arguments: {} });
     expect(listed.isError).toBeFalsy();
+  });
+
+  it('a call past TOOL_TIMEOUT_MS gets a JSON-RPC error naming the limit (MCP session path)', async () => {
+    const transport = new StreamableHTTPClientTransport(new URL(`${gw.url}/mcp`), {
+      requestInit: { headers: { Authorization: `Bearer ${gw.tokens.team}` } },
+    });
+    const client = new Client({ name: 'timeout-test', version: '1.0.0' });
+    await client.connect(transport);
+    clients.push(client);
+    const started = Date.now();
+    await expect(
+      client.callTool({ name: 'simulate_work', arguments: { steps: 20, delayMs: 200 } }),
+    ).rejects.toThrow(/-32003.*timed out after 1000 ms \(TOOL_TIMEOUT_MS\)/);
+    expect(Date.now() - started).toBeLessThan(3000);
   });
 });
