@@ -104,6 +104,9 @@ function serverEnv(redisUrl: string, secret: string): Record<string, string> {
     LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
     RATE_LIMIT_MAX: '1000000000',
     MAX_CONNECTIONS_PER_TOKEN: '1000000000',
+    // One token drives every call: no per-token in-flight limit, every worker slot for it.
+    MAX_INFLIGHT_PER_TOKEN: '1000000000',
+    WORKER_SLOTS_PER_TOKEN: '1000000000',
     HEARTBEAT_INTERVAL_MS: '600000',
     CLEANUP_INTERVAL_MS: '600000',
     DRAIN_WINDOW_MS: '0',

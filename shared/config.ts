@@ -59,6 +59,12 @@ const envSchema = z.object({
   TRUST_PROXY: z.string().default(''),
   MCP_SESSION_TTL_S: int(3600, 1),
   MCP_STREAM_TTL_S: int(300, 1),
+  COMMAND_QUEUE_MAX: int(10_000, 1),
+  MAX_INFLIGHT_PER_TOKEN: int(32, 1),
+  WORKER_SLOTS_PER_TOKEN: int(8, 1),
+  TOOL_TIMEOUT_MS: int(60_000, 100),
+  MAX_PROJECTS_PER_TOKEN: int(100, 1),
+  MAX_ITEMS_PER_TOKEN: int(2000, 1),
 });
 
 export interface Config {
@@ -116,6 +122,18 @@ export interface Config {
   mcpSessionTtlS: number;
   /** An MCP request stream stays resumable (Last-Event-ID) this long after its last message. */
   mcpStreamTtlS: number;
+  /** Commands waiting or running in the shared queue; past it, new commands get 503. */
+  commandQueueMax: number;
+  /** Commands of one token (sub) queued or running, cluster-wide; past it, 429. */
+  maxInflightPerToken: number;
+  /** Handler slots of one worker one token may hold (at most workerConcurrency - 1). */
+  workerSlotsPerToken: number;
+  /** A request to a worker's MCP server (a tool call) running longer is cancelled. */
+  toolTimeoutMs: number;
+  /** Projects one token (sub) may create. */
+  backlogMaxProjectsPerToken: number;
+  /** Actors, stories and features one token (sub) may create, together. */
+  backlogMaxItemsPerToken: number;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
@@ -172,6 +190,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     podId: e.POD_ID ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
     mcpSessionTtlS: e.MCP_SESSION_TTL_S,
     mcpStreamTtlS: e.MCP_STREAM_TTL_S,
+    commandQueueMax: e.COMMAND_QUEUE_MAX,
+    maxInflightPerToken: e.MAX_INFLIGHT_PER_TOKEN,
+    workerSlotsPerToken: e.WORKER_SLOTS_PER_TOKEN,
+    toolTimeoutMs: e.TOOL_TIMEOUT_MS,
+    backlogMaxProjectsPerToken: e.MAX_PROJECTS_PER_TOKEN,
+    backlogMaxItemsPerToken: e.MAX_ITEMS_PER_TOKEN,
   });
 }
 

@@ -42,6 +42,22 @@ export const errors = {
     new GatewayError('rate_limited', 'Too many requests', 429, {
       'Retry-After': String(retryAfterS),
     }),
+  /** The shared command queue holds COMMAND_QUEUE_MAX commands: nothing was queued. */
+  queueFull: (limit: number, retryAfterS = 5) =>
+    new GatewayError(
+      'queue_full',
+      `The command queue is full (COMMAND_QUEUE_MAX=${limit}); retry later`,
+      503,
+      { 'Retry-After': String(retryAfterS) },
+    ),
+  /** The token has MAX_INFLIGHT_PER_TOKEN commands queued or running: nothing was queued. */
+  inFlightLimit: (limit: number, retryAfterS = 1) =>
+    new GatewayError(
+      'inflight_limit',
+      `This token has ${limit} commands in flight (MAX_INFLIGHT_PER_TOKEN); wait for results and retry`,
+      429,
+      { 'Retry-After': String(retryAfterS) },
+    ),
   unavailable: (message: string, retryAfterS = 1) =>
     new GatewayError('unavailable', message, 503, { 'Retry-After': String(retryAfterS) }),
 };

@@ -81,6 +81,12 @@ export function createMetrics(role: 'gateway' | 'worker' | 'all') {
       help: 'Commands accepted by gateways and queued for workers',
       registers: r,
     }),
+    commandsRefused: new Counter({
+      name: 'mcpgw_commands_refused_total',
+      help: 'Commands refused before queueing, by reason (queue_full: 503, inflight_limit: 429)',
+      labelNames: ['reason'],
+      registers: r,
+    }),
     commandsCompleted: new Counter({
       name: 'mcpgw_commands_completed_total',
       help: 'Commands finished by workers, by outcome',

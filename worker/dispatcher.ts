@@ -16,6 +16,7 @@ import type { CommandEnvelope, TokenClaims } from '../shared/types';
 import { INFRASTRUCTURE_FAILURE_META } from './mcp/backlogServer';
 import {
   REQUEST_CANCELLED,
+  REQUEST_TIMED_OUT,
   type InProcessTransport,
   type ServerReply,
 } from './mcp/inProcessTransport';
@@ -41,10 +42,19 @@ export const WORKER_ERROR_CODES = {
   requestCancelled: REQUEST_CANCELLED,
   /** The result (or error) is larger than EVENT_MAX_BYTES: it was not sent. */
   resultTooLarge: -32010,
+  /** The call ran past TOOL_TIMEOUT_MS and was cancelled on the worker. */
+  timedOut: REQUEST_TIMED_OUT,
 } as const;
 
 /** What became of a command, for metrics. */
-export type DispatchOutcome = 'ok' | 'error' | 'cancelled' | 'notification';
+export type DispatchOutcome = 'ok' | 'error' | 'cancelled' | 'timeout' | 'notification';
+
+/** The outcome of a command whose request got this JSON-RPC error. */
+export function errorOutcome(code: number): DispatchOutcome {
+  if (code === REQUEST_CANCELLED) return 'cancelled';
+  if (code === REQUEST_TIMED_OUT) return 'timeout';
+  return 'error';
+}
 
 export interface DispatcherDeps {
   engine: Pick<Engine, 'publish' | 'subscribe'>;
@@ -247,7 +257,7 @@ export class Dispatcher {
 
     if ('error' in reply) {
       await this.publishError(command, reply.error, name);
-      return reply.error.code === REQUEST_CANCELLED ? 'cancelled' : 'error';
+      return errorOutcome(reply.error.code);
     }
     const result = reply.result as CallToolResult;
     if (result.isError && result._meta?.[INFRASTRUCTURE_FAILURE_META] === true) {

@@ -44,17 +44,25 @@ export function createWorker(deps: WorkerDeps): Worker {
   const { config, engine, metrics } = deps;
   const logger = deps.logger.child({ component: 'worker' });
   const createMcpServer = deps.createMcpServer ?? createBacklogServer;
-  const server = createMcpServer(new BacklogStore(engine.store));
-  const transport = new InProcessTransport();
+  const backlogOptions = {
+    limits: {
+      maxProjectsPerToken: config.backlogMaxProjectsPerToken,
+      maxItemsPerToken: config.backlogMaxItemsPerToken,
+    },
+  };
+  const server = createMcpServer(new BacklogStore(engine.store, backlogOptions));
+  // One timeout for every tool call, seed API and MCP sessions alike: the transport's.
+  const transport = new InProcessTransport({ requestTimeoutMs: config.toolTimeoutMs });
   const dispatcher = new Dispatcher({ engine, transport, logger });
   // MCP transport sessions (Streamable HTTP, legacy SSE): same server definition and permissions.
   const mcpSessions = new McpSessionServers({
     engine,
     permissions: dispatcher,
-    createServer: () => createMcpServer(new BacklogStore(engine.store)),
+    createServer: () => createMcpServer(new BacklogStore(engine.store, backlogOptions)),
     logger,
     sessionTtlMs: config.mcpSessionTtlS * 1000,
     streamTtlMs: config.mcpStreamTtlS * 1000,
+    requestTimeoutMs: config.toolTimeoutMs,
   });
   let consumer: CommandConsumer | undefined;
   let started = false;
@@ -126,6 +134,7 @@ export function createWorker(deps: WorkerDeps): Worker {
         claimIdleMs: config.claimIdleMs,
         maxDeliveries: config.maxDeliveries,
         onDeadLetter,
+        maxPerToken: slotsPerToken(config),
       });
       logger.info('worker consuming commands', {
         podId: config.podId,
@@ -151,6 +160,14 @@ export function createWorker(deps: WorkerDeps): Worker {
 
     isStopping: () => stopping,
   };
+}
+
+/**
+ * Slots of this worker one token may hold: WORKER_SLOTS_PER_TOKEN, but always leaving one for
+ * other tokens (unless the worker has only one).
+ */
+export function slotsPerToken(config: Config): number {
+  return Math.max(1, Math.min(config.workerSlotsPerToken, config.workerConcurrency - 1));
 }
 
 /**

@@ -1,39 +1,39 @@
 import { randomUUID } from 'node:crypto';
-import type { Engine } from '../../shared/engine/engine';
+import type { AdmissionLimits, Engine } from '../../shared/engine/engine';
 import { topics } from '../../shared/engine/topics';
 import { GatewayError, errors } from '../../shared/errors';
 import { WORKER_EVENTS, mcpNames, type McpCancel, type McpClientResponse } from '../../shared/mcp';
 import type { Metrics } from '../../shared/metrics';
 import { exceedsBytes, truncate } from '../../shared/text';
 import type { CommandEnvelope, TokenClaims } from '../../shared/types';
+import { enqueueAdmitted } from '../admission';
 import { toClientMessage, type IncomingMessage, type IncomingRequest } from './protocol';
 
-/** Queues a POST's JSON-RPC requests for the workers, each replying on the given stream. */
+/**
+ * Queues a POST's JSON-RPC requests for the workers, each replying on the given stream: all of
+ * them or, past an admission limit, none (GatewayError queue_full 503 / inflight_limit 429).
+ */
 export async function enqueueRequests(
   engine: Engine,
   metrics: Metrics,
+  limits: AdmissionLimits,
   claims: TokenClaims,
   sessionId: string,
   streamId: string,
   requests: IncomingRequest[],
 ): Promise<void> {
   const enqueuedAt = Date.now();
-  await Promise.all(
-    requests.map((request) => {
-      const command: CommandEnvelope = {
-        requestId: randomUUID(),
-        connectionId: sessionId,
-        tokenId: claims.sub,
-        tokenType: claims.type,
-        ...(claims.tools ? { tools: claims.tools } : {}),
-        message: toClientMessage(request),
-        enqueuedAt,
-        mcp: { sessionId, streamId },
-      };
-      return engine.enqueueCommand(command);
-    }),
-  );
-  metrics.commandsEnqueued.inc(requests.length);
+  const commands = requests.map((request): CommandEnvelope => ({
+    requestId: randomUUID(),
+    connectionId: sessionId,
+    tokenId: claims.sub,
+    tokenType: claims.type,
+    ...(claims.tools ? { tools: claims.tools } : {}),
+    message: toClientMessage(request),
+    enqueuedAt,
+    mcp: { sessionId, streamId },
+  }));
+  await enqueueAdmitted(engine, metrics, limits, commands);
 }
 
 /** Characters of a cancel's reason passed on (it is echoed in the cancelled call's error). */

@@ -2,6 +2,7 @@ import { Router } from 'express';
 import type { ConnectionRecord } from '../../shared/engine/engine';
 import { errors } from '../../shared/errors';
 import { LEGACY_STREAM, MCP_EVENTS, mcpNames } from '../../shared/mcp';
+import { admissionLimits } from '../admission';
 import { claimsOf } from '../middleware/auth';
 import { OriginPolicy, originGuard } from '../middleware/cors';
 import { guarded, jsonBody, requireReady } from '../routes/context';
@@ -89,7 +90,15 @@ export function legacySseRoutes(ctx: McpRouteContext): Router {
       await handleClientMessages(ctx.engine, sessionId, messages, ctx.config.eventMaxBytes);
       const requests = messages.filter(isRequest);
       if (requests.length > 0) {
-        await enqueueRequests(ctx.engine, ctx.metrics, claims, sessionId, LEGACY_STREAM, requests);
+        await enqueueRequests(
+          ctx.engine,
+          ctx.metrics,
+          admissionLimits(ctx.config),
+          claims,
+          sessionId,
+          LEGACY_STREAM,
+          requests,
+        );
       }
       res.status(202).type('text/plain').send('Accepted');
     },

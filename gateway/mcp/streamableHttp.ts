@@ -14,6 +14,7 @@ import {
 } from '../../shared/mcp';
 import { truncate } from '../../shared/text';
 import type { TokenClaims } from '../../shared/types';
+import { admissionLimits } from '../admission';
 import { claimsOf } from '../middleware/auth';
 import { OriginPolicy, originGuard } from '../middleware/cors';
 import { guarded, jsonBody, requireReady } from '../routes/context';
@@ -214,7 +215,15 @@ async function answerRequests(
     held.subscription = await ctx.engine.subscribe([topic], relay.listener);
     res.once('close', () => void held.subscription?.close());
     try {
-      await enqueueRequests(ctx.engine, ctx.metrics, batch.claims, sessionId, streamId, requests);
+      await enqueueRequests(
+        ctx.engine,
+        ctx.metrics,
+        admissionLimits(ctx.config),
+        batch.claims,
+        sessionId,
+        streamId,
+        requests,
+      );
     } catch (err) {
       void held.subscription.close();
       throw err;
@@ -223,40 +232,41 @@ async function answerRequests(
   }
 
   const stream = new McpSseStream(req, res, 'request', ctx.config.sendQueueMaxBytes);
+  // The stream opens only once the requests are admitted (a refusal still gets its HTTP status);
+  // what a fast worker sends before that waits here, in order.
+  let early: (() => void)[] | undefined = [];
+  const later = (write: () => void) => (early ? early.push(write) : write());
   const relay = new StreamRelay(
     {
-      message: (entryId, data) => stream.event(`${streamId}_${entryId}`, 'message', data),
-      done: () => {
-        stream.end();
-        ctx.sessions.streamSpent(sessionId, streamId);
-      },
+      message: (entryId, data) =>
+        later(() => stream.event(`${streamId}_${entryId}`, 'message', data)),
+      done: () =>
+        later(() => {
+          stream.end();
+          ctx.sessions.streamSpent(sessionId, streamId);
+        }),
     },
     requests.length,
   );
+  // Registered (per-token stream limit) and subscribed first; released when the response closes,
+  // a refusal's included.
   await subscribeStream(ctx, batch.claims, stream, topic, relay);
+  await enqueueRequests(
+    ctx.engine,
+    ctx.metrics,
+    admissionLimits(ctx.config),
+    batch.claims,
+    sessionId,
+    streamId,
+    requests,
+  );
+  if (stream.closed) return; // the client left meanwhile; the replies wait in the topic's history
   stream.open(ctx.metrics, { 'Mcp-Session-Id': sessionId });
   if (batch.version >= PRIMING_FROM) stream.prime(`${streamId}_${ZERO_EVENT_ID}`);
   ctx.keeper.add(stream);
-  try {
-    await enqueueRequests(ctx.engine, ctx.metrics, batch.claims, sessionId, streamId, requests);
-  } catch (err) {
-    ctx.logger.warn('MCP request not queued', {
-      sessionId,
-      error: err instanceof Error ? err.message : String(err),
-    });
-    for (const request of requests) {
-      stream.event(
-        undefined,
-        'message',
-        JSON.stringify({
-          jsonrpc: '2.0',
-          id: request.id,
-          error: { code: -32603, message: 'Request could not be queued; retry' },
-        }),
-      );
-    }
-    stream.end();
-  }
+  const waiting = early;
+  early = undefined;
+  for (const write of waiting) write();
 }
 
 /** A GET with a request stream's Last-Event-ID: what that stream missed, then its live rest. */

@@ -5,6 +5,7 @@ import { errors } from '../../shared/errors';
 import { MAX_MESSAGE_ID_CHARS, MAX_METHOD_CHARS, truncate } from '../../shared/text';
 import { publishSeedCancel } from '../../shared/engine/cancellations';
 import type { CommandEnvelope } from '../../shared/types';
+import { admissionLimits, enqueueAdmitted } from '../admission';
 import { claimsOf } from '../middleware/auth';
 import { parseBody } from '../validation';
 import { guarded, jsonBody, requireReady, type RouteContext } from './context';
@@ -28,9 +29,12 @@ const cancelParams = z.object({
 /**
  * POST /mcp/sse/send: queues a command for the workers; its results arrive on the connection's
  * stream. The connection may live on any pod, but only the token (sub) that opened it may send.
+ * Admission (COMMAND_QUEUE_MAX: 503, MAX_INFLIGHT_PER_TOKEN: 429, both with Retry-After) is
+ * decided before anything is queued.
  */
 export function sendRoutes(ctx: RouteContext): Router {
   const router = Router();
+  const limits = admissionLimits(ctx.config);
   router.post(
     '/mcp/sse/send',
     ...guarded(ctx),
@@ -58,8 +62,7 @@ export function sendRoutes(ctx: RouteContext): Router {
         const { requestId: target, reason } = parseBody(cancelParams, command.message.params ?? {});
         await publishSeedCancel(ctx.engine, { connectionId: command.connectionId, target, reason });
       } else {
-        await ctx.engine.enqueueCommand(command);
-        ctx.metrics.commandsEnqueued.inc();
+        await enqueueAdmitted(ctx.engine, ctx.metrics, limits, [command]);
       }
       if (ctx.logger.isLevelEnabled('debug')) {
         // The requestId the client gets back, so one command can be followed through the worker.

@@ -25,8 +25,18 @@ export interface Engine {
 
   // ---- commands: gateway -> worker, at-least-once ----
 
-  /** Appends a command to the shared queue. */
-  enqueueCommand(command: CommandEnvelope): Promise<void>;
+  /**
+   * Appends a command to the shared queue; `enqueueCommands([command], limits)`.
+   */
+  enqueueCommand(command: CommandEnvelope, limits?: AdmissionLimits): Promise<void>;
+  /**
+   * Appends commands of one token (same tokenId) to the shared queue, all or none. With
+   * `limits`, admission is checked and counted in the same atomic step: past `maxQueued` it
+   * throws a GatewayError `queue_full` (503), past `maxInFlightPerToken` `inflight_limit`
+   * (429), and nothing is queued. A command counts as in flight for its token from here until
+   * it is acked or dead-lettered (or, if that never happens, `inFlightLeaseMs` later).
+   */
+  enqueueCommands(commands: CommandEnvelope[], limits?: AdmissionLimits): Promise<void>;
   /**
    * Starts a consumer. The handler resolving acks the command; rejecting leaves it pending,
    * so it is delivered again (to any consumer) once idle for `claimIdleMs`. A command delivered
@@ -158,6 +168,23 @@ export interface ConsumeOptions {
   claimIdleMs: number;
   maxDeliveries: number;
   onDeadLetter: (command: QueuedCommand) => Promise<void>;
+  /**
+   * At most this many handlers of one token (tokenId) run at once in this consumer, so one
+   * token cannot hold every slot while another's commands wait; those of a token at its cap
+   * wait (still held by this consumer, never lost or run twice) while others start. Unset:
+   * no per-token cap.
+   */
+  maxPerToken?: number;
+}
+
+/** What enqueueCommands admits (0 = no limit). */
+export interface AdmissionLimits {
+  /** Commands waiting or pending in the queue, every token together. */
+  maxQueued: number;
+  /** Commands of one token queued or running, cluster-wide. */
+  maxInFlightPerToken: number;
+  /** An in-flight entry never released (e.g. a lost ack) stops counting after this. */
+  inFlightLeaseMs: number;
 }
 
 export interface CommandConsumer {
@@ -218,10 +245,22 @@ export interface ClusterStats {
 export interface DocumentStore {
   get<T>(collection: string, id: string): Promise<T | undefined>;
   list<T>(collection: string): Promise<T[]>;
+  /**
+   * One page of a collection in id order: up to `limit` documents with ids greater than
+   * `afterId` (from the start when absent), and whether more follow. Reads only that page's
+   * documents (Redis: the ids, then the page's values).
+   */
+  page<T>(collection: string, afterId: string | undefined, limit: number): Promise<DocumentPage<T>>;
   /** Inserts unless present; returns the stored document either way (idempotent create). */
   insert<T>(collection: string, id: string, doc: T): Promise<T>;
   /** Applies fn to the current document and stores the result; undefined when absent. */
   update<T>(collection: string, id: string, fn: (doc: T) => T): Promise<T | undefined>;
+}
+
+export interface DocumentPage<T> {
+  docs: T[];
+  /** True when documents with greater ids exist. */
+  more: boolean;
 }
 
 /** How `KeyValueStore.set` treats a key that exists (or not). */

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { GatewayError } from '../../shared/errors';
 import type {
+  AdmissionLimits,
   CommandHandler,
   ConnectionRecord,
   ConsumeOptions,
@@ -562,6 +564,150 @@ export function describeEngineContract(
       });
     });
 
+    describe('command admission and fair scheduling', () => {
+      const limits = (overrides: Partial<AdmissionLimits> = {}): AdmissionLimits => ({
+        maxQueued: 0,
+        maxInFlightPerToken: 0,
+        inFlightLeaseMs: 60_000,
+        ...overrides,
+      });
+
+      it('refuses commands past maxQueued with queue_full (503), queueing none of them', async () => {
+        for (let i = 0; i < 3; i += 1) {
+          await engine.enqueueCommand(makeCommand(`t${i}`), limits({ maxQueued: 4 }));
+        }
+        const refused = await refusal(
+          engine.enqueueCommands([makeCommand('t9'), makeCommand('t9')], limits({ maxQueued: 4 })),
+        );
+        expect(refused).toMatchObject({ code: 'queue_full', status: 503 });
+        expect(refused.headers['Retry-After']).toMatch(/^\d+$/);
+        expect((await engine.commandBacklog()).waiting).toBe(3);
+        await engine.enqueueCommand(makeCommand('t9'), limits({ maxQueued: 4 }));
+        expect((await engine.commandBacklog()).waiting).toBe(4);
+
+        // Handled (acked) commands leave the queue and make room again.
+        const handled: string[] = [];
+        engine.consumeCommands(async (queued) => {
+          handled.push(queued.command.requestId);
+        }, consumeOptions());
+        await waitFor(() => backlogIs(engine, 0, 0, 0), 5000, 'queue drained');
+        await engine.enqueueCommands(
+          [makeCommand('t8'), makeCommand('t8'), makeCommand('t8'), makeCommand('t8')],
+          limits({ maxQueued: 4 }),
+        );
+        await waitFor(() => handled.length === 8, 5000, 'eight handled');
+      });
+
+      it("counts a token's commands in flight until acked, refusing more with inflight_limit (429)", async () => {
+        const cap = limits({ maxInFlightPerToken: 3 });
+        const release = gate();
+        const started: string[] = [];
+        engine.consumeCommands(
+          async (queued) => {
+            started.push(queued.command.requestId);
+            await release.promise;
+          },
+          consumeOptions({ concurrency: 1 }),
+        );
+        // Running or waiting, both count.
+        for (let i = 0; i < 3; i += 1) await engine.enqueueCommand(makeCommand('greedy'), cap);
+        await waitFor(() => started.length === 1, 5000, 'one running');
+        const refused = await refusal(engine.enqueueCommand(makeCommand('greedy'), cap));
+        expect(refused).toMatchObject({ code: 'inflight_limit', status: 429 });
+        expect(refused.headers['Retry-After']).toMatch(/^\d+$/);
+        // A batch is admitted whole or not at all; another token is not affected.
+        expect(
+          await refusal(
+            engine.enqueueCommands(
+              [makeCommand('other'), makeCommand('other')],
+              limits({
+                maxInFlightPerToken: 1,
+              }),
+            ),
+          ),
+        ).toMatchObject({ code: 'inflight_limit' });
+        await engine.enqueueCommand(makeCommand('other'), cap);
+        expect(await engine.commandBacklog()).toEqual({ waiting: 3, pending: 1, deadLettered: 0 });
+
+        release.open();
+        await waitFor(() => backlogIs(engine, 0, 0, 0), 5000, 'all acked');
+        // Acked: the places are free again.
+        for (let i = 0; i < 3; i += 1) await engine.enqueueCommand(makeCommand('greedy'), cap);
+        await waitFor(() => started.length === 7, 5000, 'the new ones ran');
+      });
+
+      it('releases the in-flight place of a dead-lettered command', async () => {
+        const cap = limits({ maxInFlightPerToken: 1 });
+        const deadLetters: QueuedCommand[] = [];
+        engine.consumeCommands(
+          async () => {
+            throw new Error('always fails');
+          },
+          consumeOptions({
+            claimIdleMs: CLAIM_IDLE_MS,
+            maxDeliveries: 1,
+            onDeadLetter: async (queued) => {
+              deadLetters.push(queued);
+            },
+          }),
+        );
+        await engine.enqueueCommand(makeCommand('doomed'), cap);
+        expect(await refusal(engine.enqueueCommand(makeCommand('doomed'), cap))).toMatchObject({
+          code: 'inflight_limit',
+        });
+        await waitFor(() => backlogIs(engine, 0, 0, 1), 10_000, 'dead-lettered');
+        await engine.enqueueCommand(makeCommand('doomed'), cap);
+        await waitFor(() => deadLetters.length >= 1, 5000, 'onDeadLetter ran');
+      });
+
+      it('stops counting a place never released after inFlightLeaseMs', async () => {
+        const cap = limits({ maxInFlightPerToken: 1, inFlightLeaseMs: 200 });
+        await engine.enqueueCommand(makeCommand('leaky'), cap); // no consumer: never acked
+        expect(await refusal(engine.enqueueCommand(makeCommand('leaky'), cap))).toMatchObject({
+          code: 'inflight_limit',
+        });
+        await sleep(300);
+        await engine.enqueueCommand(makeCommand('leaky'), cap);
+        expect((await engine.commandBacklog()).waiting).toBe(2);
+      });
+
+      it('with maxPerToken, one token never holds every slot while another token waits', async () => {
+        const release = gate();
+        const running = new Map<string, number>();
+        let maxGreedy = 0;
+        const finished: string[] = [];
+        engine.consumeCommands(
+          async ({ command }) => {
+            running.set(command.tokenId, (running.get(command.tokenId) ?? 0) + 1);
+            maxGreedy = Math.max(maxGreedy, running.get('greedy') ?? 0);
+            if (command.tokenId === 'greedy') await release.promise;
+            running.set(command.tokenId, (running.get(command.tokenId) ?? 0) - 1);
+            finished.push(command.tokenId);
+          },
+          consumeOptions({ concurrency: 4, maxPerToken: 3 }),
+        );
+        for (let i = 0; i < 12; i += 1) await engine.enqueueCommand(makeCommand('greedy'));
+        await waitFor(() => running.get('greedy') === 3, 5000, 'greedy at its cap');
+        // Queued behind nine greedy commands, yet it runs while the greedy ones are held.
+        const polite = [makeCommand('polite'), makeCommand('polite')];
+        for (const command of polite) await engine.enqueueCommand(command);
+        await waitFor(() => finished.length === 2, 5000, 'polite commands done');
+        expect(finished).toEqual(['polite', 'polite']);
+        expect(running.get('greedy')).toBe(3);
+
+        release.open();
+        await waitFor(() => finished.length === 14, 10_000, 'everything done, nothing lost');
+        expect(maxGreedy).toBe(3);
+        await waitFor(() => backlogIs(engine, 0, 0, 0), 5000, 'all acked');
+      });
+
+      it('rejects a maxPerToken that is not a positive integer', () => {
+        expect(() =>
+          engine.consumeCommands(async () => undefined, consumeOptions({ maxPerToken: 0 })),
+        ).toThrow(RangeError);
+      });
+    });
+
     describe('connection registry', () => {
       it('registers, gets and unregisters connections', async () => {
         const record = connection('team', 1_700_000_000_000);
@@ -1011,6 +1157,30 @@ export function describeEngineContract(
         expect(steps).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
       });
 
+      it('pages a collection in id order, reading after an id, saying whether more follow', async () => {
+        const collection = unique('paged');
+        expect(await engine.store.page(collection, undefined, 10)).toEqual({
+          docs: [],
+          more: false,
+        });
+        const ids = ['d', 'a', 'e', 'c', 'b'];
+        for (const id of ids) await engine.store.insert(collection, id, { id });
+        const first = await engine.store.page<{ id: string }>(collection, undefined, 2);
+        expect(first).toEqual({ docs: [{ id: 'a' }, { id: 'b' }], more: true });
+        const second = await engine.store.page<{ id: string }>(collection, 'b', 2);
+        expect(second).toEqual({ docs: [{ id: 'c' }, { id: 'd' }], more: true });
+        expect(await engine.store.page(collection, 'd', 2)).toEqual({
+          docs: [{ id: 'e' }],
+          more: false,
+        });
+        // An id that is not there still places the page (between its neighbours).
+        expect(await engine.store.page(collection, 'bb', 1)).toEqual({
+          docs: [{ id: 'c' }],
+          more: true,
+        });
+        expect(await engine.store.page(collection, 'e', 5)).toEqual({ docs: [], more: false });
+      });
+
       it('keeps collections apart and lists every document of one', async () => {
         const projects = unique('projects');
         const actors = unique('actors');
@@ -1030,11 +1200,11 @@ function unique(label: string): string {
   return `${label}-${randomUUID()}`;
 }
 
-function makeCommand(): CommandEnvelope {
+function makeCommand(tokenId = 'alice'): CommandEnvelope {
   return {
     requestId: unique('req'),
     connectionId: unique('conn'),
-    tokenId: 'alice',
+    tokenId,
     tokenType: 'team',
     message: { method: 'tools/call', params: { name: 'list_projects', arguments: {} }, id: 1 },
     enqueuedAt: Date.now(),
@@ -1067,6 +1237,17 @@ function connection(
     resumable: true,
     ...overrides,
   };
+}
+
+/** The GatewayError a refused enqueue rejected with (fails the test if it was admitted). */
+async function refusal(admission: Promise<void>): Promise<GatewayError> {
+  try {
+    await admission;
+  } catch (error) {
+    expect(error).toBeInstanceOf(GatewayError);
+    return error as GatewayError;
+  }
+  throw new Error('expected the command to be refused, but it was queued');
 }
 
 async function backlogIs(

@@ -13,8 +13,8 @@ import { waitFor } from '../helpers/waitFor';
 const SECRET = 'cancel-test-secret-0123456789abcdef';
 const team = issueToken(SECRET, { type: 'team', sub: 'team-1', ttl: '1h' });
 const REQUEST_CANCELLED = -32800;
-/** 100 steps of 100 ms: ten seconds unless cancelled. */
-const LONG_CALL = { name: 'simulate_work', arguments: { steps: 100, delayMs: 100 } };
+/** 20 steps of 500 ms: ten seconds unless cancelled. */
+const LONG_CALL = { name: 'simulate_work', arguments: { steps: 20, delayMs: 500 } };
 
 let cluster: TestCluster;
 let gatewayA: SpawnedProcess;

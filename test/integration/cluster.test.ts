@@ -68,6 +68,10 @@ beforeAll(async () => {
       HEARTBEAT_INTERVAL_MS: '1000',
       CLAIM_IDLE_MS: '1000',
       WORKER_CONCURRENCY: '8',
+      // The delivery tests below post up to 200 commands at once with one token
+      // (test/integration/fairness.test.ts covers the per-token limit).
+      MAX_INFLIGHT_PER_TOKEN: '1000',
+      MAX_PROJECTS_PER_TOKEN: '1000',
     },
   });
   ({ redis, env, workers } = cluster);
@@ -240,9 +244,22 @@ test('200 commands in flight, one worker SIGKILLed: one result each, effects app
     client.named('mcp-error').filter((e) => requestIds.includes(e.json.requestId as string)),
   ).toHaveLength(0);
 
-  const listed = await callTool(gatewayB.url, tokens.team, client, 'list_projects');
-  const projects = (listed.json.result as { structuredContent: { projects: { name: string }[] } })
-    .structuredContent.projects;
+  // Every page of list_projects (100 at most per page).
+  const projects: { name: string }[] = [];
+  let cursor: string | undefined;
+  do {
+    const listed = await callTool(gatewayB.url, tokens.team, client, 'list_projects', {
+      limit: 100,
+      ...(cursor ? { cursor } : {}),
+    });
+    const page = (
+      listed.json.result as {
+        structuredContent: { projects: { name: string }[]; nextCursor?: string };
+      }
+    ).structuredContent;
+    projects.push(...page.projects);
+    cursor = page.nextCursor;
+  } while (cursor);
   const ours = projects.filter((p) => p.name.startsWith(`${run}-`)).map((p) => p.name);
   expect(ours).toHaveLength(150);
   expect(new Set(ours).size).toBe(150);

@@ -217,7 +217,7 @@ test('notifications/cancelled, posted to another pod, aborts the call on whichev
   const { client } = await streamableClient();
   const controller = new AbortController();
   const call = client.callTool(
-    { name: 'simulate_work', arguments: { steps: 100, delayMs: 100 } },
+    { name: 'simulate_work', arguments: { steps: 20, delayMs: 500 } },
     undefined,
     { signal: controller.signal, onprogress: () => controller.abort('enough') },
   );
@@ -225,7 +225,7 @@ test('notifications/cancelled, posted to another pod, aborts the call on whichev
   const cancelled = () => proxy.log.find((r) => r.body.includes('notifications/cancelled'));
   await waitFor(() => cancelled() !== undefined, 5000, 'the cancel POST');
   const cancelPost = cancelled()!;
-  const callPost = [...proxy.log].reverse().find((r) => r.body.includes('"steps":100'))!;
+  const callPost = [...proxy.log].reverse().find((r) => r.body.includes('"steps":20'))!;
   expect(cancelPost.target).not.toBe(callPost.target);
 
   // The worker ends the call's stream with a `cancelled` event long before its 10 s of work.

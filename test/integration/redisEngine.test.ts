@@ -8,6 +8,7 @@ import { createMetrics } from '../../shared/metrics';
 import type { CommandEnvelope } from '../../shared/types';
 import { provideRedis, restartRedis, uniquePrefix, type ProvidedRedis } from '../helpers/redis';
 import { sleep, waitFor } from '../helpers/waitFor';
+import { BacklogStore } from '../../worker/backlog/store';
 
 /** What only the Redis engine promises: key layout, batching, trimming, reconnects. */
 
@@ -707,5 +708,66 @@ describe('RedisEngine', () => {
       await expect(engine.start()).rejects.toThrow(/not ready within 300 ms/);
       expect(engine.isReady()).toBe(false);
     });
+  });
+});
+
+describe('command queue bounds (Redis)', () => {
+  it('never trims unacknowledged commands: 100,200 queued commands are all kept', async () => {
+    const engine = await makeEngine();
+    const total = 100_200;
+    for (let sent = 0; sent < total; sent += 2000) {
+      await Promise.all(
+        Array.from({ length: Math.min(2000, total - sent) }, () =>
+          engine.enqueueCommand(makeCommand()),
+        ),
+      );
+    }
+    expect(await engine.commandBacklog()).toMatchObject({ waiting: total, pending: 0 });
+  });
+
+  it('releases in-flight places on ack and dead letter, leaving no in-flight key behind', async () => {
+    const prefix = uniquePrefix('inflight');
+    const engine = await makeEngine(prefix);
+    const limits = { maxQueued: 0, maxInFlightPerToken: 5, inFlightLeaseMs: 60_000 };
+    const ok = Array.from({ length: 3 }, () => makeCommand());
+    const doomed = makeCommand('doomed');
+    await engine.enqueueCommands(ok, limits);
+    await engine.enqueueCommand(doomed, limits);
+    expect(await admin.zcard(`${prefix}inflight:alice`)).toBe(4);
+    const dead: string[] = [];
+    engine.consumeCommands(
+      async ({ command }) => {
+        if (command.message.method === 'doomed') throw new Error('always fails');
+      },
+      {
+        ...consumeDefaults,
+        consumerId: 'c1',
+        maxDeliveries: 1,
+        onDeadLetter: async ({ command }) => void dead.push(command.requestId),
+      },
+    );
+    await waitFor(() => dead.length === 1, 10_000, 'dead-lettered');
+    await waitFor(async () => (await admin.exists(`${prefix}inflight:alice`)) === 0, 5000);
+  });
+
+  it('holds backlog quotas when two workers race creates (atomic count in the store)', async () => {
+    const prefix = uniquePrefix('quota');
+    const [a, b] = [await makeEngine(prefix), await makeEngine(prefix)];
+    const limits = { maxProjectsPerToken: 3, maxItemsPerToken: 10 };
+    const stores = [new BacklogStore(a.store, { limits }), new BacklogStore(b.store, { limits })];
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 12 }, (_, i) =>
+        stores[i % 2].createProject(`race-${i}`, { name: `R${i}` }, 'eve'),
+      ),
+    );
+    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(3);
+    for (const o of outcomes) {
+      if (o.status === 'rejected') expect(String(o.reason)).toMatch(/Quota reached/);
+    }
+    expect((await stores[0].listProjects()).projects).toHaveLength(3);
+    // A redelivered create that succeeded is applied once and not counted again.
+    const winner = outcomes.findIndex((o) => o.status === 'fulfilled');
+    await stores[1].createProject(`race-${winner}`, { name: `R${winner}` }, 'eve');
+    expect((await stores[0].listProjects()).projects).toHaveLength(3);
   });
 });

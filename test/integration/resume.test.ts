@@ -166,6 +166,9 @@ beforeAll(async () => {
     DRAIN_WINDOW_MS: '1000',
     HISTORY_MAXLEN: '5000',
     WORKER_CONCURRENCY: '4',
+    // One token posts and creates many at once here; the per-token limits are tested elsewhere.
+    MAX_INFLIGHT_PER_TOKEN: '1000',
+    MAX_PROJECTS_PER_TOKEN: '10000',
   };
   [gatewayA, gatewayB, ...workers] = await Promise.all([
     startGateway('gateway-a'),

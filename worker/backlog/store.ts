@@ -1,5 +1,5 @@
 import type { DocumentStore } from '../../shared/engine/engine';
-import { BacklogError, notFound } from './errors';
+import { BacklogError, notFound, quotaReached } from './errors';
 import { deriveEntityId } from './ids';
 import type {
   Actor,
@@ -20,8 +20,47 @@ import type {
 export const PROJECTS_COLLECTION = 'projects';
 /** Entity id -> { kind, projectId }, so a story or feature id leads to its project document. */
 export const INDEX_COLLECTION = 'index';
+/** What each token (sub) has created, for the write quotas. */
+export const QUOTAS_COLLECTION = 'quotas';
 /** How many story-update request ids a project remembers (redeliveries come soon after). */
 const APPLIED_UPDATES_KEPT = 200;
+/** How many counted entity ids a quota remembers, so a redelivered create is not counted twice. */
+const COUNTED_KEPT = 200;
+/** list_projects page size when none is asked for. */
+export const DEFAULT_PAGE_SIZE = 50;
+
+/** Write quotas per token (sub): MAX_PROJECTS_PER_TOKEN, MAX_ITEMS_PER_TOKEN. */
+export interface BacklogLimits {
+  maxProjectsPerToken: number;
+  /** Actors, stories and features together. */
+  maxItemsPerToken: number;
+}
+
+export const DEFAULT_BACKLOG_LIMITS: BacklogLimits = {
+  maxProjectsPerToken: 100,
+  maxItemsPerToken: 2000,
+};
+
+export interface BacklogStoreOptions {
+  limits?: BacklogLimits;
+  now?: () => Date;
+}
+
+/** One token's quota record. */
+interface QuotaDocument {
+  projects: number;
+  items: number;
+  /** Entity ids counted most recently (a retry of their create must not count again). */
+  counted: string[];
+}
+
+type QuotaKind = 'projects' | 'items';
+
+export interface ProjectPage {
+  projects: ProjectSummary[];
+  /** Set when more projects follow: the id to list after. */
+  nextAfterId?: string;
+}
 
 export interface NewProject {
   name: string;
@@ -60,20 +99,33 @@ export type FeatureInStory = Feature & {
  * update already recorded, is a no-op, so an at-least-once redelivery applies its effect once.
  */
 export class BacklogStore {
+  private readonly limits: BacklogLimits;
+  private readonly now: () => Date;
+
   constructor(
     private readonly docs: DocumentStore,
-    private readonly now: () => Date = () => new Date(),
-  ) {}
-
-  async listProjects(): Promise<ProjectSummary[]> {
-    const docs = await this.docs.list<ProjectDocument>(PROJECTS_COLLECTION);
-    return docs
-      .map(summarize)
-      .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+    options: BacklogStoreOptions = {},
+  ) {
+    this.limits = options.limits ?? DEFAULT_BACKLOG_LIMITS;
+    this.now = options.now ?? (() => new Date());
   }
 
-  async createProject(requestId: string, input: NewProject): Promise<Project> {
+  /** One page of project summaries, in id order, after `afterId`. */
+  async listProjects(page: { afterId?: string; limit?: number } = {}): Promise<ProjectPage> {
+    const { docs, more } = await this.docs.page<ProjectDocument>(
+      PROJECTS_COLLECTION,
+      page.afterId,
+      page.limit ?? DEFAULT_PAGE_SIZE,
+    );
+    const projects = docs.map(summarize);
+    const last = projects[projects.length - 1];
+    return more && last ? { projects, nextAfterId: last.id } : { projects };
+  }
+
+  /** `owner`: the token (sub) asking, whose project quota it counts against. */
+  async createProject(requestId: string, input: NewProject, owner = ''): Promise<Project> {
     const id = deriveEntityId('project', requestId);
+    await this.count(owner, 'projects', id);
     const at = this.timestamp();
     const fresh: ProjectDocument = {
       id,
@@ -96,54 +148,70 @@ export class BacklogStore {
     return toProject(doc);
   }
 
-  async addActor(requestId: string, projectId: string, input: NewActor): Promise<ActorInProject> {
+  async addActor(
+    requestId: string,
+    projectId: string,
+    input: NewActor,
+    owner = '',
+  ): Promise<ActorInProject> {
     const id = deriveEntityId('actor', requestId);
     const at = this.timestamp();
     // Indexed before the write: an index entry without its entity only reads as "not found".
     if (!(await this.docs.get(PROJECTS_COLLECTION, projectId)))
       throw notFound('project', projectId);
+    await this.count(owner, 'items', id);
     await this.index(id, 'actor', projectId);
-    const actor = await this.mutate(projectId, (doc) => {
-      const existing = doc.actors.find((a) => a.id === id);
-      if (existing) return existing;
-      const created: Actor = {
-        id,
-        name: input.name,
-        description: input.description ?? '',
-        createdAt: at,
-        stories: [],
-      };
-      doc.actors.push(created);
-      doc.updatedAt = at;
-      return created;
-    });
+    const actor = await this.counted(owner, 'items', id, () =>
+      this.mutate(projectId, (doc) => {
+        const existing = doc.actors.find((a) => a.id === id);
+        if (existing) return existing;
+        const created: Actor = {
+          id,
+          name: input.name,
+          description: input.description ?? '',
+          createdAt: at,
+          stories: [],
+        };
+        doc.actors.push(created);
+        doc.updatedAt = at;
+        return created;
+      }),
+    );
     return { ...actor, projectId };
   }
 
-  async addStory(requestId: string, actorId: string, input: NewStory): Promise<StoryTree> {
+  async addStory(
+    requestId: string,
+    actorId: string,
+    input: NewStory,
+    owner = '',
+  ): Promise<StoryTree> {
     const projectId = await this.locate('actor', actorId);
     const id = deriveEntityId('story', requestId);
     const at = this.timestamp();
+    await this.count(owner, 'items', id);
     await this.index(id, 'story', projectId);
-    const story = await this.mutate(projectId, (doc) => {
-      const actor = doc.actors.find((a) => a.id === actorId);
-      if (!actor) throw notFound('actor', actorId);
-      const existing = actor.stories.find((s) => s.id === id);
-      if (existing) return existing;
-      const created: Story = {
-        id,
-        title: input.title,
-        description: input.description ?? '',
-        status: input.status ?? 'todo',
-        priority: input.priority ?? 'medium',
-        createdAt: at,
-        updatedAt: at,
-        features: [],
-      };
-      actor.stories.push(created);
-      doc.updatedAt = at;
-      return created;
-    });
+    const story = await this.counted(owner, 'items', id, () =>
+      this.mutate(projectId, (doc) => {
+        const actor = doc.actors.find((a) => a.id === actorId);
+        if (!actor) throw notFound('actor', actorId);
+        const existing = actor.stories.find((s) => s.id === id);
+        if (existing) return existing;
+        const created: Story = {
+          id,
+          title: input.title,
+          description: input.description ?? '',
+          status: input.status ?? 'todo',
+          priority: input.priority ?? 'medium',
+          createdAt: at,
+          updatedAt: at,
+          features: [],
+        };
+        actor.stories.push(created);
+        doc.updatedAt = at;
+        return created;
+      }),
+    );
     return { ...story, projectId, actorId };
   }
 
@@ -177,22 +245,30 @@ export class BacklogStore {
     return { ...found.story, projectId, actorId: found.actor.id };
   }
 
-  async addFeature(requestId: string, storyId: string, input: NewFeature): Promise<FeatureInStory> {
+  async addFeature(
+    requestId: string,
+    storyId: string,
+    input: NewFeature,
+    owner = '',
+  ): Promise<FeatureInStory> {
     const projectId = await this.locate('story', storyId);
     const id = deriveEntityId('feature', requestId);
     const at = this.timestamp();
+    await this.count(owner, 'items', id);
     await this.index(id, 'feature', projectId);
-    const feature = await this.mutate(projectId, (doc) => {
-      const hit = findStory(doc, storyId);
-      if (!hit) throw notFound('story', storyId);
-      const existing = hit.story.features.find((f) => f.id === id);
-      if (existing) return existing;
-      const created = newFeature(id, input, at);
-      hit.story.features.push(created);
-      hit.story.updatedAt = at;
-      doc.updatedAt = at;
-      return created;
-    });
+    const feature = await this.counted(owner, 'items', id, () =>
+      this.mutate(projectId, (doc) => {
+        const hit = findStory(doc, storyId);
+        if (!hit) throw notFound('story', storyId);
+        const existing = hit.story.features.find((f) => f.id === id);
+        if (existing) return existing;
+        const created = newFeature(id, input, at);
+        hit.story.features.push(created);
+        hit.story.updatedAt = at;
+        doc.updatedAt = at;
+        return created;
+      }),
+    );
     return { ...feature, projectId, storyId };
   }
 
@@ -200,24 +276,86 @@ export class BacklogStore {
     requestId: string,
     parentFeatureId: string,
     input: NewFeature,
+    owner = '',
   ): Promise<FeatureInStory> {
     const projectId = await this.locate('feature', parentFeatureId);
     const id = deriveEntityId('feature', requestId);
     const at = this.timestamp();
+    await this.count(owner, 'items', id);
     await this.index(id, 'feature', projectId);
-    const placed = await this.mutate(projectId, (doc) => {
-      const hit = findFeature(doc, parentFeatureId);
-      if (!hit) throw notFound('feature', parentFeatureId);
-      const existing = hit.feature.children.find((f) => f.id === id);
-      const feature = existing ?? newFeature(id, input, at);
-      if (!existing) {
-        hit.feature.children.push(feature);
-        hit.story.updatedAt = at;
-        doc.updatedAt = at;
-      }
-      return { feature, storyId: hit.story.id };
-    });
+    const placed = await this.counted(owner, 'items', id, () =>
+      this.mutate(projectId, (doc) => {
+        const hit = findFeature(doc, parentFeatureId);
+        if (!hit) throw notFound('feature', parentFeatureId);
+        const existing = hit.feature.children.find((f) => f.id === id);
+        const feature = existing ?? newFeature(id, input, at);
+        if (!existing) {
+          hit.feature.children.push(feature);
+          hit.story.updatedAt = at;
+          doc.updatedAt = at;
+        }
+        return { feature, storyId: hit.story.id };
+      }),
+    );
     return { ...placed.feature, projectId, storyId: placed.storyId, parentFeatureId };
+  }
+
+  // ---- quotas ----
+
+  /**
+   * Counts a new entity against its owner's quota, or throws a quota error naming the limit.
+   * One atomic update of the owner's quota record, so two workers racing cannot both take the
+   * last place; an id counted already (a redelivered create) is not counted again.
+   */
+  private async count(owner: string, kind: QuotaKind, id: string): Promise<void> {
+    const key = quotaKey(owner);
+    const max =
+      kind === 'projects' ? this.limits.maxProjectsPerToken : this.limits.maxItemsPerToken;
+    await this.docs.insert<QuotaDocument>(QUOTAS_COLLECTION, key, {
+      projects: 0,
+      items: 0,
+      counted: [],
+    });
+    let refused = false;
+    await this.docs.update<QuotaDocument>(QUOTAS_COLLECTION, key, (quota) => {
+      refused = false;
+      if (quota.counted.includes(id)) return quota;
+      if (quota[kind] >= max) {
+        refused = true;
+        return quota;
+      }
+      return {
+        ...quota,
+        [kind]: quota[kind] + 1,
+        counted: [...quota.counted, id].slice(-COUNTED_KEPT),
+      };
+    });
+    if (refused) throw quotaReached(kind, max);
+  }
+
+  /** Runs a create counted with count(); if it fails as not found, gives the place back. */
+  private async counted<R>(
+    owner: string,
+    kind: QuotaKind,
+    id: string,
+    create: () => Promise<R>,
+  ): Promise<R> {
+    try {
+      return await create();
+    } catch (err) {
+      if (err instanceof BacklogError) {
+        await this.docs.update<QuotaDocument>(QUOTAS_COLLECTION, quotaKey(owner), (quota) =>
+          quota.counted.includes(id)
+            ? {
+                ...quota,
+                [kind]: Math.max(0, quota[kind] - 1),
+                counted: quota.counted.filter((counted) => counted !== id),
+              }
+            : quota,
+        );
+      }
+      throw err;
+    }
   }
 
   // ---- internals ----
@@ -264,6 +402,11 @@ export class BacklogStore {
     if ('error' in outcome) throw outcome.error;
     return structuredClone(outcome.value);
   }
+}
+
+/** The quota record's id: the token's sub (unnamed callers share one). */
+function quotaKey(owner: string): string {
+  return owner === '' ? 'anonymous' : `sub:${owner}`;
 }
 
 function newFeature(id: string, input: NewFeature, at: string): Feature {

@@ -10,7 +10,7 @@ import {
 import { BacklogError } from '../backlog/errors';
 import type { BacklogStore } from '../backlog/store';
 import { describeProjectList, outlineFeature, outlineProject, outlineStory } from './format';
-import { idempotencyKeyOf } from './requestContext';
+import { idempotencyKeyOf, ownerOf } from './requestContext';
 import * as s from './schemas';
 
 /** `_meta` key set on an isError result caused by a failure outside the tool's domain. */
@@ -43,15 +43,22 @@ export function createBacklogServer(store: BacklogStore): McpServer {
     'list_projects',
     {
       title: 'List projects',
-      description: 'Lists every project with counts of its actors, stories and features.',
-      inputSchema: {},
+      description:
+        'Lists projects with counts of their actors, stories and features, one page at a time ' +
+        '(in id order). When hasMore is true, call again with cursor = nextCursor.',
+      inputSchema: s.listProjectsInput,
       outputSchema: s.projectListOutput,
       annotations: reads,
     },
-    () =>
+    ({ cursor, limit }) =>
       run(async () => {
-        const projects = await store.listProjects();
-        return ok(describeProjectList(projects), { projects });
+        const page = await store.listProjects({ afterId: decodeCursor(cursor), limit });
+        const nextCursor = page.nextAfterId && encodeCursor(page.nextAfterId);
+        return ok(describeProjectList(page.projects, nextCursor), {
+          hasMore: nextCursor !== undefined,
+          ...(nextCursor ? { nextCursor } : {}),
+          projects: page.projects,
+        });
       }),
   );
 
@@ -66,7 +73,7 @@ export function createBacklogServer(store: BacklogStore): McpServer {
     },
     (args, extra) =>
       run(async () => {
-        const project = await store.createProject(idempotencyKeyOf(extra), args);
+        const project = await store.createProject(idempotencyKeyOf(extra), args, ownerOf(extra));
         return ok(`Created project "${project.name}" (${project.id})`, project);
       }),
   );
@@ -98,7 +105,12 @@ export function createBacklogServer(store: BacklogStore): McpServer {
     },
     ({ projectId, ...input }, extra) =>
       run(async () => {
-        const actor = await store.addActor(idempotencyKeyOf(extra), projectId, input);
+        const actor = await store.addActor(
+          idempotencyKeyOf(extra),
+          projectId,
+          input,
+          ownerOf(extra),
+        );
         return ok(`Added actor "${actor.name}" (${actor.id}) to project ${projectId}`, actor);
       }),
   );
@@ -114,7 +126,7 @@ export function createBacklogServer(store: BacklogStore): McpServer {
     },
     ({ actorId, ...input }, extra) =>
       run(async () => {
-        const story = await store.addStory(idempotencyKeyOf(extra), actorId, input);
+        const story = await store.addStory(idempotencyKeyOf(extra), actorId, input, ownerOf(extra));
         return ok(`Added story "${story.title}" (${story.id}) to actor ${actorId}`, story);
       }),
   );
@@ -174,7 +186,12 @@ export function createBacklogServer(store: BacklogStore): McpServer {
     },
     ({ storyId, ...input }, extra) =>
       run(async () => {
-        const feature = await store.addFeature(idempotencyKeyOf(extra), storyId, input);
+        const feature = await store.addFeature(
+          idempotencyKeyOf(extra),
+          storyId,
+          input,
+          ownerOf(extra),
+        );
         return ok(`Added feature "${feature.title}" (${feature.id}) to story ${storyId}`, feature);
       }),
   );
@@ -194,6 +211,7 @@ export function createBacklogServer(store: BacklogStore): McpServer {
           idempotencyKeyOf(extra),
           parentFeatureId,
           input,
+          ownerOf(extra),
         );
         return ok(
           `Added feature "${feature.title}" (${feature.id}) under feature ${parentFeatureId}\n` +
@@ -258,6 +276,20 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     const timer = setTimeout(done, ms);
     signal.addEventListener('abort', done, { once: true });
   });
+}
+
+/** An opaque cursor: the last id of the page, base64url. */
+function encodeCursor(afterId: string): string {
+  return Buffer.from(afterId, 'utf8').toString('base64url');
+}
+
+function decodeCursor(cursor: string | undefined): string | undefined {
+  if (cursor === undefined) return undefined;
+  const afterId = Buffer.from(cursor, 'base64url').toString('utf8');
+  if (!/^[\w-]{1,200}$/.test(afterId) || encodeCursor(afterId) !== cursor) {
+    throw new McpError(ErrorCode.InvalidParams, 'Invalid cursor: pass nextCursor as returned');
+  }
+  return afterId;
 }
 
 function ok(text: string, structuredContent: object): CallToolResult {

@@ -2,13 +2,14 @@ import type { Feature, Project, ProjectSummary, Story } from '../backlog/model';
 
 /** Human-readable text for tool results (the structured form goes in structuredContent). */
 
-export function describeProjectList(projects: ProjectSummary[]): string {
+export function describeProjectList(projects: ProjectSummary[], nextCursor?: string): string {
   if (projects.length === 0) return 'No projects yet.';
   const lines = projects.map(
     (p) =>
       `- ${p.name} (${p.id}): ${p.actorCount} actors, ${p.storyCount} stories, ${p.featureCount} features`,
   );
-  return [`${projects.length} project(s):`, ...lines].join('\n');
+  const more = nextCursor ? [`More projects follow: call again with cursor "${nextCursor}".`] : [];
+  return [`${projects.length} project(s):`, ...lines, ...more].join('\n');
 }
 
 export function outlineProject(project: Project): string {

@@ -19,6 +19,16 @@ import {
 
 /** JSON-RPC code of the reply a cancelled request gets (the SDK server sends none). */
 export const REQUEST_CANCELLED = -32800;
+/** JSON-RPC code of the reply a request cancelled for running past the timeout gets. */
+export const REQUEST_TIMED_OUT = -32003;
+
+export interface InProcessTransportOptions {
+  /**
+   * A request without a reply after this long is cancelled (the server's handler sees its
+   * signal abort) and settled with a REQUEST_TIMED_OUT error naming the limit. Unset: none.
+   */
+  requestTimeoutMs?: number;
+}
 
 export type ServerReply = JSONRPCResultResponse | JSONRPCErrorResponse;
 
@@ -40,6 +50,7 @@ interface Pending {
   resolve: (reply: ServerReply) => void;
   reject: (err: Error) => void;
   onNotification?: (notification: JSONRPCNotification) => void;
+  timer?: NodeJS.Timeout;
 }
 
 /**
@@ -67,6 +78,8 @@ export class InProcessTransport implements Transport {
   private started = false;
   private closed = false;
 
+  constructor(private readonly options: InProcessTransportOptions = {}) {}
+
   async start(): Promise<void> {
     if (this.started) throw new Error('InProcessTransport already started');
     this.started = true;
@@ -81,6 +94,7 @@ export class InProcessTransport implements Transport {
       // No entry: a reply to a request already settled by cancel(); dropped.
       if (!pending) return;
       this.pending.delete(message.id);
+      clearTimeout(pending.timer);
       pending.resolve(message);
       return;
     }
@@ -115,7 +129,13 @@ export class InProcessTransport implements Transport {
     this.assertOpen();
     const id = this.nextId++;
     const reply = new Promise<ServerReply>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, onNotification: options.onNotification });
+      const pending: Pending = { resolve, reject, onNotification: options.onNotification };
+      const timeoutMs = this.options.requestTimeoutMs;
+      if (timeoutMs !== undefined) {
+        pending.timer = setTimeout(() => this.timeOut(id, timeoutMs), timeoutMs);
+        pending.timer.unref();
+      }
+      this.pending.set(id, pending);
     });
     this.deliver({ jsonrpc: '2.0', id, method, ...(params ? { params } : {}) }, options.extra);
     return { id, reply };
@@ -139,18 +159,31 @@ export class InProcessTransport implements Transport {
    * Returns false when the request is no longer pending.
    */
   cancel(id: number, reason?: string): boolean {
+    return this.abandon(id, reason, {
+      code: REQUEST_CANCELLED,
+      message: reason ? `Request cancelled: ${reason}` : 'Request cancelled',
+    });
+  }
+
+  /** The request ran past requestTimeoutMs: cancelled like cancel(), with its own error. */
+  private timeOut(id: number, timeoutMs: number): void {
+    this.abandon(id, `timed out after ${timeoutMs} ms`, {
+      code: REQUEST_TIMED_OUT,
+      message: `Request timed out after ${timeoutMs} ms (TOOL_TIMEOUT_MS) and was cancelled`,
+    });
+  }
+
+  private abandon(
+    id: number,
+    reason: string | undefined,
+    error: { code: number; message: string },
+  ): boolean {
     const pending = this.pending.get(id);
     if (!pending || this.closed) return false;
     this.pending.delete(id);
+    clearTimeout(pending.timer);
     this.notify('notifications/cancelled', { requestId: id, ...(reason ? { reason } : {}) });
-    pending.resolve({
-      jsonrpc: '2.0',
-      id,
-      error: {
-        code: REQUEST_CANCELLED,
-        message: reason ? `Request cancelled: ${reason}` : 'Request cancelled',
-      },
-    });
+    pending.resolve({ jsonrpc: '2.0', id, error });
     return true;
   }
 
@@ -163,7 +196,10 @@ export class InProcessTransport implements Transport {
     if (this.closed) return;
     this.closed = true;
     const error = new Error('InProcessTransport closed');
-    for (const pending of this.pending.values()) pending.reject(error);
+    for (const pending of this.pending.values()) {
+      clearTimeout(pending.timer);
+      pending.reject(error);
+    }
     this.pending.clear();
     this.onclose?.();
   }

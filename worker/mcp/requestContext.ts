@@ -40,3 +40,11 @@ export function idempotencyKeyOf(extra: HandlerContext): string {
   if (extra.sessionId) return `${extra.sessionId}:${String(extra.requestId)}`;
   return randomUUID();
 }
+
+/**
+ * The token (sub) a write counts against for the backlog quotas: the command's tokenId, which
+ * the transport passes as authInfo.clientId. Callers without one share the anonymous quota.
+ */
+export function ownerOf(extra: HandlerContext): string {
+  return extra.authInfo?.clientId ?? '';
+}

@@ -9,11 +9,32 @@ import { PRIORITIES, WORK_STATUSES } from '../backlog/model';
 
 const id = (what: string) => z.string().min(1).max(200).describe(`Id of the ${what}`);
 const name = z.string().trim().min(1).max(200);
-const description = z.string().max(10_000);
+/** Bounded, so one entity (and the lists and trees that carry it) stays small. */
+export const MAX_DESCRIPTION_LENGTH = 2000;
+const description = z.string().max(MAX_DESCRIPTION_LENGTH);
 const status = z.enum(WORK_STATUSES);
 const priority = z.enum(PRIORITIES);
 
 // ---- inputs (raw shapes, as registerTool takes them) ----
+
+/** list_projects pages: at most this many projects per call. */
+export const MAX_PAGE_SIZE = 100;
+
+export const listProjectsInput = {
+  cursor: z
+    .string()
+    .min(1)
+    .max(400)
+    .optional()
+    .describe('nextCursor of the previous page; absent for the first page'),
+  limit: z
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_PAGE_SIZE)
+    .optional()
+    .describe(`Projects per page (default 50, at most ${MAX_PAGE_SIZE})`),
+};
 
 export const createProjectInput = {
   name: name.describe('Project name'),
@@ -60,9 +81,16 @@ export const addChildFeatureInput = {
   status: status.optional().describe('Defaults to todo'),
 };
 
+/** What a demo of progress and cancellation needs: at most 20 steps of 2 s (40 s in all). */
 export const simulateWorkInput = {
-  steps: z.number().int().min(1).max(1000).default(5).describe('Number of steps'),
-  delayMs: z.number().int().min(0).max(60_000).default(200).describe('Time per step, in ms'),
+  steps: z.number().int().min(1).max(20).default(5).describe('Number of steps (at most 20)'),
+  delayMs: z
+    .number()
+    .int()
+    .min(0)
+    .max(2000)
+    .default(200)
+    .describe('Time per step, in ms (at most 2000)'),
 };
 
 // ---- outputs ----
@@ -108,6 +136,9 @@ export const projectOutput = z.object({
 });
 
 export const projectListOutput = z.object({
+  /** True when more projects follow: call again with nextCursor. */
+  hasMore: z.boolean(),
+  nextCursor: z.string().optional(),
   projects: z.array(
     z.object({
       id: z.string(),

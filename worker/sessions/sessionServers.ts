@@ -24,6 +24,7 @@ import {
 import type { CommandEnvelope } from '../../shared/types';
 import {
   WORKER_ERROR_CODES,
+  errorOutcome,
   type DispatchOutcome,
   type Dispatcher,
   type ErrorDetail,
@@ -50,6 +51,8 @@ export interface McpSessionServersDeps {
   sessionTtlMs: number;
   /** History lifetime of the stream topics (how long a stream stays resumable). */
   streamTtlMs: number;
+  /** A request to a session's server running longer is cancelled (TOOL_TIMEOUT_MS). */
+  requestTimeoutMs?: number;
   now?: () => number;
 }
 
@@ -224,7 +227,8 @@ export class McpSessionServers {
       throw new Error(`Tool ${String(params.name)} failed (infrastructure); left for a retry`);
     }
     await this.publishReply(command, reply);
-    return 'error' in reply || result?.isError ? 'error' : 'ok';
+    if ('error' in reply) return errorOutcome(reply.error.code);
+    return result?.isError ? 'error' : 'ok';
   }
 
   private async listTools(command: CommandEnvelope, entry: SessionEntry): Promise<DispatchOutcome> {
@@ -329,7 +333,7 @@ export class McpSessionServers {
 
   private async newEntry(sessionId: string): Promise<SessionEntry> {
     const server = this.deps.createServer();
-    const transport = new InProcessTransport();
+    const transport = new InProcessTransport({ requestTimeoutMs: this.deps.requestTimeoutMs });
     const entry: SessionEntry = {
       sessionId,
       server,

@@ -1,5 +1,13 @@
+import { errors } from '../../errors';
 import type { CommandEnvelope } from '../../types';
-import type { CommandConsumer, CommandHandler, ConsumeOptions, QueuedCommand } from '../engine';
+import { validateMaxPerToken } from '../admission';
+import type {
+  AdmissionLimits,
+  CommandConsumer,
+  CommandHandler,
+  ConsumeOptions,
+  QueuedCommand,
+} from '../engine';
 import { Fifo } from './fifo';
 import { StreamIdGenerator } from './streamId';
 
@@ -11,6 +19,10 @@ const MIN_RECLAIM_INTERVAL_MS = 5;
 /** A queued command, serialized once so every delivery hands out a fresh copy (as Redis does). */
 interface QueueEntry {
   deliveryId: string;
+  /** Enqueue order across tokens. */
+  seq: number;
+  tokenId: string;
+  requestId: string;
   payload: string;
 }
 
@@ -28,10 +40,18 @@ interface PendingEntry extends QueueEntry {
  * `waiting` holds commands never delivered, `pending` those delivered and not acked. Consumers
  * compete for waiting commands; rejected ones are reclaimed by whichever consumer's sweep finds
  * them idle for claimIdleMs, and dead-lettered once they have had maxDeliveries tries.
+ * Waiting commands are kept per token, so a consumer whose cap for one token is reached takes
+ * the oldest command of another token instead. Admission (queue size, a token's commands in
+ * flight) is checked and counted at enqueue, and released at ack or dead letter.
  */
 export class CommandQueue {
   private readonly ids = new StreamIdGenerator();
-  private readonly waiting = new Fifo<QueueEntry>();
+  /** Never-delivered commands by token (Map order: first seen), each oldest first. */
+  private readonly waiting = new Map<string, Fifo<QueueEntry>>();
+  private waitingCount = 0;
+  private seq = 0;
+  /** Per token: requestId -> when it stops counting (epoch ms), while limits are in force. */
+  private readonly inFlight = new Map<string, Map<string, number>>();
   /** Insertion order is delivery-id order, like XAUTOCLAIM's scan. */
   private readonly pending = new Map<string, PendingEntry>();
   private readonly deadLetters = new Fifo<QueuedCommand>();
@@ -39,8 +59,39 @@ export class CommandQueue {
   /** Round-robin start, so competing consumers share the work. */
   private nextConsumer = 0;
 
-  enqueue(command: CommandEnvelope): void {
-    this.waiting.push({ deliveryId: this.ids.next(Date.now()), payload: JSON.stringify(command) });
+  /** Queues commands of one token, all or none, after the admission check of `limits`. */
+  enqueue(commands: CommandEnvelope[], limits?: AdmissionLimits): void {
+    if (commands.length === 0) return;
+    const now = Date.now();
+    const tokenId = commands[0].tokenId;
+    const maxQueued = limits?.maxQueued ?? 0;
+    if (maxQueued > 0 && this.waitingCount + this.pending.size + commands.length > maxQueued) {
+      throw errors.queueFull(maxQueued);
+    }
+    const maxInFlight = limits?.maxInFlightPerToken ?? 0;
+    if (maxInFlight > 0) {
+      const held = this.inFlight.get(tokenId) ?? new Map<string, number>();
+      for (const [requestId, until] of held) if (until <= now) held.delete(requestId);
+      if (held.size + commands.length > maxInFlight) throw errors.inFlightLimit(maxInFlight);
+      for (const { requestId } of commands)
+        held.set(requestId, now + (limits?.inFlightLeaseMs ?? 0));
+      this.inFlight.set(tokenId, held);
+    }
+    let fifo = this.waiting.get(tokenId);
+    if (!fifo) {
+      fifo = new Fifo<QueueEntry>();
+      this.waiting.set(tokenId, fifo);
+    }
+    for (const command of commands) {
+      fifo.push({
+        deliveryId: this.ids.next(now),
+        seq: this.seq++,
+        tokenId,
+        requestId: command.requestId,
+        payload: JSON.stringify(command),
+      });
+    }
+    this.waitingCount += commands.length;
     this.dispatch();
   }
 
@@ -54,7 +105,7 @@ export class CommandQueue {
 
   backlog(): { waiting: number; pending: number; deadLettered: number } {
     return {
-      waiting: this.waiting.length,
+      waiting: this.waitingCount,
       pending: this.pending.size,
       deadLettered: this.deadLetters.length,
     };
@@ -74,10 +125,10 @@ export class CommandQueue {
 
   /** Gives waiting commands to consumers with free capacity, round-robin. */
   dispatch(): void {
-    while (this.waiting.length > 0) {
-      const consumer = this.nextConsumerWithCapacity();
-      if (!consumer) return;
-      const entry = this.waiting.shift() as QueueEntry;
+    while (this.waitingCount > 0) {
+      const taken = this.takeForNextConsumer();
+      if (!taken) return;
+      const { consumer, entry } = taken;
       const pending: PendingEntry = { ...entry, deliveries: 1, deliveredAt: 0, inHand: false };
       this.pending.set(entry.deliveryId, pending);
       this.deliver(consumer, pending);
@@ -98,22 +149,48 @@ export class CommandQueue {
         continue;
       }
       if (!consumer.hasCapacity()) break;
+      if (!consumer.mayRun(entry.tokenId)) continue;
       entry.deliveries += 1;
       this.deliver(consumer, entry);
     }
   }
 
-  private nextConsumerWithCapacity(): QueueConsumer | undefined {
+  /** The next consumer (round-robin) with a free slot, and the waiting command it takes. */
+  private takeForNextConsumer(): { consumer: QueueConsumer; entry: QueueEntry } | undefined {
     const count = this.consumers.length;
     for (let i = 0; i < count; i += 1) {
       const index = (this.nextConsumer + i) % count;
       const consumer = this.consumers[index];
-      if (consumer.hasCapacity()) {
+      if (!consumer.hasCapacity()) continue;
+      const entry = this.takeOldestFor(consumer);
+      if (entry) {
         this.nextConsumer = (index + 1) % count;
-        return consumer;
+        return { consumer, entry };
       }
     }
     return undefined;
+  }
+
+  /** The oldest waiting command of a token this consumer may run one more of. */
+  private takeOldestFor(consumer: QueueConsumer): QueueEntry | undefined {
+    let oldest: { tokenId: string; fifo: Fifo<QueueEntry> } | undefined;
+    for (const [tokenId, fifo] of this.waiting) {
+      if (!consumer.mayRun(tokenId)) continue;
+      if (!oldest || fifo.at(0).seq < oldest.fifo.at(0).seq) oldest = { tokenId, fifo };
+    }
+    if (!oldest) return undefined;
+    const entry = oldest.fifo.shift() as QueueEntry;
+    if (oldest.fifo.length === 0) this.waiting.delete(oldest.tokenId);
+    this.waitingCount -= 1;
+    return entry;
+  }
+
+  /** The command no longer counts against its token's in-flight limit. */
+  private release(entry: QueueEntry): void {
+    const held = this.inFlight.get(entry.tokenId);
+    if (!held) return;
+    held.delete(entry.requestId);
+    if (held.size === 0) this.inFlight.delete(entry.tokenId);
   }
 
   private deliver(consumer: QueueConsumer, entry: PendingEntry): void {
@@ -125,11 +202,15 @@ export class CommandQueue {
       deliveries: entry.deliveries,
     };
     consumer.run(
+      entry.tokenId,
       () => consumer.handler(delivery),
       (acked) => {
         entry.inHand = false;
         // Rejected: stays pending, idle since its delivery, until a sweep reclaims it.
-        if (acked) this.pending.delete(entry.deliveryId);
+        if (acked) {
+          this.pending.delete(entry.deliveryId);
+          this.release(entry);
+        }
         this.dispatch();
       },
     );
@@ -137,6 +218,7 @@ export class CommandQueue {
 
   private deadLetter(consumer: QueueConsumer, entry: PendingEntry): void {
     this.pending.delete(entry.deliveryId);
+    this.release(entry);
     const dead: QueuedCommand = {
       deliveryId: entry.deliveryId,
       command: JSON.parse(entry.payload) as CommandEnvelope,
@@ -157,6 +239,8 @@ export class CommandQueue {
 /** One consumer: its capacity, its in-flight work and its reclaim timer. */
 class QueueConsumer implements CommandConsumer {
   private inFlight = 0;
+  /** Running handlers per token, for options.maxPerToken. */
+  private readonly byToken = new Map<string, number>();
   private readonly work = new Set<Promise<void>>();
   private readonly reclaimTimer: NodeJS.Timeout;
   private stopping?: Promise<void>;
@@ -176,12 +260,19 @@ class QueueConsumer implements CommandConsumer {
     return !this.stopping && this.inFlight < this.options.concurrency;
   }
 
+  /** Below its per-token cap for this token (always, without a cap). */
+  mayRun(tokenId: string): boolean {
+    const cap = this.options.maxPerToken;
+    return cap === undefined || (this.byToken.get(tokenId) ?? 0) < cap;
+  }
+
   /**
    * Runs a handler in a later microtask (so the enqueuer never runs handler code), counting it
    * against the concurrency limit until it settles; `settled` gets whether it resolved.
    */
-  run(task: () => Promise<void>, settled: (resolved: boolean) => void): void {
+  run(tokenId: string, task: () => Promise<void>, settled: (resolved: boolean) => void): void {
     this.inFlight += 1;
+    this.byToken.set(tokenId, (this.byToken.get(tokenId) ?? 0) + 1);
     this.track(
       Promise.resolve()
         .then(task)
@@ -191,6 +282,9 @@ class QueueConsumer implements CommandConsumer {
         )
         .then((resolved) => {
           this.inFlight -= 1;
+          const left = (this.byToken.get(tokenId) ?? 1) - 1;
+          if (left > 0) this.byToken.set(tokenId, left);
+          else this.byToken.delete(tokenId);
           settled(resolved);
         }),
     );
@@ -226,4 +320,5 @@ function validateOptions(options: ConsumeOptions): void {
   if (!Number.isInteger(maxDeliveries) || maxDeliveries < 1) {
     throw new RangeError(`maxDeliveries must be a positive integer, got ${maxDeliveries}`);
   }
+  validateMaxPerToken(options.maxPerToken);
 }

@@ -1,4 +1,5 @@
-import type { DocumentStore } from '../engine';
+import type { DocumentPage, DocumentStore } from '../engine';
+import { pageOfIds } from '../documentPage';
 
 /**
  * Documents held as JSON text, so every read hands out a fresh copy and no caller can change
@@ -17,6 +18,17 @@ export class MemoryDocumentStore implements DocumentStore {
     const documents = this.collections.get(collection);
     if (!documents) return [];
     return [...documents.values()].map((json) => JSON.parse(json) as T);
+  }
+
+  async page<T>(
+    collection: string,
+    afterId: string | undefined,
+    limit: number,
+  ): Promise<DocumentPage<T>> {
+    const documents = this.collections.get(collection);
+    if (!documents) return { docs: [], more: false };
+    const { ids, more } = pageOfIds([...documents.keys()], afterId, limit);
+    return { docs: ids.map((id) => JSON.parse(documents.get(id) as string) as T), more };
   }
 
   async insert<T>(collection: string, id: string, doc: T): Promise<T> {

@@ -3,7 +3,9 @@ import { errors } from '../../errors';
 import { exceedsBytes, truncate } from '../../text';
 import { assertPositiveTtl, validateByteLimits } from '../limits';
 import type { CommandEnvelope } from '../../types';
+import { assertOneToken } from '../admission';
 import type {
+  AdmissionLimits,
   ClusterStats,
   CommandConsumer,
   CommandHandler,
@@ -100,9 +102,14 @@ export class MemoryEngine implements Engine {
 
   // ---- commands ----
 
-  async enqueueCommand(command: CommandEnvelope): Promise<void> {
+  async enqueueCommand(command: CommandEnvelope, limits?: AdmissionLimits): Promise<void> {
+    return this.enqueueCommands([command], limits);
+  }
+
+  async enqueueCommands(commands: CommandEnvelope[], limits?: AdmissionLimits): Promise<void> {
     this.assertOpen();
-    this.commands.enqueue(command);
+    assertOneToken(commands);
+    this.commands.enqueue(commands, limits);
   }
 
   consumeCommands(handler: CommandHandler, options: ConsumeOptions): CommandConsumer {

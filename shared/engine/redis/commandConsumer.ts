@@ -13,6 +13,13 @@ const BLOCK_MS = 1000;
 const PENDING_SCAN_COUNT = 100;
 /** The reclaim round never runs more often than this, whatever claimIdleMs is. */
 const MIN_RECLAIM_INTERVAL_MS = 5;
+/**
+ * Commands taken but not started are at most this many times `concurrency`: with a per-token
+ * cap, commands of a token at its cap wait here while the reader goes on reading (to reach
+ * other tokens' commands behind them), up to this bound. Small, because a command held here
+ * is not available to another worker with free slots.
+ */
+const LOOKAHEAD_FACTOR = 2;
 /** Read errors are retried after a delay growing up to this. */
 const MAX_RETRY_DELAY_MS = 2000;
 /** Consumers of the group with nothing pending and idle this long are forgotten... */
@@ -42,8 +49,9 @@ export interface ConsumerDeps {
 /**
  * One worker's consumer of the command stream:
  * - a read loop on its own connection: XREADGROUP ... BLOCK for as many commands as it has free
- *   slots, handlers run at most `concurrency` at once; resolved => XACK + XDEL, rejected => the
- *   entry stays pending;
+ *   slots, handlers run at most `concurrency` at once, at most `maxPerToken` of one token
+ *   (the others of that token wait in hand, oldest first, while other tokens' commands start);
+ *   resolved => XACK + XDEL + in-flight release, rejected => the entry stays pending;
  * - a reclaim round every claimIdleMs/3: keeps the entries it holds claimed (a slow handler is
  *   not a dead worker), moves entries delivered maxDeliveries times to the dead-letter stream,
  *   and XCLAIMs entries idle for claimIdleMs (left by a dead worker or a failed handler).
@@ -54,6 +62,8 @@ export class RedisCommandConsumer implements CommandConsumer {
   private readonly queued: QueuedCommand[] = [];
   /** Delivery ids whose handler is running. */
   private readonly running = new Set<string>();
+  /** Running handlers per token (tokenId), for the per-token cap. */
+  private readonly runningByToken = new Map<string, number>();
   /** Handler runs and dead-letter callbacks, awaited by stop(). */
   private readonly work = new Set<Promise<void>>();
   private readonly readLoop: Promise<void>;
@@ -133,9 +143,30 @@ export class RedisCommandConsumer implements CommandConsumer {
     }
   }
 
-  /** Free handler slots, counting commands taken but not yet started. */
+  /**
+   * How many more commands to take: free handler slots, minus the commands in hand that could
+   * take them (those of a token at its cap cannot), within the lookahead bound.
+   */
   private freeSlots(): number {
-    return this.options.concurrency - this.running.size - this.queued.length;
+    const { concurrency } = this.options;
+    const lookahead = concurrency * LOOKAHEAD_FACTOR - this.queued.length;
+    return Math.min(concurrency - this.running.size - this.runnableQueued(), lookahead);
+  }
+
+  /** Commands in hand that would start if slots were free (their token is below its cap). */
+  private runnableQueued(): number {
+    const cap = this.options.maxPerToken;
+    if (cap === undefined) return this.queued.length;
+    const counts = new Map(this.runningByToken);
+    let runnable = 0;
+    for (const { command } of this.queued) {
+      const count = counts.get(command.tokenId) ?? 0;
+      if (count < cap) {
+        counts.set(command.tokenId, count + 1);
+        runnable += 1;
+      }
+    }
+    return runnable;
   }
 
   /** Waits until woken (a slot freed, stop) or, given ms, until that time has passed. */
@@ -175,19 +206,27 @@ export class RedisCommandConsumer implements CommandConsumer {
     this.startQueued();
   }
 
+  /** Starts commands in hand, oldest first, skipping those whose token is at its cap. */
   private startQueued(): void {
-    while (this.running.size < this.options.concurrency && this.queued.length > 0) {
-      this.run(this.queued.shift() as QueuedCommand);
+    const cap = this.options.maxPerToken ?? Infinity;
+    while (this.running.size < this.options.concurrency) {
+      const index = this.queued.findIndex(
+        ({ command }) => (this.runningByToken.get(command.tokenId) ?? 0) < cap,
+      );
+      if (index < 0) return;
+      this.run(this.queued.splice(index, 1)[0]);
     }
   }
 
   private run(queued: QueuedCommand): void {
     const { deliveryId } = queued;
+    const token = queued.command.tokenId;
     this.running.add(deliveryId);
+    this.runningByToken.set(token, (this.runningByToken.get(token) ?? 0) + 1);
     const task = Promise.resolve()
       .then(() => this.handler(queued))
       .then(
-        () => this.ack(deliveryId),
+        () => this.ack(queued),
         (error: unknown) => {
           // Left pending: reclaimed once idle for claimIdleMs, or dead-lettered.
           this.deps.logger.debug('command handler failed; left pending', {
@@ -199,16 +238,25 @@ export class RedisCommandConsumer implements CommandConsumer {
       )
       .finally(() => {
         this.running.delete(deliveryId);
+        const left = (this.runningByToken.get(token) ?? 1) - 1;
+        if (left > 0) this.runningByToken.set(token, left);
+        else this.runningByToken.delete(token);
         this.startQueued();
         this.wakeReader?.();
       });
     this.track(task);
   }
 
-  private async ack(deliveryId: string): Promise<void> {
+  private async ack({ deliveryId, command }: QueuedCommand): Promise<void> {
     const { commands, keys, logger } = this.deps;
     try {
-      await commands.ackCommand(keys.commands, COMMAND_GROUP, deliveryId);
+      await commands.ackCommand(
+        keys.commands,
+        keys.inFlight(command.tokenId),
+        COMMAND_GROUP,
+        deliveryId,
+        command.requestId,
+      );
     } catch (error) {
       // Redelivered later; the worker's processed-request record makes that harmless.
       logger.warn('command ack failed', { deliveryId, error: String(error) });
@@ -272,6 +320,7 @@ export class RedisCommandConsumer implements CommandConsumer {
         claimIdleMs,
         maxDeliveries,
         DEAD_LETTER_MAX_LEN,
+        keys.inFlightPrefix,
         ...toDeadLetter,
       )) as DeadLetterRow[];
       for (const [deliveryId, payload, deliveries] of moved) {
@@ -344,6 +393,7 @@ export class RedisCommandConsumer implements CommandConsumer {
         0,
         0,
         DEAD_LETTER_MAX_LEN,
+        keys.inFlightPrefix,
         deliveryId,
       );
     } catch (error) {

@@ -1,9 +1,9 @@
+import { errors } from '../../errors';
 import type { CommandEnvelope } from '../../types';
+import type { AdmissionLimits } from '../engine';
 import { COMMAND_GROUP, type RedisKeys } from './keys';
 import type { ScriptedRedis } from './scripts';
 
-/** The queue holds only unacked commands (acked ones are deleted); this cap is a safety net. */
-export const COMMAND_QUEUE_MAX_LEN = 100_000;
 /** Dead letters kept for inspection; older ones are trimmed. */
 export const DEAD_LETTER_MAX_LEN = 10_000;
 
@@ -16,16 +16,26 @@ export class CommandQueue {
     private readonly processedTtlMs: number,
   ) {}
 
-  async enqueue(command: CommandEnvelope): Promise<void> {
-    await this.redis.xadd(
+  /**
+   * Queues commands of one token, all or none, after the admission check of `limits` (in the
+   * same Lua step). The stream is never trimmed: the queue's bound is that admission check.
+   */
+  async enqueue(commands: CommandEnvelope[], limits?: AdmissionLimits): Promise<void> {
+    const sub = commands[0].tokenId;
+    const args: (string | number)[] = [
+      limits?.maxQueued ?? 0,
+      limits?.maxInFlightPerToken ?? 0,
+      Math.max(1, Math.round(limits?.inFlightLeaseMs ?? 1)),
+      sub,
+    ];
+    for (const command of commands) args.push(command.requestId, JSON.stringify(command));
+    const [outcome] = (await this.redis.enqueueCommands(
       this.keys.commands,
-      'MAXLEN',
-      '~',
-      COMMAND_QUEUE_MAX_LEN,
-      '*',
-      'c',
-      JSON.stringify(command),
-    );
+      this.keys.inFlight(sub),
+      ...args,
+    )) as [string, number?];
+    if (outcome === 'queue_full') throw errors.queueFull(limits?.maxQueued ?? 0);
+    if (outcome === 'inflight') throw errors.inFlightLimit(limits?.maxInFlightPerToken ?? 0);
   }
 
   /**

@@ -1,5 +1,6 @@
 import { errors } from '../../errors';
-import type { DocumentStore } from '../engine';
+import type { DocumentPage, DocumentStore } from '../engine';
+import { pageOfIds } from '../documentPage';
 import type { RedisKeys } from './keys';
 import type { ScriptedRedis } from './scripts';
 
@@ -25,6 +26,22 @@ export class RedisDocumentStore implements DocumentStore {
   async list<T>(collection: string): Promise<T[]> {
     const values = await this.redis.hvals(this.keys.collection(collection));
     return values.map((json) => JSON.parse(json) as T);
+  }
+
+  async page<T>(
+    collection: string,
+    afterId: string | undefined,
+    limit: number,
+  ): Promise<DocumentPage<T>> {
+    const key = this.keys.collection(collection);
+    const { ids, more } = pageOfIds(await this.redis.hkeys(key), afterId, limit);
+    if (ids.length === 0) return { docs: [], more };
+    const values = await this.redis.hmget(key, ...ids);
+    // A document cannot vanish (there is no delete), but a page never carries holes.
+    const docs = values
+      .filter((json): json is string => json !== null)
+      .map((json) => JSON.parse(json) as T);
+    return { docs, more };
   }
 
   async insert<T>(collection: string, id: string, doc: T): Promise<T> {

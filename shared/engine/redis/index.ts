@@ -4,7 +4,9 @@ import { errors } from '../../errors';
 import type { Logger } from '../../logger';
 import type { Metrics } from '../../metrics';
 import type { CommandEnvelope } from '../../types';
+import { assertOneToken, validateMaxPerToken } from '../admission';
 import type {
+  AdmissionLimits,
   ClusterStats,
   CommandConsumer,
   CommandHandler,
@@ -171,10 +173,16 @@ export class RedisEngine implements Engine {
 
   // ---- commands ----
 
-  async enqueueCommand(command: CommandEnvelope): Promise<void> {
+  enqueueCommand(command: CommandEnvelope, limits?: AdmissionLimits): Promise<void> {
+    return this.enqueueCommands([command], limits);
+  }
+
+  async enqueueCommands(commands: CommandEnvelope[], limits?: AdmissionLimits): Promise<void> {
     this.assertOpen();
+    assertOneToken(commands);
+    if (commands.length === 0) return;
     try {
-      await this.queue.enqueue(command);
+      await this.queue.enqueue(commands, limits);
     } catch (error) {
       throw unavailable('Command queue unavailable', error);
     }
@@ -318,6 +326,7 @@ function validateConsumeOptions(options: ConsumeOptions): void {
   if (!Number.isInteger(maxDeliveries) || maxDeliveries < 1) {
     throw new RangeError(`maxDeliveries must be a positive integer, got ${maxDeliveries}`);
   }
+  validateMaxPerToken(options.maxPerToken);
 }
 
 /** Redis failures on the request path surface as 503 (the gateway maps GatewayError). */

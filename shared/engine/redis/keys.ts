@@ -5,8 +5,10 @@
  *   <prefix>h:<topic>        stream  event history of a topic (capped, PEXPIRE refreshed on publish)
  *   <prefix>hm:<topic>       hash    beside it, same TTL: its byte count (b), its TTL cap (t)
  *   <prefix>ev:<topic>       channel live events of a topic (pub/sub, not a key)
- *   <prefix>cmd              stream  command queue, consumer group `workers` (capped, acked entries deleted)
+ *   <prefix>cmd              stream  command queue, consumer group `workers` (acked entries deleted; never trimmed)
  *   <prefix>cmd:dead         stream  dead-lettered commands (capped)
+ *   <prefix>inflight:<sub>   zset    requestIds of a token's commands queued or running, scored
+ *                                    by when they stop counting (PX = that lease)
  *   <prefix>done:<requestId> string  request already applied (PX = history TTL)
  *   <prefix>conns            hash    connectionId -> ConnectionRecord JSON (PEXPIRE refreshed)
  *   <prefix>conns:seen       zset    open connectionId scored by last-seen ms (PEXPIRE refreshed)
@@ -23,6 +25,9 @@ export interface RedisKeys {
   channel(topic: string): string;
   readonly commands: string;
   readonly deadLetters: string;
+  /** Prefix of the in-flight sets; the set of a token is this + its sub. */
+  readonly inFlightPrefix: string;
+  inFlight(sub: string): string;
   processed(requestId: string): string;
   readonly connections: string;
   readonly connectionsSeen: string;
@@ -44,6 +49,8 @@ export function redisKeys(prefix: string): RedisKeys {
     channel: (topic) => `${prefix}ev:${topic}`,
     commands: `${prefix}cmd`,
     deadLetters: `${prefix}cmd:dead`,
+    inFlightPrefix: `${prefix}inflight:`,
+    inFlight: (sub) => `${prefix}inflight:${sub}`,
     processed: (requestId) => `${prefix}done:${requestId}`,
     connections: `${prefix}conns`,
     connectionsSeen: `${prefix}conns:seen`,

@@ -15,7 +15,14 @@ export interface ScriptCommands {
     limit: number,
     maxLen: number,
   ): Promise<unknown[]>;
-  ackCommand(queueKey: string, group: string, id: string): Promise<number>;
+  enqueueCommands(queueKey: string, inFlightKey: string, ...args: Arg[]): Promise<unknown[]>;
+  ackCommand(
+    queueKey: string,
+    inFlightKey: string,
+    group: string,
+    id: string,
+    requestId: string,
+  ): Promise<number>;
   deadLetterCommands(queueKey: string, deadKey: string, ...args: Arg[]): Promise<unknown[]>;
   keepCommandsClaimed(queueKey: string, ...args: Arg[]): Promise<number>;
   pruneIdleConsumers(queueKey: string, group: string, maxIdleMs: number): Promise<number>;
@@ -38,7 +45,8 @@ const SCRIPTS: Record<keyof ScriptCommands, number | undefined> = {
   publishEvent: undefined,
   capHistory: 2,
   readHistory: 1,
-  ackCommand: 1,
+  enqueueCommands: 2,
+  ackCommand: 2,
   deadLetterCommands: 2,
   keepCommandsClaimed: 1,
   pruneIdleConsumers: 1,

@@ -17,7 +17,9 @@ describe('POST /mcp/sse/send', () => {
   let gw: GatewayHarness;
   let client: SseClient;
   beforeAll(async () => {
-    gw = await startGateway({ env: { MAX_BODY_BYTES: '2048' } });
+    // No worker consumes here: in-flight commands pile up, so the per-token limit is raised
+    // (test/unit/gateway/admission.test.ts covers it).
+    gw = await startGateway({ env: { MAX_BODY_BYTES: '2048', MAX_INFLIGHT_PER_TOKEN: '1000' } });
     client = await openSseClient(gw.url, gw.tokens.team);
   });
   afterAll(async () => {
@@ -136,7 +138,7 @@ describe('POST /mcp/sse/send', () => {
     expectError(bad, 400, 'bad_request');
   });
 
-  it('accepts 100 commands posted at once (no 429)', async () => {
+  it('accepts 100 commands posted at once (no 429 below the in-flight limit)', async () => {
     const results = await Promise.all(
       Array.from({ length: 100 }, (_, i) =>
         send({ connectionId: client.connectionId, message: { method: 'tools/list', id: i } }),

@@ -138,7 +138,7 @@ test('cancelling a call aborts it on the worker', async () => {
   const controller = new AbortController();
   const started = Date.now();
   const call = client.callTool(
-    { name: 'simulate_work', arguments: { steps: 50, delayMs: 100 } },
+    { name: 'simulate_work', arguments: { steps: 20, delayMs: 250 } },
     undefined,
     { signal: controller.signal, onprogress: () => controller.abort('enough') },
   );

@@ -103,4 +103,33 @@ describe('createBacklogServer through the SDK Client', () => {
     expect(invalid.isError).toBe(true);
     expect((invalid.content[0] as { text: string }).text).toMatch(/-32602.*name/s);
   });
+
+  it('pages list_projects with a cursor and says whether more remain', async () => {
+    for (let i = 0; i < 5; i += 1) await structured('create_project', { name: `P${i}` });
+    const first = await structured('list_projects', { limit: 2 });
+    expect(first).toMatchObject({ hasMore: true, nextCursor: expect.any(String) });
+    expect(first.projects).toHaveLength(2);
+    const second = await structured('list_projects', { limit: 2, cursor: first.nextCursor });
+    const third = await structured('list_projects', { limit: 2, cursor: second.nextCursor });
+    expect(third).toMatchObject({ hasMore: false });
+    expect(third).not.toHaveProperty('nextCursor');
+    const names = [first, second, third].flatMap((page) =>
+      page.projects.map((p: { name: string }) => p.name),
+    );
+    expect(names.sort()).toEqual(['P0', 'P1', 'P2', 'P3', 'P4']);
+    expect((await structured('list_projects')).projects).toHaveLength(5);
+
+    for (const args of [{ limit: 101 }, { limit: 0 }, { cursor: 'not a cursor!' }]) {
+      const bad = await call('list_projects', args);
+      expect(bad.isError).toBe(true);
+      expect((bad.content[0] as { text: string }).text).toMatch(/-32602/);
+    }
+  });
+
+  it('bounds description lengths (2000 characters)', async () => {
+    const long = await call('create_project', { name: 'Long', description: 'x'.repeat(2001) });
+    expect(long.isError).toBe(true);
+    expect((long.content[0] as { text: string }).text).toMatch(/-32602.*description/s);
+    await structured('create_project', { name: 'Fits', description: 'x'.repeat(2000) });
+  });
 });

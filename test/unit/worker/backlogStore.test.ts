@@ -21,6 +21,9 @@ class CasDocumentStore implements DocumentStore {
   list<T>(collection: string) {
     return this.inner.list<T>(collection);
   }
+  page<T>(collection: string, afterId: string | undefined, limit: number) {
+    return this.inner.page<T>(collection, afterId, limit);
+  }
   insert<T>(collection: string, id: string, doc: T) {
     return this.inner.insert<T>(collection, id, doc);
   }
@@ -94,7 +97,7 @@ describe('BacklogStore', () => {
     expect(tree.actors[0].stories).toHaveLength(1);
     expect(tree.actors[0].stories[0].features).toHaveLength(1);
     expect(tree.actors[0].stories[0].features[0].children).toHaveLength(1);
-    expect(await store.listProjects()).toHaveLength(1);
+    expect((await store.listProjects()).projects).toHaveLength(1);
   });
 
   it('applies a repeated story update once, even after a newer update', async () => {
@@ -147,5 +150,73 @@ describe('BacklogStore', () => {
     const after = await racing.getStory(story.id);
     expect(after).toMatchObject({ title: 'Pay by card', status: 'done', priority: 'high' });
     expect(after.features.map((f) => f.title).sort()).toEqual(['Form', 'Receipt']);
+  });
+
+  it('lists projects a page at a time, in id order, each once', async () => {
+    for (let i = 0; i < 7; i += 1) await store.createProject(`p${i}`, { name: `P${i}` });
+    const seen: string[] = [];
+    const sizes: number[] = [];
+    let afterId: string | undefined;
+    do {
+      const page = await store.listProjects({ afterId, limit: 3 });
+      sizes.push(page.projects.length);
+      seen.push(...page.projects.map((p) => p.id));
+      afterId = page.nextAfterId;
+    } while (afterId);
+    expect(sizes).toEqual([3, 3, 1]);
+    expect(seen).toEqual([...seen].sort());
+    expect(new Set(seen).size).toBe(7);
+    expect((await store.listProjects()).nextAfterId).toBeUndefined();
+  });
+
+  describe('write quotas per token', () => {
+    const limited = (docsStore: DocumentStore = docs) =>
+      new BacklogStore(docsStore, { limits: { maxProjectsPerToken: 2, maxItemsPerToken: 3 } });
+
+    it('refuses a project past MAX_PROJECTS_PER_TOKEN, per owner, retries not counted', async () => {
+      const quota = limited();
+      await quota.createProject('a1', { name: 'A1' }, 'alice');
+      await quota.createProject('a2', { name: 'A2' }, 'alice');
+      // A redelivered create is applied once and not counted again.
+      await quota.createProject('a2', { name: 'A2' }, 'alice');
+      await expect(quota.createProject('a3', { name: 'A3' }, 'alice')).rejects.toThrow(
+        new BacklogError(
+          'Quota reached: this token may create at most 2 projects (MAX_PROJECTS_PER_TOKEN)',
+        ),
+      );
+      await quota.createProject('b1', { name: 'B1' }, 'bob');
+      expect((await quota.listProjects()).projects.map((p) => p.name).sort()).toEqual([
+        'A1',
+        'A2',
+        'B1',
+      ]);
+    });
+
+    it('counts actors, stories and features against MAX_ITEMS_PER_TOKEN', async () => {
+      const quota = limited();
+      const project = await quota.createProject('p', { name: 'P' }, 'alice');
+      // A create that fails (unknown id) uses no place.
+      await expect(quota.addStory('s0', 'act_nope', { title: 'S' }, 'alice')).rejects.toThrow(
+        'Actor not found',
+      );
+      const actor = await quota.addActor('a', project.id, { name: 'A' }, 'alice');
+      const story = await quota.addStory('s', actor.id, { title: 'S' }, 'alice');
+      await quota.addFeature('f', story.id, { title: 'F' }, 'alice');
+      await expect(quota.addFeature('g', story.id, { title: 'G' }, 'alice')).rejects.toThrow(
+        /at most 3 actors, stories and features \(MAX_ITEMS_PER_TOKEN\)/,
+      );
+      await quota.addFeature('g', story.id, { title: 'G' }, 'bob');
+      expect((await quota.getStory(story.id)).features.map((f) => f.title)).toEqual(['F', 'G']);
+    });
+
+    it('holds when creates race on a compare-and-set store (two workers)', async () => {
+      const cas = new CasDocumentStore();
+      const quota = limited(cas);
+      const outcomes = await Promise.allSettled(
+        Array.from({ length: 8 }, (_, i) => quota.createProject(`r${i}`, { name: `R${i}` }, 'eve')),
+      );
+      expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(2);
+      expect((await quota.listProjects()).projects).toHaveLength(2);
+    });
   });
 });

@@ -5,7 +5,11 @@ import {
   type JSONRPCNotification,
 } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import { InProcessTransport, REQUEST_CANCELLED } from '../../../worker/mcp/inProcessTransport';
+import {
+  InProcessTransport,
+  REQUEST_CANCELLED,
+  REQUEST_TIMED_OUT,
+} from '../../../worker/mcp/inProcessTransport';
 import { waitFor } from '../../helpers/waitFor';
 
 /** A small server exercising what the transport must carry. */
@@ -119,6 +123,31 @@ describe('InProcessTransport', () => {
     });
     await waitFor(() => seen.aborted === true, 2000, 'handler aborted');
     expect(transport.cancel(call.id)).toBe(false);
+  });
+
+  it('with requestTimeoutMs, aborts a request running past it and settles REQUEST_TIMED_OUT', async () => {
+    const timed = new InProcessTransport({ requestTimeoutMs: 100 });
+    const timedSeen: { aborted?: boolean } = {};
+    const timedServer = testServer(timedSeen);
+    await timedServer.connect(timed);
+    try {
+      const fast = await timed.request('tools/call', { name: 'echo', arguments: { text: 'x' } })
+        .reply;
+      expect(fast).toMatchObject({ result: { content: [{ text: 'x' }] } });
+      const call = timed.request('tools/call', { name: 'wait_for_abort', arguments: {} });
+      expect(await call.reply).toEqual({
+        jsonrpc: '2.0',
+        id: call.id,
+        error: {
+          code: REQUEST_TIMED_OUT,
+          message: 'Request timed out after 100 ms (TOOL_TIMEOUT_MS) and was cancelled',
+        },
+      });
+      await waitFor(() => timedSeen.aborted === true, 2000, 'handler aborted');
+      expect(timed.pendingCount).toBe(0);
+    } finally {
+      await timedServer.close();
+    }
   });
 
   it('answers server-to-client requests with method-not-found', async () => {

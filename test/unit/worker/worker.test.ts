@@ -193,15 +193,18 @@ describe('worker: commands in, events out (memory engine)', () => {
     it('list_projects summarizes every project', async () => {
       await buildTree();
       await h.ok('create_project', { name: 'Empty' });
-      const { projects } = await h.ok('list_projects');
+      const { projects, hasMore } = await h.ok('list_projects');
       expect(projects).toHaveLength(2);
-      expect(projects[0]).toMatchObject({
+      expect(hasMore).toBe(false);
+      // Pages are in id order: find each by name.
+      const byName = (name: string) => projects.find((p: { name: string }) => p.name === name);
+      expect(byName('Shop')).toMatchObject({
         name: 'Shop',
         actorCount: 1,
         storyCount: 1,
         featureCount: 3,
       });
-      expect(projects[1]).toMatchObject({
+      expect(byName('Empty')).toMatchObject({
         name: 'Empty',
         actorCount: 0,
         storyCount: 0,
@@ -385,7 +388,7 @@ describe('worker: commands in, events out (memory engine)', () => {
     it('notifications/cancelled with our requestId stops the call: mcp-error -32800', async () => {
       const requestId = await h.send({
         method: 'tools/call',
-        params: { name: 'simulate_work', arguments: { steps: 200, delayMs: 20 } },
+        params: { name: 'simulate_work', arguments: { steps: 20, delayMs: 200 } },
       });
       await waitFor(() => h.events.of(requestId).length >= 1, 5000, 'first progress');
       const cancelId = await h.send({
@@ -407,7 +410,7 @@ describe('worker: commands in, events out (memory engine)', () => {
       await sleep(100);
       // Nothing after the cancellation, and the notification itself got no event.
       expect(h.events.of(requestId).length - 1).toBe(progressCount);
-      expect(progressCount).toBeLessThan(200);
+      expect(progressCount).toBeLessThan(20);
       expect(h.events.of(cancelId)).toHaveLength(0);
       expect(await counterValue(h.metrics, 'commandsCompleted', { outcome: 'cancelled' })).toBe(1);
     });
@@ -431,12 +434,12 @@ describe('worker: commands in, events out (memory engine)', () => {
     it('hears cancels published by gateways on the workers control topic', async () => {
       const byRequest = await h.send({
         method: 'tools/call',
-        params: { name: 'simulate_work', arguments: { steps: 200, delayMs: 20 } },
+        params: { name: 'simulate_work', arguments: { steps: 20, delayMs: 200 } },
       });
       const byClientId = await h.send({
         id: 'client-7',
         method: 'tools/call',
-        params: { name: 'simulate_work', arguments: { steps: 200, delayMs: 20 } },
+        params: { name: 'simulate_work', arguments: { steps: 20, delayMs: 200 } },
       });
       await waitFor(() => h.events.of(byRequest).length >= 1, 5000, 'first progress');
       await publishSeedCancel(h.engine, { connectionId: h.connectionId, target: byRequest });
@@ -454,7 +457,7 @@ describe('worker: commands in, events out (memory engine)', () => {
         [1, 2].map(() =>
           h.send({
             method: 'tools/call',
-            params: { name: 'simulate_work', arguments: { steps: 200, delayMs: 20 } },
+            params: { name: 'simulate_work', arguments: { steps: 20, delayMs: 200 } },
           }),
         ),
       );
@@ -647,5 +650,88 @@ describe('worker: two workers on one engine', () => {
     const { projects } = await h.ok('list_projects');
     expect(projects).toHaveLength(30);
     expect(new Set(projects.map((p: { name: string }) => p.name)).size).toBe(30);
+  });
+});
+
+describe('worker: limits on what one token can take', () => {
+  let h: WorkerHarness;
+
+  afterEach(async () => {
+    await h.stop();
+  });
+
+  it('cancels a call running past TOOL_TIMEOUT_MS and says so: mcp-error -32003', async () => {
+    h = await WorkerHarness.start({ env: { TOOL_TIMEOUT_MS: '300' } });
+    const started = Date.now();
+    const requestId = await h.send({
+      method: 'tools/call',
+      params: { name: 'simulate_work', arguments: { steps: 20, delayMs: 100 } },
+    });
+    const final = await h.events.final(requestId);
+    expect(final.event).toBe('mcp-error');
+    expect(final.data.error.code).toBe(WORKER_ERROR_CODES.timedOut);
+    expect(final.data.error.code).toBe(-32003);
+    expect(final.data.error.message).toMatch(/timed out after 300 ms \(TOOL_TIMEOUT_MS\)/);
+    expect(Date.now() - started).toBeLessThan(1500);
+    // The handler was aborted: no progress after the error.
+    const progress = h.events.of(requestId).length - 1;
+    await sleep(250);
+    expect(h.events.of(requestId).length - 1).toBe(progress);
+    expect(progress).toBeLessThan(20);
+    expect(await counterValue(h.metrics, 'commandsCompleted', { outcome: 'timeout' })).toBe(1);
+  });
+
+  it("simulate_work's limits are a demo's: at most 20 steps of 2000 ms", async () => {
+    h = await WorkerHarness.start();
+    for (const args of [{ steps: 21 }, { delayMs: 2001 }]) {
+      const final = await h.call('simulate_work', args);
+      expect(final.event).toBe('mcp-error');
+      expect(final.data.error.code).toBe(-32602);
+    }
+  });
+
+  it("one token's long calls leave slots for another token (WORKER_SLOTS_PER_TOKEN)", async () => {
+    h = await WorkerHarness.start({
+      env: { WORKER_CONCURRENCY: '4', WORKER_SLOTS_PER_TOKEN: '8' },
+    });
+    const hostile = { type: 'readonly' as const, sub: 'hostile' };
+    const long = await Promise.all(
+      Array.from({ length: 6 }, () =>
+        h.send(
+          {
+            method: 'tools/call',
+            params: { name: 'simulate_work', arguments: { steps: 20, delayMs: 100 } },
+          },
+          hostile,
+        ),
+      ),
+    );
+    // At most concurrency - 1 = 3 of them run; the rest wait behind, and the other token's
+    // call, queued after all six, still gets the free slot.
+    await waitFor(() => long.filter((id) => h.events.of(id).length > 0).length === 3, 5000);
+    const polite = await h.call('list_projects', {}, { type: 'readonly', sub: 'polite' });
+    expect(polite.event).toBe('tool-result');
+    expect(long.filter((id) => h.events.finals(id).length > 0)).toEqual([]);
+    expect(long.filter((id) => h.events.of(id).length > 0)).toHaveLength(3);
+    await publishSeedCancel(h.engine, { connectionId: h.connectionId });
+    await Promise.all(long.map((id) => h.events.final(id, 10_000)));
+  });
+
+  it('refuses creates past MAX_PROJECTS_PER_TOKEN with a tool error naming the setting', async () => {
+    h = await WorkerHarness.start({ env: { MAX_PROJECTS_PER_TOKEN: '1' } });
+    await h.ok('create_project', { name: 'First' });
+    const refused = await h.call('create_project', { name: 'Second' });
+    expect(refused.event).toBe('mcp-error');
+    expect(refused.data.error).toEqual({
+      code: WORKER_ERROR_CODES.toolError,
+      message: 'Quota reached: this token may create at most 1 projects (MAX_PROJECTS_PER_TOKEN)',
+    });
+    // Another token has its own quota.
+    const other = await h.call(
+      'create_project',
+      { name: 'Theirs' },
+      { type: 'team', sub: 'other' },
+    );
+    expect(other.event).toBe('tool-result');
   });
 });

@@ -1,0 +1,15 @@
+import type { CommandEnvelope } from '../types';
+
+/** enqueueCommands takes the commands of one token only (one POST's); anything else is a bug. */
+export function assertOneToken(commands: CommandEnvelope[]): void {
+  const sub = commands[0]?.tokenId;
+  if (commands.some((command) => command.tokenId !== sub)) {
+    throw new RangeError('enqueueCommands: every command must have the same tokenId');
+  }
+}
+
+export function validateMaxPerToken(maxPerToken: number | undefined): void {
+  if (maxPerToken !== undefined && (!Number.isInteger(maxPerToken) || maxPerToken < 1)) {
+    throw new RangeError(`maxPerToken must be a positive integer, got ${maxPerToken}`);
+  }
+}
