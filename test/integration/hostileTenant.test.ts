@@ -24,8 +24,11 @@ const LIMITS = {
   REQUEST_TIMEOUT_MS: 2000,
 };
 const BROADCASTS = 40;
-/** 20 steps of 2 s: far longer than the test, unless cancelled. */
-const LONG_CALL = { name: 'simulate_work', arguments: { steps: 20, delayMs: 2000 } };
+/**
+ * 20 steps of 600 ms: they hold every worker slot the hostile token may have (3 per worker)
+ * well past the other user's calls; its own later calls wait behind them.
+ */
+const LONG_CALL = { name: 'simulate_work', arguments: { steps: 20, delayMs: 600 } };
 
 let cluster: TestCluster;
 let redis: Redis;
@@ -41,7 +44,7 @@ beforeAll(async () => {
     env: {
       ...Object.fromEntries(Object.entries(LIMITS).map(([k, v]) => [k, String(v)])),
       WORKER_CONCURRENCY: '4',
-      WORKER_SLOTS_PER_TOKEN: '2',
+      WORKER_SLOTS_PER_TOKEN: '3',
       CLEANUP_INTERVAL_MS: '1000',
       RESUME_GRACE_MS: '3000',
     },
@@ -262,7 +265,6 @@ test('one token misbehaving every way at once harms no other user, and stays bou
   );
   const memoryAfter = await usedMemory();
   const rssAfter = (await rss(gatewayA.url)) + (await rss(gatewayB.url));
-  // eslint-disable-next-line no-console
   console.log(
     `hostile tenant: Redis used_memory ${memoryBefore} -> ${memoryAfter} B; ` +
       `hostile history ${hostileHistory} B (cap ${LIMITS.HISTORY_MAX_BYTES}); ` +
