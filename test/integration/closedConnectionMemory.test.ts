@@ -64,13 +64,13 @@ async function usedMemory(): Promise<number> {
 
 test('closed connections’ histories go with their resume window, and Redis memory with them', async () => {
   const gateway = cluster.gateways[0].url;
-  // A backlog whose list is sizeable: 20 projects with 5,000-character descriptions.
+  // A backlog whose list is sizeable: 50 projects (one page) with 2,000-character descriptions.
   const owner = await openSseClient(gateway, team);
   clients.push(owner);
-  for (let i = 0; i < 20; i += 1) {
+  for (let i = 0; i < 50; i += 1) {
     const created = await callTool(gateway, team, owner, 'create_project', {
       name: `Project ${i}`,
-      description: `${i}`.padEnd(5000, '.'),
+      description: `${i}`.padEnd(2000, '.'),
     });
     expect(created.event).toBe('tool-result');
   }
@@ -78,7 +78,7 @@ test('closed connections’ histories go with their resume window, and Redis mem
   const resultBytes = ownList.data.length;
   expect(resultBytes).toBeGreaterThan(100_000);
   const ownTopic = `${prefix}h:conn:${owner.connectionId}`;
-  await waitFor(async () => (await keysMatching('done:*')).length >= 21, 5000, 'done keys');
+  await waitFor(async () => (await keysMatching('done:*')).length >= 51, 5000, 'done keys');
   const baseline = await usedMemory();
 
   const shortIds: string[] = [];

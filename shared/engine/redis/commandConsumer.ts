@@ -14,12 +14,13 @@ const PENDING_SCAN_COUNT = 100;
 /** The reclaim round never runs more often than this, whatever claimIdleMs is. */
 const MIN_RECLAIM_INTERVAL_MS = 5;
 /**
- * Commands taken but not started are at most this many times `concurrency`: with a per-token
- * cap, commands of a token at its cap wait here while the reader goes on reading (to reach
- * other tokens' commands behind them), up to this bound. Small, because a command held here
- * is not available to another worker with free slots.
+ * Commands held back (their token at its per-token cap) are at most this many times
+ * `concurrency`: the reader goes on reading past them to reach other tokens' commands behind
+ * them, so one busy token never leaves a free slot idle while another token's command waits.
+ * The bound keeps hoarding small (a held command is not available to another worker): with the
+ * default limits, one token cannot fill it (MAX_INFLIGHT_PER_TOKEN 32, 8 of them running).
  */
-const LOOKAHEAD_FACTOR = 2;
+const HELD_FACTOR = 4;
 /** Read errors are retried after a delay growing up to this. */
 const MAX_RETRY_DELAY_MS = 2000;
 /** Consumers of the group with nothing pending and idle this long are forgotten... */
@@ -145,12 +146,13 @@ export class RedisCommandConsumer implements CommandConsumer {
 
   /**
    * How many more commands to take: free handler slots, minus the commands in hand that could
-   * take them (those of a token at its cap cannot), within the lookahead bound.
+   * take them (those of a token at its cap cannot), while the held-back ones stay within bound.
    */
   private freeSlots(): number {
     const { concurrency } = this.options;
-    const lookahead = concurrency * LOOKAHEAD_FACTOR - this.queued.length;
-    return Math.min(concurrency - this.running.size - this.runnableQueued(), lookahead);
+    const runnable = this.runnableQueued();
+    const held = this.queued.length - runnable;
+    return Math.min(concurrency - this.running.size - runnable, concurrency * HELD_FACTOR - held);
   }
 
   /** Commands in hand that would start if slots were free (their token is below its cap). */
