@@ -237,11 +237,13 @@ export class SseConnection {
     // Flush this tick's corked writes first: a last event written just before must not be lost.
     if (this.corked) this.uncork();
     // The TCP connection goes too: a client's reconnect must not ride a kept-alive socket back
-    // to this pod (it may be draining), but reach the load balancer afresh.
-    // (Captured now: the server detaches the socket from the response once it finished.)
+    // to this pod (it may be draining), but reach the load balancer afresh. So the socket is
+    // ended (after what was written) with no closing chunk: a complete response would let the
+    // client's connection pool reuse the socket for its next request in the moment before our
+    // FIN arrives, and that request would fail. EventSource reconnects either way.
     const socket = this.res.socket;
-    this.res.once('finish', () => socket?.end());
-    this.res.end();
+    if (socket) socket.end();
+    else this.res.end();
   }
 
   /** Drops the socket at once (dead, stuck or slow clients). */

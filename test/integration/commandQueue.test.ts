@@ -6,6 +6,7 @@
 import Redis from 'ioredis';
 import { issueToken } from '../../shared/auth';
 import { startCluster, type TestCluster } from '../helpers/cluster';
+import { postInitialize } from '../helpers/mcpHttp';
 import { spawnRole } from '../helpers/processes';
 import { openSseClient, sendCommand, type SseClient } from '../helpers/sseClient';
 import { waitFor } from '../helpers/waitFor';
@@ -66,23 +67,8 @@ test('past COMMAND_QUEUE_MAX: 503 with Retry-After; every 202 gets exactly one r
   expect(retry.headers.get('retry-after')).toMatch(/^\d+$/);
 
   // Streamable HTTP: refused the same way, as a JSON-RPC error with the HTTP status.
-  const mcp = await fetch(`${gatewayA.url}/mcp`, {
-    method: 'POST',
-    headers: {
-      Authorization: `Bearer ${token}`,
-      'Content-Type': 'application/json',
-      Accept: 'application/json, text/event-stream',
-    },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: {
-        protocolVersion: '2025-11-25',
-        capabilities: {},
-        clientInfo: { name: 't', version: '1' },
-      },
-    }),
+  const mcp = await postInitialize(gatewayA.url, token, {
+    Accept: 'application/json, text/event-stream',
   });
   expect(mcp.status).toBe(503);
   expect(mcp.headers.get('retry-after')).toMatch(/^\d+$/);

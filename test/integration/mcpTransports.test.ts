@@ -12,6 +12,7 @@ import Redis from 'ioredis';
 import { issueToken } from '../../shared/auth';
 import type { TokenType } from '../../shared/types';
 import { startCluster, type TestCluster } from '../helpers/cluster';
+import { initializeSession } from '../helpers/mcpHttp';
 import type { SpawnedProcess } from '../helpers/processes';
 import type { ProvidedRedis } from '../helpers/redis';
 import { startRoundRobinProxy, type RoundRobinProxy } from '../helpers/roundRobinProxy';
@@ -125,25 +126,6 @@ async function exerciseBacklog(client: Client): Promise<void> {
   expect(progress[0]).toBe(1);
 }
 
-async function rawInitialize(): Promise<string> {
-  const res = await fetch(`${proxy.url}/mcp`, {
-    method: 'POST',
-    headers: { ...bearer(TEAM), 'Content-Type': 'application/json', Accept: 'application/json' },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: {
-        protocolVersion: '2025-11-25',
-        capabilities: {},
-        clientInfo: { name: 'raw', version: '0' },
-      },
-    }),
-  });
-  expect(res.status).toBe(200);
-  return res.headers.get('mcp-session-id')!;
-}
-
 test('Streamable HTTP: the SDK client uses every tool through alternating pods, then ends the session', async () => {
   const { client, transport } = await streamableClient();
   await exerciseBacklog(client);
@@ -179,7 +161,7 @@ test('legacy HTTP+SSE: the SDK client over SSEClientTransport, POSTs landing on 
 });
 
 test('HTTP rules through the proxy: 409, Origin, protocol version, subject, session header', async () => {
-  const sessionId = await rawInitialize();
+  const sessionId = await initializeSession(proxy.url, TEAM);
   const headers = { ...bearer(TEAM), Accept: 'text/event-stream', 'Mcp-Session-Id': sessionId };
   const first = new AbortController();
   const held = await fetch(`${gateways[0].url}/mcp`, { headers, signal: first.signal });

@@ -16,7 +16,8 @@ class FakeResponse extends EventEmitter {
   corks = 0;
   writableEnded = false;
   destroyed = false;
-  socket = { destroyed: false };
+  socketEnded = false;
+  socket = { destroyed: false, end: () => (this.socketEnded = true) };
   writeHead(status: number, headers: Record<string, string>) {
     expect(status).toBe(200);
     this.headers = headers;
@@ -211,7 +212,8 @@ describe('SseConnection', () => {
     const { res, conn } = connection();
     conn.open(body('w', 0));
     conn.end();
-    expect(res.writableEnded).toBe(true);
+    // The socket is ended (no closing chunk: no client reuses it for another request).
+    expect(res.socketEnded).toBe(true);
     const count = res.written.length;
     expect(conn.deliver(false, '1-0', body('r', 1))).toBe(SKIPPED);
     expect(conn.sendLocal(body('s', 1), false)).toBe(SKIPPED);

@@ -10,6 +10,7 @@ import { silentLogger, type Logger } from '../../../shared/logger';
 import { createMetrics } from '../../../shared/metrics';
 import { createWorker } from '../../../worker/worker';
 import { captureLogs, type CapturedLogs } from '../../helpers/logs';
+import { initializeRequest } from '../../helpers/mcpHttp';
 import {
   startGateway as startBareGateway,
   type GatewayHarness,
@@ -18,16 +19,7 @@ import { sleep } from '../../helpers/waitFor';
 import { api, expectError } from './api';
 import { openRawSse } from './rawSse';
 
-const initialize = {
-  jsonrpc: '2.0',
-  id: 1,
-  method: 'initialize',
-  params: {
-    protocolVersion: '2025-11-25',
-    capabilities: {},
-    clientInfo: { name: 'edge-test', version: '1' },
-  },
-};
+const initialize = initializeRequest('edge-test');
 
 /** A gateway and a worker sharing a memory engine: MCP requests get answered. */
 async function startGateway(

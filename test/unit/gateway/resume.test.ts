@@ -238,6 +238,8 @@ describe('slow consumers', () => {
         SEND_QUEUE_MAX_BYTES: '16384',
         SEND_QUEUE_MAX_EVENTS: '100',
         HISTORY_MAXLEN: '20000',
+        // Up to 10,000 events of 2 KB: the history must keep them all for the full replay.
+        HISTORY_MAX_BYTES: String(64 * 1024 * 1024),
       },
     });
     try {
