@@ -84,6 +84,21 @@ describe('discovery (RFC 9728)', () => {
     );
   });
 
+  it('an origin as the audience covers /sse too: the metadata is the root document', async () => {
+    const rooted = await startGateway({
+      env: { OAUTH_ISSUER: as.url, OAUTH_AUDIENCE: 'https://gateway.example.test' },
+    });
+    try {
+      const res = await api(rooted.url, '/sse');
+      expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toBe(
+        'Bearer resource_metadata="https://gateway.example.test/.well-known/oauth-protected-resource"',
+      );
+    } finally {
+      await rooted.close();
+    }
+  });
+
   it('an audience that is not a URL: the metadata URL follows the trusted proxy', async () => {
     const proxied = await startGateway({
       env: { OAUTH_ISSUER: as.url, OAUTH_AUDIENCE: 'api://mcp-gateway', TRUST_PROXY: 'true' },
