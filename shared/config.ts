@@ -100,8 +100,11 @@ export interface OAuthConfig {
   /** Unset: the jwks_uri of the issuer's metadata (RFC 8414 or OpenID discovery). */
   jwksUrl?: string;
   algorithms: string[];
-  /** Claim holding the scopes (a space-separated string or a list): `scope`, Entra's `scp`. */
-  scopeClaim: string;
+  /**
+   * Claims holding the scopes (each a space-separated string or a list), read together:
+   * `scope`; Entra: `scp` (delegated) and `roles` (app roles of client-credentials tokens).
+   */
+  scopeClaims: string[];
   /** `<prefix>master`, `<prefix>team`, `<prefix>readonly` are the scopes of the token types. */
   scopePrefix: string;
   /** Claim holding a token's tool allow-list (a list or a space-separated string). */
@@ -275,7 +278,9 @@ function parseOAuth(e: z.infer<typeof envSchema>): OAuthConfig | undefined {
     audience: e.OAUTH_AUDIENCE,
     ...(e.OAUTH_JWKS_URL ? { jwksUrl: e.OAUTH_JWKS_URL } : {}),
     algorithms,
-    scopeClaim: e.OAUTH_SCOPE_CLAIM,
+    scopeClaims: e.OAUTH_SCOPE_CLAIM.split(',')
+      .map((c) => c.trim())
+      .filter(Boolean),
     scopePrefix: e.OAUTH_SCOPE_PREFIX,
     toolsClaim: e.OAUTH_TOOLS_CLAIM,
     clockToleranceS: e.OAUTH_CLOCK_TOLERANCE_S,

@@ -169,7 +169,7 @@ export class OAuthTokenVerifier {
   }
 
   private claimsOf(payload: JWTPayload): TokenClaims {
-    const type = this.typeOf(payload[this.oauth.scopeClaim]);
+    const type = this.typeOf(payload);
     if (!type) {
       throw new AuthFailure(
         'scope',
@@ -188,8 +188,8 @@ export class OAuthTokenVerifier {
     };
   }
 
-  private typeOf(scopeClaim: unknown): TokenType | undefined {
-    const granted = new Set(nameList(scopeClaim) ?? []);
+  private typeOf(payload: JWTPayload): TokenType | undefined {
+    const granted = new Set(this.oauth.scopeClaims.flatMap((c) => nameList(payload[c]) ?? []));
     return TOKEN_TYPES.find((type) => granted.has(this.scopes[type]));
   }
 }

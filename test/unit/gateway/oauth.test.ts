@@ -136,13 +136,13 @@ describe('access tokens', () => {
     expect(claims).toMatchObject({ sub: 'oauth:client-1', type: 'team', tools: ['list_projects'] });
   });
 
-  it('scope and tools claims are configurable (Entra: scp, a list)', async () => {
+  it('scope and tools claims are configurable (Entra: scp and roles, a list)', async () => {
     const verifier = createAccessTokenVerifier(
       loadConfig({
         JWT_SECRET: 'x'.repeat(32),
         OAUTH_ISSUER: as.url,
         OAUTH_AUDIENCE: AUDIENCE,
-        OAUTH_SCOPE_CLAIM: 'scp',
+        OAUTH_SCOPE_CLAIM: 'scp, roles',
         OAUTH_SCOPE_PREFIX: 'mcp.',
         OAUTH_TOOLS_CLAIM: 'mcp_tools',
       }),
@@ -159,6 +159,8 @@ describe('access tokens', () => {
       type: 'readonly',
       tools: ['a', 'b'],
     });
+    const app = await as.token({ sub: 'daemon', aud: AUDIENCE, roles: ['mcp.team'] });
+    expect(await verifier.verify(app)).toMatchObject({ sub: 'oauth:daemon', type: 'team' });
   });
 
   it('static JWTs keep working beside them', async () => {
@@ -309,7 +311,7 @@ describe('configuration', () => {
       issuer: 'https://as.example',
       audience: AUDIENCE,
       algorithms: ['RS256', 'PS256', 'ES256', 'EdDSA'],
-      scopeClaim: 'scope',
+      scopeClaims: ['scope'],
       scopePrefix: 'mcp:',
       toolsClaim: 'tools',
       clockToleranceS: 30,
