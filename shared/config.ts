@@ -74,7 +74,7 @@ const envSchema = z.object({
   OAUTH_TOOLS_CLAIM: z.string().min(1).default('tools'),
   OAUTH_CLOCK_TOLERANCE_S: int(30, 0),
   OAUTH_JWKS_COOLDOWN_MS: int(30_000, 0),
-  OAUTH_JWKS_CACHE_MAX_AGE_MS: int(600_000, 1000),
+  OAUTH_JWKS_MAX_AGE_MS: int(600_000, 1000),
 });
 
 /** Signature algorithms an authorization server's tokens may use: asymmetric ones only. */
@@ -285,7 +285,7 @@ function parseOAuth(e: z.infer<typeof envSchema>): OAuthConfig | undefined {
     toolsClaim: e.OAUTH_TOOLS_CLAIM,
     clockToleranceS: e.OAUTH_CLOCK_TOLERANCE_S,
     jwksCooldownMs: e.OAUTH_JWKS_COOLDOWN_MS,
-    jwksCacheMaxAgeMs: e.OAUTH_JWKS_CACHE_MAX_AGE_MS,
+    jwksCacheMaxAgeMs: e.OAUTH_JWKS_MAX_AGE_MS,
   };
 }
 
