@@ -12,6 +12,9 @@ import { TOKEN_TYPES, type TokenClaims, type TokenType } from './types';
  */
 export const OAUTH_SUB_PREFIX = 'oauth:';
 
+/** How long a failed metadata discovery is remembered before the next request tries again. */
+const DISCOVERY_RETRY_MS = 5000;
+
 /** The scope of each token type, highest first: a token gets the highest type it has a scope for. */
 export function scopesOf(oauth: Pick<OAuthConfig, 'scopePrefix'>): Record<TokenType, string> {
   return {
@@ -102,21 +105,31 @@ export class OAuthTokenVerifier {
     return this.claimsOf(payload);
   }
 
-  /** The key set, made once; its URL comes from the issuer's metadata unless configured. */
+  /**
+   * The key set, made once; its URL comes from the issuer's metadata unless configured. A failed
+   * discovery is remembered for DISCOVERY_RETRY_MS (every request meanwhile gets 503 at once,
+   * and one warning is logged), then tried again.
+   */
   private jwks(): Promise<ReturnType<typeof createRemoteJWKSet>> {
-    this.keySet ??= this.jwksUrl().then((url) =>
-      createRemoteJWKSet(new URL(url), {
-        cooldownDuration: this.oauth.jwksCooldownMs,
-        cacheMaxAge: this.oauth.jwksCacheMaxAgeMs,
-      }),
-    );
-    // A failed discovery is tried again by the next request, not remembered.
-    return this.keySet.catch((err: unknown) => {
-      this.keySet = undefined;
-      this.logger.warn('Authorization server metadata unavailable', {
-        issuer: this.oauth.issuer,
-        error: err instanceof Error ? err.message : String(err),
+    if (!this.keySet) {
+      const attempt = this.jwksUrl().then((url) =>
+        createRemoteJWKSet(new URL(url), {
+          cooldownDuration: this.oauth.jwksCooldownMs,
+          cacheMaxAge: this.oauth.jwksCacheMaxAgeMs,
+        }),
+      );
+      this.keySet = attempt;
+      attempt.catch((err: unknown) => {
+        this.logger.warn('Authorization server metadata unavailable', {
+          issuer: this.oauth.issuer,
+          error: err instanceof Error ? err.message : String(err),
+        });
+        setTimeout(() => {
+          if (this.keySet === attempt) this.keySet = undefined;
+        }, DISCOVERY_RETRY_MS).unref();
       });
+    }
+    return this.keySet.catch(() => {
       throw errors.unavailable('The authorization server cannot be reached; retry later', 5);
     });
   }

@@ -47,9 +47,20 @@ export class ProtectedResource {
   /** GET /.well-known/oauth-protected-resource and its /mcp form: public, any origin may read. */
   routes(): Router {
     const router = Router();
-    router.get([WELL_KNOWN, `${WELL_KNOWN}/mcp`], (_req, res) => {
+    const paths = [WELL_KNOWN, `${WELL_KNOWN}/mcp`];
+    router.get(paths, (_req, res) => {
       res.set('Access-Control-Allow-Origin', '*').set('Cache-Control', 'max-age=300');
       res.json(this.metadata());
+    });
+    // Browser clients send MCP-Protocol-Version with it, which needs a preflight.
+    router.options(paths, (_req, res) => {
+      res
+        .set('Access-Control-Allow-Origin', '*')
+        .set('Access-Control-Allow-Methods', 'GET, OPTIONS')
+        .set('Access-Control-Allow-Headers', 'MCP-Protocol-Version, Accept')
+        .set('Access-Control-Max-Age', '600')
+        .status(204)
+        .end();
     });
     return router;
   }

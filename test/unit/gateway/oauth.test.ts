@@ -62,6 +62,40 @@ describe('discovery (RFC 9728)', () => {
     },
   );
 
+  it('answers the preflight of any origin (browser clients send MCP-Protocol-Version)', async () => {
+    const res = await fetch(`${gw.url}/.well-known/oauth-protected-resource/mcp`, {
+      method: 'OPTIONS',
+      headers: {
+        Origin: 'https://elsewhere.example',
+        'Access-Control-Request-Method': 'GET',
+        'Access-Control-Request-Headers': 'mcp-protocol-version',
+      },
+    });
+    expect(res.status).toBe(204);
+    expect(res.headers.get('access-control-allow-origin')).toBe('*');
+    expect(res.headers.get('access-control-allow-headers')).toMatch(/MCP-Protocol-Version/);
+  });
+
+  it('an unreachable authorization server: 503 with Retry-After, not 401', async () => {
+    const down = await startGateway({
+      env: { OAUTH_ISSUER: 'http://127.0.0.1:1/realms/none', OAUTH_AUDIENCE: AUDIENCE },
+    });
+    try {
+      const token = await as.token({
+        iss: 'http://127.0.0.1:1/realms/none',
+        sub: 'a',
+        aud: AUDIENCE,
+      });
+      for (let i = 0; i < 2; i++) {
+        const res = await api(down.url, '/mcp/sse/stats', { token });
+        expectError(res, 503, 'unavailable');
+        expect(res.headers.get('retry-after')).toBe('5');
+      }
+    } finally {
+      await down.close();
+    }
+  });
+
   it.each([
     ['POST', '/mcp'],
     ['GET', '/sse'],
