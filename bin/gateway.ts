@@ -1,16 +1,16 @@
 /** `npm run gateway`: one gateway pod (needs REDIS_URL so that workers and other pods share it). */
 import { createGatewayApp } from '../gateway/app';
-import { createTokenVerifier } from '../shared/auth';
+import { createAccessTokenVerifier } from '../shared/oauth';
 import { runProcess } from './lifecycle';
 import { closeServer, listen } from './serve';
 
 runProcess('gateway', async ({ config, engine, logger, metrics }) => {
-  if (config.jwtSecretGenerated) {
+  if (config.jwtSecretGenerated && !config.oauth) {
     throw new Error(
-      'JWT_SECRET or JWT_PUBLIC_KEY is required: every pod must verify the same tokens',
+      'JWT_SECRET, JWT_PUBLIC_KEY or OAUTH_ISSUER is required: every pod must verify the same tokens',
     );
   }
-  const verifier = createTokenVerifier(config);
+  const verifier = createAccessTokenVerifier(config, logger);
   const gateway = createGatewayApp({ config, engine, logger, metrics, verifier });
   await gateway.start();
   const { server, port } = await listen(

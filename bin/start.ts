@@ -3,8 +3,9 @@
  * Without JWT_SECRET a random secret is made and ready-to-paste tokens are printed.
  */
 import { createGatewayApp } from '../gateway/app';
-import { createTokenVerifier, issueToken } from '../shared/auth';
+import { issueToken } from '../shared/auth';
 import { createWorker } from '../worker/worker';
+import { createAccessTokenVerifier } from '../shared/oauth';
 import { runProcess } from './lifecycle';
 import { closeServer, listen } from './serve';
 
@@ -21,7 +22,7 @@ runProcess('all', async ({ config, engine, logger, metrics }) => {
     engine,
     logger: logger.child({ component: 'gateway' }),
     metrics,
-    verifier: createTokenVerifier(config),
+    verifier: createAccessTokenVerifier(config, logger),
   });
   await gateway.start();
   const { server, port } = await listen(

@@ -1,5 +1,5 @@
 import express from 'express';
-import type { TokenVerifier } from '../shared/auth';
+import type { AccessTokenVerifier } from '../shared/auth';
 import { PLACEHOLDER_JWT_SECRETS, type Config } from '../shared/config';
 import type { Engine } from '../shared/engine/engine';
 import type { Logger } from '../shared/logger';
@@ -13,6 +13,7 @@ import { broadcastRoutes } from './routes/broadcast';
 import { demoRoutes } from './routes/demo';
 import type { RouteContext } from './routes/context';
 import { healthRoutes } from './routes/health';
+import { ProtectedResource } from './routes/protectedResource';
 import { sendRoutes } from './routes/send';
 import { sseRoutes } from './routes/sse';
 import { statsRoutes } from './routes/stats';
@@ -23,7 +24,7 @@ export interface GatewayDeps {
   engine: Engine;
   logger: Logger;
   metrics: Metrics;
-  verifier: TokenVerifier;
+  verifier: AccessTokenVerifier;
 }
 
 export interface GatewayApp {
@@ -46,6 +47,7 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
   const { config, engine, metrics, verifier } = deps;
   const logger = deps.logger.child({ component: 'gateway' });
   const hub = new ConnectionHub({ config, engine, logger, metrics });
+  const resource = config.oauth ? new ProtectedResource(config.oauth) : undefined;
   const ctx: RouteContext = {
     config,
     engine,
@@ -54,6 +56,7 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
     hub,
     verifier,
     rateLimit: createRateLimiter(config, engine),
+    ...(resource ? { resource } : {}),
   };
 
   if (config.jwtSecret !== undefined && PLACEHOLDER_JWT_SECRETS.includes(config.jwtSecret)) {
@@ -77,6 +80,8 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
   app.set('trust proxy', config.trustProxy);
   // Metrics first: requests the origin policy refuses are counted too.
   app.use(requestMetrics(metrics, logger));
+  // Public metadata any web client may read: before the origin policy.
+  if (resource) app.use(resource.routes());
   app.use(cors(new OriginPolicy(config)));
   app.use(healthRoutes(ctx));
   app.use(sseRoutes(ctx));

@@ -1,11 +1,20 @@
 import { createPublicKey, createSecretKey } from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import { errors } from './errors';
+import { AuthFailure, type AuthFailureReason } from './errors';
 import { TOKEN_TYPES, type TokenClaims, type TokenType } from './types';
 
 /** Verifies and issues the gateway's JWTs (HS256 with a secret, or RS256/ES256 with a public key). */
 export interface TokenVerifier {
   verify(token: string): TokenClaims;
+}
+
+/**
+ * What the gateway verifies tokens with: the static verifier above (synchronous), or one that
+ * also accepts an authorization server's access tokens (asynchronous: keys come from its JWKS).
+ * Either throws (or rejects with) an AuthFailure.
+ */
+export interface AccessTokenVerifier {
+  verify(token: string): TokenClaims | Promise<TokenClaims>;
 }
 
 export interface AuthKeys {
@@ -29,21 +38,34 @@ export function createTokenVerifier(keys: AuthKeys): TokenVerifier {
       try {
         payload = jwt.verify(token, key, { algorithms });
       } catch (err) {
-        const reason = err instanceof jwt.TokenExpiredError ? 'Token expired' : 'Invalid token';
-        throw errors.unauthorized(reason);
+        throw staticFailure(err);
       }
       return parseClaims(payload);
     },
   };
 }
 
+function staticFailure(err: unknown): AuthFailure {
+  let reason: AuthFailureReason = 'signature';
+  if (err instanceof jwt.TokenExpiredError) reason = 'expired';
+  else if (err instanceof jwt.NotBeforeError) reason = 'not_before';
+  else if (err instanceof jwt.JsonWebTokenError && /malformed|invalid token/.test(err.message)) {
+    reason = 'malformed';
+  }
+  return new AuthFailure(reason, reason === 'expired' ? 'Token expired' : 'Invalid token');
+}
+
 function parseClaims(payload: string | jwt.JwtPayload): TokenClaims {
-  if (typeof payload === 'string') throw errors.unauthorized('Invalid token payload');
+  if (typeof payload === 'string') throw new AuthFailure('claims', 'Invalid token payload');
   const { sub, type, tools, exp } = payload as Record<string, unknown>;
-  if (typeof sub !== 'string' || sub.length === 0) throw errors.unauthorized('Token has no sub');
-  if (!TOKEN_TYPES.includes(type as TokenType)) throw errors.unauthorized('Unknown token type');
+  if (typeof sub !== 'string' || sub.length === 0) {
+    throw new AuthFailure('claims', 'Token has no sub');
+  }
+  if (!TOKEN_TYPES.includes(type as TokenType)) {
+    throw new AuthFailure('claims', 'Unknown token type');
+  }
   if (tools !== undefined && !(Array.isArray(tools) && tools.every((t) => typeof t === 'string'))) {
-    throw errors.unauthorized('Token tools must be a list of names');
+    throw new AuthFailure('claims', 'Token tools must be a list of names');
   }
   return {
     sub,

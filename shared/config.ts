@@ -65,7 +65,56 @@ const envSchema = z.object({
   TOOL_TIMEOUT_MS: int(60_000, 100),
   MAX_PROJECTS_PER_TOKEN: int(100, 1),
   MAX_ITEMS_PER_TOKEN: int(2000, 1),
+  OAUTH_ISSUER: z.preprocess(emptyAsUndefined, z.string().url().optional()),
+  OAUTH_AUDIENCE: z.preprocess(emptyAsUndefined, z.string().optional()),
+  OAUTH_JWKS_URL: z.preprocess(emptyAsUndefined, z.string().url().optional()),
+  OAUTH_ALGORITHMS: z.string().default('RS256,PS256,ES256,EdDSA'),
+  OAUTH_SCOPE_CLAIM: z.string().min(1).default('scope'),
+  OAUTH_SCOPE_PREFIX: z.string().default('mcp:'),
+  OAUTH_TOOLS_CLAIM: z.string().min(1).default('tools'),
+  OAUTH_CLOCK_TOLERANCE_S: int(30, 0),
+  OAUTH_JWKS_COOLDOWN_MS: int(30_000, 0),
+  OAUTH_JWKS_MAX_AGE_MS: int(600_000, 1000),
 });
+
+/** Signature algorithms an authorization server's tokens may use: asymmetric ones only. */
+const OAUTH_ALLOWED_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+];
+
+/** Access tokens of an external authorization server (OAUTH_ISSUER set). */
+export interface OAuthConfig {
+  /** The authorization server's issuer URL: tokens whose `iss` is this are its tokens. */
+  issuer: string;
+  /** This gateway's resource URI: the `aud` its tokens must carry (RFC 8707). */
+  audience: string;
+  /** Unset: the jwks_uri of the issuer's metadata (RFC 8414 or OpenID discovery). */
+  jwksUrl?: string;
+  algorithms: string[];
+  /**
+   * Claims holding the scopes (each a space-separated string or a list), read together:
+   * `scope`; Entra: `scp` (delegated) and `roles` (app roles of client-credentials tokens).
+   */
+  scopeClaims: string[];
+  /** `<prefix>master`, `<prefix>team`, `<prefix>readonly` are the scopes of the token types. */
+  scopePrefix: string;
+  /** Claim holding a token's tool allow-list (a list or a space-separated string). */
+  toolsClaim: string;
+  clockToleranceS: number;
+  /** Least time between two JWKS fetches for an unknown `kid`. */
+  jwksCooldownMs: number;
+  /** The JWKS is fetched again after this long even without an unknown `kid`. */
+  jwksCacheMaxAgeMs: number;
+}
 
 export interface Config {
   port: number;
@@ -134,6 +183,8 @@ export interface Config {
   backlogMaxProjectsPerToken: number;
   /** Actors, stories and features one token (sub) may create, together. */
   backlogMaxItemsPerToken: number;
+  /** Set when tokens of an external authorization server are accepted too. */
+  oauth?: OAuthConfig;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
@@ -153,6 +204,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     );
   }
   const jwtSecretGenerated = !e.JWT_SECRET && !e.JWT_PUBLIC_KEY;
+  const oauth = parseOAuth(e);
   return Object.freeze({
     port: e.PORT,
     host: e.HOST,
@@ -196,7 +248,45 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     toolTimeoutMs: e.TOOL_TIMEOUT_MS,
     backlogMaxProjectsPerToken: e.MAX_PROJECTS_PER_TOKEN,
     backlogMaxItemsPerToken: e.MAX_ITEMS_PER_TOKEN,
+    ...(oauth ? { oauth: Object.freeze(oauth) } : {}),
   });
+}
+
+function parseOAuth(e: z.infer<typeof envSchema>): OAuthConfig | undefined {
+  if (!e.OAUTH_ISSUER) {
+    if (e.OAUTH_AUDIENCE || e.OAUTH_JWKS_URL) {
+      throw new Error('Invalid configuration: OAUTH_AUDIENCE and OAUTH_JWKS_URL need OAUTH_ISSUER');
+    }
+    return undefined;
+  }
+  if (!e.OAUTH_AUDIENCE) {
+    throw new Error(
+      "Invalid configuration: OAUTH_ISSUER needs OAUTH_AUDIENCE (this gateway's resource URI, e.g. https://mcp.example.com/mcp)",
+    );
+  }
+  const algorithms = e.OAUTH_ALGORITHMS.split(',')
+    .map((a) => a.trim())
+    .filter(Boolean);
+  const refused = algorithms.filter((a) => !OAUTH_ALLOWED_ALGORITHMS.includes(a));
+  if (algorithms.length === 0 || refused.length > 0) {
+    throw new Error(
+      `Invalid configuration: OAUTH_ALGORITHMS must list some of ${OAUTH_ALLOWED_ALGORITHMS.join(', ')} (refused: ${refused.join(', ') || 'none given'})`,
+    );
+  }
+  return {
+    issuer: e.OAUTH_ISSUER,
+    audience: e.OAUTH_AUDIENCE,
+    ...(e.OAUTH_JWKS_URL ? { jwksUrl: e.OAUTH_JWKS_URL } : {}),
+    algorithms,
+    scopeClaims: e.OAUTH_SCOPE_CLAIM.split(',')
+      .map((c) => c.trim())
+      .filter(Boolean),
+    scopePrefix: e.OAUTH_SCOPE_PREFIX,
+    toolsClaim: e.OAUTH_TOOLS_CLAIM,
+    clockToleranceS: e.OAUTH_CLOCK_TOLERANCE_S,
+    jwksCooldownMs: e.OAUTH_JWKS_COOLDOWN_MS,
+    jwksCacheMaxAgeMs: e.OAUTH_JWKS_MAX_AGE_MS,
+  };
 }
 
 /** '' or 'false': none; 'true': all; a number: that many hops; else a list of addresses. */

@@ -15,6 +15,42 @@ export class GatewayError extends Error {
   }
 }
 
+/**
+ * Why a token was refused, the label of mcpgw_auth_failures_total (a bounded set):
+ * missing (no token), malformed (not a JWT, or not a Bearer header), signature (bad signature,
+ * unknown key, an algorithm not allowed), expired, not_before, issuer, audience (issued for
+ * another resource), claims (no sub, a bad type or tools claim), scope (no scope or token type
+ * this request needs).
+ */
+export const AUTH_FAILURE_REASONS = [
+  'missing',
+  'malformed',
+  'signature',
+  'expired',
+  'not_before',
+  'issuer',
+  'audience',
+  'claims',
+  'scope',
+] as const;
+export type AuthFailureReason = (typeof AUTH_FAILURE_REASONS)[number];
+
+/** A refused token: 401 (or 403 for a missing scope), with the reason metrics count it by. */
+export class AuthFailure extends GatewayError {
+  constructor(
+    readonly reason: AuthFailureReason,
+    message: string,
+    status = reason === 'scope' ? 403 : 401,
+  ) {
+    super(
+      status === 403 ? 'forbidden' : 'unauthorized',
+      message,
+      status,
+      status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {},
+    );
+  }
+}
+
 /** Code of errors.eventTooLarge. */
 export const EVENT_TOO_LARGE = 'event_too_large';
 

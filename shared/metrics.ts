@@ -141,6 +141,12 @@ export function createMetrics(role: 'gateway' | 'worker' | 'all') {
       help: 'Errors reported by Redis connections',
       registers: r,
     }),
+    authFailures: new Counter({
+      name: 'mcpgw_auth_failures_total',
+      help: 'Requests refused for their token (401, or 403 for a missing scope or token type), by reason: missing, malformed, signature, expired, not_before, issuer, audience, claims, scope',
+      labelNames: ['reason'],
+      registers: r,
+    }),
     httpRequests: new Counter({
       name: 'mcpgw_http_requests_total',
       help: 'HTTP requests, by route and status',

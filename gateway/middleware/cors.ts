@@ -7,7 +7,8 @@ export const CORS_ALLOWED_HEADERS = 'Authorization, Content-Type, Cache-Control,
 const MCP_PATHS = new Set(['/mcp', '/sse', '/messages']);
 const MCP_ALLOWED_HEADERS = `${CORS_ALLOWED_HEADERS}, Mcp-Session-Id, MCP-Protocol-Version`;
 const ALLOWED_METHODS = 'GET, POST, DELETE, OPTIONS';
-const EXPOSED_HEADERS = 'Retry-After, RateLimit, RateLimit-Policy, Mcp-Session-Id';
+const EXPOSED_HEADERS =
+  'Retry-After, RateLimit, RateLimit-Policy, Mcp-Session-Id, WWW-Authenticate';
 
 /** The names a loopback-bound gateway answers to (any port): what DNS rebinding cannot fake. */
 const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '[::1]']);

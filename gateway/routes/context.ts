@@ -1,5 +1,5 @@
 import express, { type RequestHandler } from 'express';
-import type { TokenVerifier } from '../../shared/auth';
+import type { AccessTokenVerifier } from '../../shared/auth';
 import type { Config } from '../../shared/config';
 import type { Engine } from '../../shared/engine/engine';
 import { errors } from '../../shared/errors';
@@ -8,6 +8,7 @@ import type { Metrics } from '../../shared/metrics';
 import type { TokenType } from '../../shared/types';
 import { authenticate, requireAuth } from '../middleware/auth';
 import type { ConnectionHub } from '../sse/hub';
+import type { ProtectedResource } from './protectedResource';
 import { jsonNestsDeeperThan } from '../validation';
 
 /** What every route module gets from the app factory. */
@@ -17,8 +18,10 @@ export interface RouteContext {
   logger: Logger;
   metrics: Metrics;
   hub: ConnectionHub;
-  verifier: TokenVerifier;
+  verifier: AccessTokenVerifier;
   rateLimit: RequestHandler;
+  /** Set with OAUTH_ISSUER: this gateway as an OAuth protected resource. */
+  resource?: ProtectedResource;
 }
 
 interface GuardOptions {
@@ -33,7 +36,7 @@ export function guarded(ctx: RouteContext, options: GuardOptions = {}): RequestH
   return [
     authenticate(ctx.verifier, { allowQueryToken: options.allowQueryToken ?? false }),
     ctx.rateLimit,
-    requireAuth(options.types),
+    requireAuth({ types: options.types, resource: ctx.resource, metrics: ctx.metrics }),
   ];
 }
 

@@ -1,12 +1,13 @@
 import type http from 'node:http';
 import { listen } from '../../bin/serve';
 import { createGatewayApp, type GatewayApp } from '../../gateway/app';
-import { createTokenVerifier, issueToken, type IssueOptions } from '../../shared/auth';
+import { issueToken, type IssueOptions } from '../../shared/auth';
 import { loadConfig, type Config } from '../../shared/config';
 import type { Engine } from '../../shared/engine/engine';
 import { MemoryEngine } from '../../shared/engine/memory';
 import { silentLogger, type Logger } from '../../shared/logger';
 import { createMetrics, type Metrics } from '../../shared/metrics';
+import { createAccessTokenVerifier } from '../../shared/oauth';
 import type { TokenType } from '../../shared/types';
 
 export const TEST_JWT_SECRET = 'gateway-test-secret-0123456789abcdef';
@@ -60,12 +61,13 @@ export async function startGateway(options: GatewayHarnessOptions = {}): Promise
     });
   if (ownEngine) await engine.start();
   const metrics = createMetrics('gateway');
+  const logger = options.logger ?? silentLogger();
   const gateway = createGatewayApp({
     config,
     engine,
-    logger: options.logger ?? silentLogger(),
+    logger,
     metrics,
-    verifier: createTokenVerifier(config),
+    verifier: createAccessTokenVerifier(config, logger),
   });
   await gateway.start();
 

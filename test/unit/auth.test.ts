@@ -1,6 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { createTokenVerifier, issueToken, mayCallTool } from '../../shared/auth';
+import type { AuthFailure } from '../../shared/errors';
 import { GatewayError } from '../../shared/errors';
 
 const SECRET = 'auth-unit-secret-0123456789abcdef';
@@ -84,4 +85,29 @@ test('mayCallTool: readonly only read-only tools, allow-lists restrict every typ
   expect(mayCallTool({ sub: 'a', type: 'master', tools: ['x'] }, 'create_project', false)).toBe(
     false,
   );
+});
+
+test('static refusals carry the reason metrics count them by', () => {
+  const verifier = createTokenVerifier({ jwtSecret: SECRET });
+  const reasonOf = (token: string) => {
+    try {
+      verifier.verify(token);
+    } catch (err) {
+      return (err as AuthFailure).reason;
+    }
+    return 'accepted';
+  };
+  const nowS = Math.floor(Date.now() / 1000);
+  expect(reasonOf('not-a-jwt')).toBe('malformed');
+  expect(reasonOf(issueToken('another-secret-0123456789', { type: 'team', sub: 'a' }))).toBe(
+    'signature',
+  );
+  expect(reasonOf(jwt.sign({ type: 'team', exp: nowS - 10 }, SECRET, { subject: 'a' }))).toBe(
+    'expired',
+  );
+  expect(reasonOf(jwt.sign({ type: 'team', nbf: nowS + 60 }, SECRET, { subject: 'a' }))).toBe(
+    'not_before',
+  );
+  expect(reasonOf(jwt.sign({ type: 'wizard' }, SECRET, { subject: 'a' }))).toBe('claims');
+  expect(reasonOf(issueToken(SECRET, { type: 'team', sub: 'a' }))).toBe('accepted');
 });
