@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NPM ?= npm
 
-.PHONY: install build lint test test-unit test-integration run bench clean
+.PHONY: install build lint test test-unit test-integration run bench soak clean
 
 node_modules/.installed: package.json package-lock.json
 	$(NPM) ci --no-audit --no-fund
@@ -39,6 +39,12 @@ run: build
 bench: build
 	npx tsc -p bench/tsconfig.json
 	node dist/bench/run.js
+
+# Ordinary traffic for SOAK_SECONDS (180) with Redis memory sampled: it must level off once the
+# resume windows roll over (closed connections' state goes with them). Env: SOAK_* (bench/soak.ts).
+soak: build
+	npx tsc -p bench/tsconfig.json
+	node dist/bench/soak.js
 
 clean:
 	rm -rf dist node_modules
