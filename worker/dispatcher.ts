@@ -5,60 +5,32 @@ import {
   type JSONRPCNotification,
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
-import { mayCallTool } from '../shared/auth';
-import { parseSeedCancel, type SeedCancel } from '../shared/engine/cancellations';
-import type { Engine, Subscription } from '../shared/engine/engine';
+import {
+  SEED_CANCEL_EVENT,
+  parseSeedCancel,
+  type SeedCancel,
+} from '../shared/engine/cancellations';
+import type { Engine } from '../shared/engine/engine';
 import { topics } from '../shared/engine/topics';
 import { isEventTooLarge } from '../shared/errors';
 import type { Logger } from '../shared/logger';
+import { RPC_ERRORS, type ErrorDetail } from '../shared/protocol';
 import { ERROR_MESSAGE_MAX_CHARS, truncate } from '../shared/text';
-import type { CommandEnvelope, TokenClaims } from '../shared/types';
-import { INFRASTRUCTURE_FAILURE_META } from './mcp/backlogServer';
-import {
-  REQUEST_CANCELLED,
-  REQUEST_TIMED_OUT,
-  type InProcessTransport,
-  type ServerReply,
-} from './mcp/inProcessTransport';
+import type { CommandEnvelope } from '../shared/types';
+import type { ControlTopicRouter } from './controlTopic';
+import type { InProcessTransport } from './mcp/inProcessTransport';
 import { authInfoForCommand } from './mcp/requestContext';
-
-/**
- * JSON-RPC style codes of the `mcp-error` events the worker publishes. The standard ones keep
- * their meaning; the others are in the implementation-defined server range.
- */
-export const WORKER_ERROR_CODES = {
-  /** A tool ran and returned isError (unknown id, ...); the event carries the result too. */
-  toolError: -32000,
-  /** The token may not call this tool (readonly token and a writing tool, or not allow-listed). */
-  permissionDenied: -32001,
-  invalidRequest: ErrorCode.InvalidRequest,
-  /** Unknown method, or tools/call of an unknown tool. */
-  methodNotFound: ErrorCode.MethodNotFound,
-  /** Malformed params, or tool arguments failing the tool's input schema. */
-  invalidParams: ErrorCode.InvalidParams,
-  /** Unexpected failure; also a command dead-lettered after too many deliveries. */
-  internalError: ErrorCode.InternalError,
-  /** The client cancelled the call (notifications/cancelled). */
-  requestCancelled: REQUEST_CANCELLED,
-  /** The result (or error) is larger than EVENT_MAX_BYTES: it was not sent. */
-  resultTooLarge: -32010,
-  /** The call ran past TOOL_TIMEOUT_MS and was cancelled on the worker. */
-  timedOut: REQUEST_TIMED_OUT,
-} as const;
-
-/** What became of a command, for metrics. */
-export type DispatchOutcome = 'ok' | 'error' | 'cancelled' | 'timeout' | 'notification';
-
-/** The outcome of a command whose request got this JSON-RPC error. */
-export function errorOutcome(code: number): DispatchOutcome {
-  if (code === REQUEST_CANCELLED) return 'cancelled';
-  if (code === REQUEST_TIMED_OUT) return 'timeout';
-  return 'error';
-}
+import type { DispatchOutcome } from './outcomes';
+import { runToolCall, toolCallOutcome, toolErrorText } from './toolCallRunner';
+import type { ToolPermissions } from './toolPermissions';
 
 export interface DispatcherDeps {
-  engine: Pick<Engine, 'publish' | 'subscribe'>;
+  engine: Pick<Engine, 'publish'>;
   transport: InProcessTransport;
+  /** Learnt here at start (the seed API's server), used by MCP sessions too. */
+  permissions: ToolPermissions;
+  /** Seed-API cancels arrive on the workers' control topic. */
+  control: ControlTopicRouter;
   logger: Logger;
 }
 
@@ -66,11 +38,6 @@ interface RunningCall {
   connectionId: string;
   clientMessageId?: string | number;
   jsonRpcId: number;
-}
-
-export interface ErrorDetail {
-  code: number;
-  message: string;
 }
 
 /** The "MCP error <code>: <message>" text the SDK puts in the isError result of a thrown McpError. */
@@ -81,20 +48,22 @@ const SDK_ERROR_TEXT = /^MCP error (-?\d+): ([\s\S]*)$/;
  * publishes what the client should see on its connection's topic:
  * - tools/call: `tool-result` (progress first, as `tool-result` with metadata.progress);
  * - any other request: `mcp-response`;
- * - any failure: `mcp-error`, error: { code, message } (codes: WORKER_ERROR_CODES);
+ * - any failure: `mcp-error`, error: { code, message } (codes: RPC_ERRORS);
  * - `notifications/*`: forwarded, nothing published.
  * It resolves once everything is published; it rejects only when publishing (or the transport)
  * fails, so the caller leaves the command to be delivered again.
  */
 export class Dispatcher {
-  /** Tool name -> read-only?, from the server's tools/list at start (tools are static). */
-  private readonly toolReadOnly = new Map<string, boolean>();
   /** Our requestId -> the call running for it in this process, for notifications/cancelled. */
   private readonly running = new Map<string, RunningCall>();
 
-  private cancellations?: Subscription;
-
-  constructor(private readonly deps: DispatcherDeps) {}
+  constructor(private readonly deps: DispatcherDeps) {
+    // Cancels come from any gateway to every worker; the one running the call acts on it.
+    deps.control.on(SEED_CANCEL_EVENT, (data) => {
+      const cancel = parseSeedCancel(data);
+      if (cancel) this.cancel(cancel);
+    });
+  }
 
   /** MCP handshake with the server, then learns its tools. Call once, after connect(). */
   async start(): Promise<void> {
@@ -106,27 +75,14 @@ export class Dispatcher {
     }).reply;
     if ('error' in init) throw new Error(`MCP initialize failed: ${init.error.message}`);
     transport.notify('notifications/initialized');
-    for (const tool of await this.listAllTools()) {
-      this.toolReadOnly.set(tool.name, tool.annotations?.readOnlyHint === true);
-    }
-    // Cancels come from any gateway to every worker; the one running the call acts on it.
-    this.cancellations = await this.deps.engine.subscribe([topics.workers], (event) => {
-      const cancel = parseSeedCancel(event);
-      if (cancel) this.cancel(cancel);
-    });
-  }
-
-  /** Stops hearing cancellations (the calls still running finish or are aborted by close). */
-  async stop(): Promise<void> {
-    await this.cancellations?.close();
-    this.cancellations = undefined;
+    this.deps.permissions.learn(await this.listAllTools());
   }
 
   async dispatch(command: CommandEnvelope): Promise<DispatchOutcome> {
     const method = command.message?.method;
     if (typeof method !== 'string' || method.length === 0) {
       await this.publishError(command, {
-        code: WORKER_ERROR_CODES.invalidRequest,
+        code: RPC_ERRORS.invalidRequest,
         message: 'Message has no method',
       });
       return 'error';
@@ -139,7 +95,7 @@ export class Dispatcher {
       // The seed API's MCP server is one for every connection, initialized once by this worker:
       // a client's initialize would replace what every other client's calls run under.
       await this.publishError(command, {
-        code: WORKER_ERROR_CODES.invalidRequest,
+        code: RPC_ERRORS.invalidRequest,
         message:
           'initialize is not available on /mcp/sse/send: the seed API needs no handshake ' +
           '(send tools/list or tools/call directly); for an MCP session of your own, use /mcp',
@@ -149,27 +105,6 @@ export class Dispatcher {
     if (method === 'tools/call') return this.callTool(command);
     if (method === 'tools/list') return this.listTools(command);
     return this.forward(command);
-  }
-
-  /**
-   * The permission rule of every transport (seed API and MCP sessions): why this command's
-   * token may not call the tool, or undefined when it may (or the tool is unknown: the caller
-   * reports that its own way).
-   */
-  toolCallRefusal(command: CommandEnvelope, tool: string): ErrorDetail | undefined {
-    const readOnly = this.toolReadOnly.get(tool);
-    if (readOnly === undefined) return undefined;
-    const claims = claimsOf(command);
-    if (mayCallTool(claims, tool, readOnly)) return undefined;
-    return { code: WORKER_ERROR_CODES.permissionDenied, message: permissionMessage(claims, tool) };
-  }
-
-  /** The tools of a tools/list this command's token may call (the others are not shown). */
-  visibleTools(command: CommandEnvelope, tools: Tool[]): Tool[] {
-    const claims = claimsOf(command);
-    return tools.filter((tool) =>
-      mayCallTool(claims, tool.name, tool.annotations?.readOnlyHint === true),
-    );
   }
 
   /** Calls in progress in this process (for tests and shutdown logs). */
@@ -185,85 +120,54 @@ export class Dispatcher {
     if (typeof name !== 'string' || name.length === 0) {
       return this.fail(
         command,
-        WORKER_ERROR_CODES.invalidParams,
+        RPC_ERRORS.invalidParams,
         'tools/call needs params.name, a tool name',
       );
     }
     if (args !== undefined && !isPlainObject(args)) {
       return this.fail(
         command,
-        WORKER_ERROR_CODES.invalidParams,
+        RPC_ERRORS.invalidParams,
         'tools/call params.arguments must be an object',
         name,
       );
     }
-    if (!this.toolReadOnly.has(name)) {
+    if (!this.deps.permissions.isKnown(name)) {
       return this.fail(
         command,
-        WORKER_ERROR_CODES.methodNotFound,
+        RPC_ERRORS.methodNotFound,
         `Tool not found: ${truncate(name)}`,
         name,
       );
     }
-    const refusal = this.toolCallRefusal(command, name);
+    const refusal = this.deps.permissions.refusal(command, name);
     if (refusal) return this.fail(command, refusal.code, refusal.message, name);
 
-    // Progress is published in order, before the final event; a failed publish fails the command.
-    let progressChain = Promise.resolve();
-    let progressError: unknown;
-    const onNotification = (notification: JSONRPCNotification) => {
-      if (notification.method !== 'notifications/progress') return;
-      const { progress, total, message } = notification.params ?? {};
-      const data = {
-        type: 'tool-result',
-        method: name,
-        requestId: command.requestId,
-        ...clientId(command),
-        metadata: {
-          progress: {
-            progress,
-            ...(total !== undefined ? { total } : {}),
-            ...(message !== undefined ? { message } : {}),
-          },
-        },
-        timestamp: now(),
-      };
-      progressChain = progressChain
-        .then(() => this.publish(command, 'tool-result', data, { final: false }))
-        .catch((err: unknown) => {
-          progressError ??= err;
-        });
-    };
-
-    const call = this.deps.transport.request(
-      'tools/call',
+    const reply = await runToolCall(
+      this.deps.transport,
+      command,
       // Our requestId is the progress token: unique, and it names the command in logs.
       { name, arguments: args ?? {}, _meta: { progressToken: command.requestId } },
-      { extra: { authInfo: authInfoForCommand(command) }, onNotification },
+      {
+        onNotification: (notification, outbox) => {
+          if (notification.method !== 'notifications/progress') return;
+          const progress = progressEvent(command, name, notification);
+          outbox.push(() => this.publish(command, 'tool-result', progress, { final: false }));
+        },
+        onStart: (jsonRpcId) =>
+          this.running.set(command.requestId, {
+            connectionId: command.connectionId,
+            clientMessageId: command.message.id,
+            jsonRpcId,
+          }),
+        onEnd: () => this.running.delete(command.requestId),
+      },
     );
-    this.running.set(command.requestId, {
-      connectionId: command.connectionId,
-      clientMessageId: command.message.id,
-      jsonRpcId: call.id,
-    });
-    let reply: ServerReply;
-    try {
-      reply = await call.reply;
-    } finally {
-      this.running.delete(command.requestId);
-    }
-    await progressChain;
-    if (progressError !== undefined) throw progressError;
-
     if ('error' in reply) {
       await this.publishError(command, reply.error, name);
-      return errorOutcome(reply.error.code);
+      return toolCallOutcome(reply);
     }
     const result = reply.result as CallToolResult;
-    if (result.isError && result._meta?.[INFRASTRUCTURE_FAILURE_META] === true) {
-      // Not the tool's answer: a store failure. Rejecting leaves the command to be retried.
-      throw new Error(`Tool ${name} failed: ${toolErrorDetail(result).message}`);
-    }
     if (result.isError) {
       await this.publishError(command, toolErrorDetail(result), name, result);
       return 'error';
@@ -288,7 +192,7 @@ export class Dispatcher {
       await this.publishError(command, reply.error);
       return 'error';
     }
-    const tools = this.visibleTools(command, reply.result.tools as Tool[]);
+    const tools = this.deps.permissions.visibleTools(command, reply.result.tools as Tool[]);
     await this.publishResponse(command, { ...reply.result, tools });
     return 'ok';
   }
@@ -422,7 +326,7 @@ export class Dispatcher {
 /** The error a client gets instead of a result too large to send. */
 function resultTooLarge(event: string, detail: string): ErrorDetail {
   return {
-    code: WORKER_ERROR_CODES.resultTooLarge,
+    code: RPC_ERRORS.resultTooLarge,
     message: `The ${event} was not sent: ${detail}. Ask for less at a time.`,
   };
 }
@@ -465,30 +369,31 @@ function clientId(command: CommandEnvelope): { id?: string | number } {
   return id !== undefined ? { id } : {};
 }
 
-function claimsOf(command: CommandEnvelope): TokenClaims {
-  return {
-    sub: command.tokenId,
-    type: command.tokenType,
-    ...(command.tools ? { tools: command.tools } : {}),
-  };
-}
-
-function permissionMessage(claims: TokenClaims, tool: string): string {
-  if (claims.tools && !claims.tools.includes(tool)) {
-    return `Permission denied: tool ${tool} is not in this token's allow-list`;
-  }
-  return `Permission denied: a readonly token may only call read-only tools, and ${tool} modifies data`;
-}
-
 /** An isError result as an error: the SDK's "MCP error <code>: ..." keeps its code. */
 function toolErrorDetail(result: CallToolResult): ErrorDetail {
-  const text = result.content
-    .filter((c): c is { type: 'text'; text: string } => c.type === 'text')
-    .map((c) => c.text)
-    .join('\n');
+  const text = toolErrorText(result);
   const sdkError = SDK_ERROR_TEXT.exec(text);
   if (sdkError) return { code: Number(sdkError[1]), message: sdkError[2] };
-  return { code: WORKER_ERROR_CODES.toolError, message: text || 'Tool failed' };
+  return { code: RPC_ERRORS.toolError, message: text || 'Tool failed' };
+}
+
+/** A progress notification as the seed API's `tool-result` with metadata.progress. */
+function progressEvent(command: CommandEnvelope, tool: string, notification: JSONRPCNotification) {
+  const { progress, total, message } = notification.params ?? {};
+  return {
+    type: 'tool-result',
+    method: tool,
+    requestId: command.requestId,
+    ...clientId(command),
+    metadata: {
+      progress: {
+        progress,
+        ...(total !== undefined ? { total } : {}),
+        ...(message !== undefined ? { message } : {}),
+      },
+    },
+    timestamp: now(),
+  };
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

@@ -1,5 +1,5 @@
 import { truncate } from '../text';
-import type { Engine, EngineEvent } from './engine';
+import type { Engine } from './engine';
 import { topics } from './topics';
 
 /** A seed-API cancel on topics.workers: one call of a connection, or all of its calls. */
@@ -10,7 +10,7 @@ export interface SeedCancel {
   reason?: string;
 }
 
-const SEED_CANCEL_EVENT = 'seed-cancel';
+export const SEED_CANCEL_EVENT = 'seed-cancel';
 
 /** Tells every worker to cancel a seed-API call (or all calls of a connection). */
 export async function publishSeedCancel(
@@ -23,11 +23,10 @@ export async function publishSeedCancel(
   await engine.publish(topics.workers, SEED_CANCEL_EVENT, JSON.stringify(bounded));
 }
 
-/** The seed cancel an event of topics.workers carries, or undefined for anything else. */
-export function parseSeedCancel(event: EngineEvent): SeedCancel | undefined {
-  if (event.event !== SEED_CANCEL_EVENT) return undefined;
+/** The seed cancel in the data of a SEED_CANCEL_EVENT, or undefined when malformed. */
+export function parseSeedCancel(data: string): SeedCancel | undefined {
   try {
-    const cancel = JSON.parse(event.data) as SeedCancel;
+    const cancel = JSON.parse(data) as SeedCancel;
     return typeof cancel.connectionId === 'string' ? cancel : undefined;
   } catch {
     return undefined;

@@ -16,16 +16,12 @@ import {
   type MessageExtraInfo,
   type RequestId,
 } from '@modelcontextprotocol/sdk/types.js';
-
-/** JSON-RPC code of the reply a cancelled request gets (the SDK server sends none). */
-export const REQUEST_CANCELLED = -32800;
-/** JSON-RPC code of the reply a request cancelled for running past the timeout gets. */
-export const REQUEST_TIMED_OUT = -32003;
+import { RPC_ERRORS } from '../../shared/protocol';
 
 export interface InProcessTransportOptions {
   /**
    * A request without a reply after this long is cancelled (the server's handler sees its
-   * signal abort) and settled with a REQUEST_TIMED_OUT error naming the limit. Unset: none.
+   * signal abort) and settled with a RPC_ERRORS.timedOut error naming the limit. Unset: none.
    */
   requestTimeoutMs?: number;
 }
@@ -155,12 +151,12 @@ export class InProcessTransport implements Transport {
 
   /**
    * Cancels a request still waiting for its reply: tells the server (which aborts the handler's
-   * signal and, per MCP, sends no reply) and settles `reply` with a REQUEST_CANCELLED error.
+   * signal and, per MCP, sends no reply) and settles `reply` with a RPC_ERRORS.requestCancelled error.
    * Returns false when the request is no longer pending.
    */
   cancel(id: number, reason?: string): boolean {
     return this.abandon(id, reason, {
-      code: REQUEST_CANCELLED,
+      code: RPC_ERRORS.requestCancelled,
       message: reason ? `Request cancelled: ${reason}` : 'Request cancelled',
     });
   }
@@ -168,7 +164,7 @@ export class InProcessTransport implements Transport {
   /** The request ran past requestTimeoutMs: cancelled like cancel(), with its own error. */
   private timeOut(id: number, timeoutMs: number): void {
     this.abandon(id, `timed out after ${timeoutMs} ms`, {
-      code: REQUEST_TIMED_OUT,
+      code: RPC_ERRORS.timedOut,
       message: `Request timed out after ${timeoutMs} ms (TOOL_TIMEOUT_MS) and was cancelled`,
     });
   }

@@ -1,16 +1,10 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { randomUUID } from 'node:crypto';
-import type {
-  CallToolResult,
-  JSONRPCNotification,
-  JSONRPCRequest,
-  RequestId,
-  Tool,
-} from '@modelcontextprotocol/sdk/types.js';
-import type { Engine, EngineEvent, Subscription } from '../../shared/engine/engine';
-import { topics } from '../../shared/engine/topics';
+import type { JSONRPCRequest, RequestId, Tool } from '@modelcontextprotocol/sdk/types.js';
+import type { Engine } from '../../shared/engine/engine';
 import { isEventTooLarge } from '../../shared/errors';
 import type { Logger } from '../../shared/logger';
+import { RPC_ERRORS, type ErrorDetail } from '../../shared/protocol';
 import { ERROR_MESSAGE_MAX_CHARS, truncate } from '../../shared/text';
 import {
   MCP_EVENTS,
@@ -22,16 +16,12 @@ import {
   type McpSessionRecord,
 } from '../../shared/mcp';
 import type { CommandEnvelope } from '../../shared/types';
-import {
-  WORKER_ERROR_CODES,
-  errorOutcome,
-  type DispatchOutcome,
-  type Dispatcher,
-  type ErrorDetail,
-} from '../dispatcher';
-import { INFRASTRUCTURE_FAILURE_META } from '../mcp/backlogServer';
-import { InProcessTransport, REQUEST_CANCELLED, type ServerReply } from '../mcp/inProcessTransport';
+import type { ControlTopicRouter } from '../controlTopic';
+import { InProcessTransport, type ServerReply } from '../mcp/inProcessTransport';
 import { authInfoForCommand } from '../mcp/requestContext';
+import type { DispatchOutcome } from '../outcomes';
+import { runToolCall, toolCallOutcome, type Outbox } from '../toolCallRunner';
+import type { ToolPermissions } from '../toolPermissions';
 
 /** A session's server is closed after this long without a request (rebuilt when needed). */
 export const SESSION_IDLE_MS = 10 * 60_000;
@@ -42,9 +32,11 @@ const SWEEP_EVERY_MS = 30_000;
 const TOOL_NAME_MAX_CHARS = 128;
 
 export interface McpSessionServersDeps {
-  engine: Pick<Engine, 'publish' | 'subscribe' | 'kv'>;
-  /** The permission rule of the seed path (the worker's dispatcher), reused as it is. */
-  permissions: Pick<Dispatcher, 'toolCallRefusal' | 'visibleTools'>;
+  engine: Pick<Engine, 'publish' | 'kv'>;
+  /** The permission rule of every transport. */
+  permissions: Pick<ToolPermissions, 'refusal' | 'visibleTools'>;
+  /** Cancels and client replies arrive on the workers' control topic. */
+  control: ControlTopicRouter;
   /** Builds the one MCP server definition (createBacklogServer over the store). */
   createServer: () => McpServer;
   logger: Logger;
@@ -87,30 +79,19 @@ interface SessionEntry {
 export class McpSessionServers {
   private readonly sessions = new Map<string, SessionEntry>();
   private readonly building = new Map<string, Promise<SessionEntry | undefined>>();
-  private workerTopicSubscription?: Subscription;
   private lastSweep = 0;
   private readonly now: () => number;
 
   constructor(private readonly deps: McpSessionServersDeps) {
     this.now = deps.now ?? Date.now;
-  }
-
-  async start(): Promise<void> {
-    this.workerTopicSubscription = await this.deps.engine.subscribe([topics.workers], (event) =>
-      this.onWorkerEvent(event),
-    );
+    deps.control.on(WORKER_EVENTS.cancel, (data) => this.onCancel(data));
+    deps.control.on(WORKER_EVENTS.clientResponse, (data) => this.onClientResponse(data));
   }
 
   async close(): Promise<void> {
-    await this.workerTopicSubscription?.close();
     const entries = [...this.sessions.values()];
     this.sessions.clear();
     await Promise.all(entries.map((entry) => entry.server.close().catch(() => undefined)));
-  }
-
-  /** Session servers held by this worker (for tests). */
-  get cachedCount(): number {
-    return this.sessions.size;
   }
 
   async dispatch(command: CommandEnvelope): Promise<DispatchOutcome> {
@@ -120,7 +101,10 @@ export class McpSessionServers {
     const sessionId = command.mcp!.sessionId;
     const entry = await this.entryFor(sessionId);
     if (!entry) {
-      await this.publishError(command, { code: -32001, message: 'Session not found' });
+      await this.publishError(command, {
+        code: RPC_ERRORS.sessionNotFound,
+        message: 'Session not found',
+      });
       return 'error';
     }
     entry.lastUsed = this.now();
@@ -136,7 +120,7 @@ export class McpSessionServers {
   /** The reply of a command the engine dead-lettered. */
   async publishDeadLetter(command: CommandEnvelope, deliveries: number): Promise<void> {
     await this.publishError(command, {
-      code: WORKER_ERROR_CODES.internalError,
+      code: RPC_ERRORS.internalError,
       message: `Command failed after ${deliveries} deliveries`,
     });
   }
@@ -171,64 +155,54 @@ export class McpSessionServers {
     // The SDK's schema check would answer -32603 (its zod error is not an McpError).
     if (typeof params.name !== 'string') {
       await this.publishError(command, {
-        code: WORKER_ERROR_CODES.invalidParams,
+        code: RPC_ERRORS.invalidParams,
         message: 'tools/call params.name must be a string (the tool name)',
       });
       return 'error';
     }
     if (params.name.length > TOOL_NAME_MAX_CHARS) {
       await this.publishError(command, {
-        code: WORKER_ERROR_CODES.invalidParams,
+        code: RPC_ERRORS.invalidParams,
         message: `Tool not found: ${truncate(params.name)}`,
       });
       return 'error';
     }
-    const refusal = this.deps.permissions.toolCallRefusal(command, params.name);
+    const refusal = this.deps.permissions.refusal(command, params.name);
     if (refusal) {
       await this.publishError(command, refusal);
       return 'error';
     }
     // What the call sends the client before its reply (progress, log messages, requests for
-    // sampling or elicitation) is published in order; a failed publish fails the command.
-    let progressChain = Promise.resolve();
-    let progressError: unknown;
-    const forward: CallForwarder = (message, before) => {
-      progressChain = progressChain
-        .then(() => before?.())
-        .then(() => this.publish(command, MCP_EVENTS.notification, message, false))
-        .catch((err: unknown) => {
-          progressError ??= err;
-        });
-    };
-    const call = entry.transport.request('tools/call', params, {
-      extra: { authInfo: authInfoForCommand(command) },
-      onNotification: (notification: JSONRPCNotification) => forward(notification),
-    });
+    // sampling or elicitation) is published in order on its stream.
     const key = runningKey(command.message.id);
-    entry.running.set(key, call.id);
-    entry.calls.set(call.id, forward);
-    let reply: ServerReply;
-    try {
-      reply = await call.reply;
-    } finally {
-      entry.running.delete(key);
-      entry.calls.delete(call.id);
-      entry.lastUsed = this.now();
-    }
-    await progressChain;
-    if (progressError !== undefined) throw progressError;
-    if ('error' in reply && reply.error.code === REQUEST_CANCELLED) {
+    const forwarder =
+      (outbox: Outbox): CallForwarder =>
+      (message, before) =>
+        outbox.push(async () => {
+          await before?.();
+          await this.publish(command, MCP_EVENTS.notification, message, false);
+        });
+    let callId: number | undefined;
+    const reply = await runToolCall(entry.transport, command, params, {
+      onNotification: (notification, outbox) => forwarder(outbox)(notification),
+      onStart: (jsonRpcId, outbox) => {
+        callId = jsonRpcId;
+        entry.running.set(key, jsonRpcId);
+        entry.calls.set(jsonRpcId, forwarder(outbox));
+      },
+      onEnd: () => {
+        entry.running.delete(key);
+        if (callId !== undefined) entry.calls.delete(callId);
+        entry.lastUsed = this.now();
+      },
+    });
+    if ('error' in reply && reply.error.code === RPC_ERRORS.requestCancelled) {
       // MCP sends no reply to a cancelled request: only tell the gateway the stream is done.
       await this.publish(command, MCP_EVENTS.cancelled, { id: command.message.id }, true);
       return 'cancelled';
     }
-    const result = 'result' in reply ? (reply.result as CallToolResult) : undefined;
-    if (result?.isError && result._meta?.[INFRASTRUCTURE_FAILURE_META] === true) {
-      throw new Error(`Tool ${String(params.name)} failed (infrastructure); left for a retry`);
-    }
     await this.publishReply(command, reply);
-    if ('error' in reply) return errorOutcome(reply.error.code);
-    return result?.isError ? 'error' : 'ok';
+    return toolCallOutcome(reply);
   }
 
   private async listTools(command: CommandEnvelope, entry: SessionEntry): Promise<DispatchOutcome> {
@@ -244,31 +218,25 @@ export class McpSessionServers {
     return 'ok';
   }
 
-  /** The client's cancels and replies, heard by every worker: acted on where the call runs. */
-  private onWorkerEvent(event: EngineEvent): void {
-    // The topic also carries seed-API cancels: only this module's kinds are parsed.
-    if (event.event !== WORKER_EVENTS.cancel && event.event !== WORKER_EVENTS.clientResponse)
-      return;
-    let payload: McpCancel | McpClientResponse;
-    try {
-      payload = JSON.parse(event.data) as McpCancel | McpClientResponse;
-    } catch {
-      return;
-    }
-    const entry = this.sessions.get(payload.sessionId);
+  /** A client's notifications/cancelled, heard by every worker: acted on where the call runs. */
+  private onCancel(data: string): void {
+    const cancel = parseControl<McpCancel>(data);
+    const entry = cancel && this.sessions.get(cancel.sessionId);
     if (!entry) return;
-    if (event.event === WORKER_EVENTS.cancel) {
-      const cancel = payload as McpCancel;
-      const id = entry.running.get(runningKey(cancel.requestId));
-      if (id !== undefined) entry.transport.cancel(id, cancel.reason);
-    } else if (event.event === WORKER_EVENTS.clientResponse) {
-      const { message } = payload as McpClientResponse;
-      const wireId = String(message.id);
-      const serverId = entry.outgoing.get(wireId);
-      if (serverId === undefined) return;
-      entry.outgoing.delete(wireId);
-      entry.transport.receive({ ...message, id: serverId } as ServerReply);
-    }
+    const id = entry.running.get(runningKey(cancel.requestId));
+    if (id !== undefined) entry.transport.cancel(id, cancel.reason);
+  }
+
+  /** A client's reply to a server request, heard by every worker: taken where it was asked. */
+  private onClientResponse(data: string): void {
+    const response = parseControl<McpClientResponse>(data);
+    const entry = response && this.sessions.get(response.sessionId);
+    if (!entry) return;
+    const wireId = String(response.message.id);
+    const serverId = entry.outgoing.get(wireId);
+    if (serverId === undefined) return;
+    entry.outgoing.delete(wireId);
+    entry.transport.receive({ ...response.message, id: serverId } as ServerReply);
   }
 
   /**
@@ -422,12 +390,21 @@ export class McpSessionServers {
         return;
       }
       const error = {
-        code: WORKER_ERROR_CODES.resultTooLarge,
+        code: RPC_ERRORS.resultTooLarge,
         message: `The reply was not sent: ${err.message}. Ask for less at a time.`,
       };
       const reply = { jsonrpc: '2.0', id: command.message.id ?? null, error };
       await this.deps.engine.publish(topic, MCP_EVENTS.response, JSON.stringify(reply), options);
     }
+  }
+}
+
+function parseControl<T extends { sessionId: string }>(data: string): T | undefined {
+  try {
+    const payload = JSON.parse(data) as T;
+    return typeof payload?.sessionId === 'string' ? payload : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -129,9 +129,10 @@ describe('MCP transports admission', () => {
     });
     expect(raw.status).toBe(429);
     expect(raw.headers.get('retry-after')).toMatch(/^\d+$/);
+    // The refusal echoes the request's id (JSON-RPC ids on edge errors, issue 9).
     expect(await raw.json()).toEqual({
       jsonrpc: '2.0',
-      id: null,
+      id: 9,
       error: { code: -32000, message: expect.stringMatching(/MAX_INFLIGHT_PER_TOKEN/) },
     });
     expect(await engine.commandBacklog()).toEqual(before);
