@@ -33,3 +33,30 @@ export interface ErrorDetail {
   code: number;
   message: string;
 }
+
+/**
+ * Event kinds a worker publishes on a seed-API connection's topic. Progress has a kind of its
+ * own, so the gateway knows it (to coalesce it) without reading the JSON; the client sees it as
+ * a `tool-result` with metadata.progress (seedWireEvent).
+ */
+export const SEED_EVENTS = {
+  toolResult: 'tool-result',
+  toolProgress: 'tool-progress',
+  mcpResponse: 'mcp-response',
+  mcpError: 'mcp-error',
+} as const;
+
+/** The SSE event name a client sees for an engine event of a connection topic. */
+export function seedWireEvent(event: string): string {
+  return event === SEED_EVENTS.toolProgress ? SEED_EVENTS.toolResult : event;
+}
+
+/** The requestId a tool-progress event's data names (its coalescing key), if any. */
+export function progressRequestId(data: string): string | undefined {
+  try {
+    const requestId = (JSON.parse(data) as { requestId?: unknown }).requestId;
+    return typeof requestId === 'string' ? requestId : undefined;
+  } catch {
+    return undefined;
+  }
+}

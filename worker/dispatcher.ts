@@ -14,7 +14,7 @@ import type { Engine } from '../shared/engine/engine';
 import { topics } from '../shared/engine/topics';
 import { isEventTooLarge } from '../shared/errors';
 import type { Logger } from '../shared/logger';
-import { RPC_ERRORS, type ErrorDetail } from '../shared/protocol';
+import { RPC_ERRORS, SEED_EVENTS, type ErrorDetail } from '../shared/protocol';
 import { ERROR_MESSAGE_MAX_CHARS, truncate } from '../shared/text';
 import type { CommandEnvelope } from '../shared/types';
 import type { ControlTopicRouter } from './controlTopic';
@@ -152,7 +152,9 @@ export class Dispatcher {
         onNotification: (notification, outbox) => {
           if (notification.method !== 'notifications/progress') return;
           const progress = progressEvent(command, name, notification);
-          outbox.push(() => this.publish(command, 'tool-result', progress, { final: false }));
+          outbox.push(() =>
+            this.publish(command, SEED_EVENTS.toolProgress, progress, { final: false }),
+          );
         },
         onStart: (jsonRpcId) =>
           this.running.set(command.requestId, {

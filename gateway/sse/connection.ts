@@ -33,6 +33,7 @@ interface HeldEvent {
   fromTypeTopic: boolean;
   id: string;
   body: string | Buffer;
+  progressOf?: string;
 }
 
 /**
@@ -148,7 +149,7 @@ export class SseConnection {
     this.held = null;
     let result = SKIPPED;
     for (const e of held ?? []) {
-      result = this.deliver(e.fromTypeTopic, e.id, e.body);
+      result = this.deliver(e.fromTypeTopic, e.id, e.body, e.progressOf);
       if (result === OVERFLOW) break;
     }
     return result;
@@ -158,8 +159,8 @@ export class SseConnection {
    * Writes a replayed (history) event while live events are held. The caller awaits drained()
    * whenever the socket is blocked, so a replay never fills the send queue.
    */
-  replay(fromTypeTopic: boolean, id: string, body: string | Buffer): number {
-    return this.offer(fromTypeTopic, id, body);
+  replay(fromTypeTopic: boolean, id: string, body: string | Buffer, progressOf?: string): number {
+    return this.offer(fromTypeTopic, id, body, progressOf);
   }
 
   /** Resolves once the send queue drained (at once when not blocked) or the socket closed. */
@@ -178,18 +179,25 @@ export class SseConnection {
    * Offers an engine event: from the connection topic (`fromTypeTopic` false) or the token-type
    * topic. Events at or before the cursor were delivered already (or precede the connection).
    * While opening or replaying, live events are held (bounded) and written afterwards.
+   * `progressOf` names the request of a progress event: while it waits in a backed-up queue,
+   * a newer progress of that request replaces it (latest wins; results are never dropped).
    */
-  deliver(fromTypeTopic: boolean, id: string, body: string | Buffer): number {
+  deliver(fromTypeTopic: boolean, id: string, body: string | Buffer, progressOf?: string): number {
     if (this.holding && this.state !== 'closed') {
       this.held ??= [];
       if (this.held.length >= this.limits.maxEvents) return OVERFLOW;
-      this.held.push({ fromTypeTopic, id, body });
+      this.held.push({ fromTypeTopic, id, body, progressOf });
       return SKIPPED;
     }
-    return this.offer(fromTypeTopic, id, body);
+    return this.offer(fromTypeTopic, id, body, progressOf);
   }
 
-  private offer(fromTypeTopic: boolean, id: string, body: string | Buffer): number {
+  private offer(
+    fromTypeTopic: boolean,
+    id: string,
+    body: string | Buffer,
+    progressOf?: string,
+  ): number {
     if (this.state !== 'open') return SKIPPED;
     if (fromTypeTopic) {
       if (!isAfter(id, this.cursor.tokenType)) return SKIPPED;
@@ -198,7 +206,7 @@ export class SseConnection {
       if (!isAfter(id, this.cursor.connection)) return SKIPPED;
       this.cursor.connection = id;
     }
-    return this.write(idLine(this.eventId), body);
+    return this.write(idLine(this.eventId), body, progressOf);
   }
 
   /**
@@ -287,9 +295,10 @@ export class SseConnection {
     }
   }
 
-  private write(head: string, body: string | Buffer): number {
+  /** `progressOf`: the request a progress event is about (queued progress is coalesced). */
+  private write(head: string, body: string | Buffer, progressOf?: string): number {
     const bytes = head.length + body.length;
-    if (this.blocked) return this.enqueue(head, body, bytes);
+    if (this.blocked) return this.enqueue(head, body, bytes, progressOf);
     if (!this.corked) {
       this.corked = true;
       corkForTick(this);
@@ -298,10 +307,14 @@ export class SseConnection {
     return bytes;
   }
 
-  private enqueue(head: string, body: string | Buffer, bytes: number): number {
+  private enqueue(
+    head: string,
+    body: string | Buffer,
+    bytes: number,
+    progressOf: string | undefined,
+  ): number {
     this.queue ??= [];
     // Progress of a request still waiting here is superseded by its newer progress: latest wins.
-    const progressOf = typeof body === 'string' ? progressRequestId(body) : undefined;
     if (progressOf !== undefined) {
       const at = this.queuedProgress?.get(progressOf);
       if (at !== undefined && at >= this.queueHead) {
@@ -367,24 +380,6 @@ function oneChunk(head: string, body: string | Buffer): string | Buffer {
   chunk.write(head, 0, 'latin1');
   body.copy(chunk, head.length);
   return chunk;
-}
-
-const PROGRESS_PREFIX = 'event: tool-result\ndata: {';
-const REQUEST_ID = '"requestId":"';
-
-/**
- * The requestId of a progress event (a `tool-result` with `metadata.progress`), else undefined.
- * Only looked at for events that wait in a backed-up queue, and without parsing: a final
- * result always has a top-level `"result":` key, which a progress event cannot contain
- * unescaped (its only strings are the ids and the message), so a result is never coalesced.
- */
-export function progressRequestId(body: string): string | undefined {
-  if (!body.startsWith(PROGRESS_PREFIX)) return undefined;
-  if (!body.includes('"metadata":{"progress":') || body.includes('"result":')) return undefined;
-  const start = body.indexOf(REQUEST_ID);
-  if (start < 0) return undefined;
-  const end = body.indexOf('"', start + REQUEST_ID.length);
-  return end < 0 ? undefined : body.slice(start + REQUEST_ID.length, end);
 }
 
 /**

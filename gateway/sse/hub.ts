@@ -23,6 +23,7 @@ import { OVERFLOW, SseConnection, type SendQueueLimits } from './connection';
 import type { ParsedEventId } from './cursor';
 import { readMissed, type Replay } from './replay';
 import { eventBody } from './frame';
+import { SEED_EVENTS, progressRequestId, seedWireEvent } from '../../shared/protocol';
 
 export interface HubDeps {
   config: Config;
@@ -59,6 +60,16 @@ const SEED_EVENT_NAMES: ReadonlySet<string> = new Set<SSEEventType>([
   'tool-result',
   'connection-status',
 ]);
+
+/**
+ * The SSE body of an event of a connection (or token-type) topic, and for progress the request
+ * it is about (the send queue coalesces queued progress per request).
+ */
+function connectionEventFrame(ev: EngineEvent): [string, string | undefined] {
+  const body = eventBody(seedWireEvent(ev.event), ev.data);
+  const progressOf = ev.event === SEED_EVENTS.toolProgress ? progressRequestId(ev.data) : undefined;
+  return [body, progressOf];
+}
 
 /**
  * A stream of another transport (MCP's GET /mcp, POST /mcp SSE streams, GET /sse) listed in
@@ -494,7 +505,7 @@ export class ConnectionHub {
     let bytes = 0;
     for (const { fromTypeTopic, ev } of history.events) {
       if (conn.isClosed) return;
-      const written = conn.replay(fromTypeTopic, ev.id, eventBody(ev.event, ev.data));
+      const written = conn.replay(fromTypeTopic, ev.id, ...connectionEventFrame(ev));
       if (written > 0) {
         count++;
         bytes += written;
@@ -668,12 +679,12 @@ export class ConnectionHub {
   }
 
   private onConnectionEvent(conn: SseConnection, ev: EngineEvent): void {
-    const written = conn.deliver(false, ev.id, eventBody(ev.event, ev.data));
+    const [body, progressOf] = connectionEventFrame(ev);
+    const written = conn.deliver(false, ev.id, body, progressOf);
     if (written === OVERFLOW) return this.closeSlowConsumer(conn);
     if (written > 0) {
-      this.metrics.eventsWritten.inc({
-        event: SEED_EVENT_NAMES.has(ev.event) ? ev.event : 'other',
-      });
+      const event = seedWireEvent(ev.event);
+      this.metrics.eventsWritten.inc({ event: SEED_EVENT_NAMES.has(event) ? event : 'other' });
       this.metrics.eventBytesWritten.inc(written);
     }
   }

@@ -62,6 +62,27 @@ describe('GET /mcp/sse', () => {
     }
   });
 
+  it('writes a worker tool-progress event as the tool-result with metadata.progress', async () => {
+    const stream = await openRawSse(`${gw.url}/mcp/sse`, {
+      Authorization: `Bearer ${gw.tokens.team}`,
+    });
+    try {
+      const welcome = JSON.parse((await stream.next(() => true)).data);
+      const progress = JSON.stringify({
+        type: 'tool-result',
+        method: 'simulate_work',
+        requestId: 'r1',
+        metadata: { progress: { progress: 1, total: 2 } },
+        timestamp: 't',
+      });
+      await gw.engine.publish(topics.connection(welcome.connectionId), 'tool-progress', progress);
+      const seen = await stream.next((e) => e.data === progress);
+      expect(seen.event).toBe('tool-result');
+    } finally {
+      stream.close();
+    }
+  });
+
   it('registers the connection cluster-wide while open, and unregisters it on close', async () => {
     const client = await openSseClient(gw.url, gw.tokens.readonly);
     expect(await gw.engine.getConnection(client.connectionId)).toEqual({

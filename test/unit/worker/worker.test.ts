@@ -355,7 +355,7 @@ describe('worker: commands in, events out (memory engine)', () => {
   });
 
   describe('long-running tool', () => {
-    it('publishes progress as tool-result events with metadata.progress before the result', async () => {
+    it('publishes progress as tool-progress events (tool-result data with metadata.progress) before the result', async () => {
       const requestId = await h.send({
         method: 'tools/call',
         params: { name: 'simulate_work', arguments: { steps: 4, delayMs: 5 } },
@@ -372,7 +372,7 @@ describe('worker: commands in, events out (memory engine)', () => {
         cancelled: false,
       });
       seen.slice(0, 4).forEach((e, i) => {
-        expect(e.event).toBe('tool-result');
+        expect(e.event).toBe('tool-progress');
         expect(e.data).toMatchObject({
           type: 'tool-result',
           method: 'simulate_work',
