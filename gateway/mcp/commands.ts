@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { AdmissionLimits, Engine } from '../../shared/engine/engine';
 import { topics } from '../../shared/engine/topics';
-import { GatewayError, errors } from '../../shared/errors';
+import { errors } from '../../shared/errors';
 import { WORKER_EVENTS, mcpNames, type McpCancel, type McpClientResponse } from '../../shared/mcp';
 import type { Metrics } from '../../shared/metrics';
 import { exceedsBytes, truncate } from '../../shared/text';
@@ -97,10 +97,8 @@ async function takePendingServerRequest(
   const pending =
     typeof id === 'string' && (await engine.kv.delete(mcpNames.serverRequestKey(sessionId, id)));
   if (pending) return;
-  throw new GatewayError(
-    'invalid_request',
+  throw errors.invalidRequest(
     `Unsolicited response: no server request with id ${truncate(JSON.stringify(id ?? null))} ` +
       'is pending for this session (responses answer only what the server asked, once)',
-    400,
   );
 }

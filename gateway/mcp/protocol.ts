@@ -1,11 +1,8 @@
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
-import { ErrorCode } from '@modelcontextprotocol/sdk/types.js';
-import { GatewayError } from '../../shared/errors';
+import { GatewayError, asGatewayError, errors } from '../../shared/errors';
+import { RPC_ERRORS } from '../../shared/protocol';
 import { MAX_MESSAGE_ID_CHARS, MAX_METHOD_CHARS } from '../../shared/text';
 import type { ClientMessage } from '../../shared/types';
-
-/** JSON-RPC code of a 404 for an unknown or ended session (as the SDK's servers answer). */
-export const SESSION_NOT_FOUND = -32001;
 
 /** A JSON-RPC message as a client posts it; only the fields the gateway routes on are typed. */
 export interface IncomingMessage {
@@ -26,15 +23,11 @@ export function isRequest(message: IncomingMessage): message is IncomingRequest 
   return typeof message.method === 'string' && message.id !== undefined && message.id !== null;
 }
 
-export function isNotification(message: IncomingMessage): boolean {
-  return typeof message.method === 'string' && message.id === undefined;
-}
-
 /** 415 unless the body is declared JSON (checked before the parser, which skips other types). */
 export function requireJsonContent(): RequestHandler {
   return (req, _res, next) => {
     if (req.is('application/json')) return next();
-    next(new GatewayError('unsupported_media_type', 'Content-Type must be application/json', 415));
+    next(errors.unsupportedMediaType('Content-Type must be application/json'));
   };
 }
 
@@ -48,10 +41,6 @@ export function accepts(req: Request): { sse: boolean; json: boolean } {
   };
 }
 
-export function notAcceptable(message: string): GatewayError {
-  return new GatewayError('not_acceptable', message, 406);
-}
-
 /**
  * The body as a list of JSON-RPC messages (a batch, as 2025-03-26 allows, or one message).
  * A light shape check only: the worker's McpServer validates params.
@@ -59,36 +48,37 @@ export function notAcceptable(message: string): GatewayError {
 export function parseMessages(body: unknown): { messages: IncomingMessage[]; batch: boolean } {
   const batch = Array.isArray(body);
   const list: unknown[] = batch ? body : [body];
-  if (list.length === 0) throw invalidRequest('Empty batch');
+  if (list.length === 0) throw errors.invalidRequest('Empty batch');
   for (const item of list) {
     if (typeof item !== 'object' || item === null || Array.isArray(item)) {
-      throw invalidRequest('Each message must be a JSON-RPC object');
+      throw errors.invalidRequest('Each message must be a JSON-RPC object');
     }
     const m = item as Record<string, unknown>;
-    if (m.jsonrpc !== '2.0') throw invalidRequest('jsonrpc must be "2.0"');
+    if (m.jsonrpc !== '2.0') throw errors.invalidRequest('jsonrpc must be "2.0"');
     const hasId = typeof m.id === 'string' || typeof m.id === 'number';
     // Ids and methods come back in replies and errors: bounded, and never echoed whole.
     if (typeof m.id === 'string' && m.id.length > MAX_MESSAGE_ID_CHARS) {
-      throw invalidRequest(
+      throw errors.invalidRequest(
         `id must be at most ${MAX_MESSAGE_ID_CHARS} characters (got ${m.id.length})`,
       );
     }
     if (typeof m.method === 'string' && m.method.length > MAX_METHOD_CHARS) {
-      throw invalidRequest(
+      throw errors.invalidRequest(
         `method must be at most ${MAX_METHOD_CHARS} characters (got ${m.method.length})`,
       );
     }
     if (m.method !== undefined) {
       if (typeof m.method !== 'string' || m.method.length === 0) {
-        throw invalidRequest('method must be a non-empty string');
+        throw errors.invalidRequest('method must be a non-empty string');
       }
-      if (m.id !== undefined && !hasId) throw invalidRequest('id must be a string or a number');
+      if (m.id !== undefined && !hasId)
+        throw errors.invalidRequest('id must be a string or a number');
       const params = m.params;
       if (params !== undefined && (typeof params !== 'object' || params === null)) {
-        throw invalidRequest('params must be an object');
+        throw errors.invalidRequest('params must be an object');
       }
     } else if (!(('result' in m || 'error' in m) && (hasId || m.id === null))) {
-      throw invalidRequest('Not a JSON-RPC request, notification or response');
+      throw errors.invalidRequest('Not a JSON-RPC request, notification or response');
     }
   }
   return { messages: list as IncomingMessage[], batch };
@@ -102,10 +92,6 @@ export function toClientMessage(request: IncomingRequest): ClientMessage {
   };
 }
 
-function invalidRequest(message: string): GatewayError {
-  return new GatewayError('invalid_request', message, 400);
-}
-
 /**
  * Errors of the MCP transport routes (`paths`) leave as JSON-RPC error objects (what MCP clients
  * parse), with the HTTP status and headers of the GatewayError and the request's id when its
@@ -116,13 +102,13 @@ export function jsonRpcErrors(paths: readonly string[]): ErrorRequestHandler {
   return (err: unknown, req, res, next) => {
     if (!paths.includes(req.path)) return next(err);
     const parseFailed = (err as { type?: unknown } | null)?.type === 'entity.parse.failed';
-    if (!(err instanceof GatewayError) && !parseFailed) return next(err);
+    const known = asGatewayError(err);
+    if (!known && !parseFailed) return next(err);
     if (res.headersSent) {
       res.destroy();
       return;
     }
-    const error =
-      err instanceof GatewayError ? err : new GatewayError('parse_error', 'Parse error', 400);
+    const error = known ?? errors.parseError();
     res
       .set(error.headers)
       .status(error.status)
@@ -142,8 +128,8 @@ function requestIdOf(body: unknown): string | number | null {
 }
 
 function rpcCode(error: GatewayError): number {
-  if (error.code === 'parse_error') return ErrorCode.ParseError;
-  if (error.code === 'invalid_request') return ErrorCode.InvalidRequest;
-  if (error.status === 404) return SESSION_NOT_FOUND;
-  return -32000;
+  if (error.code === 'parse_error') return RPC_ERRORS.parseError;
+  if (error.code === 'invalid_request') return RPC_ERRORS.invalidRequest;
+  if (error.status === 404) return RPC_ERRORS.sessionNotFound;
+  return RPC_ERRORS.toolError;
 }

@@ -24,7 +24,6 @@ import {
   accepts,
   isRequest,
   jsonRpcErrors,
-  notAcceptable,
   parseMessages,
   requireJsonContent,
   type IncomingRequest,
@@ -67,7 +66,7 @@ export function streamableHttpRoutes(ctx: McpRouteContext): Router {
     const claims = claimsOf(res);
     const accept = accepts(req);
     if (!accept.sse && !accept.json) {
-      throw notAcceptable('Accept must include application/json or text/event-stream');
+      throw errors.notAcceptable('Accept must include application/json or text/event-stream');
     }
     const { messages, batch } = parseMessages(req.body);
     const initialize = messages.find((m) => m.method === 'initialize');
@@ -111,7 +110,7 @@ export function streamableHttpRoutes(ctx: McpRouteContext): Router {
 
   router.get('/mcp', ...common, async (req, res) => {
     const claims = claimsOf(res);
-    if (!accepts(req).sse) throw notAcceptable('Accept must include text/event-stream');
+    if (!accepts(req).sse) throw errors.notAcceptable('Accept must include text/event-stream');
     // A draining pod opens no new streams: the client retries on another pod.
     if (ctx.hub.draining) throw errors.unavailable('This gateway is shutting down');
     const { sessionId } = await ctx.sessions.fromHeader(req, claims);

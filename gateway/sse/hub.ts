@@ -10,7 +10,7 @@ import type {
 } from '../../shared/engine/engine';
 import { publishSeedCancel } from '../../shared/engine/cancellations';
 import { topics } from '../../shared/engine/topics';
-import { GatewayError, errors } from '../../shared/errors';
+import { EngineError, GatewayError, errors } from '../../shared/errors';
 import type { Logger } from '../../shared/logger';
 import type { Metrics } from '../../shared/metrics';
 import {
@@ -334,12 +334,7 @@ export class ConnectionHub {
   private async registerLimited(record: ConnectionRecord): Promise<void> {
     const max = this.config.maxConnectionsPerToken;
     if (!(await this.engine.registerConnection(record, { maxPerToken: max }))) {
-      throw new GatewayError(
-        'too_many_connections',
-        `At most ${max} open streams per token (every stream kind, all gateways)`,
-        429,
-        { 'Retry-After': '5' },
-      );
+      throw errors.tooManyConnections(max);
     }
   }
 
@@ -452,7 +447,7 @@ export class ConnectionHub {
     } catch (err) {
       if (resumed) conn.registered = false; // the entry stays for another attempt
       this.remove(conn, 'open-failed');
-      if (err instanceof GatewayError) throw err;
+      if (err instanceof GatewayError || err instanceof EngineError) throw err;
       this.logger.error('SSE connection setup failed', { connectionId: id, error: String(err) });
       throw errors.unavailable('Could not open the event stream; retry');
     }

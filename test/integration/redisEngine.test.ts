@@ -2,7 +2,7 @@ import Redis from 'ioredis';
 import type { EngineEvent, QueuedCommand } from '../../shared/engine/engine';
 import { ZERO_EVENT_ID, compareEventIds } from '../../shared/engine/eventId';
 import { RedisEngine, type RedisEngineOptions } from '../../shared/engine/redis';
-import { GatewayError } from '../../shared/errors';
+import { EngineError } from '../../shared/errors';
 import { silentLogger } from '../../shared/logger';
 import { createMetrics } from '../../shared/metrics';
 import type { CommandEnvelope } from '../../shared/types';
@@ -659,8 +659,8 @@ describe('RedisEngine', () => {
           () => undefined,
           (error: unknown) => error,
         );
-        expect(failed).toBeInstanceOf(GatewayError);
-        expect((failed as GatewayError).status).toBe(503);
+        expect(failed).toBeInstanceOf(EngineError);
+        expect((failed as EngineError).code).toBe('unavailable');
       });
 
       await waitFor(() => engine.isReady(), 20_000, 'engine to be ready again');
@@ -688,11 +688,13 @@ describe('RedisEngine', () => {
       await Promise.all([engine.close(), engine.close()]);
       expect(engine.isReady()).toBe(false);
       await waitFor(async () => !(await clientList()).includes(`name=${prefix}`));
-      await expect(engine.publish('t', 'e', '{}')).rejects.toMatchObject({ status: 503 });
-      await expect(engine.enqueueCommand(makeCommand())).rejects.toMatchObject({ status: 503 });
+      await expect(engine.publish('t', 'e', '{}')).rejects.toMatchObject({ code: 'unavailable' });
+      await expect(engine.enqueueCommand(makeCommand())).rejects.toMatchObject({
+        code: 'unavailable',
+      });
       expect(() =>
         engine.consumeCommands(async () => undefined, { ...consumeDefaults, consumerId: 'w2' }),
-      ).toThrow(GatewayError);
+      ).toThrow(EngineError);
     });
 
     it('fails start() with a clear error when Redis does not answer', async () => {

@@ -151,7 +151,7 @@ describe('MemoryEngine', () => {
   it('rejects an afterId that is not an event id', async () => {
     const engine = makeEngine();
     await expect(engine.readHistory('t', 'not-an-id', 10)).rejects.toMatchObject({
-      code: 'bad_request',
+      code: 'invalid_argument',
     });
     await engine.close();
   });

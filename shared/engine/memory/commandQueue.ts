@@ -1,4 +1,4 @@
-import { errors } from '../../errors';
+import { engineErrors } from '../../errors';
 import type { CommandEnvelope } from '../../types';
 import { validateMaxPerToken } from '../admission';
 import type {
@@ -66,13 +66,13 @@ export class CommandQueue {
     const tokenId = commands[0].tokenId;
     const maxQueued = limits?.maxQueued ?? 0;
     if (maxQueued > 0 && this.waitingCount + this.pending.size + commands.length > maxQueued) {
-      throw errors.queueFull(maxQueued);
+      throw engineErrors.queueFull(maxQueued);
     }
     const maxInFlight = limits?.maxInFlightPerToken ?? 0;
     if (maxInFlight > 0) {
       const held = this.inFlight.get(tokenId) ?? new Map<string, number>();
       for (const [requestId, until] of held) if (until <= now) held.delete(requestId);
-      if (held.size + commands.length > maxInFlight) throw errors.inFlightLimit(maxInFlight);
+      if (held.size + commands.length > maxInFlight) throw engineErrors.inFlightLimit(maxInFlight);
       for (const { requestId } of commands)
         held.set(requestId, now + (limits?.inFlightLeaseMs ?? 0));
       this.inFlight.set(tokenId, held);

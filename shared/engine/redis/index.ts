@@ -1,6 +1,6 @@
 import type Redis from 'ioredis';
 import { DEFAULT_EVENT_MAX_BYTES, DEFAULT_HISTORY_MAX_BYTES } from '../../config';
-import { errors } from '../../errors';
+import { EngineError, engineErrors } from '../../errors';
 import type { Logger } from '../../logger';
 import type { Metrics } from '../../metrics';
 import type { CommandEnvelope } from '../../types';
@@ -153,7 +153,7 @@ export class RedisEngine implements Engine {
   }
 
   start(): Promise<void> {
-    if (this.closing) return Promise.reject(errors.unavailable('Engine is closed'));
+    if (this.closing) return Promise.reject(engineErrors.unavailable('Engine is closed'));
     // A failed start may be retried (Redis came up later); a successful one is shared.
     this.starting ??= this.connect().catch((error: unknown) => {
       this.starting = undefined;
@@ -190,7 +190,7 @@ export class RedisEngine implements Engine {
 
   consumeCommands(handler: CommandHandler, options: ConsumeOptions): CommandConsumer {
     // Refused as soon as close() begins: it would otherwise start a consumer close() never stops.
-    if (this.closing) throw errors.unavailable('Engine is closed');
+    if (this.closing) throw engineErrors.unavailable('Engine is closed');
     validateConsumeOptions(options);
     const blocking = openConnection(this.context, 'blocking', `consumer:${options.consumerId}`);
     const deps = {
@@ -222,7 +222,7 @@ export class RedisEngine implements Engine {
   // ---- events ----
 
   publish(topic: string, event: string, data: string, options?: PublishOptions): Promise<string> {
-    if (this.closed) return Promise.reject(errors.unavailable('Engine is closed'));
+    if (this.closed) return Promise.reject(engineErrors.unavailable('Engine is closed'));
     const completes = options?.completesRequest;
     return this.events.publish(
       topic,
@@ -312,7 +312,7 @@ export class RedisEngine implements Engine {
   }
 
   private assertOpen(): void {
-    if (this.closed) throw errors.unavailable('Engine is closed');
+    if (this.closed) throw engineErrors.unavailable('Engine is closed');
   }
 }
 
@@ -329,9 +329,9 @@ function validateConsumeOptions(options: ConsumeOptions): void {
   validateMaxPerToken(options.maxPerToken);
 }
 
-/** Redis failures on the request path surface as 503 (the gateway maps GatewayError). */
+/** Redis failures on the request path surface as engine errors (the gateway answers 503). */
 function unavailable(what: string, error: unknown): Error {
-  if (error instanceof Error && error.name === 'GatewayError') return error;
+  if (error instanceof EngineError) return error;
   const message = error instanceof Error ? error.message : String(error);
-  return errors.unavailable(`${what}: ${message}`);
+  return engineErrors.unavailable(`${what}: ${message}`);
 }
