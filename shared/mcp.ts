@@ -86,21 +86,6 @@ export const mcpNames = {
   podAliveKey: (podId: string) => `mcp:pod-alive:${podId}`,
 };
 
-/**
- * Engine event names on a stream topic. `notification` and `response` carry a JSON-RPC message
- * (written to the client as `event: message`); `cancelled` ends a request without a reply (the
- * spec sends none for a cancelled request); `session-ended` closes the session's open streams.
- */
-export const MCP_EVENTS = {
-  notification: 'notification',
-  response: 'response',
-  cancelled: 'cancelled',
-  sessionEnded: 'session-ended',
-} as const;
-
-/** Event names of the MCP transports on topics.workers. */
-export const WORKER_EVENTS = { cancel: 'cancel', clientResponse: 'client-response' } as const;
-
 /** A `cancel` event: notifications/cancelled for a request of the session. */
 export interface McpCancel {
   sessionId: string;

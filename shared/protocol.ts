@@ -1,9 +1,10 @@
 import { ErrorCode } from '@modelcontextprotocol/sdk/types.js';
+import type { TokenType } from './types';
 
 /**
- * What gateways and workers agree on over the engine, besides the MCP transports' names
- * (shared/mcp.ts): the JSON-RPC error codes clients see, and the event kinds on a seed-API
- * connection's topic and on the workers' control topic. Each code has one meaning.
+ * What gateways and workers agree on over the engine: topic names, the event kinds on them, and
+ * the JSON-RPC error codes clients see (each code has one meaning). The MCP transports' session
+ * records, stream ids and key names are in shared/mcp.ts.
  */
 export const RPC_ERRORS = {
   parseError: ErrorCode.ParseError,
@@ -60,3 +61,38 @@ export function progressRequestId(data: string): string | undefined {
     return undefined;
   }
 }
+
+/** Topic names, shared by publishers and subscribers. Engines add their own prefix. */
+export const topics = {
+  /** Everything addressed to one seed-API connection (results, errors, progress). */
+  connection: (connectionId: string) => `conn:${connectionId}`,
+  /** Broadcasts to every connection opened with a token of this type. */
+  tokenType: (type: TokenType) => `type:${type}`,
+  /**
+   * What every worker hears: cancels of running calls (seed API and MCP sessions) and clients'
+   * replies to server requests. Only the worker running the call acts; event names say the kind.
+   */
+  workers: 'control:workers',
+};
+
+/**
+ * Engine event names on a stream topic. `notification` and `response` carry a JSON-RPC message
+ * (written to the client as `event: message`); `cancelled` ends a request without a reply (the
+ * spec sends none for a cancelled request); `session-ended` closes the session's open streams.
+ */
+export const MCP_EVENTS = {
+  notification: 'notification',
+  response: 'response',
+  cancelled: 'cancelled',
+  sessionEnded: 'session-ended',
+} as const;
+
+/**
+ * Event kinds on topics.workers (the workers' control topic): a seed-API cancel, and for the MCP
+ * transports a client's notifications/cancelled and its reply to a server request.
+ */
+export const CONTROL_EVENTS = {
+  seedCancel: 'seed-cancel',
+  mcpCancel: 'cancel',
+  clientResponse: 'client-response',
+} as const;

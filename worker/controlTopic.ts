@@ -1,5 +1,5 @@
 import type { Engine, Subscription } from '../shared/engine/engine';
-import { topics } from '../shared/engine/topics';
+import { topics } from '../shared/protocol';
 
 /** Handles the data of one event kind of the workers' control topic. */
 export type ControlHandler = (data: string) => void;

@@ -5,16 +5,12 @@ import {
   type JSONRPCNotification,
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
-import {
-  SEED_CANCEL_EVENT,
-  parseSeedCancel,
-  type SeedCancel,
-} from '../shared/engine/cancellations';
+import { parseSeedCancel, type SeedCancel } from '../shared/engine/cancellations';
 import type { Engine } from '../shared/engine/engine';
-import { topics } from '../shared/engine/topics';
+import { topics } from '../shared/protocol';
 import { isEventTooLarge } from '../shared/errors';
 import type { Logger } from '../shared/logger';
-import { RPC_ERRORS, SEED_EVENTS, type ErrorDetail } from '../shared/protocol';
+import { CONTROL_EVENTS, RPC_ERRORS, SEED_EVENTS, type ErrorDetail } from '../shared/protocol';
 import { ERROR_MESSAGE_MAX_CHARS, truncate } from '../shared/text';
 import type { CommandEnvelope } from '../shared/types';
 import type { ControlTopicRouter } from './controlTopic';
@@ -59,7 +55,7 @@ export class Dispatcher {
 
   constructor(private readonly deps: DispatcherDeps) {
     // Cancels come from any gateway to every worker; the one running the call acts on it.
-    deps.control.on(SEED_CANCEL_EVENT, (data) => {
+    deps.control.on(CONTROL_EVENTS.seedCancel, (data) => {
       const cancel = parseSeedCancel(data);
       if (cancel) this.cancel(cancel);
     });
@@ -174,7 +170,7 @@ export class Dispatcher {
       await this.publishError(command, toolErrorDetail(result), name, result);
       return 'error';
     }
-    await this.publish(command, 'tool-result', {
+    await this.publish(command, SEED_EVENTS.toolResult, {
       type: 'tool-result',
       method: name,
       requestId: command.requestId,
@@ -273,7 +269,7 @@ export class Dispatcher {
   }
 
   private publishResponse(command: CommandEnvelope, result: unknown): Promise<void> {
-    return this.publish(command, 'mcp-response', {
+    return this.publish(command, SEED_EVENTS.mcpResponse, {
       type: 'mcp-response',
       method: command.message.method,
       requestId: command.requestId,
@@ -355,13 +351,13 @@ export async function publishCommandError(
   const topic = topics.connection(command.connectionId);
   const completes = { completesRequest: command.requestId };
   try {
-    await engine.publish(topic, 'mcp-error', JSON.stringify(data), completes);
+    await engine.publish(topic, SEED_EVENTS.mcpError, JSON.stringify(data), completes);
   } catch (err) {
     if (!isEventTooLarge(err) || extras.result === undefined) throw err;
     // The isError result it carries is too large: the error alone, saying so.
     const { result: _dropped, ...rest } = data as typeof data & { result?: unknown };
-    const alone = { ...rest, error: resultTooLarge('mcp-error', err.message) };
-    await engine.publish(topic, 'mcp-error', JSON.stringify(alone), completes);
+    const alone = { ...rest, error: resultTooLarge(SEED_EVENTS.mcpError, err.message) };
+    await engine.publish(topic, SEED_EVENTS.mcpError, JSON.stringify(alone), completes);
   }
 }
 

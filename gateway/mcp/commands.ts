@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { AdmissionLimits, Engine } from '../../shared/engine/engine';
-import { topics } from '../../shared/engine/topics';
+import { topics } from '../../shared/protocol';
 import { errors } from '../../shared/errors';
-import { WORKER_EVENTS, mcpNames, type McpCancel, type McpClientResponse } from '../../shared/mcp';
+import { mcpNames, type McpCancel, type McpClientResponse } from '../../shared/mcp';
+import { CONTROL_EVENTS } from '../../shared/protocol';
 import type { Metrics } from '../../shared/metrics';
 import { exceedsBytes, truncate } from '../../shared/text';
 import type { CommandEnvelope, TokenClaims } from '../../shared/types';
@@ -72,7 +73,7 @@ export async function handleClientMessages(
     const response = responses.get(message);
     if (response !== undefined) {
       await takePendingServerRequest(engine, sessionId, message.id);
-      await engine.publish(topics.workers, WORKER_EVENTS.clientResponse, response);
+      await engine.publish(topics.workers, CONTROL_EVENTS.clientResponse, response);
       continue;
     }
     if (message.method !== 'notifications/cancelled' || message.id !== undefined) continue;
@@ -84,7 +85,7 @@ export async function handleClientMessages(
       requestId,
       ...(typeof reason === 'string' ? { reason: truncate(reason, CANCEL_REASON_MAX_CHARS) } : {}),
     };
-    await engine.publish(topics.workers, WORKER_EVENTS.cancel, JSON.stringify(cancel));
+    await engine.publish(topics.workers, CONTROL_EVENTS.mcpCancel, JSON.stringify(cancel));
   }
 }
 

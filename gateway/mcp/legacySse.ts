@@ -1,7 +1,8 @@
 import { Router } from 'express';
 import type { ConnectionRecord } from '../../shared/engine/engine';
 import { errors } from '../../shared/errors';
-import { LEGACY_STREAM, MCP_EVENTS, mcpNames } from '../../shared/mcp';
+import { LEGACY_STREAM, mcpNames } from '../../shared/mcp';
+import { MCP_EVENTS } from '../../shared/protocol';
 import { admissionLimits } from '../admission';
 import { claimsOf } from '../middleware/auth';
 import { OriginPolicy, originGuard } from '../middleware/cors';

@@ -1,6 +1,6 @@
 import type { Engine, EngineEvent } from '../../shared/engine/engine';
 import { ZERO_EVENT_ID, compareEventIds } from '../../shared/engine/eventId';
-import { MCP_EVENTS } from '../../shared/mcp';
+import { MCP_EVENTS } from '../../shared/protocol';
 
 const HISTORY_PAGE = 500;
 

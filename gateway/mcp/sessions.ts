@@ -2,7 +2,6 @@ import type { Request } from 'express';
 import type { Engine } from '../../shared/engine/engine';
 import { errors } from '../../shared/errors';
 import {
-  MCP_EVENTS,
   SPENT_STREAM_TTL_MS,
   STANDALONE_STREAM,
   isSessionId,
@@ -11,6 +10,7 @@ import {
   type McpSessionRecord,
   type McpTransportKind,
 } from '../../shared/mcp';
+import { MCP_EVENTS } from '../../shared/protocol';
 import type { TokenClaims } from '../../shared/types';
 
 export interface LoadedSession {

@@ -5,13 +5,13 @@ import { ZERO_EVENT_ID, isEventId } from '../../shared/engine/eventId';
 import { errors } from '../../shared/errors';
 import {
   DEFAULT_STREAMABLE_VERSION,
-  MCP_EVENTS,
   STANDALONE_STREAM,
   STREAMABLE_PROTOCOL_VERSIONS,
   mcpNames,
   newRequestStreamId,
   requestStreamReplies,
 } from '../../shared/mcp';
+import { MCP_EVENTS } from '../../shared/protocol';
 import { truncate } from '../../shared/text';
 import type { TokenClaims } from '../../shared/types';
 import { admissionLimits } from '../admission';

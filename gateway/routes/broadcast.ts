@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { topics } from '../../shared/engine/topics';
+import { topics } from '../../shared/protocol';
 import { TOKEN_TYPES, type TokenType } from '../../shared/types';
 import { SAFE_EVENT_NAME } from '../sse/frame';
 import { parseBody } from '../validation';

@@ -9,7 +9,7 @@ import type {
   Subscription,
 } from '../../shared/engine/engine';
 import { publishSeedCancel } from '../../shared/engine/cancellations';
-import { topics } from '../../shared/engine/topics';
+import { topics } from '../../shared/protocol';
 import { EngineError, GatewayError, errors } from '../../shared/errors';
 import type { Logger } from '../../shared/logger';
 import type { Metrics } from '../../shared/metrics';

@@ -1,5 +1,5 @@
 import type { Engine, EngineEvent } from '../../shared/engine/engine';
-import { topics } from '../../shared/engine/topics';
+import { topics } from '../../shared/protocol';
 import type { TokenType } from '../../shared/types';
 import { isAfter, type StreamCursor } from './cursor';
 

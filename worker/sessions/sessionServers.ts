@@ -7,14 +7,13 @@ import type { Logger } from '../../shared/logger';
 import { RPC_ERRORS, type ErrorDetail } from '../../shared/protocol';
 import { ERROR_MESSAGE_MAX_CHARS, truncate } from '../../shared/text';
 import {
-  MCP_EVENTS,
-  WORKER_EVENTS,
   mcpNames,
   type McpCancel,
   type McpClientResponse,
   type McpSessionInit,
   type McpSessionRecord,
 } from '../../shared/mcp';
+import { MCP_EVENTS, CONTROL_EVENTS } from '../../shared/protocol';
 import type { CommandEnvelope } from '../../shared/types';
 import type { ControlTopicRouter } from '../controlTopic';
 import { InProcessTransport, type ServerReply } from '../mcp/inProcessTransport';
@@ -84,8 +83,8 @@ export class McpSessionServers {
 
   constructor(private readonly deps: McpSessionServersDeps) {
     this.now = deps.now ?? Date.now;
-    deps.control.on(WORKER_EVENTS.cancel, (data) => this.onCancel(data));
-    deps.control.on(WORKER_EVENTS.clientResponse, (data) => this.onClientResponse(data));
+    deps.control.on(CONTROL_EVENTS.mcpCancel, (data) => this.onCancel(data));
+    deps.control.on(CONTROL_EVENTS.clientResponse, (data) => this.onClientResponse(data));
   }
 
   async close(): Promise<void> {

@@ -3,7 +3,7 @@
  * engine), the resume window, history-lost, bad inputs, graceful drain and slow consumers.
  */
 import { MemoryEngine } from '../../../shared/engine/memory';
-import { topics } from '../../../shared/engine/topics';
+import { topics } from '../../../shared/protocol';
 import { startGateway, type GatewayHarness } from '../../helpers/gatewayHarness';
 import { waitFor } from '../../helpers/waitFor';
 import { api, expectError } from './api';

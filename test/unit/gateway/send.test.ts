@@ -1,5 +1,5 @@
 import type { QueuedCommand } from '../../../shared/engine/engine';
-import { topics } from '../../../shared/engine/topics';
+import { topics } from '../../../shared/protocol';
 import { startGateway, type GatewayHarness } from '../../helpers/gatewayHarness';
 import { openSseClient, type SseClient } from '../../helpers/sseClient';
 import { waitFor } from '../../helpers/waitFor';

@@ -4,7 +4,7 @@ import { openSseClient } from '../../helpers/sseClient';
 import { waitFor } from '../../helpers/waitFor';
 import { api, expectError } from './api';
 import { openRawSse } from './rawSse';
-import { topics } from '../../../shared/engine/topics';
+import { topics } from '../../../shared/protocol';
 
 const EVENT_ID = /^([0-9a-f-]{36})_(\d+-\d+)_(\d+-\d+)$/;
 

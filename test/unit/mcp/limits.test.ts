@@ -8,7 +8,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { McpError } from '@modelcontextprotocol/sdk/types.js';
 import type { EngineEvent, Subscription } from '../../../shared/engine/engine';
 import { MemoryEngine } from '../../../shared/engine/memory';
-import { topics } from '../../../shared/engine/topics';
+import { topics } from '../../../shared/protocol';
 import { silentLogger } from '../../../shared/logger';
 import { createMetrics } from '../../../shared/metrics';
 import { RPC_ERRORS } from '../../../shared/protocol';

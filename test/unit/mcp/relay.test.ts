@@ -1,6 +1,7 @@
 import type { EngineEvent } from '../../../shared/engine/engine';
 import { MemoryEngine } from '../../../shared/engine/memory';
-import { MCP_EVENTS, newRequestStreamId, requestStreamReplies } from '../../../shared/mcp';
+import { newRequestStreamId, requestStreamReplies } from '../../../shared/mcp';
+import { MCP_EVENTS } from '../../../shared/protocol';
 import { StreamRelay } from '../../../gateway/mcp/relay';
 
 function sink() {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { loadConfig, type Config } from '../../../shared/config';
 import { MemoryEngine } from '../../../shared/engine/memory';
 import type { EngineEvent, Subscription } from '../../../shared/engine/engine';
-import { topics } from '../../../shared/engine/topics';
+import { topics } from '../../../shared/protocol';
 import { createLogger, silentLogger } from '../../../shared/logger';
 import { createMetrics, type Metrics } from '../../../shared/metrics';
 import type { ClientMessage, CommandEnvelope, TokenType } from '../../../shared/types';

@@ -8,7 +8,7 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { randomUUID } from 'node:crypto';
 import { MemoryEngine } from '../../../shared/engine/memory';
 import { ZERO_EVENT_ID } from '../../../shared/engine/eventId';
-import { topics } from '../../../shared/engine/topics';
+import { topics } from '../../../shared/protocol';
 import { silentLogger } from '../../../shared/logger';
 import { createMetrics } from '../../../shared/metrics';
 import type { ClientMessage } from '../../../shared/types';
