@@ -16,6 +16,7 @@ import { healthRoutes } from './routes/health';
 import { sendRoutes } from './routes/send';
 import { sseRoutes } from './routes/sse';
 import { statsRoutes } from './routes/stats';
+import { DrainState } from './drainState';
 import { ConnectionHub } from './sse/hub';
 
 export interface GatewayDeps {
@@ -30,6 +31,8 @@ export interface GatewayApp {
   /** Mount or listen on it; the factory never listens. */
   app: express.Express;
   hub: ConnectionHub;
+  /** Draining: /ready answers 503 and every transport refuses new streams. */
+  drainState: DrainState;
   /** Subscribes the hub to the broadcast topics and starts its timers (the engine must be started). */
   start(): Promise<void>;
   /**
@@ -45,13 +48,16 @@ export interface GatewayApp {
 export function createGatewayApp(deps: GatewayDeps): GatewayApp {
   const { config, engine, metrics, verifier } = deps;
   const logger = deps.logger.child({ component: 'gateway' });
-  const hub = new ConnectionHub({ config, engine, logger, metrics });
+  // Draining is the app's state: every transport's routes and the seed hub read it.
+  const drain = new DrainState();
+  const hub = new ConnectionHub({ config, engine, logger, metrics, drain });
   const ctx: RouteContext = {
     config,
     engine,
     logger,
     metrics,
     hub,
+    drain,
     verifier,
     rateLimit: createRateLimiter(config, engine),
   };
@@ -69,7 +75,7 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
 
   let closed = false;
   // mcpgw_ready, read on scrape: what /ready answers.
-  metrics.addReadinessCheck(() => !closed && !hub.draining && engine.isReady());
+  metrics.addReadinessCheck(() => !closed && !drain.active && engine.isReady());
 
   const app = express();
   app.disable('x-powered-by');
@@ -92,12 +98,13 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
   return {
     app,
     hub,
+    drainState: drain,
     start: async () => {
       await hub.start();
       await mcpTransports.start();
     },
     drain: async () => {
-      hub.startDraining();
+      drain.start();
       await Promise.all([mcpTransports.drain(), hub.drain()]);
     },
     close: async () => {

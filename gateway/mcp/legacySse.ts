@@ -34,7 +34,7 @@ export function legacySseRoutes(ctx: McpRouteContext): Router {
 
   router.get('/sse', ...common, async (req, res) => {
     const claims = claimsOf(res);
-    if (ctx.hub.draining) throw errors.unavailable('This gateway is shutting down');
+    if (ctx.drain.active) throw errors.unavailable('This gateway is shutting down');
     const sessionId = await ctx.sessions.create(claims, 'sse');
     const stream = new McpSseStream(req, res, 'session', ctx.config.sendQueueMaxBytes);
     let tracked: TrackedStream | undefined;

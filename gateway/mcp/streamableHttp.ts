@@ -112,7 +112,7 @@ export function streamableHttpRoutes(ctx: McpRouteContext): Router {
     const claims = claimsOf(res);
     if (!accepts(req).sse) throw errors.notAcceptable('Accept must include text/event-stream');
     // A draining pod opens no new streams: the client retries on another pod.
-    if (ctx.hub.draining) throw errors.unavailable('This gateway is shutting down');
+    if (ctx.drain.active) throw errors.unavailable('This gateway is shutting down');
     const { sessionId } = await ctx.sessions.fromHeader(req, claims);
     const version = protocolVersionOf(req);
     const lastEventId = req.get('last-event-id');

@@ -7,6 +7,7 @@ import type { Logger } from '../../shared/logger';
 import type { Metrics } from '../../shared/metrics';
 import type { TokenType } from '../../shared/types';
 import { authenticate, requireAuth } from '../middleware/auth';
+import type { DrainState } from '../drainState';
 import type { ConnectionHub } from '../sse/hub';
 import { jsonNestsDeeperThan } from '../validation';
 
@@ -17,6 +18,8 @@ export interface RouteContext {
   logger: Logger;
   metrics: Metrics;
   hub: ConnectionHub;
+  /** The app's drain state: new streams are refused while it is active. */
+  drain: DrainState;
   verifier: TokenVerifier;
   rateLimit: RequestHandler;
 }

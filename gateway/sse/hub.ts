@@ -5,10 +5,8 @@ import type {
   ConnectionRecord,
   EngineEvent,
   Engine,
-  StreamTransport,
   Subscription,
 } from '../../shared/engine/engine';
-import { publishSeedCancel } from '../../shared/engine/cancellations';
 import { topics } from '../../shared/protocol';
 import { EngineError, GatewayError, errors } from '../../shared/errors';
 import type { Logger } from '../../shared/logger';
@@ -19,17 +17,25 @@ import {
   type TokenClaims,
   type TokenType,
 } from '../../shared/types';
+import { BackgroundWork } from '../background';
+import type { DrainState } from '../drainState';
 import { OVERFLOW, SseConnection, type SendQueueLimits } from './connection';
 import type { ParsedEventId } from './cursor';
-import { readMissed, type Replay } from './replay';
 import { eventBody } from './frame';
-import { SEED_EVENTS, progressRequestId, seedWireEvent } from '../../shared/protocol';
+import { RegistryUpkeep, type LapsedListener, type TrackedStream } from './registryUpkeep';
+import { ResumeHandshake, connectionEventFrame, statusBody } from './resumeHandshake';
+import type { Replay } from './replay';
+import { seedWireEvent } from '../../shared/protocol';
+
+export type { LapsedListener, TrackedStream } from './registryUpkeep';
 
 export interface HubDeps {
   config: Config;
   engine: Engine;
   logger: Logger;
   metrics: Metrics;
+  /** The app's: no new streams while draining. */
+  drain: DrainState;
 }
 
 /** Why a connection left; the stale ones are counted in mcpgw_stale_connections_removed_total. */
@@ -61,38 +67,6 @@ const SEED_EVENT_NAMES: ReadonlySet<string> = new Set<SSEEventType>([
   'connection-status',
 ]);
 
-/**
- * The SSE body of an event of a connection (or token-type) topic, and for progress the request
- * it is about (the send queue coalesces queued progress per request).
- */
-function connectionEventFrame(ev: EngineEvent): [string, string | undefined] {
-  const body = eventBody(seedWireEvent(ev.event), ev.data);
-  const progressOf = ev.event === SEED_EVENTS.toolProgress ? progressRequestId(ev.data) : undefined;
-  return [body, progressOf];
-}
-
-/**
- * A stream of another transport (MCP's GET /mcp, POST /mcp SSE streams, GET /sse) listed in
- * the registry through the hub, so one mechanism counts, keeps alive, expires and sweeps every
- * stream kind.
- */
-export interface TrackedStream {
-  readonly connectionId: string;
-  /** Drops the registry entry (awaited on shutdown). Idempotent. */
-  release(): Promise<void>;
-}
-
-interface TrackedEntry {
-  record: ConnectionRecord;
-  expiresAtMs: number | undefined;
-  /** Ends the stream (token expired); its close handler calls release(). */
-  end: (reason: 'token-expired') => void;
-  registered: boolean;
-}
-
-/** Told about open entries of dead pods the sweep found (e.g. to end their MCP sessions). */
-export type LapsedListener = (records: ConnectionRecord[]) => Promise<void>;
-
 export interface LocalStats {
   totalConnections: number;
   connectionsByType: Record<TokenType, number>;
@@ -109,9 +83,6 @@ export class ConnectionHub {
   private readonly byType = new Map<TokenType, Set<SseConnection>>(
     TOKEN_TYPES.map((t) => [t, new Set<SseConnection>()]),
   );
-  /** Open streams of the other transports on this pod, by registry id. */
-  private readonly tracked = new Map<string, TrackedEntry>();
-  private readonly lapsedListeners: LapsedListener[] = [];
   private readonly typeByTopic = new Map<string, TokenType>(
     TOKEN_TYPES.map((t) => [topics.tokenType(t), t]),
   );
@@ -124,17 +95,40 @@ export class ConnectionHub {
   private cleanupTimer: NodeJS.Timeout | undefined;
   private readonly queueLimits: SendQueueLimits;
   private sweeping = false;
-  private isDraining = false;
+  private readonly drainState: DrainState;
   /** No new streams before start() and after close(). */
   private closed = true;
-  /** Engine clean-up of closed connections still running (awaited by close()). */
-  private readonly releasing = new Set<Promise<void>>();
+  /** Replays, catch-ups, registering again and releases still running (awaited by close()). */
+  private readonly background = new BackgroundWork();
+  private readonly registry: RegistryUpkeep;
+  private readonly handshake: ResumeHandshake;
 
   constructor(deps: HubDeps) {
     this.config = deps.config;
     this.engine = deps.engine;
     this.logger = deps.logger.child({ component: 'sse-hub' });
     this.metrics = deps.metrics;
+    this.drainState = deps.drain;
+    this.registry = new RegistryUpkeep({
+      ...deps,
+      logger: this.logger,
+      background: this.background,
+      local: {
+        registeredIds: () =>
+          [...this.connections.values()].filter((c) => c.registered).map((c) => c.connectionId),
+        recordOf: (id) => {
+          const conn = this.connections.get(id);
+          return conn && !conn.isClosed ? this.recordOf(conn) : undefined;
+        },
+      },
+    });
+    this.handshake = new ResumeHandshake({
+      engine: deps.engine,
+      logger: this.logger,
+      metrics: deps.metrics,
+      onOverflow: (conn) => this.closeSlowConsumer(conn),
+      onCatchUpFailed: (conn) => this.closeConnection(conn, 'stuck'),
+    });
     this.queueLimits = {
       maxBytes: deps.config.sendQueueMaxBytes,
       maxEvents: deps.config.sendQueueMaxEvents,
@@ -144,13 +138,10 @@ export class ConnectionHub {
     // Events published while the subscriber was down never reached this pod: each open stream
     // replays its topics from its cursor (live events held meanwhile, then deduplicated).
     this.engine.onReconnect(() => {
-      const local = [...this.connections.values()].filter((c) => c.registered);
-      const others = [...this.tracked.values()].filter((t) => t.registered);
-      void this.registerAgain([
-        ...local.map((c) => c.connectionId),
-        ...others.map((t) => t.record.connectionId),
-      ]);
-      for (const conn of local) void this.catchUp(conn);
+      this.registry.registerAllAgain();
+      for (const conn of this.connections.values()) {
+        if (conn.registered) void this.background.run(this.handshake.catchUp(conn));
+      }
     });
   }
 
@@ -179,23 +170,6 @@ export class ConnectionHub {
     };
   }
 
-  /** Registers again those of these connections still open here (the registry lost them). */
-  private async registerAgain(connectionIds: string[]): Promise<void> {
-    try {
-      await Promise.all(
-        connectionIds.flatMap((id) => {
-          const conn = this.connections.get(id);
-          if (conn && !conn.isClosed) return [this.engine.registerConnection(this.recordOf(conn))];
-          const other = this.tracked.get(id);
-          return other?.registered ? [this.engine.registerConnection(other.record)] : [];
-        }),
-      );
-      this.logger.info('Registered connections again', { count: connectionIds.length });
-    } catch (err) {
-      this.logger.warn('Registering connections again failed', { error: String(err) });
-    }
-  }
-
   /** Stops the timers, closes every stream and releases their engine state. Idempotent. */
   async close(): Promise<void> {
     this.closed = true;
@@ -205,17 +179,7 @@ export class ConnectionHub {
     for (const conn of [...this.connections.values()]) this.closeConnection(conn, 'shutdown');
     const subscription = this.broadcastSubscription;
     this.broadcastSubscription = undefined;
-    await Promise.allSettled([subscription?.close(), ...this.releasing]);
-  }
-
-  /** True once draining began: /ready answers 503 and new streams are refused. */
-  get draining(): boolean {
-    return this.isDraining;
-  }
-
-  /** Marks the pod as draining: /ready answers 503 and new streams are refused from now on. */
-  startDraining(): void {
-    this.isDraining = true;
+    await Promise.allSettled([subscription?.close(), this.background.settled()]);
   }
 
   /**
@@ -225,7 +189,7 @@ export class ConnectionHub {
    * registry entries stay for the resume window: the clients resume on another pod.
    */
   async drain(): Promise<void> {
-    this.startDraining();
+    this.drainState.start();
     const open = [...this.connections.values()].filter((c) => c.state === 'open');
     for (let i = open.length - 1; i > 0; i--) {
       const j = Math.floor(Math.random() * (i + 1));
@@ -261,81 +225,19 @@ export class ConnectionHub {
   }
 
   /**
-   * An open entry untouched for two cleanup intervals belongs to a dead pod: it stops counting
-   * as open (a seed connection stays resumable, and /send keeps accepting commands for it, for
-   * the resume window from its last touch).
+   * Lists a stream of another transport in the registry (see RegistryUpkeep.track); refused
+   * once the hub closed. Draining is checked by the routes: a POST's stream may still finish.
    */
-  private get openStaleAfterMs(): number {
-    return 2 * this.config.cleanupIntervalMs;
-  }
-
-  /**
-   * Lists a stream of another transport in the registry, before its response starts: a 429
-   * GatewayError when its token's sub already holds MAX_CONNECTIONS_PER_TOKEN streams of any
-   * kind in the cluster. `end` is how the sweep ends it when its token expires.
-   */
-  async track(
-    claims: TokenClaims,
-    transport: Exclude<StreamTransport, 'seed'>,
-    connectionId: string,
-    end: (reason: 'token-expired') => void,
-  ): Promise<TrackedStream> {
-    // Draining is checked by the routes: a POST's stream may still finish its call here.
+  async track(...args: Parameters<RegistryUpkeep['track']>): Promise<TrackedStream> {
     if (this.closed) {
       throw errors.unavailable('This gateway is not accepting new streams; reconnect', 1);
     }
-    const record: ConnectionRecord = {
-      connectionId,
-      tokenId: claims.sub,
-      tokenType: claims.type,
-      podId: this.config.podId,
-      connectedAt: Date.now(),
-      transport,
-      resumable: false,
-    };
-    await this.registerLimited(record);
-    const entry: TrackedEntry = {
-      record,
-      expiresAtMs: claims.exp === undefined ? undefined : claims.exp * 1000,
-      end,
-      registered: true,
-    };
-    this.tracked.set(connectionId, entry);
-    this.metrics.connectionsOpen.inc({ token_type: claims.type, transport });
-    let released: Promise<void> | undefined;
-    return {
-      connectionId,
-      release: () => {
-        released ??= this.untrack(entry);
-        return released;
-      },
-    };
+    return this.registry.track(...args);
   }
 
   /** Runs `listener` with the open entries of dead pods each sweep finds. */
   onLapsed(listener: LapsedListener): void {
-    this.lapsedListeners.push(listener);
-  }
-
-  private untrack(entry: TrackedEntry): Promise<void> {
-    const { connectionId, tokenType, transport } = entry.record;
-    if (this.tracked.get(connectionId) === entry) this.tracked.delete(connectionId);
-    this.metrics.connectionsOpen.dec({ token_type: tokenType, transport });
-    entry.registered = false;
-    const releasing = this.engine.unregisterConnection(connectionId).catch((err: unknown) => {
-      this.logger.warn('Releasing a closed stream failed', { connectionId, error: String(err) });
-    });
-    this.releasing.add(releasing);
-    void releasing.finally(() => this.releasing.delete(releasing));
-    return releasing;
-  }
-
-  /** Registers the record under the cluster-wide per-token limit: 429 when over it. */
-  private async registerLimited(record: ConnectionRecord): Promise<void> {
-    const max = this.config.maxConnectionsPerToken;
-    if (!(await this.engine.registerConnection(record, { maxPerToken: max }))) {
-      throw errors.tooManyConnections(max);
-    }
+    this.registry.onLapsed(listener);
   }
 
   /**
@@ -379,7 +281,7 @@ export class ConnectionHub {
     clientIP: string,
     resumeFrom?: ParsedEventId,
   ): Promise<void> {
-    if (this.closed || this.isDraining) {
+    if (this.closed || this.drainState.active) {
       throw errors.unavailable('This gateway is not accepting new streams; reconnect', 1);
     }
     if (!this.engine.isReady()) throw errors.unavailable('Event engine not ready');
@@ -430,13 +332,13 @@ export class ConnectionHub {
         await subscription.close();
         return abandonOpening(res);
       }
-      if (resumed) history = await readMissed(this.engine, conn, resumeFrom.cursor);
+      if (resumed) history = await this.handshake.readMissed(conn, resumeFrom.cursor);
       else conn.startTypeTopicAt(await this.engine.lastEventId(topics.tokenType(conn.tokenType)));
       // Registered before the welcome: a client may POST /send as soon as it knows the id.
       // A resumed connection is registered again: it now lives on this pod, and its history
       // gets its full TTL back (capped to the resume window when it closed).
       await Promise.all([
-        this.registerLimited(this.recordOf(conn)),
+        this.registry.registerLimited(this.recordOf(conn)),
         resumed ? this.engine.capHistoryTtl(topics.connection(id)) : undefined,
       ]);
       conn.registered = true;
@@ -465,74 +367,8 @@ export class ConnectionHub {
         outcome: !resumed || history?.truncated ? 'history_lost' : 'resumed',
       });
     }
-    if (!resumed || !history) {
-      const first = [welcomeBody(conn)];
-      if (resumeFrom) {
-        first.unshift(
-          statusBody(id, 'history-lost', 'The connection to resume is gone; this is a new one', {
-            resumedFrom: resumeFrom.connectionId,
-          }),
-        );
-      }
-      if (conn.open(first) === OVERFLOW) this.closeSlowConsumer(conn);
-      return;
-    }
-    const first = [
-      statusBody(id, 'resumed', 'Connection resumed; replaying missed events', {
-        missed: history.events.length,
-      }),
-    ];
-    if (history.truncated) {
-      first.unshift(
-        statusBody(id, 'history-lost', 'Some missed events are older than the kept history'),
-      );
-    }
-    conn.open(first, true);
-    void this.writeReplay(conn, history);
-  }
-
-  /**
-   * Writes a replay at the socket's pace (waiting for it to drain whenever it is backed up, so
-   * the replay never overflows the send queue), then the live events held meanwhile.
-   */
-  private async writeReplay(conn: SseConnection, history: Replay): Promise<void> {
-    let count = 0;
-    let bytes = 0;
-    for (const { fromTypeTopic, ev } of history.events) {
-      if (conn.isClosed) return;
-      const written = conn.replay(fromTypeTopic, ev.id, ...connectionEventFrame(ev));
-      if (written > 0) {
-        count++;
-        bytes += written;
-      }
-      if (conn.isBlocked) await conn.drained();
-    }
-    this.metrics.eventsWritten.inc({ event: 'replay' }, count);
-    this.metrics.eventBytesWritten.inc(bytes);
-    if (conn.isClosed) return;
-    if (conn.releaseHeld() === OVERFLOW) this.closeSlowConsumer(conn);
-  }
-
-  /** After Redis came back: replays what an open stream missed while the subscriber was down. */
-  private async catchUp(conn: SseConnection): Promise<void> {
-    if (conn.state !== 'open') return;
-    conn.hold();
-    try {
-      const history = await readMissed(this.engine, conn, conn.position);
-      if (history.truncated && conn.state === 'open') {
-        conn.sendLocal(
-          statusBody(conn.connectionId, 'history-lost', 'Events were lost while Redis was down'),
-          false,
-        );
-      }
-      await this.writeReplay(conn, history);
-    } catch (err) {
-      this.logger.warn('Catching up after a reconnect failed; closing the stream to resume', {
-        connectionId: conn.connectionId,
-        error: String(err),
-      });
-      this.closeConnection(conn, 'stuck');
-    }
+    const replay = this.handshake.open(conn, resumeFrom, resumed ? history : undefined);
+    if (replay) void this.background.run(this.handshake.writeReplay(conn, replay));
   }
 
   /** Writes a heartbeat to every open stream that is not backed up: one body for all of them. */
@@ -578,48 +414,7 @@ export class ConnectionHub {
           this.closeConnection(conn, 'stuck');
         }
       }
-      for (const entry of [...this.tracked.values()]) {
-        if (entry.expiresAtMs !== undefined && entry.expiresAtMs <= now) {
-          this.metrics.staleConnectionsRemoved.inc({ reason: 'token-expired' });
-          entry.end('token-expired');
-        }
-      }
-      const alive: string[] = [];
-      for (const conn of this.connections.values())
-        if (conn.registered) alive.push(conn.connectionId);
-      for (const entry of this.tracked.values())
-        if (entry.registered) alive.push(entry.record.connectionId);
-      const unknown = alive.length > 0 ? await this.engine.touchConnections(alive) : [];
-      if (unknown.length > 0) await this.registerAgain(unknown);
-      const { lapsed, expired } = await this.engine.sweepConnections({
-        openStaleAfterMs: this.openStaleAfterMs,
-        resumeWindowMs: this.config.resumeGraceMs,
-      });
-      if (lapsed.length > 0) {
-        this.metrics.staleConnectionsRemoved.inc({ reason: 'pod-gone' }, lapsed.length);
-        this.logger.info('Streams of a gateway that stopped are no longer counted as open', {
-          count: lapsed.length,
-        });
-        await Promise.all(this.lapsedListeners.map((listener) => listener(lapsed)));
-      }
-      if (expired.length > 0) {
-        this.logger.info('Removed connections not resumed in time from the registry', {
-          count: expired.length,
-        });
-        // Nobody will read their results: stop their calls on whichever worker runs them, and
-        // let their histories go (a dead pod never capped them), keeping the cap a little while
-        // for the cancelled calls' last events.
-        const reason = 'Connection closed and not resumed';
-        await Promise.all(
-          expired.flatMap((connectionId) => [
-            publishSeedCancel(this.engine, { connectionId, reason }),
-            this.engine.capHistoryTtl(
-              topics.connection(connectionId),
-              this.config.cleanupIntervalMs,
-            ),
-          ]),
-        );
-      }
+      await this.registry.sweep(now);
     } catch (err) {
       this.logger.warn('Connection cleanup sweep failed', { error: String(err) });
     } finally {
@@ -717,9 +512,7 @@ export class ConnectionHub {
         reason,
       });
     }
-    const releasing = this.release(conn);
-    this.releasing.add(releasing);
-    void releasing.finally(() => this.releasing.delete(releasing));
+    void this.background.run(this.release(conn));
   }
 
   /**
@@ -756,37 +549,4 @@ export class ConnectionHub {
 function abandonOpening(res: ServerResponse): void {
   if (res.destroyed || res.writableEnded) return;
   throw errors.unavailable('This gateway is shutting down; reconnect', 1);
-}
-
-/** The first event of a new connection: its id, for /mcp/sse/send. */
-function welcomeBody(conn: SseConnection): string {
-  return eventBody(
-    'mcp-notification',
-    JSON.stringify({
-      type: 'mcp-notification',
-      connectionId: conn.connectionId,
-      tokenType: conn.tokenType,
-      message: 'SSE connection established',
-      timestamp: new Date(conn.connectedAt).toISOString(),
-    }),
-  );
-}
-
-function statusBody(
-  connectionId: string,
-  status: string,
-  message: string,
-  extra?: Record<string, unknown>,
-): string {
-  return eventBody(
-    'connection-status',
-    JSON.stringify({
-      type: 'connection-status',
-      status,
-      connectionId,
-      message,
-      ...extra,
-      timestamp: new Date().toISOString(),
-    }),
-  );
 }

@@ -306,7 +306,7 @@ describe('connection limits and readiness', () => {
   it('turns /ready to 503 JSON and refuses new streams while draining', async () => {
     const client = await openSseClient(gw.url, gw.tokens.master);
     try {
-      gw.gateway.hub.startDraining();
+      gw.gateway.drainState.start();
       expectError(await api(gw.url, '/ready'), 503, 'unavailable');
       expect((await api(gw.url, '/health')).status).toBe(200);
       const refused = await api(gw.url, '/mcp/sse', { token: gw.tokens.team });
