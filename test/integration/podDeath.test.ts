@@ -500,7 +500,7 @@ test('streams of an expired token are closed at the sweep on every kind, saying 
       jsonrpc: '2.0',
       id: 3,
       method: 'tools/call',
-      params: { name: 'simulate_work', arguments: { steps: 30, delayMs: 500 } },
+      params: { name: 'simulate_work', arguments: { steps: 20, delayMs: 750 } },
     }),
   });
   expect([standalone.status, legacy.raw.status, call.status]).toEqual([200, 200, 200]);
@@ -516,7 +516,7 @@ test('streams of an expired token are closed at the sweep on every kind, saying 
   for (const stream of [standalone, legacy.raw, call]) {
     expect(stream.text()).toContain('token expired');
   }
-  expect(call.text()).not.toContain('"completedSteps":30');
+  expect(call.text()).not.toContain('"completedSteps":20');
   seed.close();
   await waitFor(async () => (await stats(g.url)).totalConnections === 0, 3000, 'none open');
   await g.kill('SIGTERM');
