@@ -4,7 +4,7 @@ import { PLACEHOLDER_JWT_SECRETS, type Config } from '../shared/config';
 import type { Engine } from '../shared/engine/engine';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
-import { createMcpTransports } from './mcp';
+import { createMcpTransports } from './mcpTransports';
 import { OriginPolicy, cors } from './middleware/cors';
 import { errorHandler, notFound } from './middleware/errorHandler';
 import { createRateLimiter } from './middleware/rateLimit';
@@ -17,7 +17,7 @@ import { sendRoutes } from './routes/send';
 import { sseRoutes } from './routes/sse';
 import { statsRoutes } from './routes/stats';
 import { DrainState } from './drainState';
-import { ConnectionHub } from './sse/hub';
+import { ConnectionHub } from './seed/hub';
 
 export interface GatewayDeps {
   config: Config;

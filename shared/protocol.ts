@@ -4,7 +4,7 @@ import type { TokenType } from './types';
 /**
  * What gateways and workers agree on over the engine: topic names, the event kinds on them, and
  * the JSON-RPC error codes clients see (each code has one meaning). The MCP transports' session
- * records, stream ids and key names are in shared/mcp.ts.
+ * records, stream ids and key names are in shared/mcpTransports.ts.
  */
 export const RPC_ERRORS = {
   parseError: ErrorCode.ParseError,

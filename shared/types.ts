@@ -53,6 +53,6 @@ export interface CommandEnvelope {
 /** Where the worker publishes the JSON-RPC messages of an MCP transport's request. */
 export interface McpRoute {
   sessionId: string;
-  /** The request's stream within the session (see shared/mcp.ts). */
+  /** The request's stream within the session (see shared/mcpTransports.ts). */
   streamId: string;
 }

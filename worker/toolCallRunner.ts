@@ -1,8 +1,8 @@
 import type { CallToolResult, JSONRPCNotification } from '@modelcontextprotocol/sdk/types.js';
 import type { CommandEnvelope } from '../shared/types';
-import { INFRASTRUCTURE_FAILURE_META } from './mcp/backlogServer';
-import type { InProcessTransport, ServerReply } from './mcp/inProcessTransport';
-import { authInfoForCommand } from './mcp/requestContext';
+import { INFRASTRUCTURE_FAILURE_META } from './server/backlogServer';
+import type { InProcessTransport, ServerReply } from './server/inProcessTransport';
+import { authInfoForCommand } from './server/requestContext';
 import { errorOutcome, type DispatchOutcome } from './outcomes';
 
 /**

@@ -6,10 +6,10 @@ import type { Metrics } from '../shared/metrics';
 import { BacklogStore } from './backlog/store';
 import { RPC_ERRORS } from '../shared/protocol';
 import { ControlTopicRouter } from './controlTopic';
-import { Dispatcher, publishCommandError } from './dispatcher';
-import { createBacklogServer } from './mcp/backlogServer';
-import { InProcessTransport } from './mcp/inProcessTransport';
-import { McpSessionServers } from './sessions/sessionServers';
+import { Dispatcher, publishCommandError } from './seed/dispatcher';
+import { createBacklogServer } from './server/backlogServer';
+import { InProcessTransport } from './server/inProcessTransport';
+import { McpSessionServers } from './mcpTransports/sessionServers';
 import { ToolPermissions } from './toolPermissions';
 
 export interface WorkerDeps {

@@ -8,7 +8,7 @@ import type { Metrics } from '../../shared/metrics';
 import type { TokenType } from '../../shared/types';
 import { authenticate, requireAuth } from '../middleware/auth';
 import type { DrainState } from '../drainState';
-import type { ConnectionHub } from '../sse/hub';
+import type { ConnectionHub } from '../seed/hub';
 import { jsonNestsDeeperThan } from '../validation';
 
 /** What every route module gets from the app factory. */

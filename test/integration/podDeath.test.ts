@@ -13,7 +13,7 @@ import { issueToken } from '../../shared/auth';
 import type { ConnectionRecord } from '../../shared/engine/engine';
 import { RedisEngine } from '../../shared/engine/redis';
 import { silentLogger } from '../../shared/logger';
-import { STANDALONE_STREAM, mcpNames } from '../../shared/mcp';
+import { STANDALONE_STREAM, mcpNames } from '../../shared/mcpTransports';
 import { MCP_EVENTS } from '../../shared/protocol';
 import type { TokenType } from '../../shared/types';
 import { startCluster, type TestCluster } from '../helpers/cluster';

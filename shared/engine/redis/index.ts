@@ -38,9 +38,9 @@ import { RedisDocumentStore } from './documentStore';
 import { EventLog } from './eventLog';
 import { RedisKeyValueStore } from './keyValueStore';
 import { type RedisKeys, redisKeys } from './keys';
-import { ConnectionRegistry } from './registry';
+import { ConnectionRegistry } from './connectionRegistry';
 import { type ScriptedRedis, defineScripts } from './scripts';
-import { Subscriber } from './subscriber';
+import { Subscriber } from './pubSub';
 import { RedisWindowCounters } from './windowCounters';
 
 export interface RedisEngineOptions {

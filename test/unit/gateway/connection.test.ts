@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { ServerResponse } from 'node:http';
-import { OVERFLOW, SKIPPED, SseConnection } from '../../../gateway/sse/connection';
-import { eventBody } from '../../../gateway/sse/frame';
+import { OVERFLOW, SKIPPED, SseConnection } from '../../../gateway/seed/connection';
+import { eventBody } from '../../../gateway/seed/frame';
 
 /** Just enough of a ServerResponse: records writes, reports backpressure on demand. */
 class FakeResponse extends EventEmitter {

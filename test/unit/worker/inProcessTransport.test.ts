@@ -6,7 +6,7 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { RPC_ERRORS } from '../../../shared/protocol';
-import { InProcessTransport } from '../../../worker/mcp/inProcessTransport';
+import { InProcessTransport } from '../../../worker/server/inProcessTransport';
 import { waitFor } from '../../helpers/waitFor';
 
 /** A small server exercising what the transport must carry. */

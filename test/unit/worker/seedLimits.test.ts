@@ -13,7 +13,7 @@ import { silentLogger } from '../../../shared/logger';
 import { createMetrics } from '../../../shared/metrics';
 import type { ClientMessage } from '../../../shared/types';
 import { RPC_ERRORS } from '../../../shared/protocol';
-import { createBacklogServer } from '../../../worker/mcp/backlogServer';
+import { createBacklogServer } from '../../../worker/server/backlogServer';
 import { createWorker, type Worker } from '../../../worker/worker';
 import { EventCollector, READONLY, TEAM, envelope, testConfig, type Token } from './harness';
 

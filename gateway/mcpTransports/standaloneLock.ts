@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { KeyValueStore } from '../../shared/engine/engine';
 import { errors } from '../../shared/errors';
-import { mcpNames } from '../../shared/mcp';
+import { mcpNames } from '../../shared/mcpTransports';
 
 /**
  * How long a gateway's liveness key lives unrefreshed, and how often it is refreshed. A pod

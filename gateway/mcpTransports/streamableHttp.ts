@@ -10,7 +10,7 @@ import {
   mcpNames,
   newRequestStreamId,
   requestStreamReplies,
-} from '../../shared/mcp';
+} from '../../shared/mcpTransports';
 import { MCP_EVENTS } from '../../shared/protocol';
 import { truncate } from '../../shared/text';
 import type { TokenClaims } from '../../shared/types';

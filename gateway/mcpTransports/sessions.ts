@@ -9,7 +9,7 @@ import {
   newSessionId,
   type McpSessionRecord,
   type McpTransportKind,
-} from '../../shared/mcp';
+} from '../../shared/mcpTransports';
 import { MCP_EVENTS } from '../../shared/protocol';
 import type { TokenClaims } from '../../shared/types';
 

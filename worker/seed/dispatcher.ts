@@ -5,20 +5,20 @@ import {
   type JSONRPCNotification,
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
-import { parseSeedCancel, type SeedCancel } from '../shared/engine/cancellations';
-import type { Engine } from '../shared/engine/engine';
-import { topics } from '../shared/protocol';
-import { isEventTooLarge } from '../shared/errors';
-import type { Logger } from '../shared/logger';
-import { CONTROL_EVENTS, RPC_ERRORS, SEED_EVENTS, type ErrorDetail } from '../shared/protocol';
-import { ERROR_MESSAGE_MAX_CHARS, truncate } from '../shared/text';
-import type { CommandEnvelope } from '../shared/types';
-import type { ControlTopicRouter } from './controlTopic';
-import type { InProcessTransport } from './mcp/inProcessTransport';
-import { authInfoForCommand } from './mcp/requestContext';
-import type { DispatchOutcome } from './outcomes';
-import { runToolCall, toolCallOutcome, toolErrorText } from './toolCallRunner';
-import type { ToolPermissions } from './toolPermissions';
+import { parseSeedCancel, type SeedCancel } from '../../shared/engine/cancellations';
+import type { Engine } from '../../shared/engine/engine';
+import { topics } from '../../shared/protocol';
+import { isEventTooLarge } from '../../shared/errors';
+import type { Logger } from '../../shared/logger';
+import { CONTROL_EVENTS, RPC_ERRORS, SEED_EVENTS, type ErrorDetail } from '../../shared/protocol';
+import { ERROR_MESSAGE_MAX_CHARS, truncate } from '../../shared/text';
+import type { CommandEnvelope } from '../../shared/types';
+import type { ControlTopicRouter } from '../controlTopic';
+import type { InProcessTransport } from '../server/inProcessTransport';
+import { authInfoForCommand } from '../server/requestContext';
+import type { DispatchOutcome } from '../outcomes';
+import { runToolCall, toolCallOutcome, toolErrorText } from '../toolCallRunner';
+import type { ToolPermissions } from '../toolPermissions';
 
 export interface DispatcherDeps {
   engine: Pick<Engine, 'publish'>;

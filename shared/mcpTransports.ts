@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 
 /**
- * What the gateway's MCP transports (gateway/mcp) and the workers' per-session servers
- * (worker/sessions) agree on: session records, stream ids, topics and key names.
+ * What the gateway's MCP transports (gateway/mcpTransports) and the workers' per-session servers
+ * (worker/mcpTransports) agree on: session records, stream ids, topics and key names.
  */
 
 /** Streamable HTTP revisions served at /mcp (newest first; the first is offered by default). */

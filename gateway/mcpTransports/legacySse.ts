@@ -1,13 +1,13 @@
 import { Router } from 'express';
 import type { ConnectionRecord } from '../../shared/engine/engine';
 import { errors } from '../../shared/errors';
-import { LEGACY_STREAM, mcpNames } from '../../shared/mcp';
+import { LEGACY_STREAM, mcpNames } from '../../shared/mcpTransports';
 import { MCP_EVENTS } from '../../shared/protocol';
 import { admissionLimits } from '../admission';
 import { claimsOf } from '../middleware/auth';
 import { OriginPolicy, originGuard } from '../middleware/cors';
 import { guarded, jsonBody, requireReady } from '../routes/context';
-import type { TrackedStream } from '../sse/hub';
+import type { TrackedStream } from '../seed/hub';
 import { enqueueRequests, handleClientMessages } from './commands';
 import type { McpRouteContext } from './mcpContext';
 import { isRequest, jsonRpcErrors, parseMessages, requireJsonContent } from './protocol';

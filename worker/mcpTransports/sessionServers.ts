@@ -12,12 +12,12 @@ import {
   type McpClientResponse,
   type McpSessionInit,
   type McpSessionRecord,
-} from '../../shared/mcp';
+} from '../../shared/mcpTransports';
 import { MCP_EVENTS, CONTROL_EVENTS } from '../../shared/protocol';
 import type { CommandEnvelope } from '../../shared/types';
 import type { ControlTopicRouter } from '../controlTopic';
-import { InProcessTransport, type ServerReply } from '../mcp/inProcessTransport';
-import { authInfoForCommand } from '../mcp/requestContext';
+import { InProcessTransport, type ServerReply } from '../server/inProcessTransport';
+import { authInfoForCommand } from '../server/requestContext';
 import type { DispatchOutcome } from '../outcomes';
 import { runToolCall, toolCallOutcome, type Outbox } from '../toolCallRunner';
 import type { ToolPermissions } from '../toolPermissions';

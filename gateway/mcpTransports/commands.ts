@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { AdmissionLimits, Engine } from '../../shared/engine/engine';
 import { topics } from '../../shared/protocol';
 import { errors } from '../../shared/errors';
-import { mcpNames, type McpCancel, type McpClientResponse } from '../../shared/mcp';
+import { mcpNames, type McpCancel, type McpClientResponse } from '../../shared/mcpTransports';
 import { CONTROL_EVENTS } from '../../shared/protocol';
 import type { Metrics } from '../../shared/metrics';
 import { exceedsBytes, truncate } from '../../shared/text';

@@ -1,7 +1,7 @@
 import type { Request, Response } from 'express';
 import type { Metrics } from '../../shared/metrics';
 import { markStreamStarted } from '../middleware/requestMetrics';
-import { eventBody, idLine } from '../sse/frame';
+import { eventBody, idLine } from '../seed/frame';
 
 const DEFAULT_MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 /**
