@@ -36,7 +36,7 @@ export interface CommandEnvelope {
   requestId: string;
   /** The connection whose stream receives the results. */
   connectionId: string;
-  tokenId: string;
+  sub: string;
   tokenType: TokenType;
   tools?: string[];
   message: ClientMessage;

@@ -44,7 +44,7 @@ export class ToolPermissions {
 
 function claimsOf(command: CommandEnvelope): TokenClaims {
   return {
-    sub: command.tokenId,
+    sub: command.sub,
     type: command.tokenType,
     ...(command.tools ? { tools: command.tools } : {}),
   };

@@ -27,7 +27,7 @@ export async function enqueueRequests(
   const commands = requests.map((request): CommandEnvelope => ({
     requestId: randomUUID(),
     connectionId: sessionId,
-    tokenId: claims.sub,
+    sub: claims.sub,
     tokenType: claims.type,
     ...(claims.tools ? { tools: claims.tools } : {}),
     message: toClientMessage(request),

@@ -17,7 +17,7 @@ export interface SendQueueLimits {
 export interface ConnectionIdentity {
   connectionId: string;
   /** The token's `sub`: only this token may send commands to the connection. */
-  tokenId: string;
+  sub: string;
   tokenType: TokenType;
   /** The token's `exp` in epoch ms; the cleanup sweep closes the stream once it has passed. */
   expiresAtMs: number | undefined;
@@ -47,7 +47,7 @@ interface HeldEvent {
  */
 export class SseConnection {
   readonly connectionId: string;
-  readonly tokenId: string;
+  readonly sub: string;
   readonly tokenType: TokenType;
   readonly expiresAtMs: number | undefined;
   readonly clientIP: string;
@@ -87,7 +87,7 @@ export class SseConnection {
   ) {
     this.cursor = { ...cursor };
     this.connectionId = identity.connectionId;
-    this.tokenId = identity.tokenId;
+    this.sub = identity.sub;
     this.tokenType = identity.tokenType;
     this.expiresAtMs = identity.expiresAtMs;
     this.clientIP = identity.clientIP;

@@ -161,7 +161,7 @@ export class ConnectionHub {
   private recordOf(conn: SseConnection): ConnectionRecord {
     return {
       connectionId: conn.connectionId,
-      tokenId: conn.tokenId,
+      sub: conn.sub,
       tokenType: conn.tokenType,
       podId: this.config.podId,
       connectedAt: conn.connectedAt,
@@ -293,7 +293,7 @@ export class ConnectionHub {
       } catch {
         throw errors.unavailable('Could not look the connection up; retry');
       }
-      if (previous && (previous.tokenId !== claims.sub || previous.tokenType !== claims.type)) {
+      if (previous && (previous.sub !== claims.sub || previous.tokenType !== claims.type)) {
         throw errors.forbidden('This connection was opened by another token');
       }
       const stale = previous && this.connections.get(previous.connectionId);
@@ -307,7 +307,7 @@ export class ConnectionHub {
     const conn = new SseConnection(
       {
         connectionId: previous?.connectionId ?? randomUUID(),
-        tokenId: claims.sub,
+        sub: claims.sub,
         tokenType: claims.type,
         expiresAtMs: claims.exp === undefined ? undefined : claims.exp * 1000,
         clientIP,
@@ -357,7 +357,7 @@ export class ConnectionHub {
     this.metrics.connectionsOpen.inc({ token_type: conn.tokenType, transport: 'seed' });
     this.logger.info(resumed ? 'SSE Connection Resumed' : 'SSE Connection Added', {
       connectionId: id,
-      tokenId: conn.tokenId,
+      sub: conn.sub,
       tokenType: conn.tokenType,
       clientIP: conn.clientIP,
       totalConnections: this.connections.size,
@@ -504,7 +504,7 @@ export class ConnectionHub {
       this.metrics.connectionsOpen.dec({ token_type: conn.tokenType, transport: 'seed' });
       this.logger.info('SSE Connection Removed', {
         connectionId: conn.connectionId,
-        tokenId: conn.tokenId,
+        sub: conn.sub,
         tokenType: conn.tokenType,
         clientIP: conn.clientIP,
         totalConnections: this.connections.size,

@@ -80,7 +80,7 @@ export class RegistryUpkeep {
   ): Promise<TrackedStream> {
     const record: ConnectionRecord = {
       connectionId,
-      tokenId: claims.sub,
+      sub: claims.sub,
       tokenType: claims.type,
       podId: this.deps.config.podId,
       connectedAt: Date.now(),

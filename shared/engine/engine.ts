@@ -30,7 +30,7 @@ export interface Engine {
    */
   enqueueCommand(command: CommandEnvelope, limits?: AdmissionLimits): Promise<void>;
   /**
-   * Appends commands of one token (same tokenId) to the shared queue, all or none. With
+   * Appends commands of one token (same sub) to the shared queue, all or none. With
    * `limits`, admission is checked and counted in the same atomic step: past `maxQueued` it
    * throws a GatewayError `queue_full` (503), past `maxInFlightPerToken` `inflight_limit`
    * (429), and nothing is queued. A command counts as in flight for its token from here until
@@ -169,7 +169,7 @@ export interface ConsumeOptions {
   maxDeliveries: number;
   onDeadLetter: (command: QueuedCommand) => Promise<void>;
   /**
-   * At most this many handlers of one token (tokenId) run at once in this consumer, so one
+   * At most this many handlers of one token (sub) run at once in this consumer, so one
    * token cannot hold every slot while another's commands wait; those of a token at its cap
    * wait (still held by this consumer, never lost or run twice) while others start. Unset:
    * no per-token cap.
@@ -198,7 +198,7 @@ export type StreamTransport = (typeof STREAM_TRANSPORTS)[number];
 
 export interface ConnectionRecord {
   connectionId: string;
-  tokenId: string;
+  sub: string;
   tokenType: TokenType;
   podId: string;
   /** Epoch ms. */

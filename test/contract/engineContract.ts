@@ -676,11 +676,11 @@ export function describeEngineContract(
         const finished: string[] = [];
         engine.consumeCommands(
           async ({ command }) => {
-            running.set(command.tokenId, (running.get(command.tokenId) ?? 0) + 1);
+            running.set(command.sub, (running.get(command.sub) ?? 0) + 1);
             maxGreedy = Math.max(maxGreedy, running.get('greedy') ?? 0);
-            if (command.tokenId === 'greedy') await release.promise;
-            running.set(command.tokenId, (running.get(command.tokenId) ?? 0) - 1);
-            finished.push(command.tokenId);
+            if (command.sub === 'greedy') await release.promise;
+            running.set(command.sub, (running.get(command.sub) ?? 0) - 1);
+            finished.push(command.sub);
           },
           consumeOptions({ concurrency: 4, maxPerToken: 3 }),
         );
@@ -806,14 +806,14 @@ export function describeEngineContract(
 
       it('limits open streams per token sub across transports, counting each id once', async () => {
         const sub = unique('sub');
-        const first = connection('team', Date.now(), { tokenId: sub });
+        const first = connection('team', Date.now(), { sub: sub });
         const second = connection('team', Date.now(), {
-          tokenId: sub,
+          sub: sub,
           transport: 'legacy-sse',
           resumable: false,
         });
         const third = connection('team', Date.now(), {
-          tokenId: sub,
+          sub: sub,
           transport: 'streamable-http',
           resumable: false,
         });
@@ -846,7 +846,7 @@ export function describeEngineContract(
           resumable: false,
         });
         const unknownId = unique('unknown');
-        const sub = deadMcp.tokenId;
+        const sub = deadMcp.sub;
         for (const record of [alive, dead, deadMcp]) await engine.registerConnection(record);
         const window = { openStaleAfterMs: 60_000, resumeWindowMs: 60_000 };
         expect(await engine.sweepConnections(window)).toEqual({ lapsed: [], expired: [] });
@@ -872,7 +872,7 @@ export function describeEngineContract(
         expect(stats.resumableConnections).toBe(1);
         // The dead stream's sub no longer counts it.
         expect(
-          await engine.registerConnection(connection('team', Date.now(), { tokenId: sub }), {
+          await engine.registerConnection(connection('team', Date.now(), { sub: sub }), {
             maxPerToken: 1,
           }),
         ).toBe(true);
@@ -1197,11 +1197,11 @@ function unique(label: string): string {
   return `${label}-${randomUUID()}`;
 }
 
-function makeCommand(tokenId = 'alice'): CommandEnvelope {
+function makeCommand(sub = 'alice'): CommandEnvelope {
   return {
     requestId: unique('req'),
     connectionId: unique('conn'),
-    tokenId,
+    sub,
     tokenType: 'team',
     message: { method: 'tools/call', params: { name: 'list_projects', arguments: {} }, id: 1 },
     enqueuedAt: Date.now(),
@@ -1226,7 +1226,7 @@ function connection(
 ): ConnectionRecord {
   return {
     connectionId: unique('conn'),
-    tokenId: unique('token'),
+    sub: unique('token'),
     tokenType,
     podId: 'pod-1',
     connectedAt,

@@ -63,7 +63,7 @@ function makeCommand(method = 'tools/list'): CommandEnvelope {
   return {
     requestId: `req-${requestCounter}`,
     connectionId: 'conn-1',
-    tokenId: 'alice',
+    sub: 'alice',
     tokenType: 'team',
     message: { method },
     enqueuedAt: Date.now(),
@@ -157,7 +157,7 @@ describe('RedisEngine', () => {
 
       await engine.registerConnection({
         connectionId: 'c1',
-        tokenId: 'alice',
+        sub: 'alice',
         tokenType: 'team',
         podId: 'pod-1',
         connectedAt: Date.now(),
@@ -539,7 +539,7 @@ describe('RedisEngine', () => {
       const [podA, podB] = [await makeEngine(prefix), await makeEngine(prefix)];
       const record = (connectionId: string, podId: string, connectedAt: number) => ({
         connectionId,
-        tokenId: 't',
+        sub: 't',
         tokenType: 'team' as const,
         podId,
         connectedAt,
@@ -587,7 +587,7 @@ describe('RedisEngine', () => {
         ids.map((connectionId) =>
           engine.registerConnection({
             connectionId,
-            tokenId: 't',
+            sub: 't',
             tokenType: 'readonly',
             podId: 'p',
             connectedAt: Date.now(),

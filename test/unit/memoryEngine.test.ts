@@ -20,7 +20,7 @@ function makeCommand(): CommandEnvelope {
   return {
     requestId: `req-${requestCounter}`,
     connectionId: 'conn-1',
-    tokenId: 'alice',
+    sub: 'alice',
     tokenType: 'team',
     message: { method: 'tools/list' },
     enqueuedAt: Date.now(),

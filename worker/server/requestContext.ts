@@ -25,7 +25,7 @@ export function authInfoForCommand(command: CommandEnvelope): AuthInfo {
     tokenType: command.tokenType,
   };
   // The raw JWT does not travel with commands; the gateway verified it already.
-  return { token: '', clientId: command.tokenId, scopes: [command.tokenType], extra: { ...extra } };
+  return { token: '', clientId: command.sub, scopes: [command.tokenType], extra: { ...extra } };
 }
 
 export interface HandlerContext {
@@ -42,7 +42,7 @@ export function idempotencyKeyOf(extra: HandlerContext): string {
 }
 
 /**
- * The token (sub) a write counts against for the backlog quotas: the command's tokenId, which
+ * The token (sub) a write counts against for the backlog quotas: the command's sub, which
  * the transport passes as authInfo.clientId. Callers without one share the anonymous quota.
  */
 export function ownerOf(extra: HandlerContext): string {

@@ -21,7 +21,7 @@ export class CommandQueue {
    * same Lua step). The stream is never trimmed: the queue's bound is that admission check.
    */
   async enqueue(commands: CommandEnvelope[], limits?: AdmissionLimits): Promise<void> {
-    const sub = commands[0].tokenId;
+    const sub = commands[0].sub;
     const args: (string | number)[] = [
       limits?.maxQueued ?? 0,
       limits?.maxInFlightPerToken ?? 0,

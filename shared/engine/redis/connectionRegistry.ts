@@ -43,7 +43,7 @@ export class ConnectionRegistry {
       record.connectionId,
       JSON.stringify(record),
       REGISTRY_TTL_MS,
-      record.tokenId,
+      record.sub,
       Math.max(0, Math.floor(options.maxPerToken ?? 0)),
     );
     return listed === 1;

@@ -46,7 +46,7 @@ function connection(limits = { maxBytes: 1 << 20, maxEvents: 100 }) {
   const conn = new SseConnection(
     {
       connectionId: CID,
-      tokenId: 't',
+      sub: 't',
       tokenType: 'team',
       expiresAtMs: undefined,
       clientIP: '127.0.0.1',

@@ -50,7 +50,7 @@ describe('POST /mcp/sse/send', () => {
     expect(received[0].command).toEqual({
       requestId: res.body.requestId,
       connectionId: client.connectionId,
-      tokenId: 'team-1',
+      sub: 'team-1',
       tokenType: 'team',
       message: { method: 'tools/call', params: { name: 'list_projects', arguments: {} }, id: 7 },
       enqueuedAt: expect.any(Number),
@@ -72,7 +72,7 @@ describe('POST /mcp/sse/send', () => {
       );
       expect(res.status).toBe(202);
       await waitFor(() => received.length === 1, 5000, 'command consumed');
-      expect(received[0].command).toMatchObject({ tokenId: 'tools-1', tools: ['list_projects'] });
+      expect(received[0].command).toMatchObject({ sub: 'tools-1', tools: ['list_projects'] });
     } finally {
       await consumer.stop();
       own.close();

@@ -87,7 +87,7 @@ describe('GET /mcp/sse', () => {
     const client = await openSseClient(gw.url, gw.tokens.readonly);
     expect(await gw.engine.getConnection(client.connectionId)).toEqual({
       connectionId: client.connectionId,
-      tokenId: 'readonly-1',
+      sub: 'readonly-1',
       tokenType: 'readonly',
       podId: 'gateway-test',
       connectedAt: expect.any(Number),
@@ -260,7 +260,7 @@ describe('cleanup sweep', () => {
     const client = await openSseClient(gw.url, gw.tokens.team);
     await gw.engine.registerConnection({
       connectionId: 'orphan-of-a-dead-pod',
-      tokenId: 'x',
+      sub: 'x',
       tokenType: 'team',
       podId: 'dead-pod',
       connectedAt: Date.now(),
@@ -462,14 +462,14 @@ describe('logging', () => {
       const records = lines.map((l) => JSON.parse(l));
       expect(records.find((r) => r.message === 'SSE Connection Added')).toMatchObject({
         connectionId,
-        tokenId: 'team-1',
+        sub: 'team-1',
         tokenType: 'team',
         clientIP: expect.any(String),
         totalConnections: 1,
       });
       expect(records.find((r) => r.message === 'SSE Connection Removed')).toMatchObject({
         connectionId,
-        tokenId: 'team-1',
+        sub: 'team-1',
         tokenType: 'team',
         clientIP: expect.any(String),
         totalConnections: 0,

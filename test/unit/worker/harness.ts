@@ -52,7 +52,7 @@ export function envelope(
   return {
     requestId,
     connectionId,
-    tokenId: token.sub ?? `${token.type}-token`,
+    sub: token.sub ?? `${token.type}-token`,
     tokenType: token.type,
     ...(token.tools ? { tools: token.tools } : {}),
     message,
