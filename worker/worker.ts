@@ -179,8 +179,12 @@ export function slotsPerToken(config: Config): number {
 
 /**
  * A child logger carrying the command's requestId (the one its client got in the 202) and
- * connectionId. Never the token: the envelope holds its claims only.
+ * connectionId (seed API) or sessionId (MCP transports). Never the token: the envelope holds
+ * its claims only.
  */
 function commandLogger(logger: Logger, command: QueuedCommand['command']): Logger {
-  return logger.child({ requestId: command.requestId, connectionId: command.connectionId });
+  const target = command.mcp
+    ? { sessionId: command.mcp.sessionId }
+    : { connectionId: command.connectionId };
+  return logger.child({ requestId: command.requestId, ...target });
 }

@@ -26,7 +26,6 @@ export async function enqueueRequests(
   const enqueuedAt = Date.now();
   const commands = requests.map((request): CommandEnvelope => ({
     requestId: randomUUID(),
-    connectionId: sessionId,
     sub: claims.sub,
     tokenType: claims.type,
     ...(claims.tools ? { tools: claims.tools } : {}),

@@ -14,7 +14,7 @@ import {
   type McpSessionRecord,
 } from '../../shared/mcpTransports';
 import { MCP_EVENTS, CONTROL_EVENTS } from '../../shared/protocol';
-import type { CommandEnvelope } from '../../shared/types';
+import type { McpCommand } from '../../shared/types';
 import type { ControlTopicRouter } from '../controlTopic';
 import { InProcessTransport, type ServerReply } from '../server/inProcessTransport';
 import { authInfoForCommand } from '../server/requestContext';
@@ -93,11 +93,11 @@ export class McpSessionServers {
     await Promise.all(entries.map((entry) => entry.server.close().catch(() => undefined)));
   }
 
-  async dispatch(command: CommandEnvelope): Promise<DispatchOutcome> {
+  async dispatch(command: McpCommand): Promise<DispatchOutcome> {
     this.sweep();
     const method = command.message.method;
     if (method === 'initialize') return this.initialize(command);
-    const sessionId = command.mcp!.sessionId;
+    const sessionId = command.mcp.sessionId;
     const entry = await this.entryFor(sessionId);
     if (!entry) {
       await this.publishError(command, {
@@ -117,7 +117,7 @@ export class McpSessionServers {
   }
 
   /** The reply of a command the engine dead-lettered. */
-  async publishDeadLetter(command: CommandEnvelope, deliveries: number): Promise<void> {
+  async publishDeadLetter(command: McpCommand, deliveries: number): Promise<void> {
     await this.publishError(command, {
       code: RPC_ERRORS.internalError,
       message: `Command failed after ${deliveries} deliveries`,
@@ -126,8 +126,8 @@ export class McpSessionServers {
 
   // ---- methods ----
 
-  private async initialize(command: CommandEnvelope): Promise<DispatchOutcome> {
-    const { sessionId } = command.mcp!;
+  private async initialize(command: McpCommand): Promise<DispatchOutcome> {
+    const { sessionId } = command.mcp;
     const entry = await this.newEntry(sessionId);
     const reply = await entry.transport.request('initialize', command.message.params).reply;
     if ('error' in reply) {
@@ -149,7 +149,7 @@ export class McpSessionServers {
     return 'ok';
   }
 
-  private async callTool(command: CommandEnvelope, entry: SessionEntry): Promise<DispatchOutcome> {
+  private async callTool(command: McpCommand, entry: SessionEntry): Promise<DispatchOutcome> {
     const params = command.message.params ?? {};
     // The SDK's schema check would answer -32603 (its zod error is not an McpError).
     if (typeof params.name !== 'string') {
@@ -204,7 +204,7 @@ export class McpSessionServers {
     return toolCallOutcome(reply);
   }
 
-  private async listTools(command: CommandEnvelope, entry: SessionEntry): Promise<DispatchOutcome> {
+  private async listTools(command: McpCommand, entry: SessionEntry): Promise<DispatchOutcome> {
     const reply = await entry.transport.request('tools/list', command.message.params, {
       extra: { authInfo: authInfoForCommand(command) },
     }).reply;
@@ -343,7 +343,7 @@ export class McpSessionServers {
 
   // ---- publishing ----
 
-  private publishReply(command: CommandEnvelope, reply: ServerReply): Promise<void> {
+  private publishReply(command: McpCommand, reply: ServerReply): Promise<void> {
     if ('error' in reply) return this.publishError(command, reply.error);
     // The transport numbered the request itself: the client gets its own id back.
     return this.publish(
@@ -354,7 +354,7 @@ export class McpSessionServers {
     );
   }
 
-  private publishError(command: CommandEnvelope, error: ErrorDetail): Promise<void> {
+  private publishError(command: McpCommand, error: ErrorDetail): Promise<void> {
     // Messages may quote what the client sent: bounded.
     const bounded = { ...error, message: truncate(error.message, ERROR_MESSAGE_MAX_CHARS) };
     return this.publish(
@@ -366,12 +366,12 @@ export class McpSessionServers {
   }
 
   private async publish(
-    command: CommandEnvelope,
+    command: McpCommand,
     event: string,
     message: object,
     final: boolean,
   ): Promise<void> {
-    const { sessionId, streamId } = command.mcp!;
+    const { sessionId, streamId } = command.mcp;
     const topic = mcpNames.streamTopic(sessionId, streamId);
     const options = final
       ? { completesRequest: command.requestId, historyTtlMs: this.deps.streamTtlMs }

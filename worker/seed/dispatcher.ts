@@ -12,7 +12,7 @@ import { isEventTooLarge } from '../../shared/errors';
 import type { Logger } from '../../shared/logger';
 import { CONTROL_EVENTS, RPC_ERRORS, SEED_EVENTS, type ErrorDetail } from '../../shared/protocol';
 import { ERROR_MESSAGE_MAX_CHARS, truncate } from '../../shared/text';
-import type { CommandEnvelope } from '../../shared/types';
+import type { SeedCommand } from '../../shared/types';
 import type { ControlTopicRouter } from '../controlTopic';
 import type { InProcessTransport } from '../server/inProcessTransport';
 import { authInfoForCommand } from '../server/requestContext';
@@ -74,7 +74,7 @@ export class Dispatcher {
     this.deps.permissions.learn(await this.listAllTools());
   }
 
-  async dispatch(command: CommandEnvelope): Promise<DispatchOutcome> {
+  async dispatch(command: SeedCommand): Promise<DispatchOutcome> {
     const method = command.message?.method;
     if (typeof method !== 'string' || method.length === 0) {
       await this.publishError(command, {
@@ -110,7 +110,7 @@ export class Dispatcher {
 
   // ---- methods ----
 
-  private async callTool(command: CommandEnvelope): Promise<DispatchOutcome> {
+  private async callTool(command: SeedCommand): Promise<DispatchOutcome> {
     const params = command.message.params ?? {};
     const { name, arguments: args } = params;
     if (typeof name !== 'string' || name.length === 0) {
@@ -182,7 +182,7 @@ export class Dispatcher {
   }
 
   /** tools/list, filtered to the tools this token may call. */
-  private async listTools(command: CommandEnvelope): Promise<DispatchOutcome> {
+  private async listTools(command: SeedCommand): Promise<DispatchOutcome> {
     const reply = await this.deps.transport.request('tools/list', command.message.params, {
       extra: { authInfo: authInfoForCommand(command) },
     }).reply;
@@ -196,7 +196,7 @@ export class Dispatcher {
   }
 
   /** Any other request goes to the server as it is (ping, initialize, ...). */
-  private async forward(command: CommandEnvelope): Promise<DispatchOutcome> {
+  private async forward(command: SeedCommand): Promise<DispatchOutcome> {
     const { method, params } = command.message;
     const reply = await this.deps.transport.request(method, params, {
       extra: { authInfo: authInfoForCommand(command) },
@@ -219,7 +219,7 @@ export class Dispatcher {
    * mcp-error. Calls running in other worker processes are not reached from here.
    * Every other notification is forwarded to the server.
    */
-  private handleNotification(command: CommandEnvelope): void {
+  private handleNotification(command: SeedCommand): void {
     const { method, params } = command.message;
     if (method !== 'notifications/cancelled') {
       this.deps.transport.notify(method, params, { authInfo: authInfoForCommand(command) });
@@ -259,7 +259,7 @@ export class Dispatcher {
   // ---- publishing ----
 
   private async fail(
-    command: CommandEnvelope,
+    command: SeedCommand,
     code: number,
     message: string,
     tool?: string,
@@ -268,7 +268,7 @@ export class Dispatcher {
     return 'error';
   }
 
-  private publishResponse(command: CommandEnvelope, result: unknown): Promise<void> {
+  private publishResponse(command: SeedCommand, result: unknown): Promise<void> {
     return this.publish(command, SEED_EVENTS.mcpResponse, {
       type: 'mcp-response',
       method: command.message.method,
@@ -281,7 +281,7 @@ export class Dispatcher {
 
   /** `tool` names the tool of a failed tools/call; `result` is the isError result, when any. */
   private publishError(
-    command: CommandEnvelope,
+    command: SeedCommand,
     error: ErrorDetail,
     tool?: string,
     result?: CallToolResult,
@@ -294,7 +294,7 @@ export class Dispatcher {
    * atomic step, so a redelivery after a crash never publishes a second result.
    */
   private async publish(
-    command: CommandEnvelope,
+    command: SeedCommand,
     event: string,
     data: object,
     { final = true } = {},
@@ -332,7 +332,7 @@ function resultTooLarge(event: string, detail: string): ErrorDetail {
 /** Publishes an `mcp-error` for a command (also used for dead-lettered commands). */
 export async function publishCommandError(
   engine: Pick<Engine, 'publish'>,
-  command: CommandEnvelope,
+  command: SeedCommand,
   error: ErrorDetail,
   extras: { tool?: string; result?: CallToolResult } = {},
 ): Promise<void> {
@@ -362,7 +362,7 @@ export async function publishCommandError(
 }
 
 /** The client's own message id, echoed as `id` when it gave one. */
-function clientId(command: CommandEnvelope): { id?: string | number } {
+function clientId(command: SeedCommand): { id?: string | number } {
   const id = command.message?.id;
   return id !== undefined ? { id } : {};
 }
@@ -376,7 +376,7 @@ function toolErrorDetail(result: CallToolResult): ErrorDetail {
 }
 
 /** A progress notification as the seed API's `tool-result` with metadata.progress. */
-function progressEvent(command: CommandEnvelope, tool: string, notification: JSONRPCNotification) {
+function progressEvent(command: SeedCommand, tool: string, notification: JSONRPCNotification) {
   const { progress, total, message } = notification.params ?? {};
   return {
     type: 'tool-result',

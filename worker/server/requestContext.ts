@@ -5,15 +5,17 @@ import type { CommandEnvelope } from '../../shared/types';
 /**
  * How a tool handler learns which command it runs for (its idempotency key).
  *
- * The dispatcher passes the command's requestId in the transport's per-message extra, as
- * `authInfo.extra.requestId` (the SDK hands `authInfo` to handlers as `extra.authInfo`). It
- * travels beside the JSON-RPC message, not inside it, so a client cannot forge it through
- * `params._meta`. Other transports (Streamable HTTP) may set the same field; without it the key
- * is the session id + JSON-RPC id (unique per session), else random (no dedup possible).
+ * Both APIs' commands (the seed dispatcher and the MCP session servers) pass the command's
+ * requestId in the in-process transport's per-message extra, as `authInfo.extra.requestId`
+ * (the SDK hands `authInfo` to handlers as `extra.authInfo`). It travels beside the JSON-RPC
+ * message, not inside it, so a client cannot forge it through `params._meta`. A server used
+ * without it (tests, fixtures) keys on the session id + JSON-RPC id, else a random key.
  */
 export interface CommandAuthExtra {
   requestId: string;
-  connectionId: string;
+  /** The seed connection (absent on MCP transport commands, which carry a session). */
+  connectionId?: string;
+  sessionId?: string;
   tokenType: CommandEnvelope['tokenType'];
 }
 
@@ -21,7 +23,9 @@ export interface CommandAuthExtra {
 export function authInfoForCommand(command: CommandEnvelope): AuthInfo {
   const extra: CommandAuthExtra = {
     requestId: command.requestId,
-    connectionId: command.connectionId,
+    ...(command.mcp
+      ? { sessionId: command.mcp.sessionId }
+      : { connectionId: command.connectionId }),
     tokenType: command.tokenType,
   };
   // The raw JWT does not travel with commands; the gateway verified it already.

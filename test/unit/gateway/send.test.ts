@@ -84,7 +84,7 @@ describe('POST /mcp/sse/send', () => {
     // A stand-in worker: answers each command on its connection's topic, as the real one does.
     const consumer = gw.engine.consumeCommands(async ({ command }) => {
       await gw.engine.publish(
-        topics.connection(command.connectionId),
+        topics.connection(command.connectionId!),
         'mcp-response',
         JSON.stringify({
           type: 'mcp-response',
