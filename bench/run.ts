@@ -1,6 +1,6 @@
 /**
  * `make bench`: measures the gateway against real processes on this machine and prints the
- * measurements beside the targets of DESIGN.md §6; the same goes to bench/results/latest.json.
+ * measurements beside the targets of README's Performance section; the same goes to bench/results/latest.json.
  *
  * 1. Broadcast fan-out: one gateway and its own redis-server, BENCH_SUBSCRIBERS idle SSE streams
  *    held by load generator processes, BENCH_BROADCASTS broadcasts (POST /mcp/sse/broadcast) at
@@ -51,7 +51,7 @@ import {
 } from './protocol';
 import { openSseStream, postJson } from './sseStream';
 
-/** DESIGN.md §6. */
+/** The targets of README's Performance section. */
 const TARGETS = {
   cpuMicrosPerDelivery: 9.7,
   kbPerIdleConnection: 8,
@@ -686,7 +686,7 @@ async function main(): Promise<void> {
   );
   console.log('');
   printTable([
-    ['measure', 'target (DESIGN.md §6)', 'measured', ''],
+    ['measure', 'target (README)', 'measured', ''],
     [
       'CPU per broadcast delivery (gateway + redis)',
       `<= ${TARGETS.cpuMicrosPerDelivery} µs`,

@@ -15,7 +15,7 @@ export interface TestCluster {
 }
 
 /**
- * Spawns `gateways` gateway and `workers` worker processes sharing one Redis (DESIGN.md §4:
+ * Spawns `gateways` gateway and `workers` worker processes sharing one Redis (README, Testing:
  * REDIS_URL or a redis-server of our own) under a REDIS_PREFIX of their own, and waits until
  * every one is ready.
  */

@@ -28,7 +28,7 @@ const liveChildren = new Set<ChildProcess>();
 let exitHookInstalled = false;
 
 /**
- * Gives a test file a real Redis (DESIGN.md §4): REDIS_URL when set; otherwise spawns
+ * Gives a test file a real Redis (README, Testing): REDIS_URL when set; otherwise spawns
  * `redis-server` on a free port with persistence off, and waits until it answers PING.
  */
 export async function provideRedis(): Promise<ProvidedRedis> {

@@ -1,5 +1,5 @@
 /**
- * The user-facing commands of DESIGN.md §2, as processes: `npm start` (memory engine, printed
+ * The user-facing commands of the README, as processes: `npm start` (memory engine, printed
  * tokens), `npm run token`, and `npm run test-sse` against a running gateway.
  */
 import { execFile } from 'node:child_process';

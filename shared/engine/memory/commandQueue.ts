@@ -52,7 +52,7 @@ export class CommandQueue {
   private seq = 0;
   /** Per token: requestId -> when it stops counting (epoch ms), while limits are in force. */
   private readonly inFlight = new Map<string, Map<string, number>>();
-  /** Insertion order is delivery-id order, like XAUTOCLAIM's scan. */
+  /** Insertion order is delivery-id order, like the Redis consumer's XPENDING scan. */
   private readonly pending = new Map<string, PendingEntry>();
   private readonly deadLetters = new Fifo<QueuedCommand>();
   private readonly consumers: QueueConsumer[] = [];
@@ -136,7 +136,7 @@ export class CommandQueue {
   }
 
   /**
-   * @internal The consumer's periodic sweep (Redis: XAUTOCLAIM): takes pending commands idle
+   * @internal The consumer's periodic sweep (Redis: XPENDING + XCLAIM): takes pending commands idle
    * for claimIdleMs, or dead-letters them once they have had maxDeliveries tries.
    */
   reclaimIdle(consumer: QueueConsumer): void {
