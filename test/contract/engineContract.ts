@@ -12,7 +12,7 @@ import type {
 } from '../../shared/engine/engine';
 import { ZERO_EVENT_ID, compareEventIds, isEventId } from '../../shared/engine/eventId';
 import type { CommandEnvelope, TokenType } from '../../shared/types';
-import { sleep, waitFor } from '../helpers/waitFor';
+import { sleep, waitFor } from '../../devSupport/waitFor';
 
 /**
  * The engine contract, run against every Engine implementation (memory and Redis).

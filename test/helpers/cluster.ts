@@ -1,5 +1,5 @@
 import { reapAll, spawnRole, type SpawnedProcess } from './processes';
-import { provideRedis, uniquePrefix, type ProvidedRedis } from './redis';
+import { provideRedis, uniquePrefix, type ProvidedRedis } from '../../devSupport/redis';
 
 /** A real Redis and gateway/worker processes on it, for multi-process tests. */
 export interface TestCluster {

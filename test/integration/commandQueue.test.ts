@@ -8,7 +8,7 @@ import { issueToken } from '../../shared/auth';
 import { startCluster, type TestCluster } from '../helpers/cluster';
 import { spawnRole } from '../helpers/processes';
 import { openSseClient, sendCommand, type SseClient } from '../helpers/sseClient';
-import { waitFor } from '../helpers/waitFor';
+import { waitFor } from '../../devSupport/waitFor';
 
 const SECRET = 'queue-test-secret-0123456789abcdef';
 const QUEUE_MAX = 25;

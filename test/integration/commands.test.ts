@@ -7,7 +7,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { createTokenVerifier } from '../../shared/auth';
 import { reapAll, spawnRole, type SpawnedProcess } from '../helpers/processes';
-import { waitFor } from '../helpers/waitFor';
+import { waitFor } from '../../devSupport/waitFor';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(__dirname, '../..');

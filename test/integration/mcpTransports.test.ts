@@ -13,9 +13,9 @@ import { issueToken } from '../../shared/auth';
 import type { TokenType } from '../../shared/types';
 import { startCluster, type TestCluster } from '../helpers/cluster';
 import type { SpawnedProcess } from '../helpers/processes';
-import type { ProvidedRedis } from '../helpers/redis';
+import type { ProvidedRedis } from '../../devSupport/redis';
 import { startRoundRobinProxy, type RoundRobinProxy } from '../helpers/roundRobinProxy';
-import { waitFor } from '../helpers/waitFor';
+import { waitFor } from '../../devSupport/waitFor';
 
 const SECRET = 'mcp-transports-secret-0123456789abcdef';
 const token = (type: TokenType, sub = `${type}-1`) => issueToken(SECRET, { type, sub, ttl: '1h' });

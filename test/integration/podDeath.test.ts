@@ -21,7 +21,7 @@ import { spawnRole, type SpawnedProcess } from '../helpers/processes';
 import { startRoundRobinProxy, type RoundRobinProxy } from '../helpers/roundRobinProxy';
 import { scrapeMetric } from '../helpers/scrape';
 import { openSseClient } from '../helpers/sseClient';
-import { waitFor } from '../helpers/waitFor';
+import { waitFor } from '../../devSupport/waitFor';
 
 const SECRET = 'pod-death-secret-0123456789abcdef0123';
 const MAX_PER_TOKEN = 3;

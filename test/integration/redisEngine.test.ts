@@ -6,8 +6,8 @@ import { EngineError } from '../../shared/errors';
 import { silentLogger } from '../../shared/logger';
 import { createMetrics } from '../../shared/metrics';
 import type { CommandEnvelope } from '../../shared/types';
-import { provideRedis, restartRedis, uniquePrefix, type ProvidedRedis } from '../helpers/redis';
-import { sleep, waitFor } from '../helpers/waitFor';
+import { provideRedis, restartRedis, uniquePrefix, type ProvidedRedis } from '../../devSupport/redis';
+import { sleep, waitFor } from '../../devSupport/waitFor';
 import { BacklogStore } from '../../worker/backlog/store';
 
 /** What only the Redis engine promises: key layout, batching, trimming, reconnects. */

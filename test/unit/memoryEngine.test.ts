@@ -3,7 +3,7 @@ import { ZERO_EVENT_ID, compareEventIds } from '../../shared/engine/eventId';
 import { MemoryEngine } from '../../shared/engine/memory';
 import { Fifo } from '../../shared/engine/memory/fifo';
 import type { CommandEnvelope } from '../../shared/types';
-import { sleep, waitFor } from '../helpers/waitFor';
+import { sleep, waitFor } from '../../devSupport/waitFor';
 
 /** What only the memory engine promises, or can be tested on it alone (fake clocks). */
 

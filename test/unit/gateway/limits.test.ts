@@ -7,7 +7,7 @@ import { ZERO_EVENT_ID } from '../../../shared/engine/eventId';
 import { topics } from '../../../shared/protocol';
 import { startGateway, type GatewayHarness } from '../../helpers/gatewayHarness';
 import { openSseClient, sendCommand } from '../../helpers/sseClient';
-import { sleep, waitFor } from '../../helpers/waitFor';
+import { sleep, waitFor } from '../../../devSupport/waitFor';
 import { api, expectError } from './api';
 import { openRawSse } from './rawSse';
 

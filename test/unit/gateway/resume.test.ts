@@ -5,7 +5,7 @@
 import { MemoryEngine } from '../../../shared/engine/memory';
 import { topics } from '../../../shared/protocol';
 import { startGateway, type GatewayHarness } from '../../helpers/gatewayHarness';
-import { waitFor } from '../../helpers/waitFor';
+import { waitFor } from '../../../devSupport/waitFor';
 import { api, expectError } from './api';
 import { openRawSse, type RawSseStream, type WireEvent } from './rawSse';
 

@@ -2,7 +2,7 @@ import type { QueuedCommand } from '../../../shared/engine/engine';
 import { topics } from '../../../shared/protocol';
 import { startGateway, type GatewayHarness } from '../../helpers/gatewayHarness';
 import { openSseClient, type SseClient } from '../../helpers/sseClient';
-import { waitFor } from '../../helpers/waitFor';
+import { waitFor } from '../../../devSupport/waitFor';
 import { api, expectError } from './api';
 
 const consumeOptions = {

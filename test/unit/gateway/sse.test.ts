@@ -1,7 +1,7 @@
 import { captureLogs } from '../../helpers/logs';
 import { startGateway, type GatewayHarness } from '../../helpers/gatewayHarness';
 import { openSseClient } from '../../helpers/sseClient';
-import { waitFor } from '../../helpers/waitFor';
+import { waitFor } from '../../../devSupport/waitFor';
 import { api, expectError } from './api';
 import { openRawSse } from './rawSse';
 import { topics } from '../../../shared/protocol';

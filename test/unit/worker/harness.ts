@@ -7,7 +7,7 @@ import { createLogger, silentLogger } from '../../../shared/logger';
 import { createMetrics, type Metrics } from '../../../shared/metrics';
 import type { ClientMessage, CommandEnvelope, TokenType } from '../../../shared/types';
 import { createWorker, type Worker } from '../../../worker/worker';
-import { waitFor } from '../../helpers/waitFor';
+import { waitFor } from '../../../devSupport/waitFor';
 
 /** A published event as a client would read it: the SSE event name and the parsed data. */
 export interface SeenEvent {

@@ -7,7 +7,7 @@ import {
 import { z } from 'zod';
 import { RPC_ERRORS } from '../../../shared/protocol';
 import { InProcessTransport } from '../../../worker/server/inProcessTransport';
-import { waitFor } from '../../helpers/waitFor';
+import { waitFor } from '../../../devSupport/waitFor';
 
 /** A small server exercising what the transport must carry. */
 function testServer(seen: { aborted?: boolean; authClient?: string }) {

@@ -1,6 +1,6 @@
 import { RPC_ERRORS } from '../../../shared/protocol';
 import { publishSeedCancel } from '../../../shared/engine/cancellations';
-import { sleep, waitFor } from '../../helpers/waitFor';
+import { sleep, waitFor } from '../../../devSupport/waitFor';
 import { EventCollector, READONLY, TEAM, WorkerHarness, counterValue, envelope } from './harness';
 
 const ALL_TOOLS = [
