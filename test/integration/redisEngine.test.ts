@@ -6,7 +6,12 @@ import { EngineError } from '../../shared/errors';
 import { silentLogger } from '../../shared/logger';
 import { createMetrics } from '../../shared/metrics';
 import type { CommandEnvelope } from '../../shared/types';
-import { provideRedis, restartRedis, uniquePrefix, type ProvidedRedis } from '../../devSupport/redis';
+import {
+  provideRedis,
+  restartRedis,
+  uniquePrefix,
+  type ProvidedRedis,
+} from '../../devSupport/redis';
 import { sleep, waitFor } from '../../devSupport/waitFor';
 import { BacklogStore } from '../../worker/backlog/store';
 
