@@ -1,8 +1,7 @@
 import type { Engine, EngineEvent } from '../../shared/engine/engine';
 import { ZERO_EVENT_ID, compareEventIds } from '../../shared/engine/eventId';
+import { historyPages } from '../../shared/engine/history';
 import { MCP_EVENTS } from '../../shared/protocol';
-
-const HISTORY_PAGE = 500;
 
 export interface RelaySink {
   /** A JSON-RPC message of the stream (`entryId`: its engine event id; `kind`: its event name). */
@@ -43,12 +42,8 @@ export class StreamRelay {
   async replay(engine: Pick<Engine, 'readHistory'>, topic: string): Promise<void> {
     this.held = [];
     try {
-      let cursor = ZERO_EVENT_ID;
-      for (;;) {
-        const page = await engine.readHistory(topic, cursor, HISTORY_PAGE);
+      for await (const page of historyPages(engine, topic, ZERO_EVENT_ID)) {
         for (const event of page.events) this.process(event);
-        if (page.events.length < HISTORY_PAGE) break;
-        cursor = page.events[page.events.length - 1].id;
       }
     } finally {
       const held = this.held;

@@ -1,10 +1,8 @@
 import type { Engine, EngineEvent } from '../../shared/engine/engine';
+import { historyPages } from '../../shared/engine/history';
 import { topics } from '../../shared/protocol';
 import type { TokenType } from '../../shared/types';
 import { isAfter, type StreamCursor } from './cursor';
-
-/** History is read this many events at a time. */
-const HISTORY_PAGE = 500;
 
 export interface ReplayEvent {
   /** True for a broadcast of the token-type topic, false for the connection's own topic. */
@@ -49,12 +47,9 @@ async function readAll(
 ): Promise<{ events: EngineEvent[]; truncated: boolean }> {
   const events: EngineEvent[] = [];
   let truncated = false;
-  let after = afterId;
-  for (;;) {
-    const page = await engine.readHistory(topic, after, HISTORY_PAGE);
+  for await (const page of historyPages(engine, topic, afterId)) {
     truncated ||= page.truncated;
     events.push(...page.events);
-    if (page.events.length < HISTORY_PAGE) return { events, truncated };
-    after = page.events[page.events.length - 1].id;
   }
+  return { events, truncated };
 }

@@ -1,6 +1,6 @@
 import { engineErrors } from '../../errors';
 import type { CommandEnvelope } from '../../types';
-import { validateMaxPerToken } from '../admission';
+import { validateConsumeOptions } from '../limits';
 import type {
   AdmissionLimits,
   CommandConsumer,
@@ -96,7 +96,7 @@ export class CommandQueue {
   }
 
   consume(handler: CommandHandler, options: ConsumeOptions): CommandConsumer {
-    validateOptions(options);
+    validateConsumeOptions(options);
     const consumer = new QueueConsumer(this, handler, options);
     this.consumers.push(consumer);
     this.dispatch();
@@ -309,16 +309,4 @@ class QueueConsumer implements CommandConsumer {
     // Work may finish and (for dead letters) start more while we wait: loop until none is left.
     while (this.work.size > 0) await Promise.allSettled([...this.work]);
   }
-}
-
-function validateOptions(options: ConsumeOptions): void {
-  const { concurrency, claimIdleMs, maxDeliveries } = options;
-  if (!Number.isInteger(concurrency) || concurrency < 1) {
-    throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
-  }
-  if (!(claimIdleMs > 0)) throw new RangeError(`claimIdleMs must be positive, got ${claimIdleMs}`);
-  if (!Number.isInteger(maxDeliveries) || maxDeliveries < 1) {
-    throw new RangeError(`maxDeliveries must be a positive integer, got ${maxDeliveries}`);
-  }
-  validateMaxPerToken(options.maxPerToken);
 }

@@ -1,7 +1,7 @@
 import { DEFAULT_EVENT_MAX_BYTES, DEFAULT_HISTORY_MAX_BYTES } from '../../config';
 import { engineErrors } from '../../errors';
 import { exceedsBytes, truncate } from '../../text';
-import { assertPositiveTtl, validateByteLimits } from '../limits';
+import { assertPositiveTtl, validateByteLimits, validateHistoryOptions } from '../limits';
 import type { CommandEnvelope } from '../../types';
 import { assertOneToken } from '../admission';
 import type {
@@ -70,11 +70,7 @@ export class MemoryEngine implements Engine {
     const historyMaxBytes = options.historyMaxBytes ?? DEFAULT_HISTORY_MAX_BYTES;
     this.eventMaxBytes = options.eventMaxBytes ?? DEFAULT_EVENT_MAX_BYTES;
     validateByteLimits(historyMaxBytes, this.eventMaxBytes);
-    if (!Number.isInteger(historyMaxLen) || historyMaxLen < 0) {
-      throw new RangeError(`historyMaxLen must be a non-negative integer, got ${historyMaxLen}`);
-    }
-    if (!(historyTtlS > 0))
-      throw new RangeError(`historyTtlS must be positive, got ${historyTtlS}`);
+    validateHistoryOptions(historyMaxLen, historyTtlS);
     this.events = new EventLog(historyMaxLen, historyTtlS * 1000, historyMaxBytes);
     this.processed = new ExpiringSet(historyTtlS * 1000);
   }

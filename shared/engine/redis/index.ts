@@ -4,7 +4,7 @@ import { EngineError, engineErrors } from '../../errors';
 import type { Logger } from '../../logger';
 import type { Metrics } from '../../metrics';
 import type { CommandEnvelope } from '../../types';
-import { assertOneToken, validateMaxPerToken } from '../admission';
+import { assertOneToken } from '../admission';
 import type {
   AdmissionLimits,
   ClusterStats,
@@ -24,7 +24,12 @@ import type {
   Subscription,
   WindowCounters,
 } from '../engine';
-import { assertPositiveTtl, validateByteLimits } from '../limits';
+import {
+  assertPositiveTtl,
+  validateByteLimits,
+  validateConsumeOptions,
+  validateHistoryOptions,
+} from '../limits';
 import { RedisCommandConsumer } from './commandConsumer';
 import { CommandQueue } from './commandQueue';
 import {
@@ -96,12 +101,7 @@ export class RedisEngine implements Engine {
   constructor(options: RedisEngineOptions) {
     const { url, prefix, historyMaxLen, historyTtlS, logger, metrics } = options;
     if (!url) throw new RangeError('url is required');
-    if (!Number.isInteger(historyMaxLen) || historyMaxLen < 0) {
-      throw new RangeError(`historyMaxLen must be a non-negative integer, got ${historyMaxLen}`);
-    }
-    if (!(historyTtlS > 0)) {
-      throw new RangeError(`historyTtlS must be positive, got ${historyTtlS}`);
-    }
+    validateHistoryOptions(historyMaxLen, historyTtlS);
     const historyMaxBytes = options.historyMaxBytes ?? DEFAULT_HISTORY_MAX_BYTES;
     const eventMaxBytes = options.eventMaxBytes ?? DEFAULT_EVENT_MAX_BYTES;
     validateByteLimits(historyMaxBytes, eventMaxBytes);
@@ -191,6 +191,8 @@ export class RedisEngine implements Engine {
   consumeCommands(handler: CommandHandler, options: ConsumeOptions): CommandConsumer {
     // Refused as soon as close() begins: it would otherwise start a consumer close() never stops.
     if (this.closing) throw engineErrors.unavailable('Engine is closed');
+    // Redis names each consumer in the group: it must have a name.
+    if (!options.consumerId) throw new RangeError('consumerId is required');
     validateConsumeOptions(options);
     const blocking = openConnection(this.context, 'blocking', `consumer:${options.consumerId}`);
     const deps = {
@@ -314,19 +316,6 @@ export class RedisEngine implements Engine {
   private assertOpen(): void {
     if (this.closed) throw engineErrors.unavailable('Engine is closed');
   }
-}
-
-function validateConsumeOptions(options: ConsumeOptions): void {
-  const { consumerId, concurrency, claimIdleMs, maxDeliveries } = options;
-  if (!consumerId) throw new RangeError('consumerId is required');
-  if (!Number.isInteger(concurrency) || concurrency < 1) {
-    throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
-  }
-  if (!(claimIdleMs > 0)) throw new RangeError(`claimIdleMs must be positive, got ${claimIdleMs}`);
-  if (!Number.isInteger(maxDeliveries) || maxDeliveries < 1) {
-    throw new RangeError(`maxDeliveries must be a positive integer, got ${maxDeliveries}`);
-  }
-  validateMaxPerToken(options.maxPerToken);
 }
 
 /** Redis failures on the request path surface as engine errors (the gateway answers 503). */
