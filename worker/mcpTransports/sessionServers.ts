@@ -2,7 +2,6 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { randomUUID } from 'node:crypto';
 import type { JSONRPCRequest, RequestId, Tool } from '@modelcontextprotocol/sdk/types.js';
 import type { Engine } from '../../shared/engine/engine';
-import { isEventTooLarge } from '../../shared/errors';
 import type { Logger } from '../../shared/logger';
 import { RPC_ERRORS, type ErrorDetail } from '../../shared/protocol';
 import { ERROR_MESSAGE_MAX_CHARS, truncate } from '../../shared/text';
@@ -19,6 +18,7 @@ import type { ControlTopicRouter } from '../controlTopic';
 import { InProcessTransport, type ServerReply } from '../server/inProcessTransport';
 import { authInfoForCommand } from '../server/requestContext';
 import type { DispatchOutcome } from '../outcomes';
+import { publishCallEvent } from '../callEvents';
 import { runToolCall, toolCallOutcome, type Outbox } from '../toolCallRunner';
 import type { ToolPermissions } from '../toolPermissions';
 
@@ -376,25 +376,15 @@ export class McpSessionServers {
     const options = final
       ? { completesRequest: command.requestId, historyTtlMs: this.deps.streamTtlMs }
       : { historyTtlMs: this.deps.streamTtlMs };
-    try {
-      await this.deps.engine.publish(topic, event, JSON.stringify(message), options);
-    } catch (err) {
-      if (!isEventTooLarge(err)) throw err;
-      if (!final) {
-        // A notification too large to send is skipped; the reply still follows.
-        this.deps.logger.warn('MCP notification over EVENT_MAX_BYTES dropped', {
-          requestId: command.requestId,
-          error: err.message,
-        });
-        return;
-      }
+    const call = { topic, event, data: message, options, final };
+    await publishCallEvent(this.deps.engine, this.deps.logger, command, call, async (detail) => {
       const error = {
         code: RPC_ERRORS.resultTooLarge,
-        message: `The reply was not sent: ${err.message}. Ask for less at a time.`,
+        message: `The reply was not sent: ${detail}. Ask for less at a time.`,
       };
       const reply = { jsonrpc: '2.0', id: command.message.id ?? null, error };
       await this.deps.engine.publish(topic, MCP_EVENTS.response, JSON.stringify(reply), options);
-    }
+    });
   }
 }
 

@@ -17,6 +17,7 @@ import type { ControlTopicRouter } from '../controlTopic';
 import type { InProcessTransport } from '../server/inProcessTransport';
 import { authInfoForCommand } from '../server/requestContext';
 import type { DispatchOutcome } from '../outcomes';
+import { publishCallEvent } from '../callEvents';
 import { runToolCall, toolCallOutcome, toolErrorText } from '../toolCallRunner';
 import type { ToolPermissions } from '../toolPermissions';
 
@@ -299,25 +300,19 @@ export class Dispatcher {
     data: object,
     { final = true } = {},
   ): Promise<void> {
-    try {
-      await this.deps.engine.publish(
-        topics.connection(command.connectionId),
+    await publishCallEvent(
+      this.deps.engine,
+      this.deps.logger,
+      command,
+      {
+        topic: topics.connection(command.connectionId),
         event,
-        JSON.stringify(data),
-        final ? { completesRequest: command.requestId } : undefined,
-      );
-    } catch (err) {
-      if (!isEventTooLarge(err)) throw err;
-      if (!final) {
-        // A progress notification too large to send is skipped; the result still follows.
-        this.deps.logger.warn('progress notification over EVENT_MAX_BYTES dropped', {
-          requestId: command.requestId,
-          error: err.message,
-        });
-        return;
-      }
-      await this.publishError(command, resultTooLarge(event, err.message));
-    }
+        data,
+        options: final ? { completesRequest: command.requestId } : undefined,
+        final,
+      },
+      (detail) => this.publishError(command, resultTooLarge(event, detail)),
+    );
   }
 }
 
