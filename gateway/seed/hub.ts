@@ -1,3 +1,4 @@
+// Over 450 lines: the seed streams of one pod (open, fan-out, heartbeats, local sweep, drain, close); handshake and registry are apart.
 import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { Config } from '../../shared/config';

@@ -1,3 +1,4 @@
+// Over 450 lines: one Redis consumer loop (read, fair slots, reclaim, dead letters, acks) that only reads well whole.
 import type Redis from 'ioredis';
 import type { Logger } from '../../logger';
 import type { CommandEnvelope } from '../../types';
