@@ -186,6 +186,16 @@ async function answerRequests(
   const { sessionId, requests } = batch;
   const streamId = newRequestStreamId(requests.length);
   const topic = mcpNames.streamTopic(sessionId, streamId);
+  const enqueue = () =>
+    enqueueRequests(
+      ctx.engine,
+      ctx.metrics,
+      admissionLimits(ctx.config),
+      batch.claims,
+      sessionId,
+      streamId,
+      requests,
+    );
 
   if (!batch.sse) {
     const replies: string[] = [];
@@ -214,15 +224,7 @@ async function answerRequests(
     held.subscription = await ctx.engine.subscribe([topic], relay.listener);
     res.once('close', () => void held.subscription?.close());
     try {
-      await enqueueRequests(
-        ctx.engine,
-        ctx.metrics,
-        admissionLimits(ctx.config),
-        batch.claims,
-        sessionId,
-        streamId,
-        requests,
-      );
+      await enqueue();
     } catch (err) {
       void held.subscription.close();
       throw err;
@@ -250,15 +252,7 @@ async function answerRequests(
   // Registered (per-token stream limit) and subscribed first; released when the response closes,
   // a refusal's included.
   await subscribeStream(ctx, batch.claims, stream, topic, relay);
-  await enqueueRequests(
-    ctx.engine,
-    ctx.metrics,
-    admissionLimits(ctx.config),
-    batch.claims,
-    sessionId,
-    streamId,
-    requests,
-  );
+  await enqueue();
   if (stream.closed) return; // the client left meanwhile; the replies wait in the topic's history
   stream.open(ctx.metrics, { 'Mcp-Session-Id': sessionId });
   if (batch.version >= PRIMING_FROM) stream.prime(`${streamId}_${ZERO_EVENT_ID}`);
