@@ -4,8 +4,8 @@
  * and SIGKILLed if the benchmark process exits without having done so.
  */
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
-import { freePort } from '../test/helpers/ports';
-import { answersPing } from '../test/helpers/redis';
+import { freePort } from '../devSupport/ports';
+import { answersPing } from '../devSupport/redis';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';

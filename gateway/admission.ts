@@ -1,6 +1,6 @@
 import type { Config } from '../shared/config';
 import type { AdmissionLimits, Engine } from '../shared/engine/engine';
-import { GatewayError } from '../shared/errors';
+import { EngineError } from '../shared/errors';
 import type { Metrics } from '../shared/metrics';
 import type { CommandEnvelope } from '../shared/types';
 
@@ -22,8 +22,8 @@ export function admissionLimits(config: Config): AdmissionLimits {
 
 /**
  * Queues one request's commands (one token's), all or none, within the admission limits:
- * a refusal (GatewayError queue_full 503 / inflight_limit 429, with Retry-After) is counted
- * and thrown before anything is queued.
+ * a refusal (EngineError queue_full, answered 503 / inflight_limit, answered 429, with
+ * Retry-After) is counted and thrown before anything is queued.
  */
 export async function enqueueAdmitted(
   engine: Engine,
@@ -34,7 +34,7 @@ export async function enqueueAdmitted(
   try {
     await engine.enqueueCommands(commands, limits);
   } catch (error) {
-    if (error instanceof GatewayError && REFUSALS.has(error.code)) {
+    if (error instanceof EngineError && REFUSALS.has(error.code)) {
       metrics.commandsRefused.inc({ reason: error.code });
     }
     throw error;

@@ -4,7 +4,7 @@ import { PLACEHOLDER_JWT_SECRETS, type Config } from '../shared/config';
 import type { Engine } from '../shared/engine/engine';
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
-import { createMcpTransports } from './mcp';
+import { createMcpTransports } from './mcpTransports';
 import { OriginPolicy, cors } from './middleware/cors';
 import { errorHandler, notFound } from './middleware/errorHandler';
 import { createRateLimiter } from './middleware/rateLimit';
@@ -17,7 +17,8 @@ import { ProtectedResource } from './routes/protectedResource';
 import { sendRoutes } from './routes/send';
 import { sseRoutes } from './routes/sse';
 import { statsRoutes } from './routes/stats';
-import { ConnectionHub } from './sse/hub';
+import { DrainState } from './drainState';
+import { ConnectionHub } from './seed/hub';
 
 export interface GatewayDeps {
   config: Config;
@@ -31,6 +32,8 @@ export interface GatewayApp {
   /** Mount or listen on it; the factory never listens. */
   app: express.Express;
   hub: ConnectionHub;
+  /** Draining: /ready answers 503 and every transport refuses new streams. */
+  drainState: DrainState;
   /** Subscribes the hub to the broadcast topics and starts its timers (the engine must be started). */
   start(): Promise<void>;
   /**
@@ -46,7 +49,9 @@ export interface GatewayApp {
 export function createGatewayApp(deps: GatewayDeps): GatewayApp {
   const { config, engine, metrics, verifier } = deps;
   const logger = deps.logger.child({ component: 'gateway' });
-  const hub = new ConnectionHub({ config, engine, logger, metrics });
+  // Draining is the app's state: every transport's routes and the seed hub read it.
+  const drain = new DrainState();
+  const hub = new ConnectionHub({ config, engine, logger, metrics, drain });
   const resource = config.oauth ? new ProtectedResource(config.oauth) : undefined;
   const ctx: RouteContext = {
     config,
@@ -54,6 +59,7 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
     logger,
     metrics,
     hub,
+    drain,
     verifier,
     rateLimit: createRateLimiter(config, engine),
     ...(resource ? { resource } : {}),
@@ -72,7 +78,7 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
 
   let closed = false;
   // mcpgw_ready, read on scrape: what /ready answers.
-  metrics.addReadinessCheck(() => !closed && !hub.draining && engine.isReady());
+  metrics.addReadinessCheck(() => !closed && !drain.active && engine.isReady());
 
   const app = express();
   app.disable('x-powered-by');
@@ -97,12 +103,13 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
   return {
     app,
     hub,
+    drainState: drain,
     start: async () => {
       await hub.start();
       await mcpTransports.start();
     },
     drain: async () => {
-      hub.startDraining();
+      drain.start();
       await Promise.all([mcpTransports.drain(), hub.drain()]);
     },
     close: async () => {

@@ -30,29 +30,43 @@ export interface ClientMessage {
   id?: string | number;
 }
 
-/** What the gateway enqueues for a worker: everything the worker needs, nothing it must look up. */
-export interface CommandEnvelope {
+/**
+ * What the gateway enqueues for a worker: everything the worker needs, nothing it must look up.
+ * A seed-API command names its connection; an MCP transport's command its session and stream.
+ */
+export type CommandEnvelope = SeedCommand | McpCommand;
+
+export interface SeedCommand extends CommandBase {
+  /** The seed connection whose stream receives the results. */
+  connectionId: string;
+  mcp?: undefined;
+}
+
+export interface McpCommand extends CommandBase {
+  connectionId?: undefined;
+  /**
+   * A JSON-RPC request that came over an MCP transport (Streamable HTTP or legacy SSE):
+   * `message` is the client's request as sent (its own `id`), and the JSON-RPC reply goes to
+   * that stream's topic.
+   */
+  mcp: McpRoute;
+}
+
+interface CommandBase {
   /** Unique per accepted POST; the worker's idempotency key. */
   requestId: string;
-  /** The connection whose stream receives the results. */
-  connectionId: string;
-  tokenId: string;
+  /** The token's subject. */
+  sub: string;
   tokenType: TokenType;
   tools?: string[];
   message: ClientMessage;
   /** Epoch ms when the gateway accepted the command (for latency metrics). */
   enqueuedAt: number;
-  /**
-   * Set for a JSON-RPC request that came over an MCP transport (Streamable HTTP or legacy SSE):
-   * `message` is the client's request as sent (its own `id`), `connectionId` the session id,
-   * and the JSON-RPC reply goes to that stream's topic instead of a seed-API connection.
-   */
-  mcp?: McpRoute;
 }
 
 /** Where the worker publishes the JSON-RPC messages of an MCP transport's request. */
 export interface McpRoute {
   sessionId: string;
-  /** The request's stream within the session (see shared/mcp.ts). */
+  /** The request's stream within the session (see shared/mcpTransports.ts). */
   streamId: string;
 }

@@ -4,10 +4,13 @@ import type { CommandConsumer, Engine, QueuedCommand } from '../shared/engine/en
 import type { Logger } from '../shared/logger';
 import type { Metrics } from '../shared/metrics';
 import { BacklogStore } from './backlog/store';
-import { Dispatcher, WORKER_ERROR_CODES, publishCommandError } from './dispatcher';
-import { createBacklogServer } from './mcp/backlogServer';
-import { InProcessTransport } from './mcp/inProcessTransport';
-import { McpSessionServers } from './sessions/sessionServers';
+import { RPC_ERRORS } from '../shared/protocol';
+import { ControlTopicRouter } from './controlTopic';
+import { Dispatcher, publishCommandError } from './seed/dispatcher';
+import { createBacklogServer } from './server/backlogServer';
+import { InProcessTransport } from './server/inProcessTransport';
+import { McpSessionServers } from './mcpTransports/sessionServers';
+import { ToolPermissions } from './toolPermissions';
 
 export interface WorkerDeps {
   config: Config;
@@ -53,11 +56,15 @@ export function createWorker(deps: WorkerDeps): Worker {
   const server = createMcpServer(new BacklogStore(engine.store, backlogOptions));
   // One timeout for every tool call, seed API and MCP sessions alike: the transport's.
   const transport = new InProcessTransport({ requestTimeoutMs: config.toolTimeoutMs });
-  const dispatcher = new Dispatcher({ engine, transport, logger });
+  // One subscription to the control topic and one permission rule for both APIs.
+  const control = new ControlTopicRouter(engine);
+  const permissions = new ToolPermissions();
+  const dispatcher = new Dispatcher({ engine, transport, permissions, control, logger });
   // MCP transport sessions (Streamable HTTP, legacy SSE): same server definition and permissions.
   const mcpSessions = new McpSessionServers({
     engine,
-    permissions: dispatcher,
+    permissions,
+    control,
     createServer: () => createMcpServer(new BacklogStore(engine.store, backlogOptions)),
     logger,
     sessionTtlMs: config.mcpSessionTtlS * 1000,
@@ -116,7 +123,7 @@ export function createWorker(deps: WorkerDeps): Worker {
     if (command.message?.method?.startsWith('notifications/')) return;
     if (command.mcp) return mcpSessions.publishDeadLetter(command, deliveries);
     await publishCommandError(engine, command, {
-      code: WORKER_ERROR_CODES.internalError,
+      code: RPC_ERRORS.internalError,
       message: `Command failed after ${deliveries} deliveries`,
     });
   }
@@ -127,7 +134,7 @@ export function createWorker(deps: WorkerDeps): Worker {
       started = true;
       await server.connect(transport);
       await dispatcher.start();
-      await mcpSessions.start();
+      await control.start();
       consumer = engine.consumeCommands(handleCommand, {
         consumerId: config.podId,
         concurrency: config.workerConcurrency,
@@ -147,7 +154,7 @@ export function createWorker(deps: WorkerDeps): Worker {
       stopping = true;
       metrics.setCommandBacklogSource(undefined);
       await consumer?.stop();
-      await dispatcher.stop();
+      await control.stop();
       if (dispatcher.runningCount > 0) {
         logger.warn('closing MCP server with calls still running', {
           calls: dispatcher.runningCount,
@@ -172,8 +179,12 @@ export function slotsPerToken(config: Config): number {
 
 /**
  * A child logger carrying the command's requestId (the one its client got in the 202) and
- * connectionId. Never the token: the envelope holds its claims only.
+ * connectionId (seed API) or sessionId (MCP transports). Never the token: the envelope holds
+ * its claims only.
  */
 function commandLogger(logger: Logger, command: QueuedCommand['command']): Logger {
-  return logger.child({ requestId: command.requestId, connectionId: command.connectionId });
+  const target = command.mcp
+    ? { sessionId: command.mcp.sessionId }
+    : { connectionId: command.connectionId };
+  return logger.child({ requestId: command.requestId, ...target });
 }

@@ -1,5 +1,5 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { GatewayError, errors } from '../../shared/errors';
+import { GatewayError, asGatewayError, errors } from '../../shared/errors';
 import type { Logger } from '../../shared/logger';
 import { truncate } from '../../shared/text';
 
@@ -17,7 +17,7 @@ export function notFound(): RequestHandler {
 export function errorHandler(logger: Logger, maxBodyBytes: number): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
     const error = toGatewayError(err, maxBodyBytes);
-    if (!(err instanceof GatewayError) && error.status >= 500) {
+    if (asGatewayError(err) === undefined && error.status >= 500) {
       logger.error('Request failed', {
         method: req.method,
         path: req.path,
@@ -42,7 +42,8 @@ interface HttpError {
 }
 
 function toGatewayError(err: unknown, maxBodyBytes: number): GatewayError {
-  if (err instanceof GatewayError) return err;
+  const known = asGatewayError(err);
+  if (known) return known;
   const httpError = (typeof err === 'object' && err !== null ? err : {}) as HttpError;
   switch (httpError.type) {
     case 'entity.too.large':
@@ -52,7 +53,7 @@ function toGatewayError(err: unknown, maxBodyBytes: number): GatewayError {
   }
   const status = httpError.status ?? httpError.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
-    return new GatewayError('bad_request', httpError.message ?? 'Bad request', status);
+    return errors.badRequest(httpError.message ?? 'Bad request', status);
   }
-  return new GatewayError('internal', 'Internal server error', 500);
+  return errors.internal();
 }

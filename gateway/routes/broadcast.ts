@@ -1,8 +1,8 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { topics } from '../../shared/engine/topics';
+import { topics } from '../../shared/protocol';
 import { TOKEN_TYPES, type TokenType } from '../../shared/types';
-import { SAFE_EVENT_NAME } from '../sse/frame';
+import { SAFE_EVENT_NAME } from '../seed/frame';
 import { parseBody } from '../validation';
 import { guarded, jsonBody, requireReady, type RouteContext } from './context';
 

@@ -7,7 +7,8 @@ import type { Logger } from '../../shared/logger';
 import type { Metrics } from '../../shared/metrics';
 import type { TokenType } from '../../shared/types';
 import { authenticate, requireAuth } from '../middleware/auth';
-import type { ConnectionHub } from '../sse/hub';
+import type { DrainState } from '../drainState';
+import type { ConnectionHub } from '../seed/hub';
 import type { ProtectedResource } from './protectedResource';
 import { jsonNestsDeeperThan } from '../validation';
 
@@ -18,6 +19,8 @@ export interface RouteContext {
   logger: Logger;
   metrics: Metrics;
   hub: ConnectionHub;
+  /** The app's drain state: new streams are refused while it is active. */
+  drain: DrainState;
   verifier: AccessTokenVerifier;
   rateLimit: RequestHandler;
   /** Set with OAUTH_ISSUER: this gateway as an OAuth protected resource. */

@@ -9,7 +9,7 @@ export function healthRoutes(ctx: RouteContext): Router {
     res.json({ status: 'ok' });
   });
   router.get('/ready', (_req, res) => {
-    if (ctx.hub.draining) throw errors.unavailable('Draining');
+    if (ctx.drain.active) throw errors.unavailable('Draining');
     if (!ctx.engine.isReady()) throw errors.unavailable('Event engine not ready');
     res.json({ status: 'ready' });
   });

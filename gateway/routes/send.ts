@@ -45,13 +45,13 @@ export function sendRoutes(ctx: RouteContext): Router {
       const body = parseBody(sendBody, req.body);
       const connection = await ctx.engine.getConnection(body.connectionId);
       if (!connection) throw errors.notFound(`Unknown connectionId ${truncate(body.connectionId)}`);
-      if (connection.tokenId !== claims.sub) {
+      if (connection.sub !== claims.sub) {
         throw errors.forbidden('This connection was opened by another token');
       }
       const command: CommandEnvelope = {
         requestId: randomUUID(),
         connectionId: body.connectionId,
-        tokenId: claims.sub,
+        sub: claims.sub,
         tokenType: claims.type,
         ...(claims.tools ? { tools: claims.tools } : {}),
         message: body.message,
@@ -70,7 +70,7 @@ export function sendRoutes(ctx: RouteContext): Router {
           .child({ requestId: command.requestId, connectionId: command.connectionId })
           .debug('command accepted', {
             method: command.message.method,
-            tokenId: command.tokenId,
+            sub: command.sub,
             tokenType: command.tokenType,
           });
       }

@@ -2,7 +2,7 @@ import { Router } from 'express';
 import { errors } from '../../shared/errors';
 import { claimsOf } from '../middleware/auth';
 import { markStreamStarted } from '../middleware/requestMetrics';
-import { parseEventId, type ParsedEventId } from '../sse/cursor';
+import { parseEventId, type ParsedEventId } from '../seed/cursor';
 import { guarded, type RouteContext } from './context';
 
 /**

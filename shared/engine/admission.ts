@@ -2,9 +2,9 @@ import type { CommandEnvelope } from '../types';
 
 /** enqueueCommands takes the commands of one token only (one POST's); anything else is a bug. */
 export function assertOneToken(commands: CommandEnvelope[]): void {
-  const sub = commands[0]?.tokenId;
-  if (commands.some((command) => command.tokenId !== sub)) {
-    throw new RangeError('enqueueCommands: every command must have the same tokenId');
+  const sub = commands[0]?.sub;
+  if (commands.some((command) => command.sub !== sub)) {
+    throw new RangeError('enqueueCommands: every command must have the same sub');
   }
 }
 

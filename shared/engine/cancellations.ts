@@ -1,6 +1,6 @@
 import { truncate } from '../text';
-import type { Engine, EngineEvent } from './engine';
-import { topics } from './topics';
+import type { Engine } from './engine';
+import { CONTROL_EVENTS, topics } from '../protocol';
 
 /** A seed-API cancel on topics.workers: one call of a connection, or all of its calls. */
 export interface SeedCancel {
@@ -10,8 +10,6 @@ export interface SeedCancel {
   reason?: string;
 }
 
-const SEED_CANCEL_EVENT = 'seed-cancel';
-
 /** Tells every worker to cancel a seed-API call (or all calls of a connection). */
 export async function publishSeedCancel(
   engine: Pick<Engine, 'publish'>,
@@ -20,14 +18,13 @@ export async function publishSeedCancel(
   // Every worker hears it, and the reason is echoed in the call's error: bounded.
   const bounded =
     cancel.reason === undefined ? cancel : { ...cancel, reason: truncate(cancel.reason, 200) };
-  await engine.publish(topics.workers, SEED_CANCEL_EVENT, JSON.stringify(bounded));
+  await engine.publish(topics.workers, CONTROL_EVENTS.seedCancel, JSON.stringify(bounded));
 }
 
-/** The seed cancel an event of topics.workers carries, or undefined for anything else. */
-export function parseSeedCancel(event: EngineEvent): SeedCancel | undefined {
-  if (event.event !== SEED_CANCEL_EVENT) return undefined;
+/** The seed cancel in the data of a CONTROL_EVENTS.seedCancel, or undefined when malformed. */
+export function parseSeedCancel(data: string): SeedCancel | undefined {
   try {
-    const cancel = JSON.parse(event.data) as SeedCancel;
+    const cancel = JSON.parse(data) as SeedCancel;
     return typeof cancel.connectionId === 'string' ? cancel : undefined;
   } catch {
     return undefined;

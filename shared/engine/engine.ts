@@ -1,13 +1,26 @@
 import type { CommandEnvelope, TokenType } from '../types';
 
 /**
- * The one contract between the gateway, the worker and the bus that joins them.
+ * The one contract between the gateway, the worker and the bus that joins them, assembled from
+ * small ports (lifecycle, commands, events, registry, documents, key-value, counters): a caller
+ * takes the port it needs.
  *
  * Two implementations: `memory` (one process, the default) and `redis` (many pods).
  * Everything engine-specific (keys, Lua, raw replies) stays inside the implementation;
- * test/contract runs the same suite against both.
+ * test/contract runs the same suite against both, one part per port.
  */
-export interface Engine {
+export interface Engine
+  extends
+    EngineLifecycle,
+    CommandPort,
+    EventPort,
+    RegistryPort,
+    DocumentsPort,
+    KeyValuePort,
+    CountersPort {}
+
+/** Starting, readiness and stopping of the backing store. */
+export interface EngineLifecycle {
   readonly kind: 'memory' | 'redis';
 
   /** Connects; resolves once commands can be enqueued and events published. */
@@ -22,18 +35,19 @@ export interface Engine {
    * Never called by the memory engine.
    */
   onReconnect(listener: () => void): void;
+}
 
-  // ---- commands: gateway -> worker, at-least-once ----
-
+/** Commands: gateway -> worker, at-least-once. */
+export interface CommandPort {
   /**
    * Appends a command to the shared queue; `enqueueCommands([command], limits)`.
    */
   enqueueCommand(command: CommandEnvelope, limits?: AdmissionLimits): Promise<void>;
   /**
-   * Appends commands of one token (same tokenId) to the shared queue, all or none. With
+   * Appends commands of one token (same sub) to the shared queue, all or none. With
    * `limits`, admission is checked and counted in the same atomic step: past `maxQueued` it
-   * throws a GatewayError `queue_full` (503), past `maxInFlightPerToken` `inflight_limit`
-   * (429), and nothing is queued. A command counts as in flight for its token from here until
+   * throws an EngineError `queue_full`, past `maxInFlightPerToken` `inflight_limit`, and
+   * nothing is queued. A command counts as in flight for its token from here until
    * it is acked or dead-lettered (or, if that never happens, `inFlightLeaseMs` later).
    */
   enqueueCommands(commands: CommandEnvelope[], limits?: AdmissionLimits): Promise<void>;
@@ -48,9 +62,10 @@ export interface Engine {
   isProcessed(requestId: string): Promise<boolean>;
   /** Commands waiting or pending, for metrics and tests. */
   commandBacklog(): Promise<{ waiting: number; pending: number; deadLettered: number }>;
+}
 
-  // ---- events: worker/gateway -> every subscribed gateway ----
-
+/** Events: worker/gateway -> every subscribed gateway, with history. */
+export interface EventPort {
   /**
    * Writes the event to the topic's capped history and publishes it, atomically. Returns its id.
    * With `completesRequest`, the same atomic step also marks that request processed, so a
@@ -58,7 +73,7 @@ export interface Engine {
    * History is capped by count (historyMaxLen) and by bytes of event names and data
    * (historyMaxBytes; the newest event is always kept); what either drops is reported as
    * `truncated` to readers behind it. Data over eventMaxBytes is refused before anything is
-   * written: the promise rejects with a GatewayError `event_too_large` (errors.eventTooLarge).
+   * written: the promise rejects with an EngineError `event_too_large`.
    */
   publish(topic: string, event: string, data: string, options?: PublishOptions): Promise<string>;
   /**
@@ -77,9 +92,10 @@ export interface Engine {
   readHistory(topic: string, afterId: string, limit: number): Promise<HistoryPage>;
   /** Id of the newest event of the topic, or ZERO_EVENT_ID when it has none. */
   lastEventId(topic: string): Promise<string>;
+}
 
-  // ---- registry of streams, cluster-wide ----
-
+/** The registry of streams, cluster-wide. */
+export interface RegistryPort {
   /**
    * Lists an open stream (any transport). With `maxPerToken`, refuses it (false) when its
    * token's `sub` already has that many open streams across the cluster; an id already open
@@ -107,17 +123,20 @@ export interface Engine {
    */
   sweepConnections(options: SweepOptions): Promise<SweepResult>;
   clusterStats(): Promise<ClusterStats>;
+}
 
-  // ---- durable documents (the backlog) ----
-
+/** Durable documents (the backlog). */
+export interface DocumentsPort {
   readonly store: DocumentStore;
+}
 
-  // ---- short-lived values with a TTL (MCP sessions, stream locks) ----
-
+/** Short-lived values with a TTL (MCP sessions, stream locks). */
+export interface KeyValuePort {
   readonly kv: KeyValueStore;
+}
 
-  // ---- fixed-window hit counters (rate limits): cluster-wide with Redis ----
-
+/** Fixed-window hit counters (rate limits): cluster-wide with Redis. */
+export interface CountersPort {
   readonly counters: WindowCounters;
 }
 
@@ -169,7 +188,7 @@ export interface ConsumeOptions {
   maxDeliveries: number;
   onDeadLetter: (command: QueuedCommand) => Promise<void>;
   /**
-   * At most this many handlers of one token (tokenId) run at once in this consumer, so one
+   * At most this many handlers of one token (sub) run at once in this consumer, so one
    * token cannot hold every slot while another's commands wait; those of a token at its cap
    * wait (still held by this consumer, never lost or run twice) while others start. Unset:
    * no per-token cap.
@@ -198,7 +217,7 @@ export type StreamTransport = (typeof STREAM_TRANSPORTS)[number];
 
 export interface ConnectionRecord {
   connectionId: string;
-  tokenId: string;
+  sub: string;
   tokenType: TokenType;
   podId: string;
   /** Epoch ms. */

@@ -7,7 +7,6 @@ import { RedisEngine } from './redis';
 
 export * from './engine';
 export { ZERO_EVENT_ID, compareEventIds, isEventId } from './eventId';
-export { topics } from './topics';
 
 /** The memory engine unless REDIS_URL is set. */
 export function createEngine(config: Config, logger: Logger, metrics?: Metrics): Engine {

@@ -9,7 +9,7 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import type { BacklogStore } from '../../worker/backlog/store';
-import { createBacklogServer } from '../../worker/mcp/backlogServer';
+import { createBacklogServer } from '../../worker/server/backlogServer';
 
 /**
  * Test-only: the production server definition plus the fixture tools, resources and prompts

@@ -1,5 +1,5 @@
 import { reapAll, spawnRole, type SpawnedProcess } from './processes';
-import { provideRedis, uniquePrefix, type ProvidedRedis } from './redis';
+import { provideRedis, uniquePrefix, type ProvidedRedis } from '../../devSupport/redis';
 
 /** A real Redis and gateway/worker processes on it, for multi-process tests. */
 export interface TestCluster {
@@ -15,7 +15,7 @@ export interface TestCluster {
 }
 
 /**
- * Spawns `gateways` gateway and `workers` worker processes sharing one Redis (DESIGN.md §4:
+ * Spawns `gateways` gateway and `workers` worker processes sharing one Redis (README, Testing:
  * REDIS_URL or a redis-server of our own) under a REDIS_PREFIX of their own, and waits until
  * every one is ready.
  */

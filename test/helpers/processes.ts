@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { freePort } from './ports';
+import { freePort } from '../../devSupport/ports';
 
 const ROOT = path.resolve(__dirname, '../..');
 

@@ -8,7 +8,7 @@ import { startCluster, type TestCluster } from '../helpers/cluster';
 import type { SpawnedProcess } from '../helpers/processes';
 import { openSseClient, sendCommand, type SseClient } from '../helpers/sseClient';
 import { scrapeMetric } from '../helpers/scrape';
-import { waitFor } from '../helpers/waitFor';
+import { waitFor } from '../../devSupport/waitFor';
 
 const SECRET = 'cancel-test-secret-0123456789abcdef';
 const team = issueToken(SECRET, { type: 'team', sub: 'team-1', ttl: '1h' });

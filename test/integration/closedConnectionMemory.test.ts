@@ -13,7 +13,7 @@ import Redis from 'ioredis';
 import { issueToken } from '../../shared/auth';
 import { startCluster, type TestCluster } from '../helpers/cluster';
 import { callTool, openSseClient, type SseClient } from '../helpers/sseClient';
-import { waitFor } from '../helpers/waitFor';
+import { waitFor } from '../../devSupport/waitFor';
 
 jest.setTimeout(120_000);
 

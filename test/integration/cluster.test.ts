@@ -7,9 +7,9 @@ import { issueToken } from '../../shared/auth';
 import type { TokenType } from '../../shared/types';
 import { startCluster, type TestCluster } from '../helpers/cluster';
 import { spawnRole, type SpawnedProcess } from '../helpers/processes';
-import { restartRedis, type ProvidedRedis } from '../helpers/redis';
+import { restartRedis, type ProvidedRedis } from '../../devSupport/redis';
 import { callTool, openSseClient, sendCommand, type SseClient } from '../helpers/sseClient';
-import { waitFor } from '../helpers/waitFor';
+import { waitFor } from '../../devSupport/waitFor';
 
 const SECRET = 'cluster-test-secret-0123456789abcdef';
 const token = (type: TokenType, sub = `${type}-1`) => issueToken(SECRET, { type, sub, ttl: '1h' });

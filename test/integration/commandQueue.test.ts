@@ -9,7 +9,7 @@ import { startCluster, type TestCluster } from '../helpers/cluster';
 import { postInitialize } from '../helpers/mcpHttp';
 import { spawnRole } from '../helpers/processes';
 import { openSseClient, sendCommand, type SseClient } from '../helpers/sseClient';
-import { waitFor } from '../helpers/waitFor';
+import { waitFor } from '../../devSupport/waitFor';
 
 const SECRET = 'queue-test-secret-0123456789abcdef';
 const QUEUE_MAX = 25;

@@ -1,5 +1,5 @@
 /**
- * The user-facing commands of DESIGN.md §2, as processes: `npm start` (memory engine, printed
+ * The user-facing commands of the README, as processes: `npm start` (memory engine, printed
  * tokens), `npm run token`, and `npm run test-sse` against a running gateway.
  */
 import { execFile } from 'node:child_process';
@@ -7,7 +7,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { createTokenVerifier } from '../../shared/auth';
 import { reapAll, spawnRole, type SpawnedProcess } from '../helpers/processes';
-import { waitFor } from '../helpers/waitFor';
+import { waitFor } from '../../devSupport/waitFor';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(__dirname, '../..');

@@ -9,7 +9,7 @@ import Redis from 'ioredis';
 import { issueToken } from '../../shared/auth';
 import { startCluster, type TestCluster } from '../helpers/cluster';
 import { callTool, openSseClient, sendCommand, type SseClient } from '../helpers/sseClient';
-import { waitFor } from '../helpers/waitFor';
+import { waitFor } from '../../devSupport/waitFor';
 
 const SECRET = 'fairness-test-secret-0123456789abcdef';
 const HOSTILE_CALLS = 16;

@@ -12,7 +12,7 @@ import { issueToken } from '../../shared/auth';
 import { startCluster, type TestCluster } from '../helpers/cluster';
 import { scrapeMetric } from '../helpers/scrape';
 import { callTool, openSseClient, sendCommand, type SseClient } from '../helpers/sseClient';
-import { waitFor } from '../helpers/waitFor';
+import { waitFor } from '../../devSupport/waitFor';
 
 const SECRET = 'hostile-tenant-secret-0123456789abcdef';
 const LIMITS = {

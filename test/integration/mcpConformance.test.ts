@@ -17,9 +17,9 @@ import { silentLogger } from '../../shared/logger';
 import { createMetrics } from '../../shared/metrics';
 import { createWorker, type Worker } from '../../worker/worker';
 import { createConformanceServer } from '../conformance/fixtureServer';
-import { freePort } from '../helpers/ports';
+import { freePort } from '../../devSupport/ports';
 import { reapAll, spawnRole } from '../helpers/processes';
-import { provideRedis, uniquePrefix, type ProvidedRedis } from '../helpers/redis';
+import { provideRedis, uniquePrefix, type ProvidedRedis } from '../../devSupport/redis';
 import { startRoundRobinProxy, type RoundRobinProxy } from '../helpers/roundRobinProxy';
 
 const ROOT = path.resolve(__dirname, '../..');

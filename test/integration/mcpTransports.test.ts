@@ -14,9 +14,9 @@ import type { TokenType } from '../../shared/types';
 import { startCluster, type TestCluster } from '../helpers/cluster';
 import { initializeSession } from '../helpers/mcpHttp';
 import type { SpawnedProcess } from '../helpers/processes';
-import type { ProvidedRedis } from '../helpers/redis';
+import type { ProvidedRedis } from '../../devSupport/redis';
 import { startRoundRobinProxy, type RoundRobinProxy } from '../helpers/roundRobinProxy';
-import { waitFor } from '../helpers/waitFor';
+import { waitFor } from '../../devSupport/waitFor';
 
 const SECRET = 'mcp-transports-secret-0123456789abcdef';
 const token = (type: TokenType, sub = `${type}-1`) => issueToken(SECRET, { type, sub, ttl: '1h' });

@@ -15,11 +15,11 @@ import { createPublicKey } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { startAuthServer, type AuthServer } from '../helpers/authServer';
 import { startCluster, type TestCluster } from '../helpers/cluster';
-import { freePort } from '../helpers/ports';
+import { freePort } from '../../devSupport/ports';
 import { startRoundRobinProxy, type RoundRobinProxy } from '../helpers/roundRobinProxy';
 import { scrapeMetric } from '../helpers/scrape';
 import { openSseClient, type SseClient } from '../helpers/sseClient';
-import { waitFor } from '../helpers/waitFor';
+import { waitFor } from '../../devSupport/waitFor';
 
 const SECRET = 'oauth-cluster-secret-0123456789abcdef';
 /** Short, so that the rotation test waits little for the pods to fetch the JWKS again. */

@@ -13,14 +13,15 @@ import { issueToken } from '../../shared/auth';
 import type { ConnectionRecord } from '../../shared/engine/engine';
 import { RedisEngine } from '../../shared/engine/redis';
 import { silentLogger } from '../../shared/logger';
-import { MCP_EVENTS, STANDALONE_STREAM, mcpNames } from '../../shared/mcp';
+import { STANDALONE_STREAM, mcpNames } from '../../shared/mcpTransports';
+import { MCP_EVENTS } from '../../shared/protocol';
 import type { TokenType } from '../../shared/types';
 import { startCluster, type TestCluster } from '../helpers/cluster';
 import { spawnRole, type SpawnedProcess } from '../helpers/processes';
 import { startRoundRobinProxy, type RoundRobinProxy } from '../helpers/roundRobinProxy';
 import { scrapeMetric } from '../helpers/scrape';
 import { openSseClient } from '../helpers/sseClient';
-import { waitFor } from '../helpers/waitFor';
+import { waitFor } from '../../devSupport/waitFor';
 
 const SECRET = 'pod-death-secret-0123456789abcdef0123';
 const MAX_PER_TOKEN = 3;

@@ -9,7 +9,7 @@ import {
   CONTRACT_HISTORY_TTL_S,
   describeEngineContract,
 } from '../contract/engineContract';
-import { provideRedis, uniquePrefix, type ProvidedRedis } from '../helpers/redis';
+import { provideRedis, uniquePrefix, type ProvidedRedis } from '../../devSupport/redis';
 
 /** The engine contract against a real Redis: one server for the file, a key prefix per engine. */
 

@@ -2,12 +2,17 @@ import Redis from 'ioredis';
 import type { EngineEvent, QueuedCommand } from '../../shared/engine/engine';
 import { ZERO_EVENT_ID, compareEventIds } from '../../shared/engine/eventId';
 import { RedisEngine, type RedisEngineOptions } from '../../shared/engine/redis';
-import { GatewayError } from '../../shared/errors';
+import { EngineError } from '../../shared/errors';
 import { silentLogger } from '../../shared/logger';
 import { createMetrics } from '../../shared/metrics';
 import type { CommandEnvelope } from '../../shared/types';
-import { provideRedis, restartRedis, uniquePrefix, type ProvidedRedis } from '../helpers/redis';
-import { sleep, waitFor } from '../helpers/waitFor';
+import {
+  provideRedis,
+  restartRedis,
+  uniquePrefix,
+  type ProvidedRedis,
+} from '../../devSupport/redis';
+import { sleep, waitFor } from '../../devSupport/waitFor';
 import { BacklogStore } from '../../worker/backlog/store';
 
 /** What only the Redis engine promises: key layout, batching, trimming, reconnects. */
@@ -63,7 +68,7 @@ function makeCommand(method = 'tools/list'): CommandEnvelope {
   return {
     requestId: `req-${requestCounter}`,
     connectionId: 'conn-1',
-    tokenId: 'alice',
+    sub: 'alice',
     tokenType: 'team',
     message: { method },
     enqueuedAt: Date.now(),
@@ -157,7 +162,7 @@ describe('RedisEngine', () => {
 
       await engine.registerConnection({
         connectionId: 'c1',
-        tokenId: 'alice',
+        sub: 'alice',
         tokenType: 'team',
         podId: 'pod-1',
         connectedAt: Date.now(),
@@ -539,7 +544,7 @@ describe('RedisEngine', () => {
       const [podA, podB] = [await makeEngine(prefix), await makeEngine(prefix)];
       const record = (connectionId: string, podId: string, connectedAt: number) => ({
         connectionId,
-        tokenId: 't',
+        sub: 't',
         tokenType: 'team' as const,
         podId,
         connectedAt,
@@ -587,7 +592,7 @@ describe('RedisEngine', () => {
         ids.map((connectionId) =>
           engine.registerConnection({
             connectionId,
-            tokenId: 't',
+            sub: 't',
             tokenType: 'readonly',
             podId: 'p',
             connectedAt: Date.now(),
@@ -659,8 +664,8 @@ describe('RedisEngine', () => {
           () => undefined,
           (error: unknown) => error,
         );
-        expect(failed).toBeInstanceOf(GatewayError);
-        expect((failed as GatewayError).status).toBe(503);
+        expect(failed).toBeInstanceOf(EngineError);
+        expect((failed as EngineError).code).toBe('unavailable');
       });
 
       await waitFor(() => engine.isReady(), 20_000, 'engine to be ready again');
@@ -688,11 +693,13 @@ describe('RedisEngine', () => {
       await Promise.all([engine.close(), engine.close()]);
       expect(engine.isReady()).toBe(false);
       await waitFor(async () => !(await clientList()).includes(`name=${prefix}`));
-      await expect(engine.publish('t', 'e', '{}')).rejects.toMatchObject({ status: 503 });
-      await expect(engine.enqueueCommand(makeCommand())).rejects.toMatchObject({ status: 503 });
+      await expect(engine.publish('t', 'e', '{}')).rejects.toMatchObject({ code: 'unavailable' });
+      await expect(engine.enqueueCommand(makeCommand())).rejects.toMatchObject({
+        code: 'unavailable',
+      });
       expect(() =>
         engine.consumeCommands(async () => undefined, { ...consumeDefaults, consumerId: 'w2' }),
-      ).toThrow(GatewayError);
+      ).toThrow(EngineError);
     });
 
     it('fails start() with a clear error when Redis does not answer', async () => {

@@ -9,7 +9,7 @@ import { issueToken } from '../../shared/auth';
 import type { TokenType } from '../../shared/types';
 import { reapAll, spawnRole, type SpawnedProcess } from '../helpers/processes';
 import { startProxy, type TestProxy } from '../helpers/proxy';
-import { provideRedis, uniquePrefix, type ProvidedRedis } from '../helpers/redis';
+import { provideRedis, uniquePrefix, type ProvidedRedis } from '../../devSupport/redis';
 import {
   openSseClient,
   sendCommand,
@@ -17,7 +17,7 @@ import {
   type SseClient,
 } from '../helpers/sseClient';
 import { scrapeMetric } from '../helpers/scrape';
-import { sleep, waitFor } from '../helpers/waitFor';
+import { sleep, waitFor } from '../../devSupport/waitFor';
 import { openRawSse, type RawSseStream } from '../unit/gateway/rawSse';
 
 const SECRET = 'resume-test-secret-0123456789abcdef';

@@ -10,8 +10,8 @@ import { createWorker, type Worker } from '../../worker/worker';
 import { captureLogs } from '../helpers/logs';
 import { startGateway, type GatewayHarness } from '../helpers/gatewayHarness';
 import { callTool, openSseClient, sendCommand, type SseClient } from '../helpers/sseClient';
-import { waitFor } from '../helpers/waitFor';
-import { topics } from '../../shared/engine/topics';
+import { waitFor } from '../../devSupport/waitFor';
+import { topics } from '../../shared/protocol';
 import { ZERO_EVENT_ID } from '../../shared/engine/eventId';
 import { envelope, testConfig } from './worker/harness';
 

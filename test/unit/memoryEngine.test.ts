@@ -3,7 +3,7 @@ import { ZERO_EVENT_ID, compareEventIds } from '../../shared/engine/eventId';
 import { MemoryEngine } from '../../shared/engine/memory';
 import { Fifo } from '../../shared/engine/memory/fifo';
 import type { CommandEnvelope } from '../../shared/types';
-import { sleep, waitFor } from '../helpers/waitFor';
+import { sleep, waitFor } from '../../devSupport/waitFor';
 
 /** What only the memory engine promises, or can be tested on it alone (fake clocks). */
 
@@ -20,7 +20,7 @@ function makeCommand(): CommandEnvelope {
   return {
     requestId: `req-${requestCounter}`,
     connectionId: 'conn-1',
-    tokenId: 'alice',
+    sub: 'alice',
     tokenType: 'team',
     message: { method: 'tools/list' },
     enqueuedAt: Date.now(),
@@ -151,7 +151,7 @@ describe('MemoryEngine', () => {
   it('rejects an afterId that is not an event id', async () => {
     const engine = makeEngine();
     await expect(engine.readHistory('t', 'not-an-id', 10)).rejects.toMatchObject({
-      code: 'bad_request',
+      code: 'invalid_argument',
     });
     await engine.close();
   });

@@ -1,3 +1,4 @@
+// Over 450 lines: one store for the whole backlog domain (projects, features, stories, quotas), each operation short.
 import type { DocumentStore } from '../../shared/engine/engine';
 import { BacklogError, notFound, quotaReached } from './errors';
 import { deriveEntityId } from './ids';

@@ -1,6 +1,6 @@
-import { errors } from '../../errors';
+import { engineErrors } from '../../errors';
 import type { CommandEnvelope } from '../../types';
-import { validateMaxPerToken } from '../admission';
+import { validateConsumeOptions } from '../limits';
 import type {
   AdmissionLimits,
   CommandConsumer,
@@ -21,7 +21,7 @@ interface QueueEntry {
   deliveryId: string;
   /** Enqueue order across tokens. */
   seq: number;
-  tokenId: string;
+  sub: string;
   requestId: string;
   payload: string;
 }
@@ -52,7 +52,7 @@ export class CommandQueue {
   private seq = 0;
   /** Per token: requestId -> when it stops counting (epoch ms), while limits are in force. */
   private readonly inFlight = new Map<string, Map<string, number>>();
-  /** Insertion order is delivery-id order, like XAUTOCLAIM's scan. */
+  /** Insertion order is delivery-id order, like the Redis consumer's XPENDING scan. */
   private readonly pending = new Map<string, PendingEntry>();
   private readonly deadLetters = new Fifo<QueuedCommand>();
   private readonly consumers: QueueConsumer[] = [];
@@ -63,30 +63,30 @@ export class CommandQueue {
   enqueue(commands: CommandEnvelope[], limits?: AdmissionLimits): void {
     if (commands.length === 0) return;
     const now = Date.now();
-    const tokenId = commands[0].tokenId;
+    const sub = commands[0].sub;
     const maxQueued = limits?.maxQueued ?? 0;
     if (maxQueued > 0 && this.waitingCount + this.pending.size + commands.length > maxQueued) {
-      throw errors.queueFull(maxQueued);
+      throw engineErrors.queueFull(maxQueued);
     }
     const maxInFlight = limits?.maxInFlightPerToken ?? 0;
     if (maxInFlight > 0) {
-      const held = this.inFlight.get(tokenId) ?? new Map<string, number>();
+      const held = this.inFlight.get(sub) ?? new Map<string, number>();
       for (const [requestId, until] of held) if (until <= now) held.delete(requestId);
-      if (held.size + commands.length > maxInFlight) throw errors.inFlightLimit(maxInFlight);
+      if (held.size + commands.length > maxInFlight) throw engineErrors.inFlightLimit(maxInFlight);
       for (const { requestId } of commands)
         held.set(requestId, now + (limits?.inFlightLeaseMs ?? 0));
-      this.inFlight.set(tokenId, held);
+      this.inFlight.set(sub, held);
     }
-    let fifo = this.waiting.get(tokenId);
+    let fifo = this.waiting.get(sub);
     if (!fifo) {
       fifo = new Fifo<QueueEntry>();
-      this.waiting.set(tokenId, fifo);
+      this.waiting.set(sub, fifo);
     }
     for (const command of commands) {
       fifo.push({
         deliveryId: this.ids.next(now),
         seq: this.seq++,
-        tokenId,
+        sub,
         requestId: command.requestId,
         payload: JSON.stringify(command),
       });
@@ -96,7 +96,7 @@ export class CommandQueue {
   }
 
   consume(handler: CommandHandler, options: ConsumeOptions): CommandConsumer {
-    validateOptions(options);
+    validateConsumeOptions(options);
     const consumer = new QueueConsumer(this, handler, options);
     this.consumers.push(consumer);
     this.dispatch();
@@ -136,7 +136,7 @@ export class CommandQueue {
   }
 
   /**
-   * @internal The consumer's periodic sweep (Redis: XAUTOCLAIM): takes pending commands idle
+   * @internal The consumer's periodic sweep (Redis: XPENDING + XCLAIM): takes pending commands idle
    * for claimIdleMs, or dead-letters them once they have had maxDeliveries tries.
    */
   reclaimIdle(consumer: QueueConsumer): void {
@@ -149,7 +149,7 @@ export class CommandQueue {
         continue;
       }
       if (!consumer.hasCapacity()) break;
-      if (!consumer.mayRun(entry.tokenId)) continue;
+      if (!consumer.mayRun(entry.sub)) continue;
       entry.deliveries += 1;
       this.deliver(consumer, entry);
     }
@@ -173,24 +173,24 @@ export class CommandQueue {
 
   /** The oldest waiting command of a token this consumer may run one more of. */
   private takeOldestFor(consumer: QueueConsumer): QueueEntry | undefined {
-    let oldest: { tokenId: string; fifo: Fifo<QueueEntry> } | undefined;
-    for (const [tokenId, fifo] of this.waiting) {
-      if (!consumer.mayRun(tokenId)) continue;
-      if (!oldest || fifo.at(0).seq < oldest.fifo.at(0).seq) oldest = { tokenId, fifo };
+    let oldest: { sub: string; fifo: Fifo<QueueEntry> } | undefined;
+    for (const [sub, fifo] of this.waiting) {
+      if (!consumer.mayRun(sub)) continue;
+      if (!oldest || fifo.at(0).seq < oldest.fifo.at(0).seq) oldest = { sub, fifo };
     }
     if (!oldest) return undefined;
     const entry = oldest.fifo.shift() as QueueEntry;
-    if (oldest.fifo.length === 0) this.waiting.delete(oldest.tokenId);
+    if (oldest.fifo.length === 0) this.waiting.delete(oldest.sub);
     this.waitingCount -= 1;
     return entry;
   }
 
   /** The command no longer counts against its token's in-flight limit. */
   private release(entry: QueueEntry): void {
-    const held = this.inFlight.get(entry.tokenId);
+    const held = this.inFlight.get(entry.sub);
     if (!held) return;
     held.delete(entry.requestId);
-    if (held.size === 0) this.inFlight.delete(entry.tokenId);
+    if (held.size === 0) this.inFlight.delete(entry.sub);
   }
 
   private deliver(consumer: QueueConsumer, entry: PendingEntry): void {
@@ -202,7 +202,7 @@ export class CommandQueue {
       deliveries: entry.deliveries,
     };
     consumer.run(
-      entry.tokenId,
+      entry.sub,
       () => consumer.handler(delivery),
       (acked) => {
         entry.inHand = false;
@@ -261,18 +261,18 @@ class QueueConsumer implements CommandConsumer {
   }
 
   /** Below its per-token cap for this token (always, without a cap). */
-  mayRun(tokenId: string): boolean {
+  mayRun(sub: string): boolean {
     const cap = this.options.maxPerToken;
-    return cap === undefined || (this.byToken.get(tokenId) ?? 0) < cap;
+    return cap === undefined || (this.byToken.get(sub) ?? 0) < cap;
   }
 
   /**
    * Runs a handler in a later microtask (so the enqueuer never runs handler code), counting it
    * against the concurrency limit until it settles; `settled` gets whether it resolved.
    */
-  run(tokenId: string, task: () => Promise<void>, settled: (resolved: boolean) => void): void {
+  run(sub: string, task: () => Promise<void>, settled: (resolved: boolean) => void): void {
     this.inFlight += 1;
-    this.byToken.set(tokenId, (this.byToken.get(tokenId) ?? 0) + 1);
+    this.byToken.set(sub, (this.byToken.get(sub) ?? 0) + 1);
     this.track(
       Promise.resolve()
         .then(task)
@@ -282,9 +282,9 @@ class QueueConsumer implements CommandConsumer {
         )
         .then((resolved) => {
           this.inFlight -= 1;
-          const left = (this.byToken.get(tokenId) ?? 1) - 1;
-          if (left > 0) this.byToken.set(tokenId, left);
-          else this.byToken.delete(tokenId);
+          const left = (this.byToken.get(sub) ?? 1) - 1;
+          if (left > 0) this.byToken.set(sub, left);
+          else this.byToken.delete(sub);
           settled(resolved);
         }),
     );
@@ -309,16 +309,4 @@ class QueueConsumer implements CommandConsumer {
     // Work may finish and (for dead letters) start more while we wait: loop until none is left.
     while (this.work.size > 0) await Promise.allSettled([...this.work]);
   }
-}
-
-function validateOptions(options: ConsumeOptions): void {
-  const { concurrency, claimIdleMs, maxDeliveries } = options;
-  if (!Number.isInteger(concurrency) || concurrency < 1) {
-    throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
-  }
-  if (!(claimIdleMs > 0)) throw new RangeError(`claimIdleMs must be positive, got ${claimIdleMs}`);
-  if (!Number.isInteger(maxDeliveries) || maxDeliveries < 1) {
-    throw new RangeError(`maxDeliveries must be a positive integer, got ${maxDeliveries}`);
-  }
-  validateMaxPerToken(options.maxPerToken);
 }

@@ -31,11 +31,11 @@ export class ConnectionRegistry {
     const wasOpen = this.open.get(id);
     if (!wasOpen) {
       const max = options.maxPerToken;
-      if (max !== undefined && (this.openBySub.get(record.tokenId) ?? 0) >= max) return false;
-      this.countSub(record.tokenId, 1);
-    } else if (wasOpen.record.tokenId !== record.tokenId) {
-      this.countSub(wasOpen.record.tokenId, -1);
-      this.countSub(record.tokenId, 1);
+      if (max !== undefined && (this.openBySub.get(record.sub) ?? 0) >= max) return false;
+      this.countSub(record.sub, 1);
+    } else if (wasOpen.record.sub !== record.sub) {
+      this.countSub(wasOpen.record.sub, -1);
+      this.countSub(record.sub, 1);
     }
     this.closed.delete(id);
     this.open.delete(id);
@@ -47,7 +47,7 @@ export class ConnectionRegistry {
     const entry = this.open.get(connectionId);
     if (!entry) return;
     this.open.delete(connectionId);
-    this.countSub(entry.record.tokenId, -1);
+    this.countSub(entry.record.sub, -1);
     if (entry.record.resumable) this.closed.set(connectionId, { record: entry.record, at: now });
   }
 
@@ -55,7 +55,7 @@ export class ConnectionRegistry {
     const entry = this.open.get(connectionId);
     if (entry) {
       this.open.delete(connectionId);
-      this.countSub(entry.record.tokenId, -1);
+      this.countSub(entry.record.sub, -1);
     }
     this.closed.delete(connectionId);
   }
@@ -87,7 +87,7 @@ export class ConnectionRegistry {
     for (const [connectionId, entry] of this.open) {
       if (entry.at >= openCutoff) break;
       this.open.delete(connectionId);
-      this.countSub(entry.record.tokenId, -1);
+      this.countSub(entry.record.sub, -1);
       lapsed.push({ ...entry.record });
       // Resumable from its last touch: inserted in order among those closed meanwhile.
       if (entry.record.resumable) this.insertClosed(connectionId, entry);

@@ -1,7 +1,7 @@
 import { DEFAULT_EVENT_MAX_BYTES, DEFAULT_HISTORY_MAX_BYTES } from '../../config';
-import { errors } from '../../errors';
+import { engineErrors } from '../../errors';
 import { exceedsBytes, truncate } from '../../text';
-import { assertPositiveTtl, validateByteLimits } from '../limits';
+import { assertPositiveTtl, validateByteLimits, validateHistoryOptions } from '../limits';
 import type { CommandEnvelope } from '../../types';
 import { assertOneToken } from '../admission';
 import type {
@@ -70,11 +70,7 @@ export class MemoryEngine implements Engine {
     const historyMaxBytes = options.historyMaxBytes ?? DEFAULT_HISTORY_MAX_BYTES;
     this.eventMaxBytes = options.eventMaxBytes ?? DEFAULT_EVENT_MAX_BYTES;
     validateByteLimits(historyMaxBytes, this.eventMaxBytes);
-    if (!Number.isInteger(historyMaxLen) || historyMaxLen < 0) {
-      throw new RangeError(`historyMaxLen must be a non-negative integer, got ${historyMaxLen}`);
-    }
-    if (!(historyTtlS > 0))
-      throw new RangeError(`historyTtlS must be positive, got ${historyTtlS}`);
+    validateHistoryOptions(historyMaxLen, historyTtlS);
     this.events = new EventLog(historyMaxLen, historyTtlS * 1000, historyMaxBytes);
     this.processed = new ExpiringSet(historyTtlS * 1000);
   }
@@ -114,7 +110,7 @@ export class MemoryEngine implements Engine {
 
   consumeCommands(handler: CommandHandler, options: ConsumeOptions): CommandConsumer {
     // Refused as soon as close() begins: it would otherwise start a consumer close() never stops.
-    if (this.closing) throw errors.unavailable('Engine is closed');
+    if (this.closing) throw engineErrors.unavailable('Engine is closed');
     return this.commands.consume(handler, options);
   }
 
@@ -140,7 +136,7 @@ export class MemoryEngine implements Engine {
   ): Promise<string> {
     this.assertOpen();
     const bytes = exceedsBytes(data, this.eventMaxBytes);
-    if (bytes !== undefined) throw errors.eventTooLarge(bytes, this.eventMaxBytes);
+    if (bytes !== undefined) throw engineErrors.eventTooLarge(bytes, this.eventMaxBytes);
     const entry = this.events.append(topic, event, data, Date.now(), options?.historyTtlMs);
     if (options?.completesRequest) this.processed.add(options.completesRequest, Date.now());
     this.pubSub.deliver(entry);
@@ -158,7 +154,8 @@ export class MemoryEngine implements Engine {
   }
 
   async readHistory(topic: string, afterId: string, limit: number): Promise<HistoryPage> {
-    if (!isEventId(afterId)) throw errors.badRequest(`Invalid event id: ${truncate(afterId)}`);
+    if (!isEventId(afterId))
+      throw engineErrors.invalidArgument(`Invalid event id: ${truncate(afterId)}`);
     return this.events.read(topic, afterId, limit, Date.now());
   }
 
@@ -206,6 +203,6 @@ export class MemoryEngine implements Engine {
   }
 
   private assertOpen(): void {
-    if (this.closed) throw errors.unavailable('Engine is closed');
+    if (this.closed) throw engineErrors.unavailable('Engine is closed');
   }
 }

@@ -1,3 +1,4 @@
+// Over 450 lines: one Redis consumer loop (read, fair slots, reclaim, dead letters, acks) that only reads well whole.
 import type Redis from 'ioredis';
 import type { Logger } from '../../logger';
 import type { CommandEnvelope } from '../../types';
@@ -63,7 +64,7 @@ export class RedisCommandConsumer implements CommandConsumer {
   private readonly queued: QueuedCommand[] = [];
   /** Delivery ids whose handler is running. */
   private readonly running = new Set<string>();
-  /** Running handlers per token (tokenId), for the per-token cap. */
+  /** Running handlers per token (sub), for the per-token cap. */
   private readonly runningByToken = new Map<string, number>();
   /** Handler runs and dead-letter callbacks, awaited by stop(). */
   private readonly work = new Set<Promise<void>>();
@@ -162,9 +163,9 @@ export class RedisCommandConsumer implements CommandConsumer {
     const counts = new Map(this.runningByToken);
     let runnable = 0;
     for (const { command } of this.queued) {
-      const count = counts.get(command.tokenId) ?? 0;
+      const count = counts.get(command.sub) ?? 0;
       if (count < cap) {
-        counts.set(command.tokenId, count + 1);
+        counts.set(command.sub, count + 1);
         runnable += 1;
       }
     }
@@ -213,7 +214,7 @@ export class RedisCommandConsumer implements CommandConsumer {
     const cap = this.options.maxPerToken ?? Infinity;
     while (this.running.size < this.options.concurrency) {
       const index = this.queued.findIndex(
-        ({ command }) => (this.runningByToken.get(command.tokenId) ?? 0) < cap,
+        ({ command }) => (this.runningByToken.get(command.sub) ?? 0) < cap,
       );
       if (index < 0) return;
       this.run(this.queued.splice(index, 1)[0]);
@@ -222,7 +223,7 @@ export class RedisCommandConsumer implements CommandConsumer {
 
   private run(queued: QueuedCommand): void {
     const { deliveryId } = queued;
-    const token = queued.command.tokenId;
+    const token = queued.command.sub;
     this.running.add(deliveryId);
     this.runningByToken.set(token, (this.runningByToken.get(token) ?? 0) + 1);
     const task = Promise.resolve()
@@ -254,7 +255,7 @@ export class RedisCommandConsumer implements CommandConsumer {
     try {
       await commands.ackCommand(
         keys.commands,
-        keys.inFlight(command.tokenId),
+        keys.inFlight(command.sub),
         COMMAND_GROUP,
         deliveryId,
         command.requestId,

@@ -1,4 +1,4 @@
-import { errors } from '../../errors';
+import { engineErrors } from '../../errors';
 import type { CommandEnvelope } from '../../types';
 import type { AdmissionLimits } from '../engine';
 import { COMMAND_GROUP, type RedisKeys } from './keys';
@@ -21,7 +21,7 @@ export class CommandQueue {
    * same Lua step). The stream is never trimmed: the queue's bound is that admission check.
    */
   async enqueue(commands: CommandEnvelope[], limits?: AdmissionLimits): Promise<void> {
-    const sub = commands[0].tokenId;
+    const sub = commands[0].sub;
     const args: (string | number)[] = [
       limits?.maxQueued ?? 0,
       limits?.maxInFlightPerToken ?? 0,
@@ -34,8 +34,8 @@ export class CommandQueue {
       this.keys.inFlight(sub),
       ...args,
     )) as [string, number?];
-    if (outcome === 'queue_full') throw errors.queueFull(limits?.maxQueued ?? 0);
-    if (outcome === 'inflight') throw errors.inFlightLimit(limits?.maxInFlightPerToken ?? 0);
+    if (outcome === 'queue_full') throw engineErrors.queueFull(limits?.maxQueued ?? 0);
+    if (outcome === 'inflight') throw engineErrors.inFlightLimit(limits?.maxInFlightPerToken ?? 0);
   }
 
   /**

@@ -1,4 +1,4 @@
-import { errors } from '../../errors';
+import { engineErrors } from '../../errors';
 import type { DocumentPage, DocumentStore } from '../engine';
 import { pageOfIds } from '../documentPage';
 import type { RedisKeys } from './keys';
@@ -65,6 +65,6 @@ export class RedisDocumentStore implements DocumentStore {
       // Conflict: another writer got in between. Back off a little once it keeps happening.
       if (attempt > 3) await new Promise((resolve) => setTimeout(resolve, Math.random() * attempt));
     }
-    throw errors.conflict(`Document ${collection}/${id} kept changing; update abandoned`);
+    throw engineErrors.conflict(`Document ${collection}/${id} kept changing; update abandoned`);
   }
 }

@@ -1,4 +1,4 @@
-import { errors } from '../../errors';
+import { engineErrors } from '../../errors';
 import { exceedsBytes, truncate } from '../../text';
 import type { EngineEvent, HistoryPage } from '../engine';
 import { ZERO_EVENT_ID, compareEventIds, isEventId } from '../eventId';
@@ -43,10 +43,11 @@ export class EventLog {
   ): Promise<string> {
     // The live payload is newline-separated; a newline in the name would shift the fields.
     if (event.includes('\n')) {
-      return Promise.reject(errors.badRequest('Event names cannot contain newlines'));
+      return Promise.reject(engineErrors.invalidArgument('Event names cannot contain newlines'));
     }
     const bytes = exceedsBytes(data, this.eventMaxBytes);
-    if (bytes !== undefined) return Promise.reject(errors.eventTooLarge(bytes, this.eventMaxBytes));
+    if (bytes !== undefined)
+      return Promise.reject(engineErrors.eventTooLarge(bytes, this.eventMaxBytes));
     const history = this.keys.history(topic);
     const meta = this.keys.historyMeta(topic);
     const keys: [string, ...string[]] = processedKey
@@ -77,7 +78,8 @@ export class EventLog {
   }
 
   async readHistory(topic: string, afterId: string, limit: number): Promise<HistoryPage> {
-    if (!isEventId(afterId)) throw errors.badRequest(`Invalid event id: ${truncate(afterId)}`);
+    if (!isEventId(afterId))
+      throw engineErrors.invalidArgument(`Invalid event id: ${truncate(afterId)}`);
     const count = Math.max(0, Math.floor(limit));
     const reply = await this.redis.readHistory(
       this.keys.history(topic),

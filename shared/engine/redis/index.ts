@@ -1,10 +1,10 @@
 import type Redis from 'ioredis';
 import { DEFAULT_EVENT_MAX_BYTES, DEFAULT_HISTORY_MAX_BYTES } from '../../config';
-import { errors } from '../../errors';
+import { EngineError, engineErrors } from '../../errors';
 import type { Logger } from '../../logger';
 import type { Metrics } from '../../metrics';
 import type { CommandEnvelope } from '../../types';
-import { assertOneToken, validateMaxPerToken } from '../admission';
+import { assertOneToken } from '../admission';
 import type {
   AdmissionLimits,
   ClusterStats,
@@ -24,7 +24,12 @@ import type {
   Subscription,
   WindowCounters,
 } from '../engine';
-import { assertPositiveTtl, validateByteLimits } from '../limits';
+import {
+  assertPositiveTtl,
+  validateByteLimits,
+  validateConsumeOptions,
+  validateHistoryOptions,
+} from '../limits';
 import { RedisCommandConsumer } from './commandConsumer';
 import { CommandQueue } from './commandQueue';
 import {
@@ -38,9 +43,9 @@ import { RedisDocumentStore } from './documentStore';
 import { EventLog } from './eventLog';
 import { RedisKeyValueStore } from './keyValueStore';
 import { type RedisKeys, redisKeys } from './keys';
-import { ConnectionRegistry } from './registry';
+import { ConnectionRegistry } from './connectionRegistry';
 import { type ScriptedRedis, defineScripts } from './scripts';
-import { Subscriber } from './subscriber';
+import { Subscriber } from './pubSub';
 import { RedisWindowCounters } from './windowCounters';
 
 export interface RedisEngineOptions {
@@ -96,12 +101,7 @@ export class RedisEngine implements Engine {
   constructor(options: RedisEngineOptions) {
     const { url, prefix, historyMaxLen, historyTtlS, logger, metrics } = options;
     if (!url) throw new RangeError('url is required');
-    if (!Number.isInteger(historyMaxLen) || historyMaxLen < 0) {
-      throw new RangeError(`historyMaxLen must be a non-negative integer, got ${historyMaxLen}`);
-    }
-    if (!(historyTtlS > 0)) {
-      throw new RangeError(`historyTtlS must be positive, got ${historyTtlS}`);
-    }
+    validateHistoryOptions(historyMaxLen, historyTtlS);
     const historyMaxBytes = options.historyMaxBytes ?? DEFAULT_HISTORY_MAX_BYTES;
     const eventMaxBytes = options.eventMaxBytes ?? DEFAULT_EVENT_MAX_BYTES;
     validateByteLimits(historyMaxBytes, eventMaxBytes);
@@ -153,7 +153,7 @@ export class RedisEngine implements Engine {
   }
 
   start(): Promise<void> {
-    if (this.closing) return Promise.reject(errors.unavailable('Engine is closed'));
+    if (this.closing) return Promise.reject(engineErrors.unavailable('Engine is closed'));
     // A failed start may be retried (Redis came up later); a successful one is shared.
     this.starting ??= this.connect().catch((error: unknown) => {
       this.starting = undefined;
@@ -190,7 +190,9 @@ export class RedisEngine implements Engine {
 
   consumeCommands(handler: CommandHandler, options: ConsumeOptions): CommandConsumer {
     // Refused as soon as close() begins: it would otherwise start a consumer close() never stops.
-    if (this.closing) throw errors.unavailable('Engine is closed');
+    if (this.closing) throw engineErrors.unavailable('Engine is closed');
+    // Redis names each consumer in the group: it must have a name.
+    if (!options.consumerId) throw new RangeError('consumerId is required');
     validateConsumeOptions(options);
     const blocking = openConnection(this.context, 'blocking', `consumer:${options.consumerId}`);
     const deps = {
@@ -222,7 +224,7 @@ export class RedisEngine implements Engine {
   // ---- events ----
 
   publish(topic: string, event: string, data: string, options?: PublishOptions): Promise<string> {
-    if (this.closed) return Promise.reject(errors.unavailable('Engine is closed'));
+    if (this.closed) return Promise.reject(engineErrors.unavailable('Engine is closed'));
     const completes = options?.completesRequest;
     return this.events.publish(
       topic,
@@ -312,26 +314,13 @@ export class RedisEngine implements Engine {
   }
 
   private assertOpen(): void {
-    if (this.closed) throw errors.unavailable('Engine is closed');
+    if (this.closed) throw engineErrors.unavailable('Engine is closed');
   }
 }
 
-function validateConsumeOptions(options: ConsumeOptions): void {
-  const { consumerId, concurrency, claimIdleMs, maxDeliveries } = options;
-  if (!consumerId) throw new RangeError('consumerId is required');
-  if (!Number.isInteger(concurrency) || concurrency < 1) {
-    throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
-  }
-  if (!(claimIdleMs > 0)) throw new RangeError(`claimIdleMs must be positive, got ${claimIdleMs}`);
-  if (!Number.isInteger(maxDeliveries) || maxDeliveries < 1) {
-    throw new RangeError(`maxDeliveries must be a positive integer, got ${maxDeliveries}`);
-  }
-  validateMaxPerToken(options.maxPerToken);
-}
-
-/** Redis failures on the request path surface as 503 (the gateway maps GatewayError). */
+/** Redis failures on the request path surface as engine errors (the gateway answers 503). */
 function unavailable(what: string, error: unknown): Error {
-  if (error instanceof Error && error.name === 'GatewayError') return error;
+  if (error instanceof EngineError) return error;
   const message = error instanceof Error ? error.message : String(error);
-  return errors.unavailable(`${what}: ${message}`);
+  return engineErrors.unavailable(`${what}: ${message}`);
 }

@@ -1,5 +1,5 @@
 import { compareEventIds } from '../../../shared/engine/eventId';
-import { topics } from '../../../shared/engine/topics';
+import { topics } from '../../../shared/protocol';
 import type { TokenType } from '../../../shared/types';
 import { startGateway, type GatewayHarness } from '../../helpers/gatewayHarness';
 import { openSseClient, type SseClient } from '../../helpers/sseClient';

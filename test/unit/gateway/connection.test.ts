@@ -1,12 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { ServerResponse } from 'node:http';
-import {
-  OVERFLOW,
-  SKIPPED,
-  SseConnection,
-  progressRequestId,
-} from '../../../gateway/sse/connection';
-import { eventBody } from '../../../gateway/sse/frame';
+import { OVERFLOW, SKIPPED, SseConnection } from '../../../gateway/seed/connection';
+import { eventBody } from '../../../gateway/seed/frame';
 
 /** Just enough of a ServerResponse: records writes, reports backpressure on demand. */
 class FakeResponse extends EventEmitter {
@@ -52,7 +47,7 @@ function connection(limits = { maxBytes: 1 << 20, maxEvents: 100 }) {
   const conn = new SseConnection(
     {
       connectionId: CID,
-      tokenId: 't',
+      sub: 't',
       tokenType: 'team',
       expiresAtMs: undefined,
       clientIP: '127.0.0.1',
@@ -150,21 +145,19 @@ describe('SseConnection', () => {
           timestamp: 't',
         }),
       );
-    expect(progressRequestId(progress('a', 1))).toBe('a');
-    expect(progressRequestId(result('a'))).toBeUndefined();
-    expect(progressRequestId(body('heartbeat', 1))).toBeUndefined();
 
     const { res, conn } = connection({ maxBytes: 1 << 20, maxEvents: 4 });
     conn.open(body('w', 0));
     res.full = true;
     conn.deliver(false, '1-0', body('r', 0)); // accepted, the socket is now full
     const before = res.written.length;
-    conn.deliver(false, '2-0', progress('a', 1));
-    conn.deliver(false, '3-0', progress('b', 1));
+    // The hub names the request of each tool-progress event (its own kind on the engine).
+    conn.deliver(false, '2-0', progress('a', 1), 'a');
+    conn.deliver(false, '3-0', progress('b', 1), 'b');
     conn.deliver(false, '4-0', result('b'));
-    conn.deliver(false, '5-0', progress('a', 2));
+    conn.deliver(false, '5-0', progress('a', 2), 'a');
     for (let i = 3; i <= 9; i++)
-      expect(conn.deliver(false, `6-${i}`, progress('a', i))).toBeGreaterThan(0);
+      expect(conn.deliver(false, `6-${i}`, progress('a', i), 'a')).toBeGreaterThan(0);
     expect(conn.deliver(false, '7-0', result('a'))).toBeGreaterThan(0);
     res.full = false;
     await nextTurn();

@@ -5,8 +5,8 @@ import {
   isAfter,
   parseCursor,
   parseEventId,
-} from '../../../gateway/sse/cursor';
-import { eventBody, idLine } from '../../../gateway/sse/frame';
+} from '../../../gateway/seed/cursor';
+import { eventBody, idLine } from '../../../gateway/seed/frame';
 
 describe('stream cursor', () => {
   it('formats and parses <connectionTopicId>_<tokenTypeTopicId>', () => {

@@ -15,7 +15,7 @@ import {
   startGateway as startBareGateway,
   type GatewayHarness,
 } from '../../helpers/gatewayHarness';
-import { sleep } from '../../helpers/waitFor';
+import { sleep } from '../../../devSupport/waitFor';
 import { api, expectError } from './api';
 import { openRawSse } from './rawSse';
 

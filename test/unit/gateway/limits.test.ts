@@ -4,10 +4,10 @@
  * input; a closed connection's history goes with its resume window, unless it is resumed.
  */
 import { ZERO_EVENT_ID } from '../../../shared/engine/eventId';
-import { topics } from '../../../shared/engine/topics';
+import { topics } from '../../../shared/protocol';
 import { startGateway, type GatewayHarness } from '../../helpers/gatewayHarness';
 import { openSseClient, sendCommand } from '../../helpers/sseClient';
-import { sleep, waitFor } from '../../helpers/waitFor';
+import { sleep, waitFor } from '../../../devSupport/waitFor';
 import { api, expectError } from './api';
 import { openRawSse } from './rawSse';
 

@@ -3,9 +3,9 @@
  * engine), the resume window, history-lost, bad inputs, graceful drain and slow consumers.
  */
 import { MemoryEngine } from '../../../shared/engine/memory';
-import { topics } from '../../../shared/engine/topics';
+import { topics } from '../../../shared/protocol';
 import { startGateway, type GatewayHarness } from '../../helpers/gatewayHarness';
-import { waitFor } from '../../helpers/waitFor';
+import { waitFor } from '../../../devSupport/waitFor';
 import { api, expectError } from './api';
 import { openRawSse, type RawSseStream, type WireEvent } from './rawSse';
 

@@ -1,8 +1,8 @@
 import type { QueuedCommand } from '../../../shared/engine/engine';
-import { topics } from '../../../shared/engine/topics';
+import { topics } from '../../../shared/protocol';
 import { startGateway, type GatewayHarness } from '../../helpers/gatewayHarness';
 import { openSseClient, type SseClient } from '../../helpers/sseClient';
-import { waitFor } from '../../helpers/waitFor';
+import { waitFor } from '../../../devSupport/waitFor';
 import { api, expectError } from './api';
 
 const consumeOptions = {
@@ -50,7 +50,7 @@ describe('POST /mcp/sse/send', () => {
     expect(received[0].command).toEqual({
       requestId: res.body.requestId,
       connectionId: client.connectionId,
-      tokenId: 'team-1',
+      sub: 'team-1',
       tokenType: 'team',
       message: { method: 'tools/call', params: { name: 'list_projects', arguments: {} }, id: 7 },
       enqueuedAt: expect.any(Number),
@@ -72,7 +72,7 @@ describe('POST /mcp/sse/send', () => {
       );
       expect(res.status).toBe(202);
       await waitFor(() => received.length === 1, 5000, 'command consumed');
-      expect(received[0].command).toMatchObject({ tokenId: 'tools-1', tools: ['list_projects'] });
+      expect(received[0].command).toMatchObject({ sub: 'tools-1', tools: ['list_projects'] });
     } finally {
       await consumer.stop();
       own.close();
@@ -84,7 +84,7 @@ describe('POST /mcp/sse/send', () => {
     // A stand-in worker: answers each command on its connection's topic, as the real one does.
     const consumer = gw.engine.consumeCommands(async ({ command }) => {
       await gw.engine.publish(
-        topics.connection(command.connectionId),
+        topics.connection(command.connectionId!),
         'mcp-response',
         JSON.stringify({
           type: 'mcp-response',

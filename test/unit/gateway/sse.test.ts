@@ -1,10 +1,10 @@
 import { captureLogs } from '../../helpers/logs';
 import { startGateway, type GatewayHarness } from '../../helpers/gatewayHarness';
 import { openSseClient } from '../../helpers/sseClient';
-import { waitFor } from '../../helpers/waitFor';
+import { waitFor } from '../../../devSupport/waitFor';
 import { api, expectError } from './api';
 import { openRawSse } from './rawSse';
-import { topics } from '../../../shared/engine/topics';
+import { topics } from '../../../shared/protocol';
 
 const EVENT_ID = /^([0-9a-f-]{36})_(\d+-\d+)_(\d+-\d+)$/;
 
@@ -62,11 +62,32 @@ describe('GET /mcp/sse', () => {
     }
   });
 
+  it('writes a worker tool-progress event as the tool-result with metadata.progress', async () => {
+    const stream = await openRawSse(`${gw.url}/mcp/sse`, {
+      Authorization: `Bearer ${gw.tokens.team}`,
+    });
+    try {
+      const welcome = JSON.parse((await stream.next(() => true)).data);
+      const progress = JSON.stringify({
+        type: 'tool-result',
+        method: 'simulate_work',
+        requestId: 'r1',
+        metadata: { progress: { progress: 1, total: 2 } },
+        timestamp: 't',
+      });
+      await gw.engine.publish(topics.connection(welcome.connectionId), 'tool-progress', progress);
+      const seen = await stream.next((e) => e.data === progress);
+      expect(seen.event).toBe('tool-result');
+    } finally {
+      stream.close();
+    }
+  });
+
   it('registers the connection cluster-wide while open, and unregisters it on close', async () => {
     const client = await openSseClient(gw.url, gw.tokens.readonly);
     expect(await gw.engine.getConnection(client.connectionId)).toEqual({
       connectionId: client.connectionId,
-      tokenId: 'readonly-1',
+      sub: 'readonly-1',
       tokenType: 'readonly',
       podId: 'gateway-test',
       connectedAt: expect.any(Number),
@@ -239,7 +260,7 @@ describe('cleanup sweep', () => {
     const client = await openSseClient(gw.url, gw.tokens.team);
     await gw.engine.registerConnection({
       connectionId: 'orphan-of-a-dead-pod',
-      tokenId: 'x',
+      sub: 'x',
       tokenType: 'team',
       podId: 'dead-pod',
       connectedAt: Date.now(),
@@ -285,7 +306,7 @@ describe('connection limits and readiness', () => {
   it('turns /ready to 503 JSON and refuses new streams while draining', async () => {
     const client = await openSseClient(gw.url, gw.tokens.master);
     try {
-      gw.gateway.hub.startDraining();
+      gw.gateway.drainState.start();
       expectError(await api(gw.url, '/ready'), 503, 'unavailable');
       expect((await api(gw.url, '/health')).status).toBe(200);
       const refused = await api(gw.url, '/mcp/sse', { token: gw.tokens.team });
@@ -441,14 +462,14 @@ describe('logging', () => {
       const records = lines.map((l) => JSON.parse(l));
       expect(records.find((r) => r.message === 'SSE Connection Added')).toMatchObject({
         connectionId,
-        tokenId: 'team-1',
+        sub: 'team-1',
         tokenType: 'team',
         clientIP: expect.any(String),
         totalConnections: 1,
       });
       expect(records.find((r) => r.message === 'SSE Connection Removed')).toMatchObject({
         connectionId,
-        tokenId: 'team-1',
+        sub: 'team-1',
         tokenType: 'team',
         clientIP: expect.any(String),
         totalConnections: 0,

@@ -8,10 +8,10 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { McpError } from '@modelcontextprotocol/sdk/types.js';
 import type { EngineEvent, Subscription } from '../../../shared/engine/engine';
 import { MemoryEngine } from '../../../shared/engine/memory';
-import { topics } from '../../../shared/engine/topics';
+import { topics } from '../../../shared/protocol';
 import { silentLogger } from '../../../shared/logger';
 import { createMetrics } from '../../../shared/metrics';
-import { WORKER_ERROR_CODES } from '../../../worker/dispatcher';
+import { RPC_ERRORS } from '../../../shared/protocol';
 import { createWorker, type Worker } from '../../../worker/worker';
 import { startGateway, type GatewayHarness } from '../../helpers/gatewayHarness';
 
@@ -70,7 +70,7 @@ test('a reply over EVENT_MAX_BYTES comes back as a JSON-RPC error naming size an
   } catch (err) {
     error = err;
   }
-  expect((error as McpError).code).toBe(WORKER_ERROR_CODES.resultTooLarge);
+  expect((error as McpError).code).toBe(RPC_ERRORS.resultTooLarge);
   expect((error as McpError).message).toMatch(
     /The reply was not sent: Event of \d+ bytes exceeds the 8192-byte limit \(EVENT_MAX_BYTES\)/,
   );

@@ -1,7 +1,8 @@
 import type { EngineEvent } from '../../../shared/engine/engine';
 import { MemoryEngine } from '../../../shared/engine/memory';
-import { MCP_EVENTS, newRequestStreamId, requestStreamReplies } from '../../../shared/mcp';
-import { StreamRelay } from '../../../gateway/mcp/relay';
+import { newRequestStreamId, requestStreamReplies } from '../../../shared/mcpTransports';
+import { MCP_EVENTS } from '../../../shared/protocol';
+import { StreamRelay } from '../../../gateway/mcpTransports/relay';
 
 function sink() {
   const messages: string[] = [];

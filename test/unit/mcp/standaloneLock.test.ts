@@ -1,7 +1,7 @@
 import { MemoryEngine } from '../../../shared/engine/memory';
 import { GatewayError } from '../../../shared/errors';
-import { mcpNames } from '../../../shared/mcp';
-import { PodLiveness, acquireStandaloneLock } from '../../../gateway/mcp/standaloneLock';
+import { mcpNames } from '../../../shared/mcpTransports';
+import { PodLiveness, acquireStandaloneLock } from '../../../gateway/mcpTransports/standaloneLock';
 
 const SESSION = 'a'.repeat(32);
 const TTL_MS = 45_000;

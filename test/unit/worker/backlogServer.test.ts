@@ -3,7 +3,7 @@ import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { MemoryDocumentStore } from '../../../shared/engine/memory/documentStore';
 import { BacklogStore } from '../../../worker/backlog/store';
-import { createBacklogServer } from '../../../worker/mcp/backlogServer';
+import { createBacklogServer } from '../../../worker/server/backlogServer';
 
 /**
  * The backlog server as any MCP client sees it (the SDK's own Client, which checks every

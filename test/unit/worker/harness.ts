@@ -2,12 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { loadConfig, type Config } from '../../../shared/config';
 import { MemoryEngine } from '../../../shared/engine/memory';
 import type { EngineEvent, Subscription } from '../../../shared/engine/engine';
-import { topics } from '../../../shared/engine/topics';
+import { topics } from '../../../shared/protocol';
 import { createLogger, silentLogger } from '../../../shared/logger';
 import { createMetrics, type Metrics } from '../../../shared/metrics';
 import type { ClientMessage, CommandEnvelope, TokenType } from '../../../shared/types';
 import { createWorker, type Worker } from '../../../worker/worker';
-import { waitFor } from '../../helpers/waitFor';
+import { waitFor } from '../../../devSupport/waitFor';
 
 /** A published event as a client would read it: the SSE event name and the parsed data. */
 export interface SeenEvent {
@@ -52,7 +52,7 @@ export function envelope(
   return {
     requestId,
     connectionId,
-    tokenId: token.sub ?? `${token.type}-token`,
+    sub: token.sub ?? `${token.type}-token`,
     tokenType: token.type,
     ...(token.tools ? { tools: token.tools } : {}),
     message,

@@ -5,12 +5,9 @@ import {
   type JSONRPCNotification,
 } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import {
-  InProcessTransport,
-  REQUEST_CANCELLED,
-  REQUEST_TIMED_OUT,
-} from '../../../worker/mcp/inProcessTransport';
-import { waitFor } from '../../helpers/waitFor';
+import { RPC_ERRORS } from '../../../shared/protocol';
+import { InProcessTransport } from '../../../worker/server/inProcessTransport';
+import { waitFor } from '../../../devSupport/waitFor';
 
 /** A small server exercising what the transport must carry. */
 function testServer(seen: { aborted?: boolean; authClient?: string }) {
@@ -112,20 +109,20 @@ describe('InProcessTransport', () => {
     expect(reply).toMatchObject({ error: { code: -32601 } });
   });
 
-  it('cancel() aborts the handler and settles the reply with REQUEST_CANCELLED', async () => {
+  it('cancel() aborts the handler and settles the reply with requestCancelled', async () => {
     const call = transport.request('tools/call', { name: 'wait_for_abort', arguments: {} });
     expect(transport.cancel(call.id, 'enough')).toBe(true);
     const reply = await call.reply;
     expect(reply).toEqual({
       jsonrpc: '2.0',
       id: call.id,
-      error: { code: REQUEST_CANCELLED, message: 'Request cancelled: enough' },
+      error: { code: RPC_ERRORS.requestCancelled, message: 'Request cancelled: enough' },
     });
     await waitFor(() => seen.aborted === true, 2000, 'handler aborted');
     expect(transport.cancel(call.id)).toBe(false);
   });
 
-  it('with requestTimeoutMs, aborts a request running past it and settles REQUEST_TIMED_OUT', async () => {
+  it('with requestTimeoutMs, aborts a request running past it and settles timedOut', async () => {
     const timed = new InProcessTransport({ requestTimeoutMs: 100 });
     const timedSeen: { aborted?: boolean } = {};
     const timedServer = testServer(timedSeen);
@@ -139,7 +136,7 @@ describe('InProcessTransport', () => {
         jsonrpc: '2.0',
         id: call.id,
         error: {
-          code: REQUEST_TIMED_OUT,
+          code: RPC_ERRORS.timedOut,
           message: 'Request timed out after 100 ms (TOOL_TIMEOUT_MS) and was cancelled',
         },
       });

@@ -8,12 +8,12 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { randomUUID } from 'node:crypto';
 import { MemoryEngine } from '../../../shared/engine/memory';
 import { ZERO_EVENT_ID } from '../../../shared/engine/eventId';
-import { topics } from '../../../shared/engine/topics';
+import { topics } from '../../../shared/protocol';
 import { silentLogger } from '../../../shared/logger';
 import { createMetrics } from '../../../shared/metrics';
 import type { ClientMessage } from '../../../shared/types';
-import { WORKER_ERROR_CODES } from '../../../worker/dispatcher';
-import { createBacklogServer } from '../../../worker/mcp/backlogServer';
+import { RPC_ERRORS } from '../../../shared/protocol';
+import { createBacklogServer } from '../../../worker/server/backlogServer';
 import { createWorker, type Worker } from '../../../worker/worker';
 import { EventCollector, READONLY, TEAM, envelope, testConfig, type Token } from './harness';
 
@@ -88,7 +88,7 @@ test('a result over EVENT_MAX_BYTES is refused: an mcp-error naming size and lim
   expect(listed.data).toMatchObject({
     method: 'tools/call',
     id: 'list-1',
-    error: { code: WORKER_ERROR_CODES.resultTooLarge },
+    error: { code: RPC_ERRORS.resultTooLarge },
   });
   expect(listed.data.error.message).toMatch(
     /^The tool-result was not sent: Event of \d+ bytes exceeds the 8192-byte limit \(EVENT_MAX_BYTES\)/,
@@ -120,7 +120,7 @@ test('initialize through the seed API is refused, and another user sees the same
     },
   });
   expect(refused.event).toBe('mcp-error');
-  expect(refused.data.error.code).toBe(WORKER_ERROR_CODES.invalidRequest);
+  expect(refused.data.error.code).toBe(RPC_ERRORS.invalidRequest);
   expect(refused.data.error.message).toContain('initialize is not available on /mcp/sse/send');
 
   // Nothing of mallory's handshake reached the shared server.

@@ -1,6 +1,6 @@
-import { WORKER_ERROR_CODES } from '../../../worker/dispatcher';
+import { RPC_ERRORS } from '../../../shared/protocol';
 import { publishSeedCancel } from '../../../shared/engine/cancellations';
-import { sleep, waitFor } from '../../helpers/waitFor';
+import { sleep, waitFor } from '../../../devSupport/waitFor';
 import { EventCollector, READONLY, TEAM, WorkerHarness, counterValue, envelope } from './harness';
 
 const ALL_TOOLS = [
@@ -261,7 +261,7 @@ describe('worker: commands in, events out (memory engine)', () => {
         tool,
         requestId,
         id: 3,
-        error: { code: WORKER_ERROR_CODES.toolError, message },
+        error: { code: RPC_ERRORS.toolError, message },
         result: { isError: true, content: [{ type: 'text', text: message }] },
       });
       expect(seen.data.timestamp).toMatch(ISO_TIME);
@@ -330,10 +330,10 @@ describe('worker: commands in, events out (memory engine)', () => {
   });
 
   describe('permissions', () => {
-    it('refuses write tools to a readonly token with -32001, allows read ones', async () => {
+    it('refuses write tools to a readonly token with -32011, allows read ones', async () => {
       const refused = await h.call('create_project', { name: 'X' }, READONLY);
       expect(refused.event).toBe('mcp-error');
-      expect(refused.data.error.code).toBe(WORKER_ERROR_CODES.permissionDenied);
+      expect(refused.data.error.code).toBe(RPC_ERRORS.permissionDenied);
       expect(refused.data.error.message).toMatch(/readonly token.*create_project/);
       expect((await h.ok('list_projects')).projects).toHaveLength(0);
 
@@ -347,7 +347,7 @@ describe('worker: commands in, events out (memory engine)', () => {
       const token = { type: 'team' as const, tools: ['list_projects'] };
       const refused = await h.call('create_project', { name: 'X' }, token);
       expect(refused.data.error).toEqual({
-        code: WORKER_ERROR_CODES.permissionDenied,
+        code: RPC_ERRORS.permissionDenied,
         message: "Permission denied: tool create_project is not in this token's allow-list",
       });
       expect((await h.call('list_projects', {}, token)).event).toBe('tool-result');
@@ -355,7 +355,7 @@ describe('worker: commands in, events out (memory engine)', () => {
   });
 
   describe('long-running tool', () => {
-    it('publishes progress as tool-result events with metadata.progress before the result', async () => {
+    it('publishes progress as tool-progress events (tool-result data with metadata.progress) before the result', async () => {
       const requestId = await h.send({
         method: 'tools/call',
         params: { name: 'simulate_work', arguments: { steps: 4, delayMs: 5 } },
@@ -372,7 +372,7 @@ describe('worker: commands in, events out (memory engine)', () => {
         cancelled: false,
       });
       seen.slice(0, 4).forEach((e, i) => {
-        expect(e.event).toBe('tool-result');
+        expect(e.event).toBe('tool-progress');
         expect(e.data).toMatchObject({
           type: 'tool-result',
           method: 'simulate_work',
@@ -402,7 +402,7 @@ describe('worker: commands in, events out (memory engine)', () => {
         tool: 'simulate_work',
         requestId,
         error: {
-          code: WORKER_ERROR_CODES.requestCancelled,
+          code: RPC_ERRORS.requestCancelled,
           message: 'Request cancelled: user gave up',
         },
       });
@@ -443,13 +443,9 @@ describe('worker: commands in, events out (memory engine)', () => {
       });
       await waitFor(() => h.events.of(byRequest).length >= 1, 5000, 'first progress');
       await publishSeedCancel(h.engine, { connectionId: h.connectionId, target: byRequest });
-      expect((await h.events.final(byRequest)).data.error.code).toBe(
-        WORKER_ERROR_CODES.requestCancelled,
-      );
+      expect((await h.events.final(byRequest)).data.error.code).toBe(RPC_ERRORS.requestCancelled);
       await publishSeedCancel(h.engine, { connectionId: h.connectionId, target: 'client-7' });
-      expect((await h.events.final(byClientId)).data.error.code).toBe(
-        WORKER_ERROR_CODES.requestCancelled,
-      );
+      expect((await h.events.final(byClientId)).data.error.code).toBe(RPC_ERRORS.requestCancelled);
     });
 
     it('a connection-wide cancel (connection gone for good) stops every call of it, only its', async () => {
@@ -474,7 +470,7 @@ describe('worker: commands in, events out (memory engine)', () => {
       await publishSeedCancel(h.engine, { connectionId: h.connectionId, reason: 'gone' });
       for (const id of calls) {
         expect((await h.events.final(id)).data.error).toMatchObject({
-          code: WORKER_ERROR_CODES.requestCancelled,
+          code: RPC_ERRORS.requestCancelled,
           message: 'Request cancelled: gone',
         });
       }
@@ -669,7 +665,7 @@ describe('worker: limits on what one token can take', () => {
     });
     const final = await h.events.final(requestId);
     expect(final.event).toBe('mcp-error');
-    expect(final.data.error.code).toBe(WORKER_ERROR_CODES.timedOut);
+    expect(final.data.error.code).toBe(RPC_ERRORS.timedOut);
     expect(final.data.error.code).toBe(-32003);
     expect(final.data.error.message).toMatch(/timed out after 300 ms \(TOOL_TIMEOUT_MS\)/);
     expect(Date.now() - started).toBeLessThan(1500);
@@ -723,7 +719,7 @@ describe('worker: limits on what one token can take', () => {
     const refused = await h.call('create_project', { name: 'Second' });
     expect(refused.event).toBe('mcp-error');
     expect(refused.data.error).toEqual({
-      code: WORKER_ERROR_CODES.toolError,
+      code: RPC_ERRORS.toolError,
       message: 'Quota reached: this token may create at most 1 projects (MAX_PROJECTS_PER_TOKEN)',
     });
     // Another token has its own quota.

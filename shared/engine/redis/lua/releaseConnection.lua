@@ -19,8 +19,8 @@ if not json then
 end
 local record = cjson.decode(json)
 if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
-  if redis.call('HINCRBY', KEYS[4], record.tokenId, -1) <= 0 then
-    redis.call('HDEL', KEYS[4], record.tokenId)
+  if redis.call('HINCRBY', KEYS[4], record.sub, -1) <= 0 then
+    redis.call('HDEL', KEYS[4], record.sub)
   end
   if ARGV[2] == '1' and record.resumable then
     local time = redis.call('TIME')

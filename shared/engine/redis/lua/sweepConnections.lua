@@ -29,8 +29,8 @@ for i = 1, #stale, 2 do
   local json = redis.call('HGET', KEYS[1], id)
   if json then
     local record = cjson.decode(json)
-    if redis.call('HINCRBY', KEYS[4], record.tokenId, -1) <= 0 then
-      redis.call('HDEL', KEYS[4], record.tokenId)
+    if redis.call('HINCRBY', KEYS[4], record.sub, -1) <= 0 then
+      redis.call('HDEL', KEYS[4], record.sub)
     end
     if record.resumable then
       redis.call('ZADD', KEYS[3], stale[i + 1], id)

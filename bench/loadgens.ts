@@ -1,0 +1,102 @@
+/** The load generator processes that hold the broadcast scenario's SSE streams. */
+import { waitFor } from '../devSupport/waitFor';
+import http from 'node:http';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { forkScript, sleep, type Proc, type SpawnedRole } from './procs';
+import {
+  type FromLoadgen,
+  type LoadgenProgress,
+  type LoadgenReport,
+  type ToLoadgen,
+} from './protocol';
+import { postJson } from './sseStream';
+
+import { DIST_BENCH, now } from './common';
+
+export interface Loadgen {
+  proc: Proc;
+  progress: LoadgenProgress;
+  report?: LoadgenReport;
+  error?: string;
+}
+
+export function startLoadgens(count: number): Loadgen[] {
+  return Array.from({ length: count }, (_, i) => {
+    const proc = forkScript(`loadgen-${i + 1}`, path.join(DIST_BENCH, 'loadgen.js'));
+    const lg: Loadgen = {
+      proc,
+      progress: { type: 'progress', opened: 0, failed: 0, warm: 0, deliveries: 0 },
+    };
+    proc.child.on('message', (message: FromLoadgen) => {
+      if (message.type === 'progress') lg.progress = message;
+      else if (message.type === 'report') lg.report = message;
+      else lg.error = message.message;
+    });
+    return lg;
+  });
+}
+
+export function tell(lg: Loadgen, message: ToLoadgen): void {
+  lg.proc.child.send(message);
+}
+
+export function total(
+  loadgens: Loadgen[],
+  key: 'opened' | 'failed' | 'warm' | 'deliveries',
+): number {
+  let sum = 0;
+  for (const lg of loadgens) {
+    if (lg.error) throw new Error(`${lg.proc.name}: ${lg.error}`);
+    if (!lg.proc.isRunning()) throw new Error(`${lg.proc.name} exited:\n${lg.proc.output()}`);
+    sum += lg.progress[key];
+  }
+  return sum;
+}
+
+/**
+ * POSTs `count` broadcasts at `perSecond`, each with its send time in the message, and resolves
+ * once every POST answered: the statuses that were not 202, and when the last one was sent.
+ */
+export async function broadcast(
+  gateway: SpawnedRole,
+  token: string,
+  event: string,
+  count: number,
+  perSecond: number,
+): Promise<{ failures: string[]; lastSent: number }> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+  const url = `${gateway.url}/mcp/sse/broadcast`;
+  const interval = 1000 / perSecond;
+  const start = performance.now();
+  const posts: Array<Promise<string | undefined>> = [];
+  for (let seq = 0; seq < count; seq++) {
+    const due = start + seq * interval - performance.now();
+    if (due > 0) await sleep(due);
+    const message = {
+      type: event,
+      seq,
+      sentAt: now(),
+      result: { message: 'Server maintenance in 5 minutes', level: 'warning' },
+    };
+    posts.push(
+      postJson(agent, url, token, { message, filter: { tokenTypes: ['team'] } }).then(
+        (r) => (r.status === 202 ? undefined : `HTTP ${r.status} ${JSON.stringify(r.body)}`),
+        (err: unknown) => String(err),
+      ),
+    );
+  }
+  const lastSent = now();
+  const failures = (await Promise.all(posts)).filter((f): f is string => f !== undefined);
+  agent.destroy();
+  return { failures, lastSent };
+}
+
+export async function requestReports(loadgens: Loadgen[]): Promise<LoadgenReport[]> {
+  for (const lg of loadgens) {
+    lg.report = undefined;
+    tell(lg, { cmd: 'report' });
+  }
+  await waitFor(() => loadgens.every((lg) => lg.report), 10_000, 'load generator reports');
+  return loadgens.map((lg) => lg.report!);
+}

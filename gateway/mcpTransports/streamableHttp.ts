@@ -1,0 +1,367 @@
+import { randomUUID } from 'node:crypto';
+import { Router, type Request, type Response } from 'express';
+import type { Subscription } from '../../shared/engine/engine';
+import { ZERO_EVENT_ID, isEventId } from '../../shared/engine/eventId';
+import { errors } from '../../shared/errors';
+import {
+  DEFAULT_STREAMABLE_VERSION,
+  STANDALONE_STREAM,
+  STREAMABLE_PROTOCOL_VERSIONS,
+  mcpNames,
+  newRequestStreamId,
+  requestStreamReplies,
+} from '../../shared/mcpTransports';
+import { MCP_EVENTS } from '../../shared/protocol';
+import { truncate } from '../../shared/text';
+import type { TokenClaims } from '../../shared/types';
+import { admissionLimits } from '../admission';
+import { claimsOf } from '../middleware/auth';
+import { OriginPolicy, originGuard } from '../middleware/cors';
+import { guarded, jsonBody, requireReady } from '../routes/context';
+import { enqueueRequests, handleClientMessages } from './commands';
+import type { McpRouteContext } from './mcpContext';
+import {
+  accepts,
+  isRequest,
+  jsonRpcErrors,
+  parseMessages,
+  requireJsonContent,
+  type IncomingRequest,
+} from './protocol';
+import { StreamRelay } from './relay';
+import { acquireStandaloneLock } from './standaloneLock';
+import { McpSseStream } from './stream';
+
+const TOKEN_EXPIRED = 'token expired; reconnect with a new token';
+
+const SUPPORTED = new Set<string>(STREAMABLE_PROTOCOL_VERSIONS);
+/** Revisions whose clients expect a priming event (an id with empty data) on each stream. */
+const PRIMING_FROM = '2025-11-25';
+
+/**
+ * Streamable HTTP (MCP 2025-11-25, accepting 2025-06-18 and 2025-03-26 clients) at /mcp, with no
+ * sticky sessions: the session lives in the engine, each request's replies travel through a
+ * per-request stream topic (so any pod can resume it), workers run the calls.
+ *
+ * - POST: initialize creates a session (Mcp-Session-Id); requests get an SSE stream (or a JSON
+ *   body when the client accepts only JSON) carrying progress and the replies, then it ends;
+ *   notifications and responses get 202.
+ * - GET: the session's standalone stream (one per session, cluster-wide: 409 for a second while
+ *   the first one's pod runs), or with Last-Event-ID the replay of the stream that id belongs
+ *   to, then its live rest.
+ *
+ * Every SSE response is a stream in the connection registry (MAX_CONNECTIONS_PER_TOKEN, stats,
+ * token expiry at the cleanup sweep).
+ * - DELETE: ends the session everywhere.
+ */
+export function streamableHttpRoutes(ctx: McpRouteContext): Router {
+  const router = Router();
+  const common = [
+    originGuard(new OriginPolicy(ctx.config)),
+    ...guarded(ctx),
+    requireReady(ctx.engine),
+  ];
+
+  router.post('/mcp', ...common, requireJsonContent(), jsonBody(ctx.config), async (req, res) => {
+    const claims = claimsOf(res);
+    const accept = accepts(req);
+    if (!accept.sse && !accept.json) {
+      throw errors.notAcceptable('Accept must include application/json or text/event-stream');
+    }
+    const { messages, batch } = parseMessages(req.body);
+    const initialize = messages.find((m) => m.method === 'initialize');
+    if (initialize) {
+      if (messages.length > 1 || !isRequest(initialize)) {
+        throw errors.badRequest('initialize must be sent alone, as a request');
+      }
+      const params = { ...(initialize.params ?? {}) };
+      // Offer our newest revision to a client asking for one we do not serve over /mcp.
+      if (!SUPPORTED.has(String(params.protocolVersion))) {
+        params.protocolVersion = STREAMABLE_PROTOCOL_VERSIONS[0];
+      }
+      const sessionId = await ctx.sessions.create(claims, 'streamable-http');
+      await answerRequests(ctx, req, res, {
+        claims,
+        sessionId,
+        version: String(params.protocolVersion),
+        requests: [{ ...initialize, params }],
+        batch: false,
+        sse: accept.sse,
+      });
+      return;
+    }
+    const { sessionId } = await ctx.sessions.fromHeader(req, claims);
+    const version = protocolVersionOf(req);
+    await handleClientMessages(ctx.engine, sessionId, messages, ctx.config.eventMaxBytes);
+    const requests = messages.filter(isRequest);
+    if (requests.length === 0) {
+      res.status(202).end();
+      return;
+    }
+    await answerRequests(ctx, req, res, {
+      claims,
+      sessionId,
+      version,
+      requests,
+      batch,
+      sse: accept.sse,
+    });
+  });
+
+  router.get('/mcp', ...common, async (req, res) => {
+    const claims = claimsOf(res);
+    if (!accepts(req).sse) throw errors.notAcceptable('Accept must include text/event-stream');
+    // A draining pod opens no new streams: the client retries on another pod.
+    if (ctx.drain.active) throw errors.unavailable('This gateway is shutting down');
+    const { sessionId } = await ctx.sessions.fromHeader(req, claims);
+    const version = protocolVersionOf(req);
+    const lastEventId = req.get('last-event-id');
+    if (lastEventId === undefined || lastEventId === '') {
+      await openStandaloneStream(ctx, req, res, claims, sessionId, version);
+      return;
+    }
+    const sep = lastEventId.indexOf('_');
+    const streamId = sep > 0 ? lastEventId.slice(0, sep) : '';
+    const afterId = lastEventId.slice(sep + 1);
+    if (sep < 0 || !isEventId(afterId)) throw errors.badRequest('Invalid Last-Event-ID');
+    if (streamId === STANDALONE_STREAM) {
+      await openStandaloneStream(ctx, req, res, claims, sessionId, version, afterId);
+      return;
+    }
+    const replies = requestStreamReplies(streamId);
+    if (replies === undefined) throw errors.badRequest('Invalid Last-Event-ID');
+    await resumeRequestStream(ctx, req, res, claims, sessionId, streamId, replies, afterId);
+  });
+
+  router.delete('/mcp', ...common, async (req, res) => {
+    const claims = claimsOf(res);
+    const { sessionId } = await ctx.sessions.fromHeader(req, claims);
+    protocolVersionOf(req);
+    await ctx.sessions.end(sessionId);
+    res.status(200).end();
+  });
+
+  router.all('/mcp', (_req, res) => {
+    res.set('Allow', 'GET, POST, DELETE').status(405);
+    res.json({ jsonrpc: '2.0', error: { code: -32000, message: 'Method not allowed' }, id: null });
+  });
+
+  router.use(jsonRpcErrors(['/mcp']));
+  return router;
+}
+
+/** The request's MCP-Protocol-Version (the spec's default when absent); 400 when unsupported. */
+function protocolVersionOf(req: Request): string {
+  const version = req.get('mcp-protocol-version');
+  if (version === undefined) return DEFAULT_STREAMABLE_VERSION;
+  if (!SUPPORTED.has(version)) {
+    throw errors.badRequest(
+      `Unsupported MCP-Protocol-Version: ${truncate(version)} (supported: ${STREAMABLE_PROTOCOL_VERSIONS.join(', ')})`,
+    );
+  }
+  return version;
+}
+
+interface RequestBatch {
+  claims: TokenClaims;
+  sessionId: string;
+  version: string;
+  requests: IncomingRequest[];
+  batch: boolean;
+  sse: boolean;
+}
+
+/**
+ * Subscribes to a new request stream's topic first, then queues the requests, then relays the
+ * stream's messages: as SSE events with ids `<streamId>_<entryId>`, or gathered into one JSON
+ * body. The worker writes them to the topic's history too, so the stream can be resumed on any
+ * pod with a GET and Last-Event-ID if this pod dies.
+ */
+async function answerRequests(
+  ctx: McpRouteContext,
+  req: Request,
+  res: Response,
+  batch: RequestBatch,
+): Promise<void> {
+  const { sessionId, requests } = batch;
+  const streamId = newRequestStreamId(requests.length);
+  const topic = mcpNames.streamTopic(sessionId, streamId);
+  const enqueue = () =>
+    enqueueRequests(
+      ctx.engine,
+      ctx.metrics,
+      admissionLimits(ctx.config),
+      batch.claims,
+      sessionId,
+      streamId,
+      requests,
+    );
+
+  if (!batch.sse) {
+    const replies: string[] = [];
+    const held: { subscription?: Subscription } = {};
+    const relay = new StreamRelay(
+      {
+        message: (_id, data, kind) => {
+          if (kind === MCP_EVENTS.response) replies.push(data);
+        },
+        done: () => {
+          void held.subscription?.close();
+          // A JSON body cannot be resumed: once the replies are in, the history has served.
+          ctx.sessions.streamSpent(sessionId, streamId);
+          if (res.writableEnded || res.destroyed) return;
+          res.set('Mcp-Session-Id', sessionId);
+          if (replies.length === 0) res.status(202).end();
+          else
+            res
+              .status(200)
+              .type('application/json')
+              .send(batch.batch ? `[${replies.join(',')}]` : replies[0]);
+        },
+      },
+      requests.length,
+    );
+    held.subscription = await ctx.engine.subscribe([topic], relay.listener);
+    res.once('close', () => void held.subscription?.close());
+    try {
+      await enqueue();
+    } catch (err) {
+      void held.subscription.close();
+      throw err;
+    }
+    return;
+  }
+
+  const stream = new McpSseStream(req, res, 'request', ctx.config.sendQueueMaxBytes);
+  // The stream opens only once the requests are admitted (a refusal still gets its HTTP status);
+  // what a fast worker sends before that waits here, in order.
+  let early: (() => void)[] | undefined = [];
+  const later = (write: () => void) => (early ? early.push(write) : write());
+  const relay = new StreamRelay(
+    {
+      message: (entryId, data) =>
+        later(() => stream.event(`${streamId}_${entryId}`, 'message', data)),
+      done: () =>
+        later(() => {
+          stream.end();
+          ctx.sessions.streamSpent(sessionId, streamId);
+        }),
+    },
+    requests.length,
+  );
+  // Registered (per-token stream limit) and subscribed first; released when the response closes,
+  // a refusal's included.
+  await subscribeStream(ctx, batch.claims, stream, topic, relay);
+  await enqueue();
+  if (stream.closed) return; // the client left meanwhile; the replies wait in the topic's history
+  stream.open(ctx.metrics, { 'Mcp-Session-Id': sessionId });
+  if (batch.version >= PRIMING_FROM) stream.prime(`${streamId}_${ZERO_EVENT_ID}`);
+  ctx.keeper.add(stream);
+  const waiting = early;
+  early = undefined;
+  for (const write of waiting) write();
+}
+
+/** A GET with a request stream's Last-Event-ID: what that stream missed, then its live rest. */
+async function resumeRequestStream(
+  ctx: McpRouteContext,
+  req: Request,
+  res: Response,
+  claims: TokenClaims,
+  sessionId: string,
+  streamId: string,
+  replies: number,
+  afterId: string,
+): Promise<void> {
+  const topic = mcpNames.streamTopic(sessionId, streamId);
+  const stream = new McpSseStream(req, res, 'request', ctx.config.sendQueueMaxBytes);
+  const relay = new StreamRelay(
+    {
+      message: (entryId, data) => stream.event(`${streamId}_${entryId}`, 'message', data),
+      done: () => {
+        stream.end();
+        ctx.sessions.streamSpent(sessionId, streamId);
+      },
+    },
+    replies,
+    afterId,
+  );
+  await subscribeStream(ctx, claims, stream, topic, relay);
+  stream.open(ctx.metrics, { 'Mcp-Session-Id': sessionId });
+  ctx.keeper.add(stream);
+  await relay.replay(ctx.engine, topic);
+}
+
+/**
+ * Lists the stream in the registry (429 over the per-token limit) and subscribes its relay to
+ * the topic, both before the response starts; both are released when the stream closes.
+ */
+async function subscribeStream(
+  ctx: McpRouteContext,
+  claims: TokenClaims,
+  stream: McpSseStream,
+  topic: string,
+  relay: StreamRelay,
+): Promise<void> {
+  const tracked = await ctx.hub.track(claims, 'streamable-http', randomUUID(), () =>
+    stream.endWith(TOKEN_EXPIRED),
+  );
+  let subscription: Subscription;
+  try {
+    subscription = await ctx.engine.subscribe([topic], relay.listener);
+  } catch (err) {
+    await tracked.release();
+    throw err;
+  }
+  stream.onClose(() => Promise.allSettled([subscription.close(), tracked.release()]));
+}
+
+/**
+ * The session's standalone stream for server-initiated messages. One per session across the
+ * cluster: a lock in the engine naming this pod, refreshed each keep-alive tick and released
+ * (awaited on shutdown) on close; a second GET gets 409 while this pod runs, and takes the lock
+ * over once this pod stopped (see standaloneLock.ts). A resume with Last-Event-ID replays what
+ * the stream missed meanwhile from its topic's history, so nothing is lost or repeated.
+ */
+async function openStandaloneStream(
+  ctx: McpRouteContext,
+  req: Request,
+  res: Response,
+  claims: TokenClaims,
+  sessionId: string,
+  version: string,
+  afterId?: string,
+): Promise<void> {
+  const lock = await acquireStandaloneLock(ctx.engine.kv, ctx.liveness, sessionId, ctx.lockTtlMs);
+  const topic = mcpNames.streamTopic(sessionId, STANDALONE_STREAM);
+  const stream = new McpSseStream(req, res, 'session', ctx.config.sendQueueMaxBytes);
+  const relay = new StreamRelay(
+    {
+      message: (entryId, data) => stream.event(`${STANDALONE_STREAM}_${entryId}`, 'message', data),
+      done: () => stream.end(),
+    },
+    Infinity,
+    afterId,
+  );
+  try {
+    await subscribeStream(ctx, claims, stream, topic, relay);
+  } catch (err) {
+    await lock.release().catch(() => undefined);
+    throw err;
+  }
+  stream.onClose(() => lock.release());
+  stream.onTick = () => {
+    // Taken over (this pod was presumed dead): the client already reads another stream.
+    lock.refresh().then(
+      (ours) => ours || stream.end(),
+      () => undefined,
+    );
+    ctx.sessions.touch(sessionId).catch(() => undefined);
+  };
+  stream.open(ctx.metrics, { 'Mcp-Session-Id': sessionId });
+  if (afterId === undefined && version >= PRIMING_FROM) {
+    stream.prime(`${STANDALONE_STREAM}_${ZERO_EVENT_ID}`);
+  }
+  ctx.keeper.add(stream);
+  if (afterId !== undefined) await relay.replay(ctx.engine, topic);
+}

@@ -1,0 +1,158 @@
+import type { Engine } from '../../shared/engine/engine';
+import type { Logger } from '../../shared/logger';
+import type { Metrics } from '../../shared/metrics';
+import { SEED_EVENTS, progressRequestId, seedWireEvent } from '../../shared/protocol';
+import type { EngineEvent } from '../../shared/engine/engine';
+import { OVERFLOW, type SseConnection } from './connection';
+import type { ParsedEventId } from './cursor';
+import { eventBody } from './frame';
+import { readMissed, type Replay } from './replay';
+
+export interface ResumeHandshakeDeps {
+  engine: Pick<Engine, 'readHistory'>;
+  logger: Logger;
+  metrics: Metrics;
+  /** The connection's send queue overflowed (a slow consumer): the hub closes it. */
+  onOverflow: (conn: SseConnection) => void;
+  /** Catching up failed: the hub closes the stream so that the client resumes. */
+  onCatchUpFailed: (conn: SseConnection) => void;
+}
+
+/**
+ * The first events of a stream and the replays: the welcome of a new connection, the
+ * `connection-status` of a resume and the missed events after its cursor (at the socket's
+ * pace, live events held meanwhile), and the catch-up of open streams after Redis came back.
+ */
+export class ResumeHandshake {
+  constructor(private readonly deps: ResumeHandshakeDeps) {}
+
+  /** Reads what a resumed connection missed since its cursor. */
+  readMissed(conn: SseConnection, from: ParsedEventId['cursor']): Promise<Replay> {
+    return readMissed(this.deps.engine, conn, from);
+  }
+
+  /**
+   * Opens the stream with its first events. A resumed connection with history gets `resumed`
+   * (and `history-lost` when some is gone) and returns the replay still to write; a new one (or
+   * one whose resume window passed) gets its welcome, and nothing is left to replay.
+   */
+  open(
+    conn: SseConnection,
+    resumeFrom: ParsedEventId | undefined,
+    history: Replay | undefined,
+  ): Replay | undefined {
+    const id = conn.connectionId;
+    if (!history) {
+      const first = [welcomeBody(conn)];
+      if (resumeFrom) {
+        first.unshift(
+          statusBody(id, 'history-lost', 'The connection to resume is gone; this is a new one', {
+            resumedFrom: resumeFrom.connectionId,
+          }),
+        );
+      }
+      if (conn.open(first) === OVERFLOW) this.deps.onOverflow(conn);
+      return undefined;
+    }
+    const first = [
+      statusBody(id, 'resumed', 'Connection resumed; replaying missed events', {
+        missed: history.events.length,
+      }),
+    ];
+    if (history.truncated) {
+      first.unshift(
+        statusBody(id, 'history-lost', 'Some missed events are older than the kept history'),
+      );
+    }
+    conn.open(first, true);
+    return history;
+  }
+
+  /**
+   * Writes a replay at the socket's pace (waiting for it to drain whenever it is backed up, so
+   * the replay never overflows the send queue), then the live events held meanwhile.
+   */
+  async writeReplay(conn: SseConnection, history: Replay): Promise<void> {
+    let count = 0;
+    let bytes = 0;
+    for (const { fromTypeTopic, ev } of history.events) {
+      if (conn.isClosed) return;
+      const written = conn.replay(fromTypeTopic, ev.id, ...connectionEventFrame(ev));
+      if (written > 0) {
+        count++;
+        bytes += written;
+      }
+      if (conn.isBlocked) await conn.drained();
+    }
+    this.deps.metrics.eventsWritten.inc({ event: 'replay' }, count);
+    this.deps.metrics.eventBytesWritten.inc(bytes);
+    if (conn.isClosed) return;
+    if (conn.releaseHeld() === OVERFLOW) this.deps.onOverflow(conn);
+  }
+
+  /** After Redis came back: replays what an open stream missed while the subscriber was down. */
+  async catchUp(conn: SseConnection): Promise<void> {
+    if (conn.state !== 'open') return;
+    conn.hold();
+    try {
+      const history = await this.readMissed(conn, conn.position);
+      if (history.truncated && conn.state === 'open') {
+        conn.sendLocal(
+          statusBody(conn.connectionId, 'history-lost', 'Events were lost while Redis was down'),
+          false,
+        );
+      }
+      await this.writeReplay(conn, history);
+    } catch (err) {
+      this.deps.logger.warn('Catching up after a reconnect failed; closing the stream to resume', {
+        connectionId: conn.connectionId,
+        error: String(err),
+      });
+      this.deps.onCatchUpFailed(conn);
+    }
+  }
+}
+
+/**
+ * The SSE body of an event of a connection (or token-type) topic, and for progress the request
+ * it is about (the send queue coalesces queued progress per request).
+ */
+export function connectionEventFrame(ev: EngineEvent): [string, string | undefined] {
+  const body = eventBody(seedWireEvent(ev.event), ev.data);
+  const progressOf = ev.event === SEED_EVENTS.toolProgress ? progressRequestId(ev.data) : undefined;
+  return [body, progressOf];
+}
+
+/** The first event of a new connection: its id, for /mcp/sse/send. */
+function welcomeBody(conn: SseConnection): string {
+  return eventBody(
+    'mcp-notification',
+    JSON.stringify({
+      type: 'mcp-notification',
+      connectionId: conn.connectionId,
+      tokenType: conn.tokenType,
+      message: 'SSE connection established',
+      timestamp: new Date(conn.connectedAt).toISOString(),
+    }),
+  );
+}
+
+/** A `connection-status` event of this pod's own. */
+export function statusBody(
+  connectionId: string,
+  status: string,
+  message: string,
+  extra?: Record<string, unknown>,
+): string {
+  return eventBody(
+    'connection-status',
+    JSON.stringify({
+      type: 'connection-status',
+      status,
+      connectionId,
+      message,
+      ...extra,
+      timestamp: new Date().toISOString(),
+    }),
+  );
+}

@@ -1,0 +1,102 @@
+import { randomBytes } from 'node:crypto';
+
+/**
+ * What the gateway's MCP transports (gateway/mcpTransports) and the workers' per-session servers
+ * (worker/mcpTransports) agree on: session records, stream ids, topics and key names.
+ */
+
+/** Streamable HTTP revisions served at /mcp (newest first; the first is offered by default). */
+export const STREAMABLE_PROTOCOL_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26'] as const;
+/** Assumed when a Streamable HTTP request carries no MCP-Protocol-Version header (per spec). */
+export const DEFAULT_STREAMABLE_VERSION = '2025-03-26';
+
+export type McpTransportKind = 'streamable-http' | 'sse';
+
+/** A session as stored in the engine's key/value store, under sessionKey(id), sliding TTL. */
+export interface McpSessionRecord {
+  /** The token subject that created it: only that subject may use it. */
+  sub: string;
+  transport: McpTransportKind;
+  createdAt: number;
+  /** Set by the worker that answered `initialize`; replayed to rebuild the session elsewhere. */
+  init?: McpSessionInit;
+}
+
+export interface McpSessionInit {
+  protocolVersion: string;
+  capabilities: Record<string, unknown>;
+  clientInfo: Record<string, unknown>;
+}
+
+/** 128 random bits, hex: session ids. */
+export function newSessionId(): string {
+  return randomBytes(16).toString('hex');
+}
+
+const SESSION_ID = /^[0-9a-f]{32}$/;
+
+export function isSessionId(text: string): boolean {
+  return SESSION_ID.test(text);
+}
+
+/**
+ * Stream ids within a session. A POST's stream: 16 random hex digits, plus `n<count>` when the
+ * POST carried more than one request (so a resumed stream knows how many replies end it). The
+ * standalone GET stream is `get`, the legacy SSE stream `sse`. No stream id holds `_`, which
+ * separates it from the engine event id in the SSE `id:` (`<streamId>_<entryId>`).
+ */
+export const STANDALONE_STREAM = 'get';
+export const LEGACY_STREAM = 'sse';
+
+export function newRequestStreamId(requests: number): string {
+  const id = randomBytes(8).toString('hex');
+  return requests > 1 ? `${id}n${requests}` : id;
+}
+
+const REQUEST_STREAM = /^[0-9a-f]{16}(?:n(\d{1,4}))?$/;
+
+/** How many replies end a request stream, or undefined when `streamId` is not one. */
+export function requestStreamReplies(streamId: string): number | undefined {
+  const match = REQUEST_STREAM.exec(streamId);
+  if (!match) return undefined;
+  return match[1] ? Number(match[1]) : 1;
+}
+
+/**
+ * How long the history of a stream that served its purpose stays: a request stream whose
+ * replies were all delivered (kept briefly for a client whose connection broke as the last bytes
+ * went out), or any stream of an ended session (nothing can resume it). Not MCP_STREAM_TTL_S:
+ * a busy server would hold every reply of the last five minutes.
+ */
+export const SPENT_STREAM_TTL_MS = 10_000;
+
+/** Engine topics and key/value keys of the MCP transports. */
+export const mcpNames = {
+  /** The JSON-RPC messages of one stream of one session. */
+  streamTopic: (sessionId: string, streamId: string) => `mcp:${sessionId}:${streamId}`,
+  sessionKey: (sessionId: string) => `mcp:session:${sessionId}`,
+  /** The lock of a session's standalone GET stream (one per session, cluster-wide). */
+  standaloneLockKey: (sessionId: string) => `mcp:get-lock:${sessionId}`,
+  /**
+   * A server -> client request awaiting the client's response (its id on the wire), set by the
+   * worker that sent it; the gateway takes it (deletes it) to let one response through.
+   */
+  serverRequestKey: (sessionId: string, wireId: string) => `mcp:srv-req:${sessionId}:${wireId}`,
+  /** Present while the gateway pod runs (refreshed every second): may its locks be taken over. */
+  podAliveKey: (podId: string) => `mcp:pod-alive:${podId}`,
+};
+
+/** A `cancel` event: notifications/cancelled for a request of the session. */
+export interface McpCancel {
+  sessionId: string;
+  /** The client's JSON-RPC id of the request to cancel. */
+  requestId: string | number;
+  reason?: string;
+}
+
+/** A `client-response` event: the client's reply to a server -> client request. */
+export interface McpClientResponse {
+  sessionId: string;
+  /** The JSON-RPC response as the client sent it (its id: the one the worker put on the wire). */
+  message: { jsonrpc: '2.0'; id: string | number; result?: unknown; error?: unknown };
+}
