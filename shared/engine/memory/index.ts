@@ -4,15 +4,11 @@ import { exceedsBytes, truncate } from '../../text';
 import { assertPositiveTtl, validateByteLimits, validateHistoryOptions } from '../limits';
 import type { CommandEnvelope } from '../../types';
 import { assertOneToken } from '../admission';
+import { REGISTRY_PORT_METHODS, assemblePort } from '../assemble';
 import type {
   AdmissionLimits,
-  ClusterStats,
   CommandConsumer,
   CommandHandler,
-  ConnectionRecord,
-  RegisterOptions,
-  SweepOptions,
-  SweepResult,
   ConsumeOptions,
   DocumentStore,
   Engine,
@@ -20,6 +16,7 @@ import type {
   HistoryPage,
   KeyValueStore,
   PublishOptions,
+  RegistryPort,
   Subscription,
   WindowCounters,
 } from '../engine';
@@ -44,10 +41,15 @@ export interface MemoryEngineOptions {
   eventMaxBytes?: number;
 }
 
+// The registry port is its part's (assemblePort in the constructor), not a method here each.
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging, @typescript-eslint/no-empty-object-type
+export interface MemoryEngine extends RegistryPort {}
+
 /**
  * The single-process engine (the default): everything lives in this process's memory, with
  * the same observable semantics as the Redis engine, so test/contract runs against both.
  */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class MemoryEngine implements Engine {
   readonly kind = 'memory' as const;
   readonly store: DocumentStore = new MemoryDocumentStore();
@@ -59,7 +61,6 @@ export class MemoryEngine implements Engine {
   private readonly pubSub = new LocalPubSub();
   private readonly commands = new CommandQueue();
   private readonly processed: ExpiringSet;
-  private readonly connections = new ConnectionRegistry();
   private started = false;
   /** Set once consumers have stopped: from then on nothing new may be published or queued. */
   private closed = false;
@@ -73,6 +74,7 @@ export class MemoryEngine implements Engine {
     validateHistoryOptions(historyMaxLen, historyTtlS);
     this.events = new EventLog(historyMaxLen, historyTtlS * 1000, historyMaxBytes);
     this.processed = new ExpiringSet(historyTtlS * 1000);
+    assemblePort<RegistryPort>(this, new ConnectionRegistry(), REGISTRY_PORT_METHODS);
   }
 
   /** Topics whose history is held (for tests). */
@@ -161,36 +163,6 @@ export class MemoryEngine implements Engine {
 
   async lastEventId(topic: string): Promise<string> {
     return this.events.lastId(topic, Date.now());
-  }
-
-  // ---- registry ----
-
-  async registerConnection(record: ConnectionRecord, options?: RegisterOptions): Promise<boolean> {
-    return this.connections.register(record, Date.now(), options);
-  }
-
-  async markConnectionClosed(connectionId: string): Promise<void> {
-    this.connections.markClosed(connectionId, Date.now());
-  }
-
-  async unregisterConnection(connectionId: string): Promise<void> {
-    this.connections.remove(connectionId);
-  }
-
-  async getConnection(connectionId: string): Promise<ConnectionRecord | undefined> {
-    return this.connections.get(connectionId);
-  }
-
-  async touchConnections(connectionIds: string[]): Promise<string[]> {
-    return this.connections.touch(connectionIds, Date.now());
-  }
-
-  async sweepConnections(options: SweepOptions): Promise<SweepResult> {
-    return this.connections.sweep(options, Date.now());
-  }
-
-  async clusterStats(): Promise<ClusterStats> {
-    return this.connections.stats();
   }
 
   // ---- lifecycle ----

@@ -5,15 +5,11 @@ import type { Logger } from '../../logger';
 import type { Metrics } from '../../metrics';
 import type { CommandEnvelope } from '../../types';
 import { assertOneToken } from '../admission';
+import { REGISTRY_PORT_METHODS, assemblePort } from '../assemble';
 import type {
   AdmissionLimits,
-  ClusterStats,
   CommandConsumer,
   CommandHandler,
-  ConnectionRecord,
-  RegisterOptions,
-  SweepOptions,
-  SweepResult,
   ConsumeOptions,
   DocumentStore,
   Engine,
@@ -21,6 +17,7 @@ import type {
   HistoryPage,
   KeyValueStore,
   PublishOptions,
+  RegistryPort,
   Subscription,
   WindowCounters,
 } from '../engine';
@@ -71,11 +68,16 @@ export interface RedisEngineOptions {
 
 const DEFAULT_START_TIMEOUT_MS = 30_000;
 
+// The registry port is its part's (assemblePort in the constructor), not a method here each.
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging, @typescript-eslint/no-empty-object-type
+export interface RedisEngine extends RegistryPort {}
+
 /**
  * The engine for many pods sharing one Redis. Connections: one for commands (auto-pipelined
  * normal traffic and Lua scripts), one in subscriber mode for every subscription of this
  * process, and one per command consumer for its blocking XREADGROUP. Key layout: keys.ts.
  */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class RedisEngine implements Engine {
   readonly kind = 'redis' as const;
   readonly store: DocumentStore;
@@ -88,7 +90,6 @@ export class RedisEngine implements Engine {
   private readonly subscriber: Subscriber;
   private readonly queue: CommandQueue;
   private readonly events: EventLog;
-  private readonly registry: ConnectionRegistry;
   private readonly consumers = new Set<RedisCommandConsumer>();
   private readonly keys: RedisKeys;
   private readonly startTimeoutMs: number;
@@ -121,7 +122,11 @@ export class RedisEngine implements Engine {
       historyMaxBytes,
       eventMaxBytes,
     );
-    this.registry = new ConnectionRegistry(this.commands, this.keys);
+    assemblePort<RegistryPort>(
+      this,
+      new ConnectionRegistry(this.commands, this.keys),
+      REGISTRY_PORT_METHODS,
+    );
     this.store = new RedisDocumentStore(this.commands, this.keys);
     this.kv = new RedisKeyValueStore(this.commands, this.keys);
     this.counters = new RedisWindowCounters(this.commands, this.keys);
@@ -259,36 +264,6 @@ export class RedisEngine implements Engine {
 
   lastEventId(topic: string): Promise<string> {
     return this.events.lastEventId(topic);
-  }
-
-  // ---- registry ----
-
-  registerConnection(record: ConnectionRecord, options?: RegisterOptions): Promise<boolean> {
-    return this.registry.register(record, options);
-  }
-
-  markConnectionClosed(connectionId: string): Promise<void> {
-    return this.registry.release(connectionId, true);
-  }
-
-  unregisterConnection(connectionId: string): Promise<void> {
-    return this.registry.release(connectionId, false);
-  }
-
-  getConnection(connectionId: string): Promise<ConnectionRecord | undefined> {
-    return this.registry.get(connectionId);
-  }
-
-  touchConnections(connectionIds: string[]): Promise<string[]> {
-    return this.registry.touch(connectionIds);
-  }
-
-  sweepConnections(options: SweepOptions): Promise<SweepResult> {
-    return this.registry.sweep(options);
-  }
-
-  clusterStats(): Promise<ClusterStats> {
-    return this.registry.stats();
   }
 
   // ---- lifecycle ----
