@@ -1,10 +1,28 @@
-import type { RegistryPort } from './engine';
+import type { CommandPort, EventPort, RegistryPort } from './engine';
+
+/** The ports an engine takes from its parts (lifecycle is its own; store, kv, counters are fields). */
+export type AssembledPorts = CommandPort & EventPort & RegistryPort;
 
 /**
- * The registry port's methods, as a record of its keys: TypeScript refuses this record when a
- * method is added to the port and not here, so every engine gets every method.
+ * Each port's methods, as records of its keys: TypeScript refuses a record when a method is
+ * added to the port and not here, so every engine gets every method.
  */
-export const REGISTRY_PORT_METHODS: Record<keyof RegistryPort, true> = {
+const COMMAND_PORT_METHODS: Record<keyof CommandPort, true> = {
+  enqueueCommand: true,
+  enqueueCommands: true,
+  consumeCommands: true,
+  markProcessed: true,
+  isProcessed: true,
+  commandBacklog: true,
+};
+const EVENT_PORT_METHODS: Record<keyof EventPort, true> = {
+  publish: true,
+  capHistoryTtl: true,
+  subscribe: true,
+  readHistory: true,
+  lastEventId: true,
+};
+const REGISTRY_PORT_METHODS: Record<keyof RegistryPort, true> = {
   registerConnection: true,
   markConnectionClosed: true,
   unregisterConnection: true,
@@ -15,14 +33,20 @@ export const REGISTRY_PORT_METHODS: Record<keyof RegistryPort, true> = {
 };
 
 /**
- * Makes `engine` answer each of a port's methods from `part`, the object that implements the
- * port (bound to it): an engine is its parts assembled, with no forwarding method per call.
+ * Makes `engine` answer every method of the command, event and registry ports from the part
+ * that implements it (bound to that part): an engine is its parts assembled, with no
+ * forwarding method per call.
  */
-export function assemblePort<P extends object>(
-  engine: P,
-  part: P,
-  methods: Record<keyof P, true>,
+export function assemblePorts(
+  engine: AssembledPorts,
+  parts: { commands: CommandPort; events: EventPort; registry: RegistryPort },
 ): void {
+  assemblePort<CommandPort>(engine, parts.commands, COMMAND_PORT_METHODS);
+  assemblePort<EventPort>(engine, parts.events, EVENT_PORT_METHODS);
+  assemblePort<RegistryPort>(engine, parts.registry, REGISTRY_PORT_METHODS);
+}
+
+function assemblePort<P extends object>(engine: P, part: P, methods: Record<keyof P, true>): void {
   for (const name of Object.keys(methods) as (keyof P)[]) {
     const method = part[name] as (...args: unknown[]) => unknown;
     engine[name] = method.bind(part) as P[keyof P];
