@@ -12,11 +12,11 @@ import type {
 import { EngineGate } from '../gate';
 import { validateByteLimits, validateHistoryOptions } from '../limits';
 import { CommandQueue } from './commandQueue';
-import { MemoryCommands } from './commands';
+import { memoryCommandPort } from './commands';
 import { ConnectionRegistry } from './connectionRegistry';
 import { MemoryDocumentStore } from './documentStore';
 import { EventLog } from './eventLog';
-import { MemoryEvents } from './events';
+import { memoryEventPort } from './events';
 import { ExpiringSet } from './expiringSet';
 import { MemoryKeyValueStore } from './keyValueStore';
 import { LocalPubSub } from './pubSub';
@@ -64,8 +64,8 @@ export class MemoryEngine implements Engine {
     this.log = new EventLog(historyMaxLen, historyTtlS * 1000, historyMaxBytes);
     const processed = new ExpiringSet(historyTtlS * 1000);
     assemblePorts(this, {
-      commands: new MemoryCommands(this.queue, processed, this.gate),
-      events: new MemoryEvents(this.log, this.pubSub, processed, eventMaxBytes, this.gate),
+      commands: memoryCommandPort(this.queue, processed, this.gate),
+      events: memoryEventPort(this.log, this.pubSub, processed, eventMaxBytes, this.gate),
       registry: new ConnectionRegistry(),
     });
   }

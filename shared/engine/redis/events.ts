@@ -1,11 +1,5 @@
-import type {
-  EventListener,
-  EventPort,
-  HistoryPage,
-  PublishOptions,
-  Subscription,
-} from '../engine';
 import { engineErrors } from '../../errors';
+import type { EventPort } from '../engine';
 import type { EngineGate } from '../gate';
 import { assertPositiveTtl } from '../limits';
 import { unavailable } from './connections';
@@ -14,49 +8,39 @@ import type { RedisKeys } from './keys';
 import type { Subscriber } from './pubSub';
 
 /** The Redis engine's event port: each topic's history stream, and this process's subscriber. */
-export class RedisEvents implements EventPort {
-  constructor(
-    private readonly log: EventLog,
-    private readonly subscriber: Subscriber,
-    private readonly keys: RedisKeys,
-    private readonly gate: EngineGate,
-  ) {}
+export function redisEventPort(
+  log: EventLog,
+  subscriber: Subscriber,
+  keys: RedisKeys,
+  gate: EngineGate,
+): EventPort {
+  return {
+    publish(topic, event, data, options) {
+      if (gate.closed) return Promise.reject(engineErrors.unavailable('Engine is closed'));
+      const completes = options?.completesRequest;
+      const processedKey = completes && keys.processed(completes);
+      return log.publish(topic, event, data, processedKey, options?.historyTtlMs);
+    },
 
-  publish(topic: string, event: string, data: string, options?: PublishOptions): Promise<string> {
-    if (this.gate.closed) return Promise.reject(engineErrors.unavailable('Engine is closed'));
-    const completes = options?.completesRequest;
-    return this.log.publish(
-      topic,
-      event,
-      data,
-      completes && this.keys.processed(completes),
-      options?.historyTtlMs,
-    );
-  }
+    async capHistoryTtl(topic, ttlMs) {
+      if (ttlMs !== undefined) assertPositiveTtl(ttlMs);
+      try {
+        await log.capTtl(topic, ttlMs);
+      } catch (error) {
+        throw unavailable('History TTL not set', error);
+      }
+    },
 
-  async capHistoryTtl(topic: string, ttlMs?: number): Promise<void> {
-    if (ttlMs !== undefined) assertPositiveTtl(ttlMs);
-    try {
-      await this.log.capTtl(topic, ttlMs);
-    } catch (error) {
-      throw unavailable('History TTL not set', error);
-    }
-  }
+    async subscribe(topics, listener) {
+      gate.assertOpen();
+      try {
+        return await subscriber.subscribe(topics, listener);
+      } catch (error) {
+        throw unavailable('Subscription failed', error);
+      }
+    },
 
-  async subscribe(topics: string[], listener: EventListener): Promise<Subscription> {
-    this.gate.assertOpen();
-    try {
-      return await this.subscriber.subscribe(topics, listener);
-    } catch (error) {
-      throw unavailable('Subscription failed', error);
-    }
-  }
-
-  readHistory(topic: string, afterId: string, limit: number): Promise<HistoryPage> {
-    return this.log.readHistory(topic, afterId, limit);
-  }
-
-  lastEventId(topic: string): Promise<string> {
-    return this.log.lastEventId(topic);
-  }
+    readHistory: (topic, afterId, limit) => log.readHistory(topic, afterId, limit),
+    lastEventId: (topic) => log.lastEventId(topic),
+  };
 }

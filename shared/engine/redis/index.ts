@@ -16,7 +16,7 @@ import type {
 import { EngineGate } from '../gate';
 import { validateByteLimits, validateHistoryOptions } from '../limits';
 import { CommandQueue } from './commandQueue';
-import { RedisCommands } from './commands';
+import { type RedisCommandPort, redisCommandPort } from './commands';
 import { ConnectionRegistry } from './connectionRegistry';
 import {
   type ConnectionContext,
@@ -27,7 +27,7 @@ import {
 } from './connections';
 import { RedisDocumentStore } from './documentStore';
 import { EventLog } from './eventLog';
-import { RedisEvents } from './events';
+import { redisEventPort } from './events';
 import { RedisKeyValueStore } from './keyValueStore';
 import { type RedisKeys, redisKeys } from './keys';
 import { Subscriber } from './pubSub';
@@ -77,7 +77,7 @@ export class RedisEngine implements Engine {
   private readonly commands: ScriptedRedis;
   private readonly subscriberConnection: Redis;
   private readonly subscriber: Subscriber;
-  private readonly commandPort: RedisCommands;
+  private readonly commandPort: RedisCommandPort;
   private readonly keys: RedisKeys;
   private readonly startTimeoutMs: number;
   private readonly gate = new EngineGate();
@@ -107,9 +107,9 @@ export class RedisEngine implements Engine {
       historyMaxBytes,
       eventMaxBytes,
     );
-    this.commandPort = new RedisCommands({
+    this.commandPort = redisCommandPort({
       context: this.context,
-      commands: this.commands,
+      redis: this.commands,
       keys: this.keys,
       queue: new CommandQueue(this.commands, this.keys),
       processedTtlMs: historyTtlMs,
@@ -117,7 +117,7 @@ export class RedisEngine implements Engine {
     });
     assemblePorts(this, {
       commands: this.commandPort,
-      events: new RedisEvents(log, this.subscriber, this.keys, this.gate),
+      events: redisEventPort(log, this.subscriber, this.keys, this.gate),
       registry: new ConnectionRegistry(this.commands, this.keys),
     });
     this.store = new RedisDocumentStore(this.commands, this.keys);
