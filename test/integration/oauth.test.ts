@@ -13,6 +13,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { createPublicKey } from 'node:crypto';
 import jwt from 'jsonwebtoken';
+import { RPC_ERRORS } from '../../shared/protocol';
 import { startAuthServer, type AuthServer } from '../helpers/authServer';
 import { startCluster, type TestCluster } from '../helpers/cluster';
 import { freePort } from '../../devSupport/ports';
@@ -24,7 +25,7 @@ import { waitFor } from '../../devSupport/waitFor';
 const SECRET = 'oauth-cluster-secret-0123456789abcdef';
 /** Short, so that the rotation test waits little for the pods to fetch the JWKS again. */
 const JWKS_COOLDOWN_MS = 1000;
-const PERMISSION_DENIED = -32001;
+const PERMISSION_DENIED = RPC_ERRORS.permissionDenied;
 
 let as: AuthServer;
 let otherAs: AuthServer;
