@@ -3,10 +3,6 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 
 /**
- * Every setting the processes read, parsed once from the environment, typed and frozen.
- * README's environment table lists the same names and defaults.
- */
-/**
  * Secrets shipped in this repository for local try-outs (docker-compose.yml, the k8s dev
  * overlay): anyone can sign tokens with them, so a gateway using one says so loudly.
  */
@@ -105,8 +101,8 @@ const configSchema = envSchema.transform((e, ctx) => ({
   redisUrl: e.REDIS_URL,
   redisPrefix: e.REDIS_PREFIX,
   /**
-   * HS256 secret. Parsing makes none: with no static key, `npm start` makes one for its run
-   * and a gateway pod needs OAUTH_ISSUER (bin/lifecycle.ts).
+   * HS256 secret. Parsing makes none: without a static key `npm start` makes one for its run,
+   * and a gateway pod refuses to start unless OAUTH_ISSUER is set (bin/lifecycle.ts).
    */
   jwtSecret: e.JWT_SECRET,
   /** PEM public key for RS256/ES256 tokens. */
@@ -180,6 +176,10 @@ export type Config = z.output<typeof configSchema>;
 /** Access tokens of an external authorization server (OAUTH_ISSUER set). */
 export type OAuthConfig = NonNullable<Config['oauth']>;
 
+/**
+ * Every setting the processes read, parsed once from the environment, typed and frozen.
+ * README's environment table lists the same names and defaults.
+ */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
   const parsed = configSchema.safeParse(env);
   if (!parsed.success) {
