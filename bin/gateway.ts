@@ -5,11 +5,6 @@ import { runProcess } from './lifecycle';
 import { closeServer, listen } from './serve';
 
 runProcess('gateway', async ({ config, engine, logger, metrics }) => {
-  if (config.jwtSecretGenerated && !config.oauth) {
-    throw new Error(
-      'JWT_SECRET, JWT_PUBLIC_KEY or OAUTH_ISSUER is required: every pod must verify the same tokens',
-    );
-  }
   const verifier = createAccessTokenVerifier(config, logger);
   const gateway = createGatewayApp({ config, engine, logger, metrics, verifier });
   await gateway.start();

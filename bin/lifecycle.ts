@@ -26,11 +26,7 @@ export function runProcess(
   (async () => {
     const config = loadConfig();
     logger = createLogger(config.logLevel, { role, podId: config.podId });
-    if (role !== 'all' && !config.redisUrl) {
-      throw new Error(
-        `REDIS_URL is required for a ${role} process (use npm start for one process)`,
-      );
-    }
+    checkRoleConfig(role, config);
     const metrics = createMetrics(role);
     const engine = createEngine(config, logger, metrics);
     await engine.start();
@@ -40,6 +36,19 @@ export function runProcess(
       await engine.close();
     });
   })().catch((err: unknown) => exitOnStartupError(logger, err));
+}
+
+/** What a role cannot start without; checked before anything connects. */
+function checkRoleConfig(role: Role, config: Readonly<Config>): void {
+  if (role !== 'all' && !config.redisUrl) {
+    throw new Error(`REDIS_URL is required for a ${role} process (use npm start for one process)`);
+  }
+  // npm start makes a secret for its run (bin/start.ts); pods must all verify the same tokens.
+  if (role === 'gateway' && !config.jwtSecret && !config.jwtPublicKey && !config.oauth) {
+    throw new Error(
+      'JWT_SECRET, JWT_PUBLIC_KEY or OAUTH_ISSUER is required: every pod must verify the same tokens',
+    );
+  }
 }
 
 /**

@@ -1,7 +1,9 @@
 /**
  * `npm start`: gateway and worker in one process. Memory engine unless REDIS_URL is set.
- * Without JWT_SECRET a random secret is made and ready-to-paste tokens are printed.
+ * Without JWT_SECRET or JWT_PUBLIC_KEY a random secret is made for the run and ready-to-paste
+ * tokens are printed.
  */
+import { randomBytes } from 'node:crypto';
 import { createGatewayApp } from '../gateway/app';
 import { issueToken } from '../shared/auth';
 import { createWorker } from '../worker/worker';
@@ -9,7 +11,13 @@ import { createAccessTokenVerifier } from '../shared/oauth';
 import { runProcess } from './lifecycle';
 import { closeServer, listen } from './serve';
 
-runProcess('all', async ({ config, engine, logger, metrics }) => {
+runProcess('all', async ({ config: parsed, engine, logger, metrics }) => {
+  // No static key: a secret for this run, which signs the printed tokens (the config has none).
+  const generatedSecret =
+    parsed.jwtSecret || parsed.jwtPublicKey ? undefined : randomBytes(32).toString('hex');
+  const config = generatedSecret
+    ? Object.freeze({ ...parsed, jwtSecret: generatedSecret })
+    : parsed;
   const worker = createWorker({
     config,
     engine,
@@ -32,7 +40,6 @@ runProcess('all', async ({ config, engine, logger, metrics }) => {
     config.requestTimeoutMs,
   );
   logger.info('Started', { engine: engine.kind, port });
-  const generatedSecret = config.jwtSecretGenerated ? config.jwtSecret : undefined;
   printBanner(`http://localhost:${port}`, engine.kind, generatedSecret);
 
   // SIGTERM: drain the streams (see bin/gateway.ts), then let the worker finish its calls.

@@ -45,6 +45,18 @@ export function createTokenVerifier(keys: AuthKeys): TokenVerifier {
   };
 }
 
+/**
+ * The static verifier of a gateway with no static key (OAUTH_ISSUER alone): every static JWT is
+ * refused, for the reason a wrong key would give (malformed, else signature).
+ */
+export const noStaticKeyVerifier: TokenVerifier = {
+  verify(token: string): TokenClaims {
+    throw jwt.decode(token) === null
+      ? new AuthFailure('malformed', 'Invalid token')
+      : new AuthFailure('signature', 'Invalid token');
+  },
+};
+
 function staticFailure(err: unknown): AuthFailure {
   let reason: AuthFailureReason = 'signature';
   if (err instanceof jwt.TokenExpiredError) reason = 'expired';

@@ -1,11 +1,7 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 
-/**
- * Every setting the processes read, parsed once from the environment, typed and frozen.
- * README's environment table lists the same names and defaults.
- */
 /**
  * Secrets shipped in this repository for local try-outs (docker-compose.yml, the k8s dev
  * overlay): anyone can sign tokens with them, so a gateway using one says so loudly.
@@ -91,202 +87,173 @@ const OAUTH_ALLOWED_ALGORITHMS = [
   'EdDSA',
 ];
 
-/** Access tokens of an external authorization server (OAUTH_ISSUER set). */
-export interface OAuthConfig {
-  /** The authorization server's issuer URL: tokens whose `iss` is this are its tokens. */
-  issuer: string;
-  /** This gateway's resource URI: the `aud` its tokens must carry (RFC 8707). */
-  audience: string;
-  /** Unset: the jwks_uri of the issuer's metadata (RFC 8414 or OpenID discovery). */
-  jwksUrl?: string;
-  algorithms: string[];
-  /**
-   * Claims holding the scopes (each a space-separated string or a list), read together:
-   * `scope`; Entra: `scp` (delegated) and `roles` (app roles of client-credentials tokens).
-   */
-  scopeClaims: string[];
-  /** `<prefix>master`, `<prefix>team`, `<prefix>readonly` are the scopes of the token types. */
-  scopePrefix: string;
-  /** Claim holding a token's tool allow-list (a list or a space-separated string). */
-  toolsClaim: string;
-  clockToleranceS: number;
-  /** Least time between two JWKS fetches for an unknown `kid`. */
-  jwksCooldownMs: number;
-  /** The JWKS is fetched again after this long even without an unknown `kid`. */
-  jwksCacheMaxAgeMs: number;
-}
+type Env = z.output<typeof envSchema>;
+type Ctx = z.RefinementCtx;
 
-export interface Config {
-  port: number;
-  host: string;
+/**
+ * The environment as the settings the code reads: the names it uses, lists split, the bounds
+ * between settings checked. `Config` is its output type, so the two cannot drift apart.
+ */
+const configSchema = envSchema.transform((e, ctx) => ({
+  port: e.PORT,
+  host: e.HOST,
   /** Unset: the in-process memory engine. */
-  redisUrl?: string;
-  redisPrefix: string;
-  /** HS256 secret; when neither it nor jwtPublicKey is set, a random secret is made. */
-  jwtSecret?: string;
+  redisUrl: e.REDIS_URL,
+  redisPrefix: e.REDIS_PREFIX,
+  /**
+   * HS256 secret. Parsing makes none: without a static key `npm start` makes one for its run,
+   * and a gateway pod refuses to start unless OAUTH_ISSUER is set (bin/lifecycle.ts).
+   */
+  jwtSecret: e.JWT_SECRET,
   /** PEM public key for RS256/ES256 tokens. */
-  jwtPublicKey?: string;
-  /** True when jwtSecret was generated at start (npm start prints tokens then). */
-  jwtSecretGenerated: boolean;
+  jwtPublicKey: e.JWT_PUBLIC_KEY?.replace(/\\n/g, '\n'),
   /**
    * Cross-origin callers allowed besides same-origin ones and clients sending no Origin;
    * ['*'] allows every origin.
    */
-  allowedOrigins: string[];
-  heartbeatIntervalMs: number;
-  cleanupIntervalMs: number;
-  claimIdleMs: number;
-  maxDeliveries: number;
-  workerConcurrency: number;
-  maxBodyBytes: number;
+  allowedOrigins: Object.freeze(
+    e.ALLOWED_ORIGINS.split(',')
+      .map((o) => o.trim())
+      .filter(Boolean),
+  ) as string[],
+  heartbeatIntervalMs: e.HEARTBEAT_INTERVAL_MS,
+  cleanupIntervalMs: e.CLEANUP_INTERVAL_MS,
+  claimIdleMs: e.CLAIM_IDLE_MS,
+  maxDeliveries: e.MAX_DELIVERIES,
+  workerConcurrency: e.WORKER_CONCURRENCY,
+  maxBodyBytes: e.MAX_BODY_BYTES,
   /** Request bodies nesting arrays/objects deeper than this get 400. */
-  maxJsonDepth: number;
+  maxJsonDepth: e.MAX_JSON_DEPTH,
   /**
    * How long a client may take to send a request's headers and body (not a stream's life):
    * slow or stalled uploads are cut after it.
    */
-  requestTimeoutMs: number;
-  historyMaxLen: number;
+  requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+  historyMaxLen: e.HISTORY_MAXLEN,
   /** Bytes of event names and data kept per topic; the oldest events go first past it. */
-  historyMaxBytes: number;
-  historyTtlS: number;
+  historyMaxBytes: e.HISTORY_MAX_BYTES,
+  historyTtlS: e.HISTORY_TTL_S,
   /** A larger event (result, error, broadcast, client reply) is refused, never stored or sent. */
-  eventMaxBytes: number;
-  resumeGraceMs: number;
-  sendQueueMaxBytes: number;
-  sendQueueMaxEvents: number;
-  drainWindowMs: number;
-  rateLimitWindowMs: number;
-  rateLimitMax: number;
-  maxConnectionsPerToken: number;
-  logLevel: string;
+  eventMaxBytes: eventMaxBytesOf(e, ctx),
+  resumeGraceMs: e.RESUME_GRACE_MS,
+  sendQueueMaxBytes: e.SEND_QUEUE_MAX_BYTES,
+  sendQueueMaxEvents: e.SEND_QUEUE_MAX_EVENTS,
+  drainWindowMs: e.DRAIN_WINDOW_MS,
+  rateLimitWindowMs: e.RATE_LIMIT_WINDOW_MS,
+  rateLimitMax: e.RATE_LIMIT_MAX,
+  maxConnectionsPerToken: e.MAX_CONNECTIONS_PER_TOKEN,
+  logLevel: e.LOG_LEVEL,
   /** This process's id in logs, the registry and consumer groups. */
-  podId: string;
+  podId: e.POD_ID ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
   /**
    * Which proxies' X-Forwarded-For to believe for the client IP (logs, per-IP rate limits):
    * false (none), a hop count, or addresses/subnets (Express's `trust proxy`).
    */
-  trustProxy: boolean | number | string;
+  trustProxy: parseTrustProxy(e.TRUST_PROXY),
   /** An MCP session (Streamable HTTP or legacy SSE) ends after this long without a request. */
-  mcpSessionTtlS: number;
+  mcpSessionTtlS: e.MCP_SESSION_TTL_S,
   /** An MCP request stream stays resumable (Last-Event-ID) this long after its last message. */
-  mcpStreamTtlS: number;
+  mcpStreamTtlS: e.MCP_STREAM_TTL_S,
   /** Commands waiting or running in the shared queue; past it, new commands get 503. */
-  commandQueueMax: number;
+  commandQueueMax: e.COMMAND_QUEUE_MAX,
   /** Commands of one token (sub) queued or running, cluster-wide; past it, 429. */
-  maxInflightPerToken: number;
+  maxInflightPerToken: e.MAX_INFLIGHT_PER_TOKEN,
   /** Handler slots of one worker one token may hold (at most workerConcurrency - 1). */
-  workerSlotsPerToken: number;
+  workerSlotsPerToken: e.WORKER_SLOTS_PER_TOKEN,
   /** A request to a worker's MCP server (a tool call) running longer is cancelled. */
-  toolTimeoutMs: number;
+  toolTimeoutMs: e.TOOL_TIMEOUT_MS,
   /** Projects one token (sub) may create. */
-  backlogMaxProjectsPerToken: number;
+  backlogMaxProjectsPerToken: e.MAX_PROJECTS_PER_TOKEN,
   /** Actors, stories and features one token (sub) may create, together. */
-  backlogMaxItemsPerToken: number;
+  backlogMaxItemsPerToken: e.MAX_ITEMS_PER_TOKEN,
   /** Set when tokens of an external authorization server are accepted too. */
-  oauth?: OAuthConfig;
-}
+  oauth: oauthOf(e, ctx),
+}));
 
+/** Every setting the processes read (the output of the schema above). */
+export type Config = z.output<typeof configSchema>;
+
+/** Access tokens of an external authorization server (OAUTH_ISSUER set). */
+export type OAuthConfig = NonNullable<Config['oauth']>;
+
+/**
+ * Every setting the processes read, parsed once from the environment, typed and frozen.
+ * README's environment table lists the same names and defaults.
+ */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
-  const parsed = envSchema.safeParse(env);
+  const parsed = configSchema.safeParse(env);
   if (!parsed.success) {
-    const detail = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    const detail = parsed.error.issues
+      .map((i) => (i.path.length > 0 ? `${i.path.join('.')}: ${i.message}` : i.message))
+      .join('; ');
     throw new Error(`Invalid configuration: ${detail}`);
   }
-  const e = parsed.data;
-  // An event must fit its topic's history, and a socket's send queue with room to spare (else
-  // it could never be delivered). Unset, it is the default within both bounds.
-  const eventMaxBytesBound = Math.min(e.HISTORY_MAX_BYTES, Math.floor(e.SEND_QUEUE_MAX_BYTES / 2));
-  const eventMaxBytes = e.EVENT_MAX_BYTES ?? Math.min(DEFAULT_EVENT_MAX_BYTES, eventMaxBytesBound);
-  if (eventMaxBytes > eventMaxBytesBound) {
-    throw new Error(
-      'Invalid configuration: EVENT_MAX_BYTES must be at most HISTORY_MAX_BYTES and half of SEND_QUEUE_MAX_BYTES',
-    );
-  }
-  const jwtSecretGenerated = !e.JWT_SECRET && !e.JWT_PUBLIC_KEY;
-  const oauth = parseOAuth(e);
-  return Object.freeze({
-    port: e.PORT,
-    host: e.HOST,
-    redisUrl: e.REDIS_URL,
-    redisPrefix: e.REDIS_PREFIX,
-    jwtSecret: jwtSecretGenerated ? randomBytes(32).toString('hex') : e.JWT_SECRET,
-    jwtPublicKey: e.JWT_PUBLIC_KEY?.replace(/\\n/g, '\n'),
-    jwtSecretGenerated,
-    allowedOrigins: Object.freeze(
-      e.ALLOWED_ORIGINS.split(',')
-        .map((o) => o.trim())
-        .filter(Boolean),
-    ) as string[],
-    heartbeatIntervalMs: e.HEARTBEAT_INTERVAL_MS,
-    cleanupIntervalMs: e.CLEANUP_INTERVAL_MS,
-    claimIdleMs: e.CLAIM_IDLE_MS,
-    maxDeliveries: e.MAX_DELIVERIES,
-    workerConcurrency: e.WORKER_CONCURRENCY,
-    maxBodyBytes: e.MAX_BODY_BYTES,
-    maxJsonDepth: e.MAX_JSON_DEPTH,
-    requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
-    historyMaxLen: e.HISTORY_MAXLEN,
-    historyMaxBytes: e.HISTORY_MAX_BYTES,
-    historyTtlS: e.HISTORY_TTL_S,
-    eventMaxBytes,
-    resumeGraceMs: e.RESUME_GRACE_MS,
-    sendQueueMaxBytes: e.SEND_QUEUE_MAX_BYTES,
-    sendQueueMaxEvents: e.SEND_QUEUE_MAX_EVENTS,
-    drainWindowMs: e.DRAIN_WINDOW_MS,
-    rateLimitWindowMs: e.RATE_LIMIT_WINDOW_MS,
-    rateLimitMax: e.RATE_LIMIT_MAX,
-    maxConnectionsPerToken: e.MAX_CONNECTIONS_PER_TOKEN,
-    logLevel: e.LOG_LEVEL,
-    trustProxy: parseTrustProxy(e.TRUST_PROXY),
-    podId: e.POD_ID ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
-    mcpSessionTtlS: e.MCP_SESSION_TTL_S,
-    mcpStreamTtlS: e.MCP_STREAM_TTL_S,
-    commandQueueMax: e.COMMAND_QUEUE_MAX,
-    maxInflightPerToken: e.MAX_INFLIGHT_PER_TOKEN,
-    workerSlotsPerToken: e.WORKER_SLOTS_PER_TOKEN,
-    toolTimeoutMs: e.TOOL_TIMEOUT_MS,
-    backlogMaxProjectsPerToken: e.MAX_PROJECTS_PER_TOKEN,
-    backlogMaxItemsPerToken: e.MAX_ITEMS_PER_TOKEN,
-    ...(oauth ? { oauth: Object.freeze(oauth) } : {}),
-  });
+  return Object.freeze(parsed.data);
 }
 
-function parseOAuth(e: z.infer<typeof envSchema>): OAuthConfig | undefined {
+/**
+ * An event must fit its topic's history, and a socket's send queue with room to spare (else it
+ * could never be delivered). Unset, it is the default within both bounds.
+ */
+function eventMaxBytesOf(e: Env, ctx: Ctx): number {
+  const bound = Math.min(e.HISTORY_MAX_BYTES, Math.floor(e.SEND_QUEUE_MAX_BYTES / 2));
+  const eventMaxBytes = e.EVENT_MAX_BYTES ?? Math.min(DEFAULT_EVENT_MAX_BYTES, bound);
+  if (eventMaxBytes > bound) {
+    ctx.addIssue(
+      'EVENT_MAX_BYTES must be at most HISTORY_MAX_BYTES and half of SEND_QUEUE_MAX_BYTES',
+    );
+  }
+  return eventMaxBytes;
+}
+
+function oauthOf(e: Env, ctx: Ctx) {
   if (!e.OAUTH_ISSUER) {
     if (e.OAUTH_AUDIENCE || e.OAUTH_JWKS_URL) {
-      throw new Error('Invalid configuration: OAUTH_AUDIENCE and OAUTH_JWKS_URL need OAUTH_ISSUER');
+      ctx.addIssue('OAUTH_AUDIENCE and OAUTH_JWKS_URL need OAUTH_ISSUER');
     }
     return undefined;
   }
   if (!e.OAUTH_AUDIENCE) {
-    throw new Error(
-      "Invalid configuration: OAUTH_ISSUER needs OAUTH_AUDIENCE (this gateway's resource URI, e.g. https://mcp.example.com/mcp)",
+    ctx.addIssue(
+      "OAUTH_ISSUER needs OAUTH_AUDIENCE (this gateway's resource URI, e.g. https://mcp.example.com/mcp)",
     );
+    return undefined;
   }
   const algorithms = e.OAUTH_ALGORITHMS.split(',')
     .map((a) => a.trim())
     .filter(Boolean);
   const refused = algorithms.filter((a) => !OAUTH_ALLOWED_ALGORITHMS.includes(a));
   if (algorithms.length === 0 || refused.length > 0) {
-    throw new Error(
-      `Invalid configuration: OAUTH_ALGORITHMS must list some of ${OAUTH_ALLOWED_ALGORITHMS.join(', ')} (refused: ${refused.join(', ') || 'none given'})`,
+    ctx.addIssue(
+      `OAUTH_ALGORITHMS must list some of ${OAUTH_ALLOWED_ALGORITHMS.join(', ')} (refused: ${refused.join(', ') || 'none given'})`,
     );
+    return undefined;
   }
-  return {
+  return Object.freeze({
+    /** The authorization server's issuer URL: tokens whose `iss` is this are its tokens. */
     issuer: e.OAUTH_ISSUER,
+    /** This gateway's resource URI: the `aud` its tokens must carry (RFC 8707). */
     audience: e.OAUTH_AUDIENCE,
+    /** Unset: the jwks_uri of the issuer's metadata (RFC 8414 or OpenID discovery). */
     ...(e.OAUTH_JWKS_URL ? { jwksUrl: e.OAUTH_JWKS_URL } : {}),
     algorithms,
+    /**
+     * Claims holding the scopes (each a space-separated string or a list), read together:
+     * `scope`; Entra: `scp` (delegated) and `roles` (app roles of client-credentials tokens).
+     */
     scopeClaims: e.OAUTH_SCOPE_CLAIM.split(',')
       .map((c) => c.trim())
       .filter(Boolean),
+    /** `<prefix>master`, `<prefix>team`, `<prefix>readonly` are the scopes of the token types. */
     scopePrefix: e.OAUTH_SCOPE_PREFIX,
+    /** Claim holding a token's tool allow-list (a list or a space-separated string). */
     toolsClaim: e.OAUTH_TOOLS_CLAIM,
     clockToleranceS: e.OAUTH_CLOCK_TOLERANCE_S,
+    /** Least time between two JWKS fetches for an unknown `kid`. */
     jwksCooldownMs: e.OAUTH_JWKS_COOLDOWN_MS,
+    /** The JWKS is fetched again after this long even without an unknown `kid`. */
     jwksCacheMaxAgeMs: e.OAUTH_JWKS_MAX_AGE_MS,
-  };
+  });
 }
 
 /** '' or 'false': none; 'true': all; a number: that many hops; else a list of addresses. */

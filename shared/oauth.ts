@@ -1,6 +1,11 @@
 import { discoverAuthorizationServerMetadata } from '@modelcontextprotocol/sdk/client/auth.js';
 import { createRemoteJWKSet, decodeJwt, errors as jose, jwtVerify, type JWTPayload } from 'jose';
-import { createTokenVerifier, type AccessTokenVerifier, type TokenVerifier } from './auth';
+import {
+  createTokenVerifier,
+  noStaticKeyVerifier,
+  type AccessTokenVerifier,
+  type TokenVerifier,
+} from './auth';
 import type { Config, OAuthConfig } from './config';
 import { AuthFailure, errors } from './errors';
 import type { Logger } from './logger';
@@ -30,8 +35,10 @@ export function scopesOf(oauth: Pick<OAuthConfig, 'scopePrefix'>): Record<TokenT
  * JWKS, every other token as a static JWT, so both kinds work side by side.
  */
 export function createAccessTokenVerifier(config: Config, logger: Logger): AccessTokenVerifier {
-  const staticVerifier = createTokenVerifier(config);
-  if (!config.oauth) return staticVerifier;
+  if (!config.oauth) return createTokenVerifier(config);
+  // OAUTH_ISSUER alone (no static key): static JWTs are refused as a wrong key refuses them.
+  const staticVerifier =
+    config.jwtSecret || config.jwtPublicKey ? createTokenVerifier(config) : noStaticKeyVerifier;
   const oauthVerifier = new OAuthTokenVerifier(config.oauth, logger);
   const issuer = config.oauth.issuer;
   return {

@@ -3,7 +3,8 @@ import type { CommandEnvelope, TokenType } from '../types';
 /**
  * The one contract between the gateway, the worker and the bus that joins them, assembled from
  * small ports (lifecycle, commands, events, registry, documents, key-value, counters): a caller
- * takes the port it needs.
+ * takes the port it needs. Each engine is its parts assembled (assemble.ts binds each port's
+ * methods from the part implementing it).
  *
  * Two implementations: `memory` (one process, the default) and `redis` (many pods).
  * Everything engine-specific (keys, Lua, raw replies) stays inside the implementation;

@@ -128,6 +128,9 @@ test('a broadcast posted to B reaches every matching client on A and B, and only
 });
 
 test('/mcp/sse/stats on either gateway counts the connections of both', async () => {
+  // The streams of earlier tests (closed by afterEach) leave the count as their gateways see
+  // them close: counting from before that lands would be off by one.
+  await waitFor(async () => (await stats(gatewayA)).totalConnections === 0, 5000, 'no streams');
   const before = await stats(gatewayA);
   await connect(gatewayA, 'team');
   await connect(gatewayA, 'readonly');

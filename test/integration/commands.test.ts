@@ -99,3 +99,16 @@ test('gateway and worker roles refuse to start without REDIS_URL', async () => {
     expect(proc.output()).toContain('REDIS_URL is required');
   }
 });
+
+test('a gateway pod refuses to start without JWT_SECRET, JWT_PUBLIC_KEY or OAUTH_ISSUER', async () => {
+  // Checked before anything connects: nothing listens on this Redis port.
+  const proc = await spawnRole(
+    'gateway',
+    { REDIS_URL: 'redis://127.0.0.1:1' },
+    { waitReady: false },
+  );
+  expect(await proc.exited).toBe(1);
+  expect(proc.output()).toContain(
+    'JWT_SECRET, JWT_PUBLIC_KEY or OAUTH_ISSUER is required: every pod must verify the same tokens',
+  );
+});

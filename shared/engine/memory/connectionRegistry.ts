@@ -4,6 +4,7 @@ import {
   type ClusterStats,
   type ConnectionRecord,
   type RegisterOptions,
+  type RegistryPort,
   type StreamTransport,
   type SweepOptions,
   type SweepResult,
@@ -20,13 +21,16 @@ interface RegistryEntry {
  * they closed. Both maps are kept in time order (re-inserted on touch or close), so a sweep only
  * looks at the stale entries at their front. Open streams are counted per token `sub`.
  */
-export class ConnectionRegistry {
+export class ConnectionRegistry implements RegistryPort {
   private readonly open = new Map<string, RegistryEntry>();
   private readonly closed = new Map<string, RegistryEntry>();
   private readonly openBySub = new Map<string, number>();
 
-  /** Lists an open stream; false when its sub is at `maxPerToken` (see Engine.registerConnection). */
-  register(record: ConnectionRecord, now: number, options: RegisterOptions = {}): boolean {
+  /** Lists an open stream; false when its sub is at `maxPerToken` (see RegistryPort). */
+  async registerConnection(
+    record: ConnectionRecord,
+    options: RegisterOptions = {},
+  ): Promise<boolean> {
     const id = record.connectionId;
     const wasOpen = this.open.get(id);
     if (!wasOpen) {
@@ -39,19 +43,20 @@ export class ConnectionRegistry {
     }
     this.closed.delete(id);
     this.open.delete(id);
-    this.open.set(id, { record: { ...record }, at: now });
+    this.open.set(id, { record: { ...record }, at: Date.now() });
     return true;
   }
 
-  markClosed(connectionId: string, now: number): void {
+  async markConnectionClosed(connectionId: string): Promise<void> {
     const entry = this.open.get(connectionId);
     if (!entry) return;
     this.open.delete(connectionId);
     this.countSub(entry.record.sub, -1);
-    if (entry.record.resumable) this.closed.set(connectionId, { record: entry.record, at: now });
+    if (entry.record.resumable)
+      this.closed.set(connectionId, { record: entry.record, at: Date.now() });
   }
 
-  remove(connectionId: string): void {
+  async unregisterConnection(connectionId: string): Promise<void> {
     const entry = this.open.get(connectionId);
     if (entry) {
       this.open.delete(connectionId);
@@ -60,13 +65,14 @@ export class ConnectionRegistry {
     this.closed.delete(connectionId);
   }
 
-  get(connectionId: string): ConnectionRecord | undefined {
+  async getConnection(connectionId: string): Promise<ConnectionRecord | undefined> {
     const entry = this.open.get(connectionId) ?? this.closed.get(connectionId);
     return entry ? { ...entry.record } : undefined;
   }
 
   /** Refreshes open entries; other ids (unknown, or lapsed) are not re-created but returned. */
-  touch(connectionIds: string[], now: number): string[] {
+  async touchConnections(connectionIds: string[]): Promise<string[]> {
+    const now = Date.now();
     const unknown: string[] = [];
     for (const connectionId of connectionIds) {
       const entry = this.open.get(connectionId);
@@ -81,7 +87,8 @@ export class ConnectionRegistry {
     return unknown;
   }
 
-  sweep(options: SweepOptions, now: number): SweepResult {
+  async sweepConnections(options: SweepOptions): Promise<SweepResult> {
+    const now = Date.now();
     const lapsed: ConnectionRecord[] = [];
     const openCutoff = now - options.openStaleAfterMs;
     for (const [connectionId, entry] of this.open) {
@@ -102,7 +109,7 @@ export class ConnectionRegistry {
     return { lapsed, expired };
   }
 
-  stats(): ClusterStats {
+  async clusterStats(): Promise<ClusterStats> {
     const connectionsByType = zeroCounts(TOKEN_TYPES);
     const connectionsByTransport = zeroCounts(STREAM_TRANSPORTS);
     let oldest = Infinity;

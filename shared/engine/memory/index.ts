@@ -1,33 +1,22 @@
 import { DEFAULT_EVENT_MAX_BYTES, DEFAULT_HISTORY_MAX_BYTES } from '../../config';
-import { engineErrors } from '../../errors';
-import { exceedsBytes, truncate } from '../../text';
-import { assertPositiveTtl, validateByteLimits, validateHistoryOptions } from '../limits';
-import type { CommandEnvelope } from '../../types';
-import { assertOneToken } from '../admission';
+import { assemblePorts } from '../assemble';
 import type {
-  AdmissionLimits,
-  ClusterStats,
-  CommandConsumer,
-  CommandHandler,
-  ConnectionRecord,
-  RegisterOptions,
-  SweepOptions,
-  SweepResult,
-  ConsumeOptions,
+  CommandPort,
   DocumentStore,
   Engine,
-  EventListener,
-  HistoryPage,
+  EventPort,
   KeyValueStore,
-  PublishOptions,
-  Subscription,
+  RegistryPort,
   WindowCounters,
 } from '../engine';
-import { isEventId } from '../eventId';
+import { EngineGate } from '../gate';
+import { validateByteLimits, validateHistoryOptions } from '../limits';
 import { CommandQueue } from './commandQueue';
+import { memoryCommandPort } from './commands';
 import { ConnectionRegistry } from './connectionRegistry';
 import { MemoryDocumentStore } from './documentStore';
 import { EventLog } from './eventLog';
+import { memoryEventPort } from './events';
 import { ExpiringSet } from './expiringSet';
 import { MemoryKeyValueStore } from './keyValueStore';
 import { LocalPubSub } from './pubSub';
@@ -44,40 +33,46 @@ export interface MemoryEngineOptions {
   eventMaxBytes?: number;
 }
 
+// The command, event and registry ports are its parts' (assemblePorts), not methods here.
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+export interface MemoryEngine extends CommandPort, EventPort, RegistryPort {}
+
 /**
  * The single-process engine (the default): everything lives in this process's memory, with
  * the same observable semantics as the Redis engine, so test/contract runs against both.
  */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class MemoryEngine implements Engine {
   readonly kind = 'memory' as const;
   readonly store: DocumentStore = new MemoryDocumentStore();
   readonly kv: KeyValueStore = new MemoryKeyValueStore();
   readonly counters: WindowCounters = new MemoryWindowCounters();
 
-  private readonly events: EventLog;
-  private readonly eventMaxBytes: number;
+  private readonly log: EventLog;
   private readonly pubSub = new LocalPubSub();
-  private readonly commands = new CommandQueue();
-  private readonly processed: ExpiringSet;
-  private readonly connections = new ConnectionRegistry();
+  private readonly queue = new CommandQueue();
+  private readonly gate = new EngineGate();
   private started = false;
-  /** Set once consumers have stopped: from then on nothing new may be published or queued. */
-  private closed = false;
   private closing?: Promise<void>;
 
   constructor(options: MemoryEngineOptions) {
     const { historyMaxLen, historyTtlS } = options;
     const historyMaxBytes = options.historyMaxBytes ?? DEFAULT_HISTORY_MAX_BYTES;
-    this.eventMaxBytes = options.eventMaxBytes ?? DEFAULT_EVENT_MAX_BYTES;
-    validateByteLimits(historyMaxBytes, this.eventMaxBytes);
+    const eventMaxBytes = options.eventMaxBytes ?? DEFAULT_EVENT_MAX_BYTES;
+    validateByteLimits(historyMaxBytes, eventMaxBytes);
     validateHistoryOptions(historyMaxLen, historyTtlS);
-    this.events = new EventLog(historyMaxLen, historyTtlS * 1000, historyMaxBytes);
-    this.processed = new ExpiringSet(historyTtlS * 1000);
+    this.log = new EventLog(historyMaxLen, historyTtlS * 1000, historyMaxBytes);
+    const processed = new ExpiringSet(historyTtlS * 1000);
+    assemblePorts(this, {
+      commands: memoryCommandPort(this.queue, processed, this.gate),
+      events: memoryEventPort(this.log, this.pubSub, processed, eventMaxBytes, this.gate),
+      registry: new ConnectionRegistry(),
+    });
   }
 
   /** Topics whose history is held (for tests). */
   get topicCount(): number {
-    return this.events.topicCount;
+    return this.log.topicCount;
   }
 
   async start(): Promise<void> {
@@ -92,117 +87,17 @@ export class MemoryEngine implements Engine {
   onReconnect(_listener: () => void): void {}
 
   close(): Promise<void> {
-    if (!this.closing) this.closing = this.shutdown();
+    if (!this.closing) {
+      this.gate.closing = true;
+      this.closing = this.shutdown();
+    }
     return this.closing;
   }
 
-  // ---- commands ----
-
-  async enqueueCommand(command: CommandEnvelope, limits?: AdmissionLimits): Promise<void> {
-    return this.enqueueCommands([command], limits);
-  }
-
-  async enqueueCommands(commands: CommandEnvelope[], limits?: AdmissionLimits): Promise<void> {
-    this.assertOpen();
-    assertOneToken(commands);
-    this.commands.enqueue(commands, limits);
-  }
-
-  consumeCommands(handler: CommandHandler, options: ConsumeOptions): CommandConsumer {
-    // Refused as soon as close() begins: it would otherwise start a consumer close() never stops.
-    if (this.closing) throw engineErrors.unavailable('Engine is closed');
-    return this.commands.consume(handler, options);
-  }
-
-  async markProcessed(requestId: string): Promise<void> {
-    this.processed.add(requestId, Date.now());
-  }
-
-  async isProcessed(requestId: string): Promise<boolean> {
-    return this.processed.has(requestId, Date.now());
-  }
-
-  async commandBacklog(): Promise<{ waiting: number; pending: number; deadLettered: number }> {
-    return this.commands.backlog();
-  }
-
-  // ---- events ----
-
-  async publish(
-    topic: string,
-    event: string,
-    data: string,
-    options?: PublishOptions,
-  ): Promise<string> {
-    this.assertOpen();
-    const bytes = exceedsBytes(data, this.eventMaxBytes);
-    if (bytes !== undefined) throw engineErrors.eventTooLarge(bytes, this.eventMaxBytes);
-    const entry = this.events.append(topic, event, data, Date.now(), options?.historyTtlMs);
-    if (options?.completesRequest) this.processed.add(options.completesRequest, Date.now());
-    this.pubSub.deliver(entry);
-    return entry.id;
-  }
-
-  async capHistoryTtl(topic: string, ttlMs?: number): Promise<void> {
-    if (ttlMs !== undefined) assertPositiveTtl(ttlMs);
-    this.events.capTtl(topic, ttlMs === undefined ? undefined : Math.round(ttlMs), Date.now());
-  }
-
-  async subscribe(topics: string[], listener: EventListener): Promise<Subscription> {
-    this.assertOpen();
-    return this.pubSub.subscribe(topics, listener);
-  }
-
-  async readHistory(topic: string, afterId: string, limit: number): Promise<HistoryPage> {
-    if (!isEventId(afterId))
-      throw engineErrors.invalidArgument(`Invalid event id: ${truncate(afterId)}`);
-    return this.events.read(topic, afterId, limit, Date.now());
-  }
-
-  async lastEventId(topic: string): Promise<string> {
-    return this.events.lastId(topic, Date.now());
-  }
-
-  // ---- registry ----
-
-  async registerConnection(record: ConnectionRecord, options?: RegisterOptions): Promise<boolean> {
-    return this.connections.register(record, Date.now(), options);
-  }
-
-  async markConnectionClosed(connectionId: string): Promise<void> {
-    this.connections.markClosed(connectionId, Date.now());
-  }
-
-  async unregisterConnection(connectionId: string): Promise<void> {
-    this.connections.remove(connectionId);
-  }
-
-  async getConnection(connectionId: string): Promise<ConnectionRecord | undefined> {
-    return this.connections.get(connectionId);
-  }
-
-  async touchConnections(connectionIds: string[]): Promise<string[]> {
-    return this.connections.touch(connectionIds, Date.now());
-  }
-
-  async sweepConnections(options: SweepOptions): Promise<SweepResult> {
-    return this.connections.sweep(options, Date.now());
-  }
-
-  async clusterStats(): Promise<ClusterStats> {
-    return this.connections.stats();
-  }
-
-  // ---- lifecycle ----
-
   private async shutdown(): Promise<void> {
     // Handlers still running may publish their results: let them, then shut the doors.
-    await this.commands.stopAll();
-    this.closed = true;
+    await this.queue.stopAll();
+    this.gate.closed = true;
     this.pubSub.clear();
-  }
-
-  private assertOpen(): void {
-    if (this.closed) throw engineErrors.unavailable('Engine is closed');
   }
 }

@@ -4,6 +4,7 @@ import {
   type ClusterStats,
   type ConnectionRecord,
   type RegisterOptions,
+  type RegistryPort,
   type StreamTransport,
   type SweepOptions,
   type SweepResult,
@@ -22,7 +23,7 @@ const IDS_PER_CALL = 1000;
  * sub (the cluster-wide MAX_CONNECTIONS_PER_TOKEN). Owning pods touch their open streams; any
  * pod sweeps the stale ones.
  */
-export class ConnectionRegistry {
+export class ConnectionRegistry implements RegistryPort {
   private readonly keyList: string[];
 
   constructor(
@@ -37,7 +38,10 @@ export class ConnectionRegistry {
     ];
   }
 
-  async register(record: ConnectionRecord, options: RegisterOptions = {}): Promise<boolean> {
+  async registerConnection(
+    record: ConnectionRecord,
+    options: RegisterOptions = {},
+  ): Promise<boolean> {
     const listed = await this.redis.registerConnection(
       ...this.keyList,
       record.connectionId,
@@ -49,18 +53,22 @@ export class ConnectionRegistry {
     return listed === 1;
   }
 
-  /** `keepResumable`: a resumable record stays for the resume window; else the entry goes. */
-  async release(connectionId: string, keepResumable: boolean): Promise<void> {
-    await this.redis.releaseConnection(...this.keyList, connectionId, keepResumable ? 1 : 0);
+  /** A resumable record stays for the resume window; any other entry goes. */
+  markConnectionClosed(connectionId: string): Promise<void> {
+    return this.release(connectionId, true);
   }
 
-  async get(connectionId: string): Promise<ConnectionRecord | undefined> {
+  unregisterConnection(connectionId: string): Promise<void> {
+    return this.release(connectionId, false);
+  }
+
+  async getConnection(connectionId: string): Promise<ConnectionRecord | undefined> {
     const json = await this.redis.hget(this.keys.connections, connectionId);
     return json === null ? undefined : (JSON.parse(json) as ConnectionRecord);
   }
 
   /** Returns the ids the registry does not hold. */
-  async touch(connectionIds: string[]): Promise<string[]> {
+  async touchConnections(connectionIds: string[]): Promise<string[]> {
     // Sent together: auto-pipelining puts the calls on the wire in one write.
     const calls: Promise<string[]>[] = [];
     for (let i = 0; i < connectionIds.length; i += IDS_PER_CALL) {
@@ -75,7 +83,7 @@ export class ConnectionRegistry {
     return (await Promise.all(calls)).flat();
   }
 
-  async sweep(options: SweepOptions): Promise<SweepResult> {
+  async sweepConnections(options: SweepOptions): Promise<SweepResult> {
     const result: SweepResult = { lapsed: [], expired: [] };
     for (;;) {
       const [lapsed, expired] = await this.redis.sweepConnections(
@@ -90,7 +98,7 @@ export class ConnectionRegistry {
     }
   }
 
-  async stats(): Promise<ClusterStats> {
+  async clusterStats(): Promise<ClusterStats> {
     const [records, resumable] = await Promise.all([
       this.redis.hgetall(this.keys.connections),
       this.redis.zrange(this.keys.connectionsClosed, 0, -1),
@@ -120,6 +128,10 @@ export class ConnectionRegistry {
       oldestConnection: open === 0 ? null : new Date(oldest).toISOString(),
       newestConnection: open === 0 ? null : new Date(newest).toISOString(),
     };
+  }
+
+  private async release(connectionId: string, keepResumable: boolean): Promise<void> {
+    await this.redis.releaseConnection(...this.keyList, connectionId, keepResumable ? 1 : 0);
   }
 }
 

@@ -1,4 +1,5 @@
 import Redis, { type RedisOptions } from 'ioredis';
+import { EngineError, engineErrors } from '../../errors';
 import type { Logger } from '../../logger';
 import type { Metrics } from '../../metrics';
 
@@ -127,4 +128,11 @@ export function redactUrl(url: string): string {
   } catch {
     return '<invalid url>';
   }
+}
+
+/** Redis failures on the request path surface as engine errors (the gateway answers 503). */
+export function unavailable(what: string, error: unknown): Error {
+  if (error instanceof EngineError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return engineErrors.unavailable(`${what}: ${message}`);
 }

@@ -1,37 +1,23 @@
 import type Redis from 'ioredis';
 import { DEFAULT_EVENT_MAX_BYTES, DEFAULT_HISTORY_MAX_BYTES } from '../../config';
-import { EngineError, engineErrors } from '../../errors';
+import { engineErrors } from '../../errors';
 import type { Logger } from '../../logger';
 import type { Metrics } from '../../metrics';
-import type { CommandEnvelope } from '../../types';
-import { assertOneToken } from '../admission';
+import { assemblePorts } from '../assemble';
 import type {
-  AdmissionLimits,
-  ClusterStats,
-  CommandConsumer,
-  CommandHandler,
-  ConnectionRecord,
-  RegisterOptions,
-  SweepOptions,
-  SweepResult,
-  ConsumeOptions,
+  CommandPort,
   DocumentStore,
   Engine,
-  EventListener,
-  HistoryPage,
+  EventPort,
   KeyValueStore,
-  PublishOptions,
-  Subscription,
+  RegistryPort,
   WindowCounters,
 } from '../engine';
-import {
-  assertPositiveTtl,
-  validateByteLimits,
-  validateConsumeOptions,
-  validateHistoryOptions,
-} from '../limits';
-import { RedisCommandConsumer } from './commandConsumer';
+import { EngineGate } from '../gate';
+import { validateByteLimits, validateHistoryOptions } from '../limits';
 import { CommandQueue } from './commandQueue';
+import { type RedisCommandPort, redisCommandPort } from './commands';
+import { ConnectionRegistry } from './connectionRegistry';
 import {
   type ConnectionContext,
   closeConnection,
@@ -41,11 +27,11 @@ import {
 } from './connections';
 import { RedisDocumentStore } from './documentStore';
 import { EventLog } from './eventLog';
+import { redisEventPort } from './events';
 import { RedisKeyValueStore } from './keyValueStore';
 import { type RedisKeys, redisKeys } from './keys';
-import { ConnectionRegistry } from './connectionRegistry';
-import { type ScriptedRedis, defineScripts } from './scripts';
 import { Subscriber } from './pubSub';
+import { type ScriptedRedis, defineScripts } from './scripts';
 import { RedisWindowCounters } from './windowCounters';
 
 export interface RedisEngineOptions {
@@ -71,11 +57,16 @@ export interface RedisEngineOptions {
 
 const DEFAULT_START_TIMEOUT_MS = 30_000;
 
+// The command, event and registry ports are its parts' (assemblePorts), not methods here.
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+export interface RedisEngine extends CommandPort, EventPort, RegistryPort {}
+
 /**
  * The engine for many pods sharing one Redis. Connections: one for commands (auto-pipelined
  * normal traffic and Lua scripts), one in subscriber mode for every subscription of this
  * process, and one per command consumer for its blocking XREADGROUP. Key layout: keys.ts.
  */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class RedisEngine implements Engine {
   readonly kind = 'redis' as const;
   readonly store: DocumentStore;
@@ -86,15 +77,11 @@ export class RedisEngine implements Engine {
   private readonly commands: ScriptedRedis;
   private readonly subscriberConnection: Redis;
   private readonly subscriber: Subscriber;
-  private readonly queue: CommandQueue;
-  private readonly events: EventLog;
-  private readonly registry: ConnectionRegistry;
-  private readonly consumers = new Set<RedisCommandConsumer>();
+  private readonly commandPort: RedisCommandPort;
   private readonly keys: RedisKeys;
   private readonly startTimeoutMs: number;
+  private readonly gate = new EngineGate();
   private starting?: Promise<void>;
-  /** Set once consumers have stopped: from then on nothing new may be published or queued. */
-  private closed = false;
   private closing?: Promise<void>;
   private readonly reconnectListeners: (() => void)[] = [];
 
@@ -112,8 +99,7 @@ export class RedisEngine implements Engine {
     this.subscriberConnection = openConnection(this.context, 'subscriber');
     this.subscriber = new Subscriber(this.subscriberConnection, this.keys, logger);
     const historyTtlMs = Math.max(1, Math.round(historyTtlS * 1000));
-    this.queue = new CommandQueue(this.commands, this.keys, historyTtlMs);
-    this.events = new EventLog(
+    const log = new EventLog(
       this.commands,
       this.keys,
       historyMaxLen,
@@ -121,7 +107,19 @@ export class RedisEngine implements Engine {
       historyMaxBytes,
       eventMaxBytes,
     );
-    this.registry = new ConnectionRegistry(this.commands, this.keys);
+    this.commandPort = redisCommandPort({
+      context: this.context,
+      redis: this.commands,
+      keys: this.keys,
+      queue: new CommandQueue(this.commands, this.keys),
+      processedTtlMs: historyTtlMs,
+      gate: this.gate,
+    });
+    assemblePorts(this, {
+      commands: this.commandPort,
+      events: redisEventPort(log, this.subscriber, this.keys, this.gate),
+      registry: new ConnectionRegistry(this.commands, this.keys),
+    });
     this.store = new RedisDocumentStore(this.commands, this.keys);
     this.kv = new RedisKeyValueStore(this.commands, this.keys);
     this.counters = new RedisWindowCounters(this.commands, this.keys);
@@ -167,128 +165,9 @@ export class RedisEngine implements Engine {
   }
 
   close(): Promise<void> {
+    this.gate.closing = true;
     this.closing ??= this.shutdown();
     return this.closing;
-  }
-
-  // ---- commands ----
-
-  enqueueCommand(command: CommandEnvelope, limits?: AdmissionLimits): Promise<void> {
-    return this.enqueueCommands([command], limits);
-  }
-
-  async enqueueCommands(commands: CommandEnvelope[], limits?: AdmissionLimits): Promise<void> {
-    this.assertOpen();
-    assertOneToken(commands);
-    if (commands.length === 0) return;
-    try {
-      await this.queue.enqueue(commands, limits);
-    } catch (error) {
-      throw unavailable('Command queue unavailable', error);
-    }
-  }
-
-  consumeCommands(handler: CommandHandler, options: ConsumeOptions): CommandConsumer {
-    // Refused as soon as close() begins: it would otherwise start a consumer close() never stops.
-    if (this.closing) throw engineErrors.unavailable('Engine is closed');
-    // Redis names each consumer in the group: it must have a name.
-    if (!options.consumerId) throw new RangeError('consumerId is required');
-    validateConsumeOptions(options);
-    const blocking = openConnection(this.context, 'blocking', `consumer:${options.consumerId}`);
-    const deps = {
-      commands: this.commands,
-      blocking,
-      keys: this.keys,
-      queue: this.queue,
-      logger: this.context.logger,
-    };
-    const consumer: RedisCommandConsumer = new RedisCommandConsumer(deps, handler, options, () =>
-      this.consumers.delete(consumer),
-    );
-    this.consumers.add(consumer);
-    return consumer;
-  }
-
-  markProcessed(requestId: string): Promise<void> {
-    return this.queue.markProcessed(requestId);
-  }
-
-  isProcessed(requestId: string): Promise<boolean> {
-    return this.queue.isProcessed(requestId);
-  }
-
-  commandBacklog(): Promise<{ waiting: number; pending: number; deadLettered: number }> {
-    return this.queue.backlog();
-  }
-
-  // ---- events ----
-
-  publish(topic: string, event: string, data: string, options?: PublishOptions): Promise<string> {
-    if (this.closed) return Promise.reject(engineErrors.unavailable('Engine is closed'));
-    const completes = options?.completesRequest;
-    return this.events.publish(
-      topic,
-      event,
-      data,
-      completes && this.keys.processed(completes),
-      options?.historyTtlMs,
-    );
-  }
-
-  async capHistoryTtl(topic: string, ttlMs?: number): Promise<void> {
-    if (ttlMs !== undefined) assertPositiveTtl(ttlMs);
-    try {
-      await this.events.capTtl(topic, ttlMs);
-    } catch (error) {
-      throw unavailable('History TTL not set', error);
-    }
-  }
-
-  async subscribe(topics: string[], listener: EventListener): Promise<Subscription> {
-    this.assertOpen();
-    try {
-      return await this.subscriber.subscribe(topics, listener);
-    } catch (error) {
-      throw unavailable('Subscription failed', error);
-    }
-  }
-
-  readHistory(topic: string, afterId: string, limit: number): Promise<HistoryPage> {
-    return this.events.readHistory(topic, afterId, limit);
-  }
-
-  lastEventId(topic: string): Promise<string> {
-    return this.events.lastEventId(topic);
-  }
-
-  // ---- registry ----
-
-  registerConnection(record: ConnectionRecord, options?: RegisterOptions): Promise<boolean> {
-    return this.registry.register(record, options);
-  }
-
-  markConnectionClosed(connectionId: string): Promise<void> {
-    return this.registry.release(connectionId, true);
-  }
-
-  unregisterConnection(connectionId: string): Promise<void> {
-    return this.registry.release(connectionId, false);
-  }
-
-  getConnection(connectionId: string): Promise<ConnectionRecord | undefined> {
-    return this.registry.get(connectionId);
-  }
-
-  touchConnections(connectionIds: string[]): Promise<string[]> {
-    return this.registry.touch(connectionIds);
-  }
-
-  sweepConnections(options: SweepOptions): Promise<SweepResult> {
-    return this.registry.sweep(options);
-  }
-
-  clusterStats(): Promise<ClusterStats> {
-    return this.registry.stats();
   }
 
   // ---- lifecycle ----
@@ -307,20 +186,9 @@ export class RedisEngine implements Engine {
 
   private async shutdown(): Promise<void> {
     // Handlers still running may publish their results: let them, then shut the doors.
-    await Promise.all([...this.consumers].map((consumer) => consumer.stop()));
-    this.closed = true;
+    await this.commandPort.stopConsumers();
+    this.gate.closed = true;
     this.subscriber.clear();
     await Promise.all([closeConnection(this.subscriberConnection), closeConnection(this.commands)]);
   }
-
-  private assertOpen(): void {
-    if (this.closed) throw engineErrors.unavailable('Engine is closed');
-  }
-}
-
-/** Redis failures on the request path surface as engine errors (the gateway answers 503). */
-function unavailable(what: string, error: unknown): Error {
-  if (error instanceof EngineError) return error;
-  const message = error instanceof Error ? error.message : String(error);
-  return engineErrors.unavailable(`${what}: ${message}`);
 }

@@ -144,7 +144,7 @@ describe('docker-compose.yml', () => {
         for (const k of Object.keys(env)) expect([name, k, known.has(k)]).toEqual([name, k, true]);
         expect(new URL(env.REDIS_URL).hostname).toBe('redis');
         const config = loadConfig(env);
-        expect(config.jwtSecretGenerated).toBe(false);
+        expect(config.jwtSecret).toBeTruthy();
         expect(config.podId).toBe(name);
         // The health check asks the process itself, on its port.
         expect(s.healthcheck.test.join(' ')).toContain(`127.0.0.1:${config.port}/ready`);

@@ -6,6 +6,7 @@
 import { createPublicKey } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { loadConfig } from '../../../shared/config';
+import type { AuthFailure } from '../../../shared/errors';
 import { silentLogger } from '../../../shared/logger';
 import { createAccessTokenVerifier } from '../../../shared/oauth';
 import { startAuthServer, type AuthServer } from '../../helpers/authServer';
@@ -199,6 +200,28 @@ describe('access tokens', () => {
 
   it('static JWTs keep working beside them', async () => {
     expect((await stats(gw.tokens.master)).status).toBe(200);
+  });
+
+  it('OAUTH_ISSUER alone (no static key): static JWTs are refused, access tokens accepted', async () => {
+    const verifier = createAccessTokenVerifier(
+      loadConfig({ OAUTH_ISSUER: as.url, OAUTH_AUDIENCE: AUDIENCE }),
+      silentLogger(),
+    );
+    await expect(verifier.verify(await accessToken('mcp:team'))).resolves.toMatchObject({
+      type: 'team',
+    });
+    const refusal = async (token: string) => {
+      try {
+        await verifier.verify(token);
+      } catch (err) {
+        return (err as AuthFailure).reason;
+      }
+      throw new Error('accepted');
+    };
+    expect(await refusal(gw.tokens.master)).toBe('signature');
+    expect(await refusal('not-a-jwt')).toBe('malformed');
+    const otherIssuer = await otherAs.token({ sub: 'x', aud: AUDIENCE, scope: 'mcp:master' });
+    expect(await refusal(otherIssuer)).toBe('issuer');
   });
 });
 

@@ -1,0 +1,34 @@
+/** loadConfig: the schema's output is the config; parsing has no side effect such as a secret. */
+import { loadConfig } from '../../shared/config';
+
+test('parsing makes no secret: without JWT_SECRET or JWT_PUBLIC_KEY the config has no key', () => {
+  const config = loadConfig({ POD_ID: 'p' });
+  expect(config.jwtSecret).toBeUndefined();
+  expect(config.jwtPublicKey).toBeUndefined();
+  expect(loadConfig({ POD_ID: 'p' })).toEqual(config);
+});
+
+test('settings get the names the code reads, lists split, and the result is frozen', () => {
+  const config = loadConfig({
+    PORT: '8080',
+    JWT_SECRET: 'x'.repeat(32),
+    ALLOWED_ORIGINS: 'https://a.example, https://b.example,',
+    TRUST_PROXY: '2',
+  });
+  expect(config).toMatchObject({
+    port: 8080,
+    jwtSecret: 'x'.repeat(32),
+    allowedOrigins: ['https://a.example', 'https://b.example'],
+    trustProxy: 2,
+    oauth: undefined,
+  });
+  expect(Object.isFrozen(config)).toBe(true);
+  expect(Object.isFrozen(config.allowedOrigins)).toBe(true);
+});
+
+test('a bad setting and a bad pair of settings are named in one error', () => {
+  expect(() => loadConfig({ PORT: 'eighty' })).toThrow(/^Invalid configuration: PORT: /);
+  expect(() => loadConfig({ OAUTH_AUDIENCE: 'https://gw.example/mcp' })).toThrow(
+    'Invalid configuration: OAUTH_AUDIENCE and OAUTH_JWKS_URL need OAUTH_ISSUER',
+  );
+});
