@@ -5,11 +5,10 @@ import { LEGACY_STREAM, mcpNames } from '../../shared/mcpTransports';
 import { MCP_EVENTS } from '../../shared/protocol';
 import { admissionLimits } from '../admission';
 import { claimsOf } from '../middleware/auth';
-import { OriginPolicy, originGuard } from '../middleware/cors';
-import { guarded, jsonBody, requireReady } from '../routes/context';
+import { jsonBody } from '../routes/context';
 import type { TrackedStream } from '../seed/hub';
 import { enqueueRequests, handleClientMessages } from './commands';
-import type { McpRouteContext } from './mcpContext';
+import { mcpRouteGuards, type McpRouteContext } from './mcpContext';
 import { isRequest, jsonRpcErrors, parseMessages, requireJsonContent } from './protocol';
 import { McpSseStream } from './stream';
 
@@ -26,11 +25,7 @@ import { McpSseStream } from './stream';
  */
 export function legacySseRoutes(ctx: McpRouteContext): Router {
   const router = Router();
-  const common = [
-    originGuard(new OriginPolicy(ctx.config)),
-    ...guarded(ctx),
-    requireReady(ctx.engine),
-  ];
+  const common = mcpRouteGuards(ctx);
 
   router.get('/sse', ...common, async (req, res) => {
     const claims = claimsOf(res);

@@ -1,4 +1,6 @@
-import type { RouteContext } from '../routes/context';
+import type { RequestHandler } from 'express';
+import { OriginPolicy, originGuard } from '../middleware/cors';
+import { guarded, requireReady, type RouteContext } from '../routes/context';
 import type { McpSessionStore } from './sessions';
 import type { PodLiveness } from './standaloneLock';
 import type { McpStreamKeeper } from './stream';
@@ -11,4 +13,12 @@ export interface McpRouteContext extends RouteContext {
   lockTtlMs: number;
   /** Whether the pod holding a standalone-stream lock still runs. */
   liveness: PodLiveness;
+}
+
+/**
+ * What every request of either MCP transport passes first: the origin policy (DNS rebinding),
+ * authentication, the rate limit and authorization, and an engine that answers.
+ */
+export function mcpRouteGuards(ctx: McpRouteContext): RequestHandler[] {
+  return [originGuard(new OriginPolicy(ctx.config)), ...guarded(ctx), requireReady(ctx.engine)];
 }

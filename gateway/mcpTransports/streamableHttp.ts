@@ -16,10 +16,9 @@ import { truncate } from '../../shared/text';
 import type { TokenClaims } from '../../shared/types';
 import { admissionLimits } from '../admission';
 import { claimsOf } from '../middleware/auth';
-import { OriginPolicy, originGuard } from '../middleware/cors';
-import { guarded, jsonBody, requireReady } from '../routes/context';
+import { jsonBody } from '../routes/context';
 import { enqueueRequests, handleClientMessages } from './commands';
-import type { McpRouteContext } from './mcpContext';
+import { mcpRouteGuards, type McpRouteContext } from './mcpContext';
 import {
   accepts,
   isRequest,
@@ -56,11 +55,7 @@ const PRIMING_FROM = '2025-11-25';
  */
 export function streamableHttpRoutes(ctx: McpRouteContext): Router {
   const router = Router();
-  const common = [
-    originGuard(new OriginPolicy(ctx.config)),
-    ...guarded(ctx),
-    requireReady(ctx.engine),
-  ];
+  const common = mcpRouteGuards(ctx);
 
   router.post('/mcp', ...common, requireJsonContent(), jsonBody(ctx.config), async (req, res) => {
     const claims = claimsOf(res);
