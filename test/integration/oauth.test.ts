@@ -234,18 +234,23 @@ test('key rotation mid-test: the new key works on both pods without a restart, o
   for (let i = 0; i < 2; i++) expect((await initialize(oldToken)).status).toBe(200);
 });
 
+/** A readonly client: a writing tool is refused with the permission error, a reading one runs. */
+async function expectWritesRefused(client: Client): Promise<void> {
+  const refused = await client
+    .callTool({ name: 'create_project', arguments: { name: 'nope' } })
+    .catch((err: unknown) => err);
+  expect(refused).toBeInstanceOf(McpError);
+  expect((refused as McpError).code).toBe(PERMISSION_DENIED);
+  expect((await client.callTool({ name: 'list_projects', arguments: {} })).isError).toBeFalsy();
+}
+
 describe('a readonly-scope token cannot call write tools, on all three paths', () => {
   it('Streamable HTTP (/mcp)', async () => {
     const client = await connectStreamable(credentials('agent-readonly', 'mcp:readonly'));
     const tools = (await client.listTools()).tools.map((t) => t.name);
     expect(tools).toContain('list_projects');
     expect(tools).not.toContain('create_project');
-    const refused = await client
-      .callTool({ name: 'create_project', arguments: { name: 'nope' } })
-      .catch((err: unknown) => err);
-    expect(refused).toBeInstanceOf(McpError);
-    expect((refused as McpError).code).toBe(PERMISSION_DENIED);
-    expect((await client.callTool({ name: 'list_projects', arguments: {} })).isError).toBeFalsy();
+    await expectWritesRefused(client);
   });
 
   it('legacy SSE (/sse + /messages)', async () => {
@@ -259,12 +264,7 @@ describe('a readonly-scope token cannot call write tools, on all three paths', (
         requestInit: { headers: { Authorization: `Bearer ${readonly}` } },
       }),
     );
-    const refused = await client
-      .callTool({ name: 'create_project', arguments: { name: 'nope' } })
-      .catch((err: unknown) => err);
-    expect(refused).toBeInstanceOf(McpError);
-    expect((refused as McpError).code).toBe(PERMISSION_DENIED);
-    expect((await client.callTool({ name: 'list_projects', arguments: {} })).isError).toBeFalsy();
+    await expectWritesRefused(client);
   });
 
   it('seed API (/mcp/sse + /mcp/sse/send)', async () => {

@@ -17,6 +17,7 @@ import { STANDALONE_STREAM, mcpNames } from '../../shared/mcpTransports';
 import { MCP_EVENTS } from '../../shared/protocol';
 import type { TokenType } from '../../shared/types';
 import { startCluster, type TestCluster } from '../helpers/cluster';
+import { initializeSession } from '../helpers/mcpHttp';
 import { spawnRole, type SpawnedProcess } from '../helpers/processes';
 import { startRoundRobinProxy, type RoundRobinProxy } from '../helpers/roundRobinProxy';
 import { scrapeMetric } from '../helpers/scrape';
@@ -135,25 +136,6 @@ async function openRaw(url: string, init: RequestInit = {}): Promise<RawStream> 
     ended,
     abort: () => controller.abort(),
   };
-}
-
-async function initializeSession(url: string, t: string): Promise<string> {
-  const res = await fetch(`${url}/mcp`, {
-    method: 'POST',
-    headers: { ...bearer(t), 'Content-Type': 'application/json', Accept: 'application/json' },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: {
-        protocolVersion: '2025-11-25',
-        capabilities: {},
-        clientInfo: { name: 'raw', version: '0' },
-      },
-    }),
-  });
-  expect(res.status).toBe(200);
-  return res.headers.get('mcp-session-id')!;
 }
 
 function standaloneGet(url: string, t: string, sessionId: string): Promise<RawStream> {
@@ -437,30 +419,23 @@ test('MAX_CONNECTIONS_PER_TOKEN counts every stream kind of one sub across pods 
   const legacyRefused = await fetch(`${a.url}/sse`, { headers: bearer(t) });
   expect(legacyRefused.status).toBe(429);
   expect(legacyRefused.headers.get('retry-after')).not.toBeNull();
-  const postRefused = await fetch(`${b.url}/mcp`, {
-    method: 'POST',
-    headers: {
-      ...bearer(t),
-      'Content-Type': 'application/json',
-      Accept: 'application/json, text/event-stream',
-      'Mcp-Session-Id': sessionId,
-    },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/list' }),
-  });
+  const listTools = (id: number, accept: string) =>
+    fetch(`${b.url}/mcp`, {
+      method: 'POST',
+      headers: {
+        ...bearer(t),
+        'Content-Type': 'application/json',
+        Accept: accept,
+        'Mcp-Session-Id': sessionId,
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/list' }),
+    });
+  const postRefused = await listTools(7, 'application/json, text/event-stream');
   expect(postRefused.status).toBe(429);
   expect(postRefused.headers.get('retry-after')).not.toBeNull();
   expect(await postRefused.json()).toMatchObject({ jsonrpc: '2.0', error: { code: -32000 } });
   // A JSON answer is no stream: not limited.
-  const json = await fetch(`${b.url}/mcp`, {
-    method: 'POST',
-    headers: {
-      ...bearer(t),
-      'Content-Type': 'application/json',
-      Accept: 'application/json',
-      'Mcp-Session-Id': sessionId,
-    },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 8, method: 'tools/list' }),
-  });
+  const json = await listTools(8, 'application/json');
   expect(json.status).toBe(200);
   // Another sub is not affected.
   const other = await openSseClient(b.url, token('team', 'not-limited'));
