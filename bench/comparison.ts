@@ -39,3 +39,17 @@ export function median(values: number[]): number | null {
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
+
+/** What each scenario of `make bench` hands to bench/run.ts, which prints and saves them all. */
+export interface ScenarioResult {
+  /** Key in bench/results/latest.json, e.g. 'broadcast', 'mcpCalls', 'resumeStorm'. */
+  name: string;
+  /** Rows of the side-by-side table. */
+  rows: Comparison[];
+  /** Lines printed under the table (figures without a peer, e.g. the resume storm's). */
+  lines: string[];
+  /** Everything measured, saved as is. */
+  details: Record<string, unknown>;
+  /** What went wrong (lost, duplicated or reordered events, failed calls): makes the exit code 2. */
+  broken: string[];
+}
