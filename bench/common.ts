@@ -10,8 +10,6 @@ import { cpuTimes, rssKb, sleep, ROOT, type Proc } from './procs';
 export const TARGETS = {
   cpuMicrosPerDelivery: 9.7,
   kbPerIdleConnection: 8,
-  /** The MCP SDK's reference server: ~2,300 calls/s at ~460 µs of CPU per call. */
-  sdkCpuMicrosPerCall: 460,
   nchanP99Ms: 30,
 };
 
@@ -33,9 +31,6 @@ export const settings = {
   warmupBroadcasts: envInt('BENCH_WARMUP_BROADCASTS', 5, 0),
   clientProcesses: envInt('BENCH_CLIENT_PROCS', Math.max(2, Math.ceil(subscribers / 10_000)), 1),
   openConcurrency: envInt('BENCH_OPEN_CONCURRENCY', 100, 1),
-  calls: envInt('BENCH_CALLS', 2000, 1),
-  warmupCalls: envInt('BENCH_WARMUP_CALLS', 200, 0),
-  concurrency: envInt('BENCH_CONCURRENCY', 64, 1),
   timeoutS: envInt('BENCH_TIMEOUT_S', 240, 10),
   cpuProfile: process.env.BENCH_CPU_PROFILE === '1',
 };

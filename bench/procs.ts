@@ -125,13 +125,57 @@ export async function spawnRole(
   });
   const proc = track(name, child);
   const url = `http://127.0.0.1:${port}`;
+  await waitUntilAnswered(proc, `${url}/ready`, (status) => status === 200);
+  return { proc, port, url };
+}
+
+/** Polls `url` until `ready(status)` holds; throws when the process exits or after 20 s. */
+async function waitUntilAnswered(
+  proc: Proc,
+  url: string,
+  ready: (status: number) => boolean,
+): Promise<void> {
   const deadline = Date.now() + 20_000;
   for (;;) {
-    if (!proc.isRunning()) throw new Error(`${name} exited before ready:\n${proc.output()}`);
-    if ((await httpStatus(`${url}/ready`)) === 200) break;
-    if (Date.now() > deadline) throw new Error(`${name} not ready in 20 s:\n${proc.output()}`);
+    if (!proc.isRunning()) throw new Error(`${proc.name} exited before ready:\n${proc.output()}`);
+    if (ready(await httpStatus(url))) return;
+    if (Date.now() > deadline) throw new Error(`${proc.name} not ready in 20 s:\n${proc.output()}`);
     await sleep(50);
   }
+}
+
+/** The MCP SDK's example servers, as the installed @modelcontextprotocol/sdk ships them. */
+export function sdkExampleServer(file: string): string {
+  // The package exports no path to its examples; they sit beside its server entry point.
+  const serverEntry = require.resolve('@modelcontextprotocol/sdk/server'); // .../dist/cjs/server/index.js
+  return path.join(path.dirname(serverEntry), '..', 'examples', 'server', file);
+}
+
+/** `@modelcontextprotocol/sdk/package.json`'s version. */
+export function sdkVersion(): string {
+  const pkg = path.join(path.dirname(sdkExampleServer('x')), '../../../../package.json');
+  return (JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }).version;
+}
+
+/**
+ * The SDK's reference Streamable HTTP server (examples/server/simpleStreamableHttp.js: sessions,
+ * an in-memory event store) on a free port, which it takes from MCP_PORT; resolves once its
+ * /mcp answers (400 to a GET without a session).
+ */
+export async function spawnSdkServer(name: string, nodeArgs: string[] = []): Promise<SpawnedRole> {
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    [...nodeArgs, sdkExampleServer('simpleStreamableHttp.js')],
+    {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', MCP_PORT: String(port) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  const proc = track(name, child);
+  const url = `http://127.0.0.1:${port}`;
+  await waitUntilAnswered(proc, `${url}/mcp`, (status) => status >= 400 && status < 500);
   return { proc, port, url };
 }
 

@@ -8,9 +8,9 @@
  *    delivery counted at the clients; latency from the POST to arrival.
  * 2. Memory per idle SSE stream: the gateway's VmRSS before and after opening them, divided by
  *    their number (both after a full GC, and without one).
- * 3. tools/call through Redis and one worker: BENCH_CALLS `list_projects` calls via
- *    POST /mcp/sse/send, BENCH_CONCURRENCY in flight, results read on one SSE stream. Calls per
- *    second and CPU (gateway + worker + redis-server) per call.
+ * 3. tools/call beside the MCP SDK's reference Streamable HTTP server (bench/mcpCallScenario.ts):
+ *    closed-loop clients with a session each, against the SDK's example server, the project's
+ *    /mcp and its seed path (2 gateways, 2 workers, Redis), interleaved; calls/s, p99, CPU per call.
  *
  * Every process it starts is stopped before it exits; the whole run is bounded by
  * BENCH_TIMEOUT_S. Nothing here is asserted: missed targets are reported, not failed; lost or
@@ -25,7 +25,8 @@ import { cpuTickMicros, openFilesLimit, reapAll, redisVersion } from './procs';
 
 import { TARGETS, settings, RESULTS_DIR, log } from './common';
 import { benchBroadcast } from './broadcastScenario';
-import { benchToolsCall } from './toolsCallScenario';
+import { benchMcpCalls } from './mcpCallScenario';
+import { ratioOf, meetsTarget, type ScenarioResult } from './comparison';
 
 type Verdict = 'met' | 'MISSED' | 'n/a';
 
@@ -65,9 +66,8 @@ async function main(): Promise<void> {
   log(`settings ${JSON.stringify(settings)}`);
 
   const { broadcast: broadcastResult, memory } = await benchBroadcast(secret);
-  const tools = await benchToolsCall(secret);
+  const mcpCalls = await benchMcpCalls(secret);
 
-  const sdkCallsPerCpuSecond = Math.round(1e6 / TARGETS.sdkCpuMicrosPerCall);
   const results = {
     startedAt: startedAt.toISOString(),
     durationSeconds: round((Date.now() - startedAt.getTime()) / 1000, 1),
@@ -101,17 +101,10 @@ async function main(): Promise<void> {
             : memory.kbPerConnection <= TARGETS.kbPerIdleConnection,
         ),
       },
-      toolsCallsPerCpuSecond: {
-        target: `> ${sdkCallsPerCpuSecond} (SDK reference server, ${TARGETS.sdkCpuMicrosPerCall} µs/call)`,
-        measured: tools.callsPerCpuSecond,
-        verdict: verdict(
-          tools.callsPerCpuSecond === null ? null : tools.callsPerCpuSecond > sdkCallsPerCpuSecond,
-        ),
-      },
     },
     broadcast: broadcastResult,
     memory,
-    toolsCall: tools,
+    mcpCalls: { rows: mcpCalls.rows, ...mcpCalls.details },
     notes: [
       'CPU is user+system time from /proc/<pid>/stat (all threads), sampled just before the ' +
         'first measured request and just after the last result arrived.',
@@ -155,12 +148,6 @@ async function main(): Promise<void> {
       results.targets.kbPerIdleConnection.verdict,
     ],
     [
-      'tools/call per CPU-second (gateway + worker + redis)',
-      `> ${fmt(sdkCallsPerCpuSecond)} (SDK: ${TARGETS.sdkCpuMicrosPerCall} µs/call)`,
-      `${fmt(tools.callsPerCpuSecond)} (${fmt(tools.cpuMicrosPerCall, ' µs/call')})`,
-      results.targets.toolsCallsPerCpuSecond.verdict,
-    ],
-    [
       'broadcast latency POST -> arrival, p50 / p99',
       `nchan: p99 < ${TARGETS.nchanP99Ms} ms (1,000 subs × 50/s)`,
       `${fmt(b.latencyMs.p50Ms)} / ${fmt(b.latencyMs.p99Ms, ' ms')} (${fmt(b.streamsOpen)} subs × ${b.broadcastsPerSecond}/s)`,
@@ -172,12 +159,6 @@ async function main(): Promise<void> {
       `${fmt(b.deliveries)}: lost ${b.lost}, duplicated ${b.duplicates}`,
       b.lost === 0 && b.duplicates === 0 && b.complete && b.postsFailed === 0 ? 'ok' : 'LOSS',
     ],
-    [
-      'tools/call throughput',
-      '(SDK: ~2,300/s)',
-      `${fmt(tools.callsPerSecond, ' calls/s')}, p50 ${fmt(tools.latencyMs.p50Ms)} / p99 ${fmt(tools.latencyMs.p99Ms, ' ms')}, ${tools.failed} failed`,
-      tools.failed === 0 ? 'info' : 'FAILED CALLS',
-    ],
   ]);
   console.log('');
   console.log(
@@ -186,6 +167,7 @@ async function main(): Promise<void> {
       `last POST. Load generators used ${fmt(round(b.cpuMicros.loadGenerators / 1e6, 2))} CPU-s ` +
       `meanwhile (${fmt(b.streamsOpen)} streams opened in ${b.openSeconds} s).`,
   );
+  printComparisons([mcpCalls]);
   console.log(`Results written to ${path.relative(process.cwd(), file) || file}`);
 
   const broken =
@@ -194,10 +176,34 @@ async function main(): Promise<void> {
     !b.complete ||
     b.postsFailed > 0 ||
     b.streamsFailed > 0 ||
-    tools.failed > 0;
+    mcpCalls.broken.length > 0;
+  for (const why of mcpCalls.broken) console.error(`bench: ${why}`);
   if (broken) {
     console.error('bench: some deliveries or calls were lost or failed (see above)');
     process.exitCode = 2;
+  }
+}
+
+/** The side-by-side rows: peer, project, ratio against the target. */
+function printComparisons(results: ScenarioResult[]): void {
+  console.log('');
+  const rows = [['measure', 'peer', 'project', 'ratio (target)', '']];
+  for (const result of results) {
+    for (const row of result.rows) {
+      const ratio = ratioOf(row);
+      rows.push([
+        row.measure,
+        `${fmt(row.peerValue, ` ${row.unit}`)} (${row.peer})`,
+        fmt(row.projectValue, ` ${row.unit}`),
+        `${ratio === null ? 'n/a' : ratio.toFixed(2)} (${row.better === 'lower' ? '<=' : '>='} ${row.targetRatio})`,
+        verdict(meetsTarget(row)),
+      ]);
+    }
+  }
+  printTable(rows);
+  for (const result of results) {
+    for (const row of result.rows) if (row.detail) console.log(`- ${row.measure}: ${row.detail}`);
+    for (const line of result.lines) console.log(line);
   }
 }
 

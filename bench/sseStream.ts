@@ -1,9 +1,40 @@
-/** One SSE stream read with a raw `http` GET and a minimal parser (event name + data). */
+/**
+ * The benchmark's raw HTTP client pieces: an SSE parser, one SSE stream read with a raw `http`
+ * GET, and requests through a keep-alive agent. Cheap on purpose: the client shares the cores
+ * with the servers it measures.
+ */
 import http from 'node:http';
 
 export interface SseStream {
   connectionId: string;
   close(): void;
+}
+
+/**
+ * Feeds text chunks of an SSE body; calls `onEvent` for each complete event with data (event
+ * name, its data lines joined by newlines). Events with no data line (priming events) are skipped.
+ */
+export function sseParser(onEvent: (event: string, data: string) => void): (chunk: string) => void {
+  let carry = '';
+  let event = '';
+  let data: string[] = [];
+  return (chunk) => {
+    const lines = (carry + chunk).split('\n');
+    carry = lines.pop() ?? '';
+    for (const raw of lines) {
+      const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+      if (line === '') {
+        if (data.length > 0) {
+          const text = data.join('\n');
+          const name = event || 'message';
+          data = [];
+          event = '';
+          onEvent(name, text);
+        } else event = '';
+      } else if (line.startsWith('event:')) event = line.slice(6).trimStart();
+      else if (line.startsWith('data:')) data.push(line.slice(line.charAt(5) === ' ' ? 6 : 5));
+    }
+  };
 }
 
 /**
@@ -17,19 +48,12 @@ export function openSseStream(
   timeoutMs = 10_000,
 ): Promise<SseStream> {
   return new Promise((resolve, reject) => {
-    let carry = '';
-    let event = '';
-    let data: string[] = [];
     let welcomed = false;
     const timer = setTimeout(() => {
       req.destroy();
       reject(new Error(`no welcome event within ${timeoutMs} ms`));
     }, timeoutMs);
-    const dispatch = () => {
-      const text = data.join('\n');
-      const name = event || 'message';
-      event = '';
-      data = [];
+    const parse = sseParser((name, text) => {
       if (!welcomed && name === 'mcp-notification') {
         const connectionId = (JSON.parse(text) as { connectionId?: string }).connectionId;
         if (connectionId) {
@@ -40,7 +64,7 @@ export function openSseStream(
         }
       }
       onEvent(name, text);
-    };
+    });
     const req = http.get(
       `${url}/mcp/sse`,
       { agent: false, headers: { Authorization: `Bearer ${token}` } },
@@ -52,17 +76,7 @@ export function openSseStream(
           return;
         }
         res.setEncoding('utf8');
-        res.on('data', (chunk: string) => {
-          const lines = (carry + chunk).split('\n');
-          carry = lines.pop() ?? '';
-          for (const line of lines) {
-            if (line === '') {
-              if (data.length > 0) dispatch();
-              else event = '';
-            } else if (line.startsWith('event: ')) event = line.slice(7);
-            else if (line.startsWith('data: ')) data.push(line.slice(6));
-          }
-        });
+        res.on('data', parse);
       },
     );
     req.on('error', (err) => {
@@ -72,43 +86,63 @@ export function openSseStream(
   });
 }
 
+export interface HttpReply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/** One request through `agent` (keep-alive), its whole body read as text. */
+export function httpRequest(
+  agent: http.Agent,
+  url: string,
+  method: string,
+  headers: http.OutgoingHttpHeaders,
+  payload?: string,
+): Promise<HttpReply> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      url,
+      {
+        method,
+        agent,
+        headers:
+          payload === undefined
+            ? headers
+            : { ...headers, 'Content-Length': Buffer.byteLength(payload) },
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      },
+    );
+    req.setTimeout(30_000, () => req.destroy(new Error(`${method} ${url} timed out`)));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
 /** POSTs JSON through `agent`; resolves with the status and parsed body. */
-export function postJson(
+export async function postJson(
   agent: http.Agent,
   url: string,
   token: string,
   body: unknown,
 ): Promise<{ status: number; body: Record<string, unknown> }> {
-  return new Promise((resolve, reject) => {
-    const payload = JSON.stringify(body);
-    const req = http.request(
-      url,
-      {
-        method: 'POST',
-        agent,
-        headers: {
-          Authorization: `Bearer ${token}`,
-          'Content-Type': 'application/json',
-          'Content-Length': Buffer.byteLength(payload),
-        },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => {
-          let parsed: Record<string, unknown> = {};
-          try {
-            parsed = JSON.parse(text) as Record<string, unknown>;
-          } catch {
-            parsed = { raw: text.slice(0, 200) };
-          }
-          resolve({ status: res.statusCode ?? 0, body: parsed });
-        });
-      },
-    );
-    req.setTimeout(30_000, () => req.destroy(new Error(`POST ${url} timed out`)));
-    req.on('error', reject);
-    req.end(payload);
-  });
+  const reply = await httpRequest(
+    agent,
+    url,
+    'POST',
+    { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    JSON.stringify(body),
+  );
+  let parsed: Record<string, unknown> = {};
+  try {
+    parsed = JSON.parse(reply.body) as Record<string, unknown>;
+  } catch {
+    parsed = { raw: reply.body.slice(0, 200) };
+  }
+  return { status: reply.status, body: parsed };
 }

@@ -1,0 +1,398 @@
+/**
+ * `tools/call` side by side with the MCP SDK's reference Streamable HTTP server.
+ *
+ * BENCH_MCP_CLIENTS (50) closed-loop clients, each with its own session, make BENCH_MCP_CALLS
+ * (10,000) calls between them after BENCH_MCP_WARMUP_CALLS (1,000) unmeasured ones, against:
+ * - sdk: the SDK's examples/server/simpleStreamableHttp.js (one process), tool `greet`;
+ * - mcp: the project's `/mcp` through 2 gateways, 2 workers and one redis-server, clients spread
+ *   over both gateways, tool `list_projects` (the project's cheapest call, over 3 projects);
+ * - seed: the same topology and tool through the seed API (`POST /mcp/sse/send`, the result
+ *   read as `tool-result` on each client's own `GET /mcp/sse` stream on the same gateway).
+ * Each round runs the three in that order on fresh processes; BENCH_ROUNDS (2) rounds, and the
+ * rows are the medians. Server CPU is user + system of every server process over the measured
+ * window (/proc/<pid>/stat).
+ */
+import http from 'node:http';
+import { performance } from 'node:perf_hooks';
+import path from 'node:path';
+import type { Comparison, ScenarioResult } from './comparison';
+import { median } from './comparison';
+import { Histogram, round } from './histogram';
+import {
+  issueToken,
+  sdkVersion,
+  sleep,
+  spawnRedis,
+  spawnRole,
+  spawnSdkServer,
+  type Proc,
+  type SpawnedRole,
+} from './procs';
+import { McpHttpSession, SeedSession, type ToolCaller } from './mcpClient';
+import {
+  DIST_BENCH,
+  cpuDelta,
+  envInt,
+  log,
+  now,
+  profileArgs,
+  sampleCpu,
+  serverEnv,
+  type CpuUse,
+} from './common';
+
+export const mcpCallSettings = {
+  clients: envInt('BENCH_MCP_CLIENTS', 50, 1),
+  calls: envInt('BENCH_MCP_CALLS', 10_000, 1),
+  warmupCalls: envInt('BENCH_MCP_WARMUP_CALLS', 1_000, 0),
+  rounds: envInt('BENCH_ROUNDS', 2, 1),
+};
+
+type Target = 'sdk' | 'mcp' | 'seed';
+
+/** The tool each side calls: the SDK example's `greet` and the project's `list_projects`. */
+const TOOLS: Record<Target, { name: string; args: Record<string, unknown> }> = {
+  sdk: { name: 'greet', args: { name: 'bench' } },
+  mcp: { name: 'list_projects', args: {} },
+  seed: { name: 'list_projects', args: {} },
+};
+const PROJECTS_LISTED = 3;
+
+export interface CallRun {
+  target: Target;
+  round: number;
+  calls: number;
+  failed: number;
+  errors: string[];
+  wallSeconds: number | null;
+  callsPerSecond: number | null;
+  latencyMs: ReturnType<Histogram['summary']>;
+  /** Server CPU per call in µs: all server processes, and by role. */
+  cpuMicrosPerCall: number | null;
+  cpuMicrosPerCallByRole: Record<string, number | null>;
+  /** This (client) process's CPU per call, µs: not counted as server CPU. */
+  clientCpuMicrosPerCall: number | null;
+  cpuMicros: CpuUse;
+}
+
+/** The closed loop: each caller makes calls back to back until `total` have been started. */
+async function closedLoop(
+  callers: ToolCaller[],
+  total: number,
+  tool: { name: string; args: Record<string, unknown> },
+  latency?: Histogram,
+): Promise<{ failed: number; errors: string[] }> {
+  let started = 0;
+  let failed = 0;
+  const errors: string[] = [];
+  const lane = async (caller: ToolCaller) => {
+    while (started < total) {
+      started++;
+      const t0 = now();
+      try {
+        await caller.callTool(tool.name, tool.args);
+        latency?.record(now() - t0);
+      } catch (err) {
+        failed++;
+        if (errors.length < 5) errors.push(err instanceof Error ? err.message : String(err));
+      }
+    }
+  };
+  await Promise.all(callers.map(lane));
+  return { failed, errors };
+}
+
+/** Warm-up, then the measured calls with the servers' CPU sampled around them. */
+async function measure(
+  target: Target,
+  roundNo: number,
+  callers: ToolCaller[],
+  procs: Record<string, Proc>,
+  roleOf: (procName: string) => string,
+): Promise<CallRun> {
+  const tool = TOOLS[target];
+  const warm = await closedLoop(callers, mcpCallSettings.warmupCalls, tool);
+  await sleep(300);
+  const calls = mcpCallSettings.calls;
+  const cpuBefore = sampleCpu(procs);
+  const clientBefore = process.cpuUsage();
+  const latency = new Histogram();
+  const t0 = performance.now();
+  const measured = await closedLoop(callers, calls, tool, latency);
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = cpuDelta(cpuBefore, sampleCpu(procs));
+  const client = process.cpuUsage(clientBefore);
+
+  const byRole: Record<string, number> = {};
+  let serverCpu = 0;
+  for (const [name, use] of Object.entries(cpu)) {
+    byRole[roleOf(name)] = (byRole[roleOf(name)] ?? 0) + use.total;
+    serverCpu += use.total;
+  }
+  const perCall = (micros: number) => round(micros / calls, 1);
+  const run: CallRun = {
+    target,
+    round: roundNo,
+    calls,
+    failed: measured.failed + warm.failed,
+    errors: [...warm.errors, ...measured.errors].slice(0, 5),
+    wallSeconds: round(seconds, 3),
+    callsPerSecond: round(calls / seconds, 0),
+    latencyMs: latency.summary(),
+    cpuMicrosPerCall: perCall(serverCpu),
+    cpuMicrosPerCallByRole: Object.fromEntries(
+      Object.entries(byRole).map(([role, micros]) => [role, perCall(micros)]),
+    ),
+    clientCpuMicrosPerCall: perCall(client.user + client.system),
+    cpuMicros: cpu,
+  };
+  const roles = Object.entries(run.cpuMicrosPerCallByRole)
+    .map(([role, v]) => `${role} ${v}`)
+    .join(', ');
+  log(
+    `${target} round ${roundNo}: ${run.callsPerSecond} calls/s, p50 ${run.latencyMs.p50Ms} / ` +
+      `p99 ${run.latencyMs.p99Ms} ms, ${run.cpuMicrosPerCall} µs CPU/call (${roles}), ` +
+      `client ${run.clientCpuMicrosPerCall} µs/call, ${run.failed} failed`,
+  );
+  return run;
+}
+
+/** Opens one session per client, spread round-robin over `urls`. */
+async function openCallers<T extends ToolCaller>(
+  urls: string[],
+  open: (url: string) => Promise<T>,
+): Promise<T[]> {
+  const callers: T[] = [];
+  // A few at a time: opening sessions is not what is measured.
+  for (let i = 0; i < mcpCallSettings.clients; i += 10) {
+    const batch = [];
+    for (let j = i; j < Math.min(i + 10, mcpCallSettings.clients); j++) {
+      batch.push(open(urls[j % urls.length]));
+    }
+    callers.push(...(await Promise.all(batch)));
+  }
+  return callers;
+}
+
+async function runSdk(roundNo: number, agent: http.Agent): Promise<CallRun> {
+  const sdk = await spawnSdkServer('sdk-server', [
+    '-r',
+    path.join(DIST_BENCH, 'quietConsole.js'),
+    ...profileArgs(`mcp-sdk-${roundNo}`),
+  ]);
+  try {
+    const callers = await openCallers([sdk.url], (url) =>
+      new McpHttpSession(agent, url, 'unused').open(),
+    );
+    const run = await measure('sdk', roundNo, callers, { sdk: sdk.proc }, () => 'sdk');
+    await Promise.all(callers.map((c) => c.close()));
+    return run;
+  } finally {
+    // Its SIGINT handler closes the sessions and exits (writing a CPU profile when asked).
+    await sdk.proc.stop('SIGINT', 10_000);
+  }
+}
+
+interface Cluster {
+  gateways: SpawnedRole[];
+  procs: Record<string, Proc>;
+  stop(): Promise<void>;
+}
+
+/** redis-server, 2 gateways and 2 workers, as in the issue's measurements. */
+async function startCluster(label: Target, roundNo: number, secret: string): Promise<Cluster> {
+  const redis = await spawnRedis(`redis (${label})`);
+  const env = serverEnv(redis.url, secret);
+  const role = (kind: 'gateway' | 'worker', n: number) =>
+    spawnRole(
+      `${kind}${n}`,
+      kind,
+      { ...env, POD_ID: `bench-${kind}-${n}` },
+      profileArgs(`${label}-${kind}${n}-${roundNo}`),
+    );
+  const [g1, g2, w1, w2] = await Promise.all([
+    role('gateway', 1),
+    role('gateway', 2),
+    role('worker', 1),
+    role('worker', 2),
+  ]);
+  return {
+    gateways: [g1, g2],
+    procs: {
+      gateway1: g1.proc,
+      gateway2: g2.proc,
+      worker1: w1.proc,
+      worker2: w2.proc,
+      redis: redis.proc,
+    },
+    stop: async () => {
+      await Promise.all([g1, g2, w1, w2].map((p) => p.proc.stop('SIGTERM', 10_000)));
+      await redis.proc.stop('SIGTERM', 5000);
+    },
+  };
+}
+
+/** gateway1, gateway2 → gateways; worker1, worker2 → workers; redis → redis. */
+const projectRole = (procName: string) => procName.replace(/\d+$/, 's');
+
+async function runProject(
+  target: 'mcp' | 'seed',
+  roundNo: number,
+  secret: string,
+  token: string,
+  agent: http.Agent,
+): Promise<CallRun> {
+  const cluster = await startCluster(target, roundNo, secret);
+  try {
+    const urls = cluster.gateways.map((g) => g.url);
+    const open = (url: string): Promise<ToolCaller> =>
+      target === 'mcp'
+        ? new McpHttpSession(agent, url, token).open()
+        : new SeedSession(agent, url, token).open();
+    // Projects for list_projects to list (not measured).
+    const setup = await open(urls[0]);
+    for (let i = 1; i <= PROJECTS_LISTED; i++) {
+      await setup.callTool('create_project', { name: `Bench project ${i}` });
+    }
+    await setup.close();
+    const callers = await openCallers(urls, open);
+    const run = await measure(target, roundNo, callers, cluster.procs, projectRole);
+    await Promise.all(callers.map((c) => c.close()));
+    return run;
+  } finally {
+    await cluster.stop();
+  }
+}
+
+/** The median of one figure over a target's rounds. */
+function medianOf(runs: CallRun[], pick: (r: CallRun) => number | null | undefined): number | null {
+  const value = median(runs.map(pick).filter((v): v is number => typeof v === 'number'));
+  return value === null ? null : round(value, 1);
+}
+
+function byRoleText(runs: CallRun[]): string {
+  const roles = Object.keys(runs[0]?.cpuMicrosPerCallByRole ?? {});
+  return roles
+    .map((role) => `${role} ${medianOf(runs, (r) => r.cpuMicrosPerCallByRole[role])}`)
+    .join(', ');
+}
+
+export async function benchMcpCalls(secret: string): Promise<ScenarioResult> {
+  const { clients, calls, warmupCalls, rounds } = mcpCallSettings;
+  const token = issueToken(secret, 'team', 'bench-caller');
+  const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
+  log(
+    `tools/call: ${clients} clients, ${calls} calls (+${warmupCalls} warm-up) per run, ` +
+      `${rounds} rounds of SDK, /mcp, seed path`,
+  );
+  const runs: Record<Target, CallRun[]> = { sdk: [], mcp: [], seed: [] };
+  try {
+    for (let r = 1; r <= rounds; r++) {
+      runs.sdk.push(await runSdk(r, agent));
+      runs.mcp.push(await runProject('mcp', r, secret, token, agent));
+      runs.seed.push(await runProject('seed', r, secret, token, agent));
+    }
+  } finally {
+    agent.destroy();
+  }
+
+  const fig = (t: Target) => ({
+    callsPerSecond: medianOf(runs[t], (r) => r.callsPerSecond),
+    p50Ms: medianOf(runs[t], (r) => r.latencyMs.p50Ms),
+    p99Ms: medianOf(runs[t], (r) => r.latencyMs.p99Ms),
+    cpuMicrosPerCall: medianOf(runs[t], (r) => r.cpuMicrosPerCall),
+    clientCpuMicrosPerCall: medianOf(runs[t], (r) => r.clientCpuMicrosPerCall),
+  });
+  const sdk = fig('sdk');
+  const mcp = fig('mcp');
+  const seed = fig('seed');
+  const peer = `MCP SDK ${sdkVersion()} stateful server`;
+  const setup =
+    `${clients} closed-loop clients, one session each; SDK simpleStreamableHttp.js \`greet\` ` +
+    `vs the project's \`list_projects\` (${PROJECTS_LISTED} projects) through 2 gateways, ` +
+    `2 workers and Redis; median of ${rounds}`;
+  const rows: Comparison[] = [
+    {
+      measure: `tools/call over Streamable HTTP, ${clients} clients: calls/s`,
+      peer,
+      peerValue: sdk.callsPerSecond,
+      projectValue: mcp.callsPerSecond,
+      unit: 'calls/s',
+      better: 'higher',
+      targetRatio: 1.0,
+      detail: setup,
+    },
+    {
+      measure: `tools/call over Streamable HTTP, ${clients} clients: p99`,
+      peer,
+      peerValue: sdk.p99Ms,
+      projectValue: mcp.p99Ms,
+      unit: 'ms',
+      better: 'lower',
+      targetRatio: 1.5,
+      detail: `p50 ${mcp.p50Ms} ms (SDK ${sdk.p50Ms} ms)`,
+    },
+    {
+      measure: `tools/call over Streamable HTTP: server CPU per call`,
+      peer,
+      peerValue: sdk.cpuMicrosPerCall,
+      projectValue: mcp.cpuMicrosPerCall,
+      unit: 'µs',
+      better: 'lower',
+      targetRatio: 1.0,
+      detail: `for information; project ${byRoleText(runs.mcp)}`,
+    },
+    {
+      measure: `tools/call, seed path (/mcp/sse/send → tool-result), ${clients} clients: calls/s`,
+      peer,
+      peerValue: sdk.callsPerSecond,
+      projectValue: seed.callsPerSecond,
+      unit: 'calls/s',
+      better: 'higher',
+      targetRatio: 1.0,
+      detail:
+        `same topology and tool; each client's stream and sends on one gateway; ` +
+        `p50 ${seed.p50Ms} / p99 ${seed.p99Ms} ms; /mcp did ${mcp.callsPerSecond}/s`,
+    },
+    {
+      measure: 'tools/call, seed path: server CPU per call',
+      peer,
+      peerValue: sdk.cpuMicrosPerCall,
+      projectValue: seed.cpuMicrosPerCall,
+      unit: 'µs',
+      better: 'lower',
+      targetRatio: 1.0,
+      detail: `project ${byRoleText(runs.seed)}; /mcp ${mcp.cpuMicrosPerCall} µs`,
+    },
+  ];
+
+  const all = [...runs.sdk, ...runs.mcp, ...runs.seed];
+  const broken = all
+    .filter((r) => r.failed > 0)
+    .map(
+      (r) =>
+        `tools/call (${r.target}, round ${r.round}): ${r.failed} calls failed: ${r.errors.join('; ')}`,
+    );
+  const lines = [
+    `tools/call: client CPU per call (not counted) SDK ${sdk.clientCpuMicrosPerCall} µs, ` +
+      `/mcp ${mcp.clientCpuMicrosPerCall} µs, seed ${seed.clientCpuMicrosPerCall} µs; ` +
+      `seed path / /mcp: calls/s ${ratioText(seed.callsPerSecond, mcp.callsPerSecond)}, ` +
+      `CPU per call ${ratioText(seed.cpuMicrosPerCall, mcp.cpuMicrosPerCall)}.`,
+  ];
+  return {
+    name: 'mcpCalls',
+    rows,
+    lines,
+    details: {
+      settings: mcpCallSettings,
+      tools: TOOLS,
+      medians: { sdk, mcp, seed },
+      runs: all,
+    },
+    broken,
+  };
+}
+
+function ratioText(a: number | null, b: number | null): string {
+  return a === null || b === null || b === 0 ? 'n/a' : `${(a / b).toFixed(2)}×`;
+}
