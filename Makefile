@@ -35,7 +35,7 @@ run: build
 
 # Benchmarks against real processes on this machine (redis-server, gateway, worker, load
 # generators; all stopped at the end): prints the measurements beside the targets of README's
-# Performance section and writes bench/results/latest.json. Env: BENCH_SUBSCRIBERS, BENCH_BROADCASTS, BENCH_CALLS, ...
+# Performance section and writes bench/results/latest.json. Env: BENCH_SUBSCRIBERS, BENCH_BROADCASTS, BENCH_MCP_CALLS, ...
 bench: build
 	npx tsc -p bench/tsconfig.json
 	node dist/bench/run.js

@@ -15,6 +15,7 @@
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import path from 'node:path';
+import Redis from 'ioredis';
 import type { Comparison, ScenarioResult } from './comparison';
 import { median } from './comparison';
 import { Histogram, round } from './histogram';
@@ -73,7 +74,55 @@ export interface CallRun {
   /** This (client) process's CPU per call, µs: not counted as server CPU. */
   clientCpuMicrosPerCall: number | null;
   cpuMicros: CpuUse;
+  /**
+   * The measured window on CLOCK_MONOTONIC in µs, the clock of V8's CPU profiles: with
+   * BENCH_CPU_PROFILE=1, the samples between these two are the measured calls' (startup and
+   * warm-up excluded).
+   */
+  windowMonotonicMicros: [number, number];
+  /** Redis commands during the window (project only): calls and server time per tools/call. */
+  redisCommandsPerCall?: RedisCommandUse[];
 }
+
+interface RedisCommandUse {
+  command: string;
+  callsPerCall: number | null;
+  microsPerCall: number | null;
+}
+
+/** Redis's own time by command (INFO commandstats), reset when the window opens. */
+class RedisCommandStats {
+  private readonly admin: Redis;
+
+  constructor(url: string) {
+    this.admin = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  }
+
+  async reset(): Promise<void> {
+    await this.admin.config('RESETSTAT');
+  }
+
+  /** Per tools/call, busiest first; the INFO call itself is left out. */
+  async perCall(calls: number): Promise<RedisCommandUse[]> {
+    const text = await this.admin.info('commandstats');
+    const uses: RedisCommandUse[] = [];
+    for (const m of text.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) {
+      if (m[1] === 'info' || m[1] === 'config|resetstat') continue;
+      uses.push({
+        command: m[1],
+        callsPerCall: round(Number(m[2]) / calls, 2),
+        microsPerCall: round(Number(m[3]) / calls, 1),
+      });
+    }
+    return uses.sort((a, b) => (b.microsPerCall ?? 0) - (a.microsPerCall ?? 0));
+  }
+
+  close(): void {
+    this.admin.disconnect();
+  }
+}
+
+const monotonicMicros = () => Number(process.hrtime.bigint() / 1000n);
 
 /** The closed loop: each caller makes calls back to back until `total` have been started. */
 async function closedLoop(
@@ -109,19 +158,24 @@ async function measure(
   callers: ToolCaller[],
   procs: Record<string, Proc>,
   roleOf: (procName: string) => string,
+  redisStats?: RedisCommandStats,
 ): Promise<CallRun> {
   const tool = TOOLS[target];
   const warm = await closedLoop(callers, mcpCallSettings.warmupCalls, tool);
   await sleep(300);
+  await redisStats?.reset();
   const calls = mcpCallSettings.calls;
   const cpuBefore = sampleCpu(procs);
   const clientBefore = process.cpuUsage();
   const latency = new Histogram();
+  const windowStart = monotonicMicros();
   const t0 = performance.now();
   const measured = await closedLoop(callers, calls, tool, latency);
   const seconds = (performance.now() - t0) / 1000;
+  const windowEnd = monotonicMicros();
   const cpu = cpuDelta(cpuBefore, sampleCpu(procs));
   const client = process.cpuUsage(clientBefore);
+  const redisCommandsPerCall = await redisStats?.perCall(calls);
 
   const byRole: Record<string, number> = {};
   let serverCpu = 0;
@@ -145,6 +199,8 @@ async function measure(
     ),
     clientCpuMicrosPerCall: perCall(client.user + client.system),
     cpuMicros: cpu,
+    windowMonotonicMicros: [windowStart, windowEnd],
+    ...(redisCommandsPerCall ? { redisCommandsPerCall } : {}),
   };
   const roles = Object.entries(run.cpuMicrosPerCallByRole)
     .map(([role, v]) => `${role} ${v}`)
@@ -154,6 +210,12 @@ async function measure(
       `p99 ${run.latencyMs.p99Ms} ms, ${run.cpuMicrosPerCall} µs CPU/call (${roles}), ` +
       `client ${run.clientCpuMicrosPerCall} µs/call, ${run.failed} failed`,
   );
+  if (redisCommandsPerCall) {
+    const top = redisCommandsPerCall
+      .slice(0, 6)
+      .map((c) => `${c.command} ${c.callsPerCall}× ${c.microsPerCall} µs`);
+    log(`${target} round ${roundNo}: Redis time per call by command: ${top.join(', ')}`);
+  }
   return run;
 }
 
@@ -178,7 +240,7 @@ async function runSdk(roundNo: number, agent: http.Agent): Promise<CallRun> {
   const sdk = await spawnSdkServer('sdk-server', [
     '-r',
     path.join(DIST_BENCH, 'quietConsole.js'),
-    ...profileArgs(`mcp-sdk-${roundNo}`),
+    ...profileArgs(`sdk-server-${roundNo}`),
   ]);
   try {
     const callers = await openCallers([sdk.url], (url) =>
@@ -195,6 +257,7 @@ async function runSdk(roundNo: number, agent: http.Agent): Promise<CallRun> {
 
 interface Cluster {
   gateways: SpawnedRole[];
+  redisUrl: string;
   procs: Record<string, Proc>;
   stop(): Promise<void>;
 }
@@ -218,6 +281,7 @@ async function startCluster(label: Target, roundNo: number, secret: string): Pro
   ]);
   return {
     gateways: [g1, g2],
+    redisUrl: redis.url,
     procs: {
       gateway1: g1.proc,
       gateway2: g2.proc,
@@ -243,6 +307,7 @@ async function runProject(
   agent: http.Agent,
 ): Promise<CallRun> {
   const cluster = await startCluster(target, roundNo, secret);
+  const redisStats = new RedisCommandStats(cluster.redisUrl);
   try {
     const urls = cluster.gateways.map((g) => g.url);
     const open = (url: string): Promise<ToolCaller> =>
@@ -256,10 +321,11 @@ async function runProject(
     }
     await setup.close();
     const callers = await openCallers(urls, open);
-    const run = await measure(target, roundNo, callers, cluster.procs, projectRole);
+    const run = await measure(target, roundNo, callers, cluster.procs, projectRole, redisStats);
     await Promise.all(callers.map((c) => c.close()));
     return run;
   } finally {
+    redisStats.close();
     await cluster.stop();
   }
 }
