@@ -28,7 +28,7 @@ interface JsonRpcReply {
 }
 
 /** The JSON-RPC reply with `id` in a POST's answer (a JSON body or an SSE stream). */
-function replyOf(
+export function replyOf(
   res: { headers: http.IncomingHttpHeaders; body: string },
   id: number,
 ): JsonRpcReply {
