@@ -39,6 +39,7 @@ import {
   profileArgs,
   sampleCpu,
   serverEnv,
+  settings,
   type CpuUse,
 } from './common';
 
@@ -210,6 +211,13 @@ async function measure(
       `p99 ${run.latencyMs.p99Ms} ms, ${run.cpuMicrosPerCall} µs CPU/call (${roles}), ` +
       `client ${run.clientCpuMicrosPerCall} µs/call, ${run.failed} failed`,
   );
+  if (settings.cpuProfile) {
+    const files = target === 'sdk' ? 'sdk-server' : `${target}-{gateway,worker}*`;
+    log(
+      `${target} round ${roundNo}: node dist/bench/profileSummary.js --window ` +
+        `${windowStart},${windowEnd} bench/results/profiles/${files}-${roundNo}-*.cpuprofile`,
+    );
+  }
   if (redisCommandsPerCall) {
     const top = redisCommandsPerCall
       .slice(0, 6)
@@ -244,7 +252,7 @@ async function runSdk(roundNo: number, agent: http.Agent): Promise<CallRun> {
   ]);
   try {
     const callers = await openCallers([sdk.url], (url) =>
-      new McpHttpSession(agent, url, 'unused').open(),
+      new McpHttpSession(agent, url, undefined).open(),
     );
     const run = await measure('sdk', roundNo, callers, { sdk: sdk.proc }, () => 'sdk');
     await Promise.all(callers.map((c) => c.close()));

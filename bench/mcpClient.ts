@@ -55,17 +55,18 @@ export class McpHttpSession implements ToolCaller {
   private nextId = 1;
   private readonly endpoint: string;
 
+  /** `token`: a bearer token, or undefined for a server without auth (the SDK's example). */
   constructor(
     private readonly agent: http.Agent,
     baseUrl: string,
-    private readonly token: string,
+    private readonly token: string | undefined,
   ) {
     this.endpoint = `${baseUrl}/mcp`;
   }
 
   private headers(): http.OutgoingHttpHeaders {
     return {
-      Authorization: `Bearer ${this.token}`,
+      ...(this.token ? { Authorization: `Bearer ${this.token}` } : {}),
       'Content-Type': 'application/json',
       Accept: 'application/json, text/event-stream',
       ...(this.sessionId

@@ -144,16 +144,23 @@ async function waitUntilAnswered(
   }
 }
 
-/** The MCP SDK's example servers, as the installed @modelcontextprotocol/sdk ships them. */
-export function sdkExampleServer(file: string): string {
-  // The package exports no path to its examples; they sit beside its server entry point.
-  const serverEntry = require.resolve('@modelcontextprotocol/sdk/server'); // .../dist/cjs/server/index.js
-  return path.join(path.dirname(serverEntry), '..', 'examples', 'server', file);
+/** Where the installed @modelcontextprotocol/sdk lives (its exports name no example path). */
+function sdkRoot(): string {
+  // <root>/dist/cjs/server/index.js
+  return path.resolve(
+    path.dirname(require.resolve('@modelcontextprotocol/sdk/server')),
+    '../../..',
+  );
 }
 
-/** `@modelcontextprotocol/sdk/package.json`'s version. */
+/** One of the example servers the installed SDK ships (dist/cjs/examples/server/). */
+export function sdkExampleServer(file: string): string {
+  return path.join(sdkRoot(), 'dist/cjs/examples/server', file);
+}
+
+/** The installed SDK's version. */
 export function sdkVersion(): string {
-  const pkg = path.join(path.dirname(sdkExampleServer('x')), '../../../../package.json');
+  const pkg = path.join(sdkRoot(), 'package.json');
   return (JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }).version;
 }
 
