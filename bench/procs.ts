@@ -75,14 +75,33 @@ process.once('exit', () => {
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+const PORT_TAKEN = /EADDRINUSE|Address already in use/;
+
+/**
+ * Starts a server on a port free a moment ago; when something else took it in between (other
+ * processes on the machine open connections from the same range), tries again on another.
+ */
+async function onFreePort<T>(start: (port: number) => Promise<T>, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start(await freePort());
+    } catch (err) {
+      if (attempt >= attempts || !PORT_TAKEN.test(String(err))) throw err;
+    }
+  }
+}
+
 export interface SpawnedRedis {
   proc: Proc;
   url: string;
 }
 
 /** redis-server on a free loopback port, persistence off; resolves once it answers PING. */
-export async function spawnRedis(name: string): Promise<SpawnedRedis> {
-  const port = await freePort();
+export function spawnRedis(name: string): Promise<SpawnedRedis> {
+  return onFreePort((port) => startRedis(name, port));
+}
+
+async function startRedis(name: string, port: number): Promise<SpawnedRedis> {
   const child = spawn(
     'redis-server',
     ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
@@ -111,13 +130,22 @@ export interface SpawnedRole {
  * `node [nodeArgs] dist/bin/<role>.js` on a free port, with exactly `env` (plus PATH, PORT,
  * HOST); resolves once its /ready answers 200.
  */
-export async function spawnRole(
+export function spawnRole(
   name: string,
   role: 'gateway' | 'worker',
   env: Record<string, string>,
   nodeArgs: string[] = [],
 ): Promise<SpawnedRole> {
-  const port = await freePort();
+  return onFreePort((port) => startRole(name, role, env, nodeArgs, port));
+}
+
+async function startRole(
+  name: string,
+  role: 'gateway' | 'worker',
+  env: Record<string, string>,
+  nodeArgs: string[],
+  port: number,
+): Promise<SpawnedRole> {
   const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'dist/bin', `${role}.js`)], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', ...env, PORT: String(port), HOST: '127.0.0.1' },
@@ -137,7 +165,11 @@ async function waitUntilAnswered(
 ): Promise<void> {
   const deadline = Date.now() + 20_000;
   for (;;) {
-    if (!proc.isRunning()) throw new Error(`${proc.name} exited before ready:\n${proc.output()}`);
+    if (!proc.isRunning()) {
+      // Its last words (EADDRINUSE, a config error) may still be in the pipe.
+      await Promise.race([new Promise((r) => proc.child.once('close', r)), sleep(200)]);
+      throw new Error(`${proc.name} exited before ready:\n${proc.output()}`);
+    }
     if (ready(await httpStatus(url))) return;
     if (Date.now() > deadline) throw new Error(`${proc.name} not ready in 20 s:\n${proc.output()}`);
     await sleep(50);
@@ -169,8 +201,15 @@ export function sdkVersion(): string {
  * an in-memory event store) on a free port, which it takes from MCP_PORT; resolves once its
  * /mcp answers (400 to a GET without a session).
  */
-export async function spawnSdkServer(name: string, nodeArgs: string[] = []): Promise<SpawnedRole> {
-  const port = await freePort();
+export function spawnSdkServer(name: string, nodeArgs: string[] = []): Promise<SpawnedRole> {
+  return onFreePort((port) => startSdkServer(name, nodeArgs, port));
+}
+
+async function startSdkServer(
+  name: string,
+  nodeArgs: string[],
+  port: number,
+): Promise<SpawnedRole> {
   const child = spawn(
     process.execPath,
     [...nodeArgs, sdkExampleServer('simpleStreamableHttp.js')],
