@@ -21,6 +21,7 @@ import { median } from './comparison';
 import { Histogram, round } from './histogram';
 import {
   issueToken,
+  sdkExampleServer,
   sdkVersion,
   sleep,
   spawnRedis,
@@ -459,6 +460,11 @@ export async function benchMcpCalls(secret: string): Promise<ScenarioResult> {
     lines,
     details: {
       settings: mcpCallSettings,
+      peer: {
+        server: sdkExampleServer('simpleStreamableHttp.js'),
+        version: sdkVersion(),
+        note: 'its per-request console.log silenced (bench/quietConsole.ts preload)',
+      },
       tools: TOOLS,
       medians: { sdk, mcp, seed },
       runs: all,
