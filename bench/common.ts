@@ -31,7 +31,8 @@ export const settings = {
   warmupBroadcasts: envInt('BENCH_WARMUP_BROADCASTS', 5, 0),
   clientProcesses: envInt('BENCH_CLIENT_PROCS', Math.max(2, Math.ceil(subscribers / 10_000)), 1),
   openConcurrency: envInt('BENCH_OPEN_CONCURRENCY', 100, 1),
-  timeoutS: envInt('BENCH_TIMEOUT_S', 240, 10),
+  // The tools/call comparison alone takes 1-3 minutes (6 runs of 11,000 calls on fresh processes).
+  timeoutS: envInt('BENCH_TIMEOUT_S', 900, 10),
   cpuProfile: process.env.BENCH_CPU_PROFILE === '1',
 };
 
