@@ -28,6 +28,7 @@ import {
   type IncomingRequest,
 } from './protocol';
 import { StreamRelay } from './relay';
+import type { ReplyRoute } from './replyRouter';
 import { acquireStandaloneLock } from './standaloneLock';
 import { McpSseStream } from './stream';
 
@@ -167,10 +168,12 @@ interface RequestBatch {
 }
 
 /**
- * Subscribes to a new request stream's topic first, then queues the requests, then relays the
- * stream's messages: as SSE events with ids `<streamId>_<entryId>`, or gathered into one JSON
- * body. The worker writes them to the topic's history too, so the stream can be resumed on any
- * pod with a GET and Last-Event-ID if this pod dies.
+ * Routes a new request stream's events to its relay first (this pod's reply router: the
+ * commands name its topic, the worker copies the stream's events there), then queues the
+ * requests, then relays the stream's messages: as SSE events with ids `<streamId>_<entryId>`,
+ * or gathered into one JSON body. The worker writes them to the stream topic's history and
+ * publishes them there too, so the stream can be resumed on any pod with a GET and
+ * Last-Event-ID if this pod dies.
  */
 async function answerRequests(
   ctx: McpRouteContext,
@@ -190,18 +193,19 @@ async function answerRequests(
       sessionId,
       streamId,
       requests,
+      ctx.replies.topic,
     );
 
   if (!batch.sse) {
     const replies: string[] = [];
-    const held: { subscription?: Subscription } = {};
+    const held: { route?: ReplyRoute } = {};
     const relay = new StreamRelay(
       {
         message: (_id, data, kind) => {
           if (kind === MCP_EVENTS.response) replies.push(data);
         },
         done: () => {
-          void held.subscription?.close();
+          held.route?.close();
           // A JSON body cannot be resumed: once the replies are in, the history has served.
           ctx.sessions.streamSpent(sessionId, streamId);
           if (res.writableEnded || res.destroyed) return;
@@ -216,12 +220,12 @@ async function answerRequests(
       },
       requests.length,
     );
-    held.subscription = await ctx.engine.subscribe([topic], relay.listener);
-    res.once('close', () => void held.subscription?.close());
+    held.route = await ctx.replies.route(topic, relay.listener);
+    res.once('close', () => held.route?.close());
     try {
       await enqueue();
     } catch (err) {
-      void held.subscription.close();
+      held.route.close();
       throw err;
     }
     return;
@@ -244,9 +248,9 @@ async function answerRequests(
     },
     requests.length,
   );
-  // Registered (per-token stream limit) and subscribed first; released when the response closes,
+  // Registered (per-token stream limit) and routed first; released when the response closes,
   // a refusal's included.
-  await subscribeStream(ctx, batch.claims, stream, topic, relay);
+  await listenStream(ctx, batch.claims, stream, () => ctx.replies.route(topic, relay.listener));
   await enqueue();
   if (stream.closed) return; // the client left meanwhile; the replies wait in the topic's history
   stream.open(ctx.metrics, { 'Mcp-Session-Id': sessionId });
@@ -281,34 +285,41 @@ async function resumeRequestStream(
     replies,
     afterId,
   );
-  await subscribeStream(ctx, claims, stream, topic, relay);
+  await listenStream(ctx, claims, stream, () => subscribe(ctx, topic, relay));
   stream.open(ctx.metrics, { 'Mcp-Session-Id': sessionId });
   ctx.keeper.add(stream);
   await relay.replay(ctx.engine, topic);
 }
 
+/** The relay subscribed to the stream's own topic (a resumed or standalone stream). */
+function subscribe(ctx: McpRouteContext, topic: string, relay: StreamRelay): Promise<Listening> {
+  return ctx.engine.subscribe([topic], relay.listener);
+}
+
+/** What feeds a stream's relay until closed: a subscription, or a route of the reply router. */
+type Listening = Subscription | ReplyRoute;
+
 /**
- * Lists the stream in the registry (429 over the per-token limit) and subscribes its relay to
- * the topic, both before the response starts; both are released when the stream closes.
+ * Lists the stream in the registry (429 over the per-token limit) and starts feeding its relay,
+ * both before the response starts; both are released when the stream closes.
  */
-async function subscribeStream(
+async function listenStream(
   ctx: McpRouteContext,
   claims: TokenClaims,
   stream: McpSseStream,
-  topic: string,
-  relay: StreamRelay,
+  listen: () => Promise<Listening>,
 ): Promise<void> {
   const tracked = await ctx.hub.track(claims, 'streamable-http', randomUUID(), () =>
     stream.endWith(TOKEN_EXPIRED),
   );
-  let subscription: Subscription;
+  let listening: Listening;
   try {
-    subscription = await ctx.engine.subscribe([topic], relay.listener);
+    listening = await listen();
   } catch (err) {
     await tracked.release();
     throw err;
   }
-  stream.onClose(() => Promise.allSettled([subscription.close(), tracked.release()]));
+  stream.onClose(() => Promise.allSettled([listening.close(), tracked.release()]));
 }
 
 /**
@@ -339,7 +350,7 @@ async function openStandaloneStream(
     afterId,
   );
   try {
-    await subscribeStream(ctx, claims, stream, topic, relay);
+    await listenStream(ctx, claims, stream, () => subscribe(ctx, topic, relay));
   } catch (err) {
     await lock.release().catch(() => undefined);
     throw err;
