@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Engine, EngineEvent, EventListener, Subscription } from '../../shared/engine/engine';
+import { errors } from '../../shared/errors';
 import { mcpNames } from '../../shared/mcpTransports';
 
 /** A request stream's place in the router, released when its response closes. */
@@ -53,7 +54,7 @@ export class McpReplyRouter {
   }
 
   private subscribed(): Promise<Subscription> {
-    if (this.closed) return Promise.reject(new Error('Reply router closed'));
+    if (this.closed) return Promise.reject(errors.unavailable('This gateway is shutting down'));
     if (!this.subscribing) {
       const subscribing = this.engine.subscribe([this.topic], this.dispatch);
       this.subscribing = subscribing;
