@@ -230,40 +230,6 @@ test('notifications/cancelled, posted to another pod, aborts the call on whichev
   }
 });
 
-test('SIGKILL of the pod streaming a response mid-call: the client resumes on the other pod', async () => {
-  const { client } = await streamableClient();
-  const progress: number[] = [];
-  let firstProgress!: () => void;
-  const started = new Promise<void>((resolve) => (firstProgress = resolve));
-  const work = client.callTool(
-    { name: 'simulate_work', arguments: { steps: 8, delayMs: 400 } },
-    undefined,
-    {
-      onprogress: (p) => {
-        progress.push(p.progress);
-        firstProgress();
-      },
-      timeout: 30_000,
-    },
-  );
-  await started;
-  const streaming = [...proxy.log].reverse().find((r) => r.body.includes('"simulate_work"'));
-  expect(streaming).toBeDefined();
-  const victim = gateways[streaming!.target];
-  await victim.kill('SIGKILL');
-
-  const result = (await work) as CallToolResult;
-  expect(result.structuredContent).toMatchObject({ completedSteps: 8, cancelled: false });
-  // Replayed from history on the other pod: nothing missed, nothing twice.
-  expect(progress).toEqual([...new Set(progress)].sort((a, b) => a - b));
-  // The request stream was resumed by id (not the session's standalone `get_` stream).
-  const resumed = proxy.log.filter(
-    (r) => r.method === 'GET' && r.lastEventId !== undefined && !r.lastEventId.startsWith('get_'),
-  );
-  expect(resumed.length).toBeGreaterThan(0);
-  expect(resumed.every((r) => r.target !== streaming!.target)).toBe(true);
-}, 60_000);
-
 /** SSE events of a fetch response body, as they arrive: id, event name, data. */
 async function* sseEvents(
   body: ReadableStream<Uint8Array>,
@@ -346,3 +312,37 @@ test('a POST stream cut mid-call, its pod alive, resumes on the other pod: each 
   expect(progress).toEqual(Array.from({ length: steps }, (_, i) => i + 1));
   expect(result).toMatchObject({ completedSteps: steps });
 }, 30_000);
+
+test('SIGKILL of the pod streaming a response mid-call: the client resumes on the other pod', async () => {
+  const { client } = await streamableClient();
+  const progress: number[] = [];
+  let firstProgress!: () => void;
+  const started = new Promise<void>((resolve) => (firstProgress = resolve));
+  const work = client.callTool(
+    { name: 'simulate_work', arguments: { steps: 8, delayMs: 400 } },
+    undefined,
+    {
+      onprogress: (p) => {
+        progress.push(p.progress);
+        firstProgress();
+      },
+      timeout: 30_000,
+    },
+  );
+  await started;
+  const streaming = [...proxy.log].reverse().find((r) => r.body.includes('"simulate_work"'));
+  expect(streaming).toBeDefined();
+  const victim = gateways[streaming!.target];
+  await victim.kill('SIGKILL');
+
+  const result = (await work) as CallToolResult;
+  expect(result.structuredContent).toMatchObject({ completedSteps: 8, cancelled: false });
+  // Replayed from history on the other pod: nothing missed, nothing twice.
+  expect(progress).toEqual([...new Set(progress)].sort((a, b) => a - b));
+  // The request stream was resumed by id (not the session's standalone `get_` stream).
+  const resumed = proxy.log.filter(
+    (r) => r.method === 'GET' && r.lastEventId !== undefined && !r.lastEventId.startsWith('get_'),
+  );
+  expect(resumed.length).toBeGreaterThan(0);
+  expect(resumed.every((r) => r.target !== streaming!.target)).toBe(true);
+}, 60_000);
