@@ -76,32 +76,34 @@ export function streamableHttpRoutes(ctx: McpRouteContext): Router {
         params.protocolVersion = STREAMABLE_PROTOCOL_VERSIONS[0];
       }
       const sessionId = await ctx.sessions.create(claims, 'streamable-http');
+      const stream = accept.sse ? requestStream(ctx, req, res) : undefined;
+      if (stream) await listStream(ctx, claims, stream);
       await answerRequests(ctx, req, res, {
         claims,
         sessionId,
         version: String(params.protocolVersion),
         requests: [{ ...initialize, params }],
         batch: false,
-        sse: accept.sse,
+        stream,
       });
       return;
     }
+    const requests = messages.filter(isRequest);
+    // An SSE answer is listed in the registry while the session is looked up (one round trip
+    // to the engine for both); a refusal (429) counts only once the session is known, and the
+    // listing is released when the response closes, whatever ends it.
+    const stream = accept.sse && requests.length > 0 ? requestStream(ctx, req, res) : undefined;
+    const listed = stream && listStream(ctx, claims, stream);
+    listed?.catch(() => undefined); // thrown below, after the session's own errors
     const { sessionId } = await ctx.sessions.fromHeader(req, claims);
     const version = protocolVersionOf(req);
     await handleClientMessages(ctx.engine, sessionId, messages, ctx.config.eventMaxBytes);
-    const requests = messages.filter(isRequest);
     if (requests.length === 0) {
       res.status(202).end();
       return;
     }
-    await answerRequests(ctx, req, res, {
-      claims,
-      sessionId,
-      version,
-      requests,
-      batch,
-      sse: accept.sse,
-    });
+    await listed;
+    await answerRequests(ctx, req, res, { claims, sessionId, version, requests, batch, stream });
   });
 
   router.get('/mcp', ...common, async (req, res) => {
@@ -164,7 +166,8 @@ interface RequestBatch {
   version: string;
   requests: IncomingRequest[];
   batch: boolean;
-  sse: boolean;
+  /** The SSE stream answering them, listed in the registry; none: one JSON body answers. */
+  stream?: McpSseStream;
 }
 
 /**
@@ -196,7 +199,8 @@ async function answerRequests(
       ctx.replies.topic,
     );
 
-  if (!batch.sse) {
+  const { stream } = batch;
+  if (!stream) {
     const replies: string[] = [];
     const held: { route?: ReplyRoute } = {};
     const relay = new StreamRelay(
@@ -231,7 +235,6 @@ async function answerRequests(
     return;
   }
 
-  const stream = new McpSseStream(req, res, 'request', ctx.config.sendQueueMaxBytes);
   // The stream opens only once the requests are admitted (a refusal still gets its HTTP status);
   // what a fast worker sends before that waits here, in order.
   let early: (() => void)[] | undefined = [];
@@ -248,9 +251,8 @@ async function answerRequests(
     },
     requests.length,
   );
-  // Registered (per-token stream limit) and routed first; released when the response closes,
-  // a refusal's included.
-  await listenStream(ctx, batch.claims, stream, () => ctx.replies.route(topic, relay.listener));
+  // Routed first; released when the response closes, a refusal's included.
+  await listenStream(stream, () => ctx.replies.route(topic, relay.listener));
   await enqueue();
   if (stream.closed) return; // the client left meanwhile; the replies wait in the topic's history
   stream.open(ctx.metrics, { 'Mcp-Session-Id': sessionId });
@@ -273,7 +275,7 @@ async function resumeRequestStream(
   afterId: string,
 ): Promise<void> {
   const topic = mcpNames.streamTopic(sessionId, streamId);
-  const stream = new McpSseStream(req, res, 'request', ctx.config.sendQueueMaxBytes);
+  const stream = requestStream(ctx, req, res);
   const relay = new StreamRelay(
     {
       message: (entryId, data) => stream.event(`${streamId}_${entryId}`, 'message', data),
@@ -285,7 +287,8 @@ async function resumeRequestStream(
     replies,
     afterId,
   );
-  await listenStream(ctx, claims, stream, () => subscribe(ctx, topic, relay));
+  await listStream(ctx, claims, stream);
+  await listenStream(stream, () => subscribe(ctx, topic, relay));
   stream.open(ctx.metrics, { 'Mcp-Session-Id': sessionId });
   ctx.keeper.add(stream);
   await relay.replay(ctx.engine, topic);
@@ -299,27 +302,30 @@ function subscribe(ctx: McpRouteContext, topic: string, relay: StreamRelay): Pro
 /** What feeds a stream's relay until closed: a subscription, or a route of the reply router. */
 type Listening = Subscription | ReplyRoute;
 
+/** A request stream (a POST's, or its resumption) on this response, not yet open. */
+function requestStream(ctx: McpRouteContext, req: Request, res: Response): McpSseStream {
+  return new McpSseStream(req, res, 'request', ctx.config.sendQueueMaxBytes);
+}
+
 /**
- * Lists the stream in the registry (429 over the per-token limit) and starts feeding its relay,
- * both before the response starts; both are released when the stream closes.
+ * Lists the stream in the registry (429 over the per-token limit) before the response starts,
+ * until the stream closes (at once if it closed meanwhile).
  */
-async function listenStream(
+async function listStream(
   ctx: McpRouteContext,
   claims: TokenClaims,
   stream: McpSseStream,
-  listen: () => Promise<Listening>,
 ): Promise<void> {
   const tracked = await ctx.hub.track(claims, 'streamable-http', randomUUID(), () =>
     stream.endWith(TOKEN_EXPIRED),
   );
-  let listening: Listening;
-  try {
-    listening = await listen();
-  } catch (err) {
-    await tracked.release();
-    throw err;
-  }
-  stream.onClose(() => Promise.allSettled([listening.close(), tracked.release()]));
+  stream.onClose(() => tracked.release());
+}
+
+/** Starts feeding the stream's relay, before the response starts, until the stream closes. */
+async function listenStream(stream: McpSseStream, listen: () => Promise<Listening>): Promise<void> {
+  const listening = await listen();
+  stream.onClose(() => listening.close());
 }
 
 /**
@@ -350,7 +356,8 @@ async function openStandaloneStream(
     afterId,
   );
   try {
-    await listenStream(ctx, claims, stream, () => subscribe(ctx, topic, relay));
+    await listStream(ctx, claims, stream);
+    await listenStream(stream, () => subscribe(ctx, topic, relay));
   } catch (err) {
     await lock.release().catch(() => undefined);
     throw err;
