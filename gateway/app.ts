@@ -89,14 +89,16 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
   // Public metadata any web client may read: before the origin policy.
   if (resource) app.use(resource.routes());
   app.use(cors(new OriginPolicy(config)));
+  // The per-call routes first (POST /mcp/sse/send, POST /mcp): each router passed costs every
+  // request that goes by it. The paths are distinct, so the order decides nothing else.
+  app.use(sendRoutes(ctx));
+  const mcpTransports = createMcpTransports(ctx);
+  app.use(mcpTransports.router);
   app.use(healthRoutes(ctx));
   app.use(sseRoutes(ctx));
-  app.use(sendRoutes(ctx));
   app.use(broadcastRoutes(ctx));
   app.use(statsRoutes(ctx));
   app.use(demoRoutes(logger));
-  const mcpTransports = createMcpTransports(ctx);
-  app.use(mcpTransports.router);
   app.use(notFound());
   app.use(errorHandler(logger, config.maxBodyBytes));
 

@@ -32,17 +32,65 @@ export function createTokenVerifier(keys: AuthKeys): TokenVerifier {
     ? createPublicKey(keys.jwtPublicKey)
     : createSecretKey(Buffer.from(keys.jwtSecret as string, 'utf8'));
   const algorithms: jwt.Algorithm[] = keys.jwtPublicKey ? ['RS256', 'ES256'] : ['HS256'];
+  const verified = new VerifiedTokens();
   return {
     verify(token: string): TokenClaims {
+      const known = verified.get(token);
+      if (known) return known;
       let payload: string | jwt.JwtPayload;
       try {
         payload = jwt.verify(token, key, { algorithms });
       } catch (err) {
         throw staticFailure(err);
       }
-      return parseClaims(payload);
+      const claims = parseClaims(payload);
+      verified.add(token, claims, (payload as jwt.JwtPayload).nbf);
+      return claims;
     },
   };
+}
+
+/** Tokens remembered as verified, at most (the oldest are forgotten first). */
+const VERIFIED_TOKENS_MAX = 1000;
+
+interface VerifiedToken {
+  claims: TokenClaims;
+  nbf?: number;
+}
+
+/**
+ * Tokens whose signature and claims were verified, so that a client sending the same token on
+ * every request pays the signature check (HMAC or RSA, plus jsonwebtoken's parsing) once. Only
+ * time can change a verified token's verdict: each use checks exp and nbf again (as
+ * jsonwebtoken does, in whole seconds), and one outside them is verified afresh, to fail with
+ * the error jsonwebtoken gives.
+ */
+class VerifiedTokens {
+  private readonly tokens = new Map<string, VerifiedToken>();
+
+  get(token: string): TokenClaims | undefined {
+    const known = this.tokens.get(token);
+    if (!known) return undefined;
+    const now = Math.floor(Date.now() / 1000);
+    const { claims, nbf } = known;
+    if ((claims.exp !== undefined && now >= claims.exp) || (nbf !== undefined && nbf > now)) {
+      this.tokens.delete(token);
+      return undefined;
+    }
+    return claims;
+  }
+
+  add(token: string, claims: TokenClaims, nbf: unknown): void {
+    if (this.tokens.size >= VERIFIED_TOKENS_MAX) {
+      this.tokens.delete(this.tokens.keys().next().value as string);
+    }
+    // Frozen: the same claims object serves every request with this token.
+    Object.freeze(claims.tools);
+    this.tokens.set(token, {
+      claims: Object.freeze(claims),
+      ...(typeof nbf === 'number' ? { nbf } : {}),
+    });
+  }
 }
 
 /**

@@ -84,6 +84,8 @@ export const mcpNames = {
   serverRequestKey: (sessionId: string, wireId: string) => `mcp:srv-req:${sessionId}:${wireId}`,
   /** Present while the gateway pod runs (refreshed every second): may its locks be taken over. */
   podAliveKey: (podId: string) => `mcp:pod-alive:${podId}`,
+  /** Where a gateway process hears the request streams it answers (one per process). */
+  replyTopic: (podId: string, nonce: string) => `mcp:replies:${podId}:${nonce}`,
 };
 
 /** A `cancel` event: notifications/cancelled for a request of the session. */

@@ -69,4 +69,9 @@ export interface McpRoute {
   sessionId: string;
   /** The request's stream within the session (see shared/mcpTransports.ts). */
   streamId: string;
+  /**
+   * The topic the gateway pod that took the POST listens on: the stream's events are copied
+   * there (PublishOptions.copyTo), so the pod needs no subscription per request.
+   */
+  replyTopic?: string;
 }

@@ -13,6 +13,8 @@ import { toClientMessage, type IncomingMessage, type IncomingRequest } from './p
 /**
  * Queues a POST's JSON-RPC requests for the workers, each replying on the given stream: all of
  * them or, past an admission limit, none (GatewayError queue_full 503 / inflight_limit 429).
+ * `replyTopic`: where this pod hears the stream (McpReplyRouter); none for a stream the pod
+ * subscribes to itself.
  */
 export async function enqueueRequests(
   engine: Engine,
@@ -22,6 +24,7 @@ export async function enqueueRequests(
   sessionId: string,
   streamId: string,
   requests: IncomingRequest[],
+  replyTopic?: string,
 ): Promise<void> {
   const enqueuedAt = Date.now();
   const commands = requests.map((request): CommandEnvelope => ({
@@ -31,7 +34,7 @@ export async function enqueueRequests(
     ...(claims.tools ? { tools: claims.tools } : {}),
     message: toClientMessage(request),
     enqueuedAt,
-    mcp: { sessionId, streamId },
+    mcp: replyTopic ? { sessionId, streamId, replyTopic } : { sessionId, streamId },
   }));
   await enqueueAdmitted(engine, metrics, limits, commands);
 }

@@ -3,6 +3,7 @@ import { Router as createRouter } from 'express';
 import type { RouteContext } from '../routes/context';
 import { legacySseRoutes, endLapsedLegacySessions } from './legacySse';
 import type { McpRouteContext } from './mcpContext';
+import { McpReplyRouter } from './replyRouter';
 import { McpSessionStore } from './sessions';
 import { PodLiveness } from './standaloneLock';
 import { McpStreamKeeper } from './stream';
@@ -35,6 +36,7 @@ export function createMcpTransports(route: RouteContext): McpTransports {
       route.config.mcpSessionTtlS * 1000,
       route.config.mcpStreamTtlS * 1000,
     ),
+    replies: new McpReplyRouter(route.engine, route.config.podId),
     keeper: new McpStreamKeeper(keepAliveMs),
     lockTtlMs: Math.max(3 * keepAliveMs, 3000),
     liveness: new PodLiveness(route.engine.kv, route.config.podId),
@@ -49,6 +51,7 @@ export function createMcpTransports(route: RouteContext): McpTransports {
     drain: () => ctx.keeper.endSessionStreams(),
     close: async () => {
       await ctx.keeper.close(route.config.drainWindowMs);
+      await ctx.replies.close();
       await ctx.liveness.stop();
     },
   };

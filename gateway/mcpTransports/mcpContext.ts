@@ -1,6 +1,7 @@
 import type { RequestHandler } from 'express';
 import { OriginPolicy, originGuard } from '../middleware/cors';
 import { guarded, requireReady, type RouteContext } from '../routes/context';
+import type { McpReplyRouter } from './replyRouter';
 import type { McpSessionStore } from './sessions';
 import type { PodLiveness } from './standaloneLock';
 import type { McpStreamKeeper } from './stream';
@@ -8,6 +9,8 @@ import type { McpStreamKeeper } from './stream';
 /** What the MCP transport routes share. */
 export interface McpRouteContext extends RouteContext {
   sessions: McpSessionStore;
+  /** This process's one subscription for the replies of the POSTs it answers. */
+  replies: McpReplyRouter;
   keeper: McpStreamKeeper;
   /** TTL of the one-GET-stream-per-session lock, refreshed on every keep-alive tick. */
   lockTtlMs: number;

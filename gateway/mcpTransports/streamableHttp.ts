@@ -28,6 +28,7 @@ import {
   type IncomingRequest,
 } from './protocol';
 import { StreamRelay } from './relay';
+import type { ReplyRoute } from './replyRouter';
 import { acquireStandaloneLock } from './standaloneLock';
 import { McpSseStream } from './stream';
 
@@ -75,32 +76,34 @@ export function streamableHttpRoutes(ctx: McpRouteContext): Router {
         params.protocolVersion = STREAMABLE_PROTOCOL_VERSIONS[0];
       }
       const sessionId = await ctx.sessions.create(claims, 'streamable-http');
+      const stream = accept.sse ? requestStream(ctx, req, res) : undefined;
+      if (stream) await listStream(ctx, claims, stream);
       await answerRequests(ctx, req, res, {
         claims,
         sessionId,
         version: String(params.protocolVersion),
         requests: [{ ...initialize, params }],
         batch: false,
-        sse: accept.sse,
+        stream,
       });
       return;
     }
+    const requests = messages.filter(isRequest);
+    // An SSE answer is listed in the registry while the session is looked up (one round trip
+    // to the engine for both); a refusal (429) counts only once the session is known, and the
+    // listing is released when the response closes, whatever ends it.
+    const stream = accept.sse && requests.length > 0 ? requestStream(ctx, req, res) : undefined;
+    const listed = stream && listStream(ctx, claims, stream);
+    listed?.catch(() => undefined); // thrown below, after the session's own errors
     const { sessionId } = await ctx.sessions.fromHeader(req, claims);
     const version = protocolVersionOf(req);
     await handleClientMessages(ctx.engine, sessionId, messages, ctx.config.eventMaxBytes);
-    const requests = messages.filter(isRequest);
     if (requests.length === 0) {
       res.status(202).end();
       return;
     }
-    await answerRequests(ctx, req, res, {
-      claims,
-      sessionId,
-      version,
-      requests,
-      batch,
-      sse: accept.sse,
-    });
+    await listed;
+    await answerRequests(ctx, req, res, { claims, sessionId, version, requests, batch, stream });
   });
 
   router.get('/mcp', ...common, async (req, res) => {
@@ -163,14 +166,17 @@ interface RequestBatch {
   version: string;
   requests: IncomingRequest[];
   batch: boolean;
-  sse: boolean;
+  /** The SSE stream answering them, listed in the registry; none: one JSON body answers. */
+  stream?: McpSseStream;
 }
 
 /**
- * Subscribes to a new request stream's topic first, then queues the requests, then relays the
- * stream's messages: as SSE events with ids `<streamId>_<entryId>`, or gathered into one JSON
- * body. The worker writes them to the topic's history too, so the stream can be resumed on any
- * pod with a GET and Last-Event-ID if this pod dies.
+ * Routes a new request stream's events to its relay first (this pod's reply router: the
+ * commands name its topic, the worker copies the stream's events there), then queues the
+ * requests, then relays the stream's messages: as SSE events with ids `<streamId>_<entryId>`,
+ * or gathered into one JSON body. The worker writes them to the stream topic's history and
+ * publishes them there too, so the stream can be resumed on any pod with a GET and
+ * Last-Event-ID if this pod dies.
  */
 async function answerRequests(
   ctx: McpRouteContext,
@@ -190,18 +196,20 @@ async function answerRequests(
       sessionId,
       streamId,
       requests,
+      ctx.replies.topic,
     );
 
-  if (!batch.sse) {
+  const { stream } = batch;
+  if (!stream) {
     const replies: string[] = [];
-    const held: { subscription?: Subscription } = {};
+    const held: { route?: ReplyRoute } = {};
     const relay = new StreamRelay(
       {
         message: (_id, data, kind) => {
           if (kind === MCP_EVENTS.response) replies.push(data);
         },
         done: () => {
-          void held.subscription?.close();
+          held.route?.close();
           // A JSON body cannot be resumed: once the replies are in, the history has served.
           ctx.sessions.streamSpent(sessionId, streamId);
           if (res.writableEnded || res.destroyed) return;
@@ -216,18 +224,17 @@ async function answerRequests(
       },
       requests.length,
     );
-    held.subscription = await ctx.engine.subscribe([topic], relay.listener);
-    res.once('close', () => void held.subscription?.close());
+    held.route = await ctx.replies.route(topic, relay.listener);
+    res.once('close', () => held.route?.close());
     try {
       await enqueue();
     } catch (err) {
-      void held.subscription.close();
+      held.route.close();
       throw err;
     }
     return;
   }
 
-  const stream = new McpSseStream(req, res, 'request', ctx.config.sendQueueMaxBytes);
   // The stream opens only once the requests are admitted (a refusal still gets its HTTP status);
   // what a fast worker sends before that waits here, in order.
   let early: (() => void)[] | undefined = [];
@@ -244,9 +251,8 @@ async function answerRequests(
     },
     requests.length,
   );
-  // Registered (per-token stream limit) and subscribed first; released when the response closes,
-  // a refusal's included.
-  await subscribeStream(ctx, batch.claims, stream, topic, relay);
+  // Routed first; released when the response closes, a refusal's included.
+  await listenStream(stream, () => ctx.replies.route(topic, relay.listener));
   await enqueue();
   if (stream.closed) return; // the client left meanwhile; the replies wait in the topic's history
   stream.open(ctx.metrics, { 'Mcp-Session-Id': sessionId });
@@ -269,7 +275,7 @@ async function resumeRequestStream(
   afterId: string,
 ): Promise<void> {
   const topic = mcpNames.streamTopic(sessionId, streamId);
-  const stream = new McpSseStream(req, res, 'request', ctx.config.sendQueueMaxBytes);
+  const stream = requestStream(ctx, req, res);
   const relay = new StreamRelay(
     {
       message: (entryId, data) => stream.event(`${streamId}_${entryId}`, 'message', data),
@@ -281,34 +287,45 @@ async function resumeRequestStream(
     replies,
     afterId,
   );
-  await subscribeStream(ctx, claims, stream, topic, relay);
+  await listStream(ctx, claims, stream);
+  await listenStream(stream, () => subscribe(ctx, topic, relay));
   stream.open(ctx.metrics, { 'Mcp-Session-Id': sessionId });
   ctx.keeper.add(stream);
   await relay.replay(ctx.engine, topic);
 }
 
+/** The relay subscribed to the stream's own topic (a resumed or standalone stream). */
+function subscribe(ctx: McpRouteContext, topic: string, relay: StreamRelay): Promise<Listening> {
+  return ctx.engine.subscribe([topic], relay.listener);
+}
+
+/** What feeds a stream's relay until closed: a subscription, or a route of the reply router. */
+type Listening = Subscription | ReplyRoute;
+
+/** A request stream (a POST's, or its resumption) on this response, not yet open. */
+function requestStream(ctx: McpRouteContext, req: Request, res: Response): McpSseStream {
+  return new McpSseStream(req, res, 'request', ctx.config.sendQueueMaxBytes);
+}
+
 /**
- * Lists the stream in the registry (429 over the per-token limit) and subscribes its relay to
- * the topic, both before the response starts; both are released when the stream closes.
+ * Lists the stream in the registry (429 over the per-token limit) before the response starts,
+ * until the stream closes (at once if it closed meanwhile).
  */
-async function subscribeStream(
+async function listStream(
   ctx: McpRouteContext,
   claims: TokenClaims,
   stream: McpSseStream,
-  topic: string,
-  relay: StreamRelay,
 ): Promise<void> {
   const tracked = await ctx.hub.track(claims, 'streamable-http', randomUUID(), () =>
     stream.endWith(TOKEN_EXPIRED),
   );
-  let subscription: Subscription;
-  try {
-    subscription = await ctx.engine.subscribe([topic], relay.listener);
-  } catch (err) {
-    await tracked.release();
-    throw err;
-  }
-  stream.onClose(() => Promise.allSettled([subscription.close(), tracked.release()]));
+  stream.onClose(() => tracked.release());
+}
+
+/** Starts feeding the stream's relay, before the response starts, until the stream closes. */
+async function listenStream(stream: McpSseStream, listen: () => Promise<Listening>): Promise<void> {
+  const listening = await listen();
+  stream.onClose(() => listening.close());
 }
 
 /**
@@ -339,7 +356,8 @@ async function openStandaloneStream(
     afterId,
   );
   try {
-    await subscribeStream(ctx, claims, stream, topic, relay);
+    await listStream(ctx, claims, stream);
+    await listenStream(stream, () => subscribe(ctx, topic, relay));
   } catch (err) {
     await lock.release().catch(() => undefined);
     throw err;

@@ -159,6 +159,13 @@ export interface PublishOptions {
    * (short-lived topics, e.g. one MCP request's stream). The done-key keeps the engine's TTL.
    */
   historyTtlMs?: number;
+  /**
+   * Also delivers the event to the listeners of this topic, unchanged (its `topic` stays the
+   * one published to, its id that topic's id); nothing is written to this topic's history.
+   * One subscription to a per-process topic can then serve many short-lived topics (a gateway
+   * pod's MCP request streams), while subscribers of the topic itself still get every event.
+   */
+  copyTo?: string;
 }
 
 export type EventListener = (event: EngineEvent) => void;

@@ -227,6 +227,37 @@ export function describeEventsContract(current: CurrentEngine): void {
       expect(isEventId(await engine.publish(topic, 'e', '2'))).toBe(true);
       await waitFor(() => healthy.events.length === 2, 5000, 'healthy listener got both');
     });
+
+    it('copies an event to copyTo’s listeners as it is (its topic and id), keeping no history there', async () => {
+      const topic = unique('copied');
+      const copies = unique('copy-target');
+      const direct = collector();
+      const copied = collector();
+      await engine.subscribe([topic], direct.listener);
+      await engine.subscribe([copies], copied.listener);
+
+      const first = await engine.publish(topic, 'mcp-notification', 'a\nb', { copyTo: copies });
+      const plain = await engine.publish(topic, 'mcp-response', 'plain');
+      const last = await engine.publish(topic, 'mcp-response', '{"x":1}', {
+        copyTo: copies,
+        historyTtlMs: 60_000,
+        completesRequest: `copied-${randomUUID()}`,
+      });
+      await waitFor(() => direct.events.length === 3, 5000, 'the topic’s own listener got all');
+      await waitFor(() => copied.events.length === 2, 5000, 'the copies arrived');
+      await sleep(20);
+
+      expect(direct.events.map((e) => e.id)).toEqual([first, plain, last]);
+      expect(copied.events).toEqual([
+        { topic, id: first, event: 'mcp-notification', data: 'a\nb' },
+        { topic, id: last, event: 'mcp-response', data: '{"x":1}' },
+      ]);
+      expect((await engine.readHistory(topic, ZERO_EVENT_ID, 10)).events).toHaveLength(3);
+      expect(await engine.readHistory(copies, ZERO_EVENT_ID, 10)).toEqual({
+        events: [],
+        truncated: false,
+      });
+    });
   });
 
   describe('per-publish history TTL', () => {

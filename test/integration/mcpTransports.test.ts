@@ -230,6 +230,89 @@ test('notifications/cancelled, posted to another pod, aborts the call on whichev
   }
 });
 
+/** SSE events of a fetch response body, as they arrive: id, event name, data. */
+async function* sseEvents(
+  body: ReadableStream<Uint8Array>,
+): AsyncGenerator<{ id: string; data: string }> {
+  const decoder = new TextDecoder();
+  let buffered = '';
+  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+    buffered += decoder.decode(chunk, { stream: true });
+    for (let end = buffered.indexOf('\n\n'); end >= 0; end = buffered.indexOf('\n\n')) {
+      const lines = buffered.slice(0, end).split('\n');
+      buffered = buffered.slice(end + 2);
+      const field = (name: string) =>
+        lines
+          .filter((l) => l.startsWith(`${name}:`))
+          .map((l) => l.slice(name.length + 1).trimStart())
+          .join('\n');
+      const data = field('data');
+      if (data !== '') yield { id: field('id'), data };
+    }
+  }
+}
+
+test('a POST stream cut mid-call, its pod alive, resumes on the other pod: each progress once, then the result', async () => {
+  const [a, b] = gateways;
+  const sessionId = await initializeSession(a.url, TEAM);
+  const headers = {
+    ...bearer(TEAM),
+    'Content-Type': 'application/json',
+    Accept: 'application/json, text/event-stream',
+    'Mcp-Session-Id': sessionId,
+    'MCP-Protocol-Version': '2025-11-25',
+  };
+  const steps = 6;
+  const aborted = new AbortController();
+  const post = await fetch(`${a.url}/mcp`, {
+    method: 'POST',
+    headers,
+    signal: aborted.signal,
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 7,
+      method: 'tools/call',
+      params: {
+        name: 'simulate_work',
+        arguments: { steps, delayMs: 300 },
+        _meta: { progressToken: 'p' },
+      },
+    }),
+  });
+  expect(post.status).toBe(200);
+  // Read up to the first progress notification, then drop the connection (pod A keeps running).
+  const progress: number[] = [];
+  let lastId = '';
+  for await (const event of sseEvents(post.body!)) {
+    const message = JSON.parse(event.data) as { params?: { progress?: number } };
+    progress.push(message.params!.progress!);
+    lastId = event.id;
+    break;
+  }
+  aborted.abort();
+  expect(progress).toEqual([1]);
+
+  const resumed = await fetch(`${b.url}/mcp`, {
+    headers: { ...headers, 'Last-Event-ID': lastId },
+  });
+  expect(resumed.status).toBe(200);
+  let result: { completedSteps?: number } | undefined;
+  for await (const event of sseEvents(resumed.body!)) {
+    const message = JSON.parse(event.data) as {
+      params?: { progress?: number };
+      result?: { structuredContent?: { completedSteps?: number } };
+    };
+    if (message.result) {
+      result = message.result.structuredContent;
+      break;
+    }
+    progress.push(message.params!.progress!);
+  }
+  // Replayed what the cut connection missed, then the live rest: none lost, none twice.
+  expect(progress).toEqual(Array.from({ length: steps }, (_, i) => i + 1));
+  expect(result).toMatchObject({ completedSteps: steps });
+}, 30_000);
+
 test('SIGKILL of the pod streaming a response mid-call: the client resumes on the other pod', async () => {
   const { client } = await streamableClient();
   const progress: number[] = [];

@@ -419,14 +419,14 @@ test('MAX_CONNECTIONS_PER_TOKEN counts every stream kind of one sub across pods 
   const legacyRefused = await fetch(`${a.url}/sse`, { headers: bearer(t) });
   expect(legacyRefused.status).toBe(429);
   expect(legacyRefused.headers.get('retry-after')).not.toBeNull();
-  const listTools = (id: number, accept: string) =>
+  const listTools = (id: number, accept: string, session = sessionId) =>
     fetch(`${b.url}/mcp`, {
       method: 'POST',
       headers: {
         ...bearer(t),
         'Content-Type': 'application/json',
         Accept: accept,
-        'Mcp-Session-Id': sessionId,
+        'Mcp-Session-Id': session,
       },
       body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/list' }),
     });
@@ -437,6 +437,10 @@ test('MAX_CONNECTIONS_PER_TOKEN counts every stream kind of one sub across pods 
   // A JSON answer is no stream: not limited.
   const json = await listTools(8, 'application/json');
   expect(json.status).toBe(200);
+  // The session's verdict comes first: an unknown one is 404, at the limit too.
+  const unknownSession = '0'.repeat(32);
+  const both = await listTools(9, 'application/json, text/event-stream', unknownSession);
+  expect(both.status).toBe(404);
   // Another sub is not affected.
   const other = await openSseClient(b.url, token('team', 'not-limited'));
   other.close();
@@ -447,6 +451,15 @@ test('MAX_CONNECTIONS_PER_TOKEN counts every stream kind of one sub across pods 
     async () => (await admin.hget(`${prefix}conns:subs`, sub)) === '2',
     3000,
     'a place freed',
+  );
+  // A POST stream listed while its session was looked up, then refused, keeps no place.
+  const lost = await listTools(10, 'application/json, text/event-stream', unknownSession);
+  expect(lost.status).toBe(404);
+  await lost.text();
+  await waitFor(
+    async () => (await admin.hget(`${prefix}conns:subs`, sub)) === '2',
+    3000,
+    'the refused POST released its place',
   );
   const again = await legacyStream(b.url, t);
   expect(again.raw.status).toBe(200);

@@ -43,6 +43,28 @@ describe('HS256 (JWT_SECRET)', () => {
     expectUnauthorized(() => verifier.verify('not-a-jwt'), 'Invalid token');
   });
 
+  it('verifies a token once, yet refuses it from its expiry on', () => {
+    const sign = jest.spyOn(jwt, 'verify');
+    const nowSpy = jest.spyOn(Date, 'now');
+    try {
+      const own = createTokenVerifier({ jwtSecret: SECRET });
+      const exp = Math.floor(Date.now() / 1000) + 60;
+      const token = jwt.sign({ type: 'team', exp }, SECRET, { subject: 'carol' });
+      const first = own.verify(token);
+      expect(own.verify(token)).toBe(first);
+      expect(first).toMatchObject({ sub: 'carol', type: 'team', exp });
+      expect(sign).toHaveBeenCalledTimes(1);
+
+      nowSpy.mockReturnValue(exp * 1000);
+      expectUnauthorized(() => own.verify(token), 'Token expired');
+      // A token differing from a remembered one is verified on its own.
+      expectUnauthorized(() => own.verify(`${token.slice(0, -2)}xx`), 'Invalid token');
+    } finally {
+      sign.mockRestore();
+      nowSpy.mockRestore();
+    }
+  });
+
   it('refuses unsigned tokens (alg none)', () => {
     const unsigned = jwt.sign({ type: 'master' }, '', { algorithm: 'none', subject: 'a' });
     expectUnauthorized(() => verifier.verify(unsigned), 'Invalid token');

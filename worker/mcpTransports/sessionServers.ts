@@ -1,7 +1,7 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { randomUUID } from 'node:crypto';
 import type { JSONRPCRequest, RequestId, Tool } from '@modelcontextprotocol/sdk/types.js';
-import type { Engine } from '../../shared/engine/engine';
+import type { Engine, PublishOptions } from '../../shared/engine/engine';
 import type { Logger } from '../../shared/logger';
 import { RPC_ERRORS, type ErrorDetail } from '../../shared/protocol';
 import { ERROR_MESSAGE_MAX_CHARS, truncate } from '../../shared/text';
@@ -371,11 +371,15 @@ export class McpSessionServers {
     message: object,
     final: boolean,
   ): Promise<void> {
-    const { sessionId, streamId } = command.mcp;
+    const { sessionId, streamId, replyTopic } = command.mcp;
     const topic = mcpNames.streamTopic(sessionId, streamId);
-    const options = final
-      ? { completesRequest: command.requestId, historyTtlMs: this.deps.streamTtlMs }
-      : { historyTtlMs: this.deps.streamTtlMs };
+    // Copied to the reply topic of the gateway that took the POST (it subscribes to no
+    // per-request topic); a pod resuming the stream elsewhere subscribes to the topic itself.
+    const options: PublishOptions = {
+      historyTtlMs: this.deps.streamTtlMs,
+      ...(final ? { completesRequest: command.requestId } : {}),
+      ...(replyTopic !== undefined ? { copyTo: replyTopic } : {}),
+    };
     const call = { topic, event, data: message, options, final };
     await publishCallEvent(this.deps.engine, this.deps.logger, command, call, async (detail) => {
       const error = {

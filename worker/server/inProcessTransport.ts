@@ -4,10 +4,6 @@ import type {
 } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
   ErrorCode,
-  isJSONRPCErrorResponse,
-  isJSONRPCNotification,
-  isJSONRPCRequest,
-  isJSONRPCResultResponse,
   type JSONRPCErrorResponse,
   type JSONRPCMessage,
   type JSONRPCNotification,
@@ -81,10 +77,13 @@ export class InProcessTransport implements Transport {
     this.started = true;
   }
 
-  /** Server -> caller. */
+  /**
+   * Server -> caller. The messages are the SDK's own, built to its types: told apart by their
+   * members, not by the SDK's zod guards (a schema parse of every reply, results included).
+   */
   async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
     if (this.closed) throw new Error('InProcessTransport is closed');
-    if (isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message)) {
+    if ('result' in message || 'error' in message) {
       if (message.id === undefined) return;
       const pending = this.pending.get(message.id);
       // No entry: a reply to a request already settled by cancel(); dropped.
@@ -94,7 +93,7 @@ export class InProcessTransport implements Transport {
       pending.resolve(message);
       return;
     }
-    if (isJSONRPCRequest(message)) {
+    if ('id' in message) {
       if (this.onServerRequest?.(message, options?.relatedRequestId)) return;
       // Server -> client requests (sampling, elicitation, roots): the dispatcher has no client
       // features to offer, so answer at once rather than leave the server waiting.
@@ -109,11 +108,10 @@ export class InProcessTransport implements Transport {
       queueMicrotask(() => this.onmessage?.(refusal));
       return;
     }
-    if (isJSONRPCNotification(message)) {
-      // Handlers' extra.sendNotification names the request it belongs to; others are dropped.
-      const related = options?.relatedRequestId;
-      if (related !== undefined) this.pending.get(related)?.onNotification?.(message);
-    }
+    // A notification. Handlers' extra.sendNotification names the request it belongs to; others
+    // are dropped.
+    const related = options?.relatedRequestId;
+    if (related !== undefined) this.pending.get(related)?.onNotification?.(message);
   }
 
   /** Caller -> server: a request; its reply comes back through `reply`. */

@@ -27,6 +27,8 @@ export function memoryEventPort(
       const entry = log.append(topic, event, data, Date.now(), options?.historyTtlMs);
       if (options?.completesRequest) processed.add(options.completesRequest, Date.now());
       pubSub.deliver(entry);
+      const copyTo = options?.copyTo;
+      if (copyTo !== undefined && copyTo !== topic) pubSub.deliver(entry, copyTo);
       return entry.id;
     },
 

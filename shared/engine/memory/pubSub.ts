@@ -9,8 +9,8 @@ interface ListenerEntry {
 /** Live fan-out of published events to in-process listeners (Redis: PUBLISH/SUBSCRIBE). */
 export class LocalPubSub {
   private readonly listenersByTopic = new Map<string, Set<ListenerEntry>>();
-  /** Events waiting for fan-out; see deliver(). */
-  private readonly outbox = new Fifo<EngineEvent>();
+  /** Events waiting for fan-out, each with the topic whose listeners get it; see deliver(). */
+  private readonly outbox = new Fifo<[string, EngineEvent]>();
   private delivering = false;
 
   subscribe(topics: string[], listener: EventListener): Subscription {
@@ -37,14 +37,17 @@ export class LocalPubSub {
   /**
    * Hands the event to every listener of its topic, synchronously. A listener that publishes
    * in turn only queues its event: the outermost call delivers the queue in publish order, so
-   * every listener sees a topic's events in id order, as over Redis.
+   * every listener sees a topic's events in id order, as over Redis. `toTopic`: whose listeners
+   * get it (another topic's for a copy, see PublishOptions.copyTo).
    */
-  deliver(event: EngineEvent): void {
-    if (!this.listenersByTopic.has(event.topic)) return;
-    this.outbox.push(event);
+  deliver(event: EngineEvent, toTopic = event.topic): void {
+    if (!this.listenersByTopic.has(toTopic)) return;
+    this.outbox.push([toTopic, event]);
     if (this.delivering) return;
     this.delivering = true;
-    for (let next = this.outbox.shift(); next; next = this.outbox.shift()) this.fanOut(next);
+    for (let next = this.outbox.shift(); next; next = this.outbox.shift()) {
+      this.fanOut(next[0], next[1]);
+    }
     this.delivering = false;
   }
 
@@ -53,8 +56,8 @@ export class LocalPubSub {
     this.listenersByTopic.clear();
   }
 
-  private fanOut(event: EngineEvent): void {
-    const listeners = this.listenersByTopic.get(event.topic);
+  private fanOut(topic: string, event: EngineEvent): void {
+    const listeners = this.listenersByTopic.get(topic);
     if (!listeners) return;
     for (const entry of listeners) {
       try {

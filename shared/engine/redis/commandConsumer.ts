@@ -38,6 +38,12 @@ type PendingRow = [string, string, number, number];
 /** deadLetterCommands.lua reply row. */
 type DeadLetterRow = [string, string, number];
 
+/** Commands whose handlers finished in one turn, and when their acks were sent. */
+interface AckBatch {
+  commands: QueuedCommand[];
+  done: Promise<void>;
+}
+
 export interface ConsumerDeps {
   /** Shared command connection: acks, reclaims, CLIENT UNBLOCK. */
   commands: ScriptedRedis;
@@ -53,7 +59,8 @@ export interface ConsumerDeps {
  * - a read loop on its own connection: XREADGROUP ... BLOCK for as many commands as it has free
  *   slots, handlers run at most `concurrency` at once, at most `maxPerToken` of one token
  *   (the others of that token wait in hand, oldest first, while other tokens' commands start);
- *   resolved => XACK + XDEL + in-flight release, rejected => the entry stays pending;
+ *   resolved => XACK + XDEL + in-flight release (the commands finished in one turn together),
+ *   rejected => the entry stays pending;
  * - a reclaim round every claimIdleMs/3: keeps the entries it holds claimed (a slow handler is
  *   not a dead worker), moves entries delivered maxDeliveries times to the dead-letter stream,
  *   and XCLAIMs entries idle for claimIdleMs (left by a dead worker or a failed handler).
@@ -79,6 +86,8 @@ export class RedisCommandConsumer implements CommandConsumer {
   private wakeReader?: () => void;
   /** CLIENT ID of the blocking connection, to interrupt its XREADGROUP on stop. */
   private blockingClientId?: number;
+  /** Acks gathered in this turn, sent together (see ack()). */
+  private acks?: AckBatch;
 
   constructor(
     private readonly deps: ConsumerDeps,
@@ -250,19 +259,53 @@ export class RedisCommandConsumer implements CommandConsumer {
     this.track(task);
   }
 
-  private async ack({ deliveryId, command }: QueuedCommand): Promise<void> {
+  /**
+   * Acks with every other command finished in this turn of the event loop: one script call
+   * (ackCommands.lua) for all of them.
+   */
+  private ack(queued: QueuedCommand): Promise<void> {
+    if (!this.acks) {
+      const batch: AckBatch = { commands: [], done: Promise.resolve() };
+      batch.done = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+        this.acks = undefined;
+        return this.sendAcks(batch.commands);
+      });
+      this.acks = batch;
+    }
+    this.acks.commands.push(queued);
+    return this.acks.done;
+  }
+
+  private async sendAcks(batch: QueuedCommand[]): Promise<void> {
     const { commands, keys, logger } = this.deps;
+    const inFlightKeys: string[] = [];
+    const keyIndex = new Map<string, number>();
+    const args: (string | number)[] = [];
+    for (const { deliveryId, command } of batch) {
+      const key = keys.inFlight(command.sub);
+      let index = keyIndex.get(key);
+      if (index === undefined) {
+        inFlightKeys.push(key);
+        // KEYS[1] is the command stream: the sets start at 2.
+        index = inFlightKeys.length + 1;
+        keyIndex.set(key, index);
+      }
+      args.push(index, deliveryId, command.requestId);
+    }
     try {
-      await commands.ackCommand(
+      await commands.ackCommands(
+        1 + inFlightKeys.length,
         keys.commands,
-        keys.inFlight(command.sub),
+        ...inFlightKeys,
         COMMAND_GROUP,
-        deliveryId,
-        command.requestId,
+        ...args,
       );
     } catch (error) {
       // Redelivered later; the worker's processed-request record makes that harmless.
-      logger.warn('command ack failed', { deliveryId, error: String(error) });
+      logger.warn('command ack failed', {
+        deliveryIds: batch.map((queued) => queued.deliveryId),
+        error: String(error),
+      });
     }
   }
 

@@ -33,6 +33,7 @@ export class EventLog {
   /**
    * `processedKey`: a request's done-key to set in the same script (see publishEvent.lua).
    * `historyTtlMs`: this topic's history lifetime, instead of the engine's (see ARGV[8]).
+   * `copyTo`: a topic whose subscribers get the event too (see PublishOptions.copyTo).
    */
   publish(
     topic: string,
@@ -40,10 +41,18 @@ export class EventLog {
     data: string,
     processedKey?: string,
     historyTtlMs?: number,
+    copyTo?: string,
   ): Promise<string> {
     // The live payload is newline-separated; a newline in the name would shift the fields.
     if (event.includes('\n')) {
       return Promise.reject(engineErrors.invalidArgument('Event names cannot contain newlines'));
+    }
+    const copy = copyTo !== undefined && copyTo !== topic;
+    // A copy carries the topic's name the same way.
+    if (copy && topic.includes('\n')) {
+      return Promise.reject(
+        engineErrors.invalidArgument('A topic whose events are copied cannot contain newlines'),
+      );
     }
     const bytes = exceedsBytes(data, this.eventMaxBytes);
     if (bytes !== undefined)
@@ -63,7 +72,8 @@ export class EventLog {
       this.trimSlack,
       this.ttlMs,
       this.maxBytes,
-      ...(historyTtlMs !== undefined ? [Math.max(1, Math.round(historyTtlMs))] : []),
+      historyTtlMs !== undefined ? Math.max(1, Math.round(historyTtlMs)) : '',
+      ...(copy ? [this.keys.channel(copyTo), topic] : []),
     );
   }
 

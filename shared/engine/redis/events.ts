@@ -19,7 +19,7 @@ export function redisEventPort(
       if (gate.closed) return Promise.reject(engineErrors.unavailable('Engine is closed'));
       const completes = options?.completesRequest;
       const processedKey = completes && keys.processed(completes);
-      return log.publish(topic, event, data, processedKey, options?.historyTtlMs);
+      return log.publish(topic, event, data, processedKey, options?.historyTtlMs, options?.copyTo);
     },
 
     async capHistoryTtl(topic, ttlMs) {

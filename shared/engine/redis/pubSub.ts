@@ -24,6 +24,8 @@ interface SubscribeBatch {
   reject(error: unknown): void;
 }
 
+const NEWLINE = 10;
+
 /** Channels per SUBSCRIBE/UNSUBSCRIBE command: few round trips, no giant single command. */
 const CHANNELS_PER_COMMAND = 5000;
 
@@ -93,8 +95,20 @@ export class Subscriber {
   private deliver(channel: string, message: string): void {
     const topicListeners = this.byChannel.get(channel);
     if (!topicListeners) return;
-    // "<id>\n<event>\n<data>" (publishEvent.lua); data may itself hold newlines.
-    const idEnd = message.indexOf('\n');
+    // "<id>\n<event>\n<data>" (publishEvent.lua); data may itself hold newlines. A copy of
+    // another topic's event (PublishOptions.copyTo) is "\n<topic>\n" followed by that.
+    let topic = topicListeners.topic;
+    let start = 0;
+    if (message.charCodeAt(0) === NEWLINE) {
+      const topicEnd = message.indexOf('\n', 1);
+      if (topicEnd < 0) {
+        this.logger.warn('malformed event payload ignored', { channel });
+        return;
+      }
+      topic = message.slice(1, topicEnd);
+      start = topicEnd + 1;
+    }
+    const idEnd = message.indexOf('\n', start);
     const eventEnd = message.indexOf('\n', idEnd + 1);
     if (idEnd < 0 || eventEnd < 0) {
       this.logger.warn('malformed event payload ignored', { channel });
@@ -102,8 +116,8 @@ export class Subscriber {
     }
     // Frozen: the same object goes to every listener, none may alter it.
     const event: EngineEvent = Object.freeze({
-      topic: topicListeners.topic,
-      id: message.slice(0, idEnd),
+      topic,
+      id: message.slice(start, idEnd),
       event: message.slice(idEnd + 1, eventEnd),
       data: message.slice(eventEnd + 1),
     });

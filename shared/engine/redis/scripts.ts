@@ -16,13 +16,8 @@ export interface ScriptCommands {
     maxLen: number,
   ): Promise<unknown[]>;
   enqueueCommands(queueKey: string, inFlightKey: string, ...args: Arg[]): Promise<unknown[]>;
-  ackCommand(
-    queueKey: string,
-    inFlightKey: string,
-    group: string,
-    id: string,
-    requestId: string,
-  ): Promise<number>;
+  /** Takes its key count first: the command stream, then one in-flight set per token. */
+  ackCommands(numberOfKeys: number, queueKey: string, ...args: Arg[]): Promise<number>;
   deadLetterCommands(queueKey: string, deadKey: string, ...args: Arg[]): Promise<unknown[]>;
   keepCommandsClaimed(queueKey: string, ...args: Arg[]): Promise<number>;
   pruneIdleConsumers(queueKey: string, group: string, maxIdleMs: number): Promise<number>;
@@ -46,7 +41,7 @@ const SCRIPTS: Record<keyof ScriptCommands, number | undefined> = {
   capHistory: 2,
   readHistory: 1,
   enqueueCommands: 2,
-  ackCommand: 2,
+  ackCommands: undefined,
   deadLetterCommands: 2,
   keepCommandsClaimed: 1,
   pruneIdleConsumers: 1,

@@ -14,7 +14,10 @@
     ARGV[5] slack: the stream may grow this far past max length before it is trimmed back
     ARGV[6] TTL in ms, refreshed on every publish
     ARGV[7] max bytes: the oldest events are dropped while the stream holds more (never the newest)
-    ARGV[8] optional: the history's TTL in ms instead of ARGV[6] (the done-key keeps ARGV[6])
+    ARGV[8] optional: the history's TTL in ms instead of ARGV[6] (the done-key keeps ARGV[6]);
+            '' for none when ARGV[9] follows
+    ARGV[9] optional: another topic's channel that gets a copy of the event (PublishOptions.copyTo)
+    ARGV[10] with ARGV[9]: this topic's name, carried in the copy (no newline)
 
   Output:
     the new event id (stream id)
@@ -23,7 +26,8 @@
   it dropped; XSETID MAXDELETEDID does, so readers can tell when they missed events. Trimming
   by count once every `slack` events keeps that cost off most publishes; trimming by bytes reads
   only the entries it drops (the byte count is kept in the meta hash, not recomputed).
-  The published payload is "<id>\n<event>\n<data>", split by the subscriber without JSON parsing.
+  The published payload is "<id>\n<event>\n<data>", split by the subscriber without JSON parsing;
+  the copy's is "\n<topic>\n<id>\n<event>\n<data>" (an id never starts with a newline).
 ]]
 local key = KEYS[1]
 local meta = KEYS[2]
@@ -84,7 +88,7 @@ if dropCount > 0 or recounted then
   redis.call('HSET', meta, 'b', bytes)
 end
 
-local ttl = tonumber(ARGV[8] or ARGV[6])
+local ttl = tonumber((ARGV[8] ~= nil and ARGV[8] ~= '') and ARGV[8] or ARGV[6])
 local cap = tonumber(redis.call('HGET', meta, 't'))
 if cap and cap < ttl then ttl = cap end
 redis.call('PEXPIRE', key, ttl)
@@ -92,5 +96,9 @@ redis.call('PEXPIRE', meta, ttl)
 if KEYS[3] then
   redis.call('SET', KEYS[3], '1', 'PX', ARGV[6])
 end
-redis.call('PUBLISH', ARGV[1], id .. '\n' .. ARGV[2] .. '\n' .. ARGV[3])
+local payload = id .. '\n' .. ARGV[2] .. '\n' .. ARGV[3]
+redis.call('PUBLISH', ARGV[1], payload)
+if ARGV[9] then
+  redis.call('PUBLISH', ARGV[9], '\n' .. ARGV[10] .. '\n' .. payload)
+end
 return id
