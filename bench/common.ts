@@ -36,7 +36,7 @@ export const settings = {
   calls: envInt('BENCH_CALLS', 2000, 1),
   warmupCalls: envInt('BENCH_WARMUP_CALLS', 200, 0),
   concurrency: envInt('BENCH_CONCURRENCY', 64, 1),
-  timeoutS: envInt('BENCH_TIMEOUT_S', 240, 10),
+  timeoutS: envInt('BENCH_TIMEOUT_S', 600, 10),
   cpuProfile: process.env.BENCH_CPU_PROFILE === '1',
 };
 

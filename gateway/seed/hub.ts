@@ -24,7 +24,12 @@ import { OVERFLOW, SseConnection, type SendQueueLimits } from './connection';
 import type { ParsedEventId } from './cursor';
 import { eventBody } from './frame';
 import { RegistryUpkeep, type LapsedListener, type TrackedStream } from './registryUpkeep';
-import { ResumeHandshake, connectionEventFrame, statusBody } from './resumeHandshake';
+import {
+  ResumeHandshake,
+  connectionEventFrame,
+  reconnectRetryLine,
+  statusBody,
+} from './resumeHandshake';
 import type { Replay } from './replay';
 import { seedWireEvent } from '../../shared/protocol';
 
@@ -198,9 +203,8 @@ export class ConnectionHub {
     }
     const windowMs = this.config.drainWindowMs;
     for (const conn of open) {
-      const retryMs = 250 + Math.floor(Math.random() * 750);
       conn.sendLocal(
-        `retry: ${retryMs}\n` +
+        reconnectRetryLine() +
           statusBody(conn.connectionId, 'draining', 'This gateway is shutting down; reconnect'),
         false,
       );

@@ -43,7 +43,7 @@ export class ResumeHandshake {
   ): Replay | undefined {
     const id = conn.connectionId;
     if (!history) {
-      const first = [welcomeBody(conn)];
+      const first = [reconnectRetryLine() + welcomeBody(conn)];
       if (resumeFrom) {
         first.unshift(
           statusBody(id, 'history-lost', 'The connection to resume is gone; this is a new one', {
@@ -55,9 +55,10 @@ export class ResumeHandshake {
       return undefined;
     }
     const first = [
-      statusBody(id, 'resumed', 'Connection resumed; replaying missed events', {
-        missed: history.events.length,
-      }),
+      reconnectRetryLine() +
+        statusBody(id, 'resumed', 'Connection resumed; replaying missed events', {
+          missed: history.events.length,
+        }),
     ];
     if (history.truncated) {
       first.unshift(
@@ -121,6 +122,20 @@ export function connectionEventFrame(ev: EngineEvent): [string, string | undefin
   const body = eventBody(seedWireEvent(ev.event), ev.data);
   const progressOf = ev.event === SEED_EVENTS.toolProgress ? progressRequestId(ev.data) : undefined;
   return [body, progressOf];
+}
+
+/** The shortest and the spread of the reconnection times told to clients. */
+const RETRY_MIN_MS = 250;
+const RETRY_SPREAD_MS = 750;
+
+/**
+ * The SSE `retry:` field, sent with a stream's first event and with `draining`: how long the
+ * client waits before reconnecting when the stream is cut. Without it EventSource waits 3 s;
+ * a random value under 1 s brings a dead pod's clients back at once, yet spread over 0.75 s
+ * rather than all in one burst on the surviving pods.
+ */
+export function reconnectRetryLine(): string {
+  return `retry: ${RETRY_MIN_MS + Math.floor(Math.random() * RETRY_SPREAD_MS)}\n`;
 }
 
 /** The first event of a new connection: its id, for /mcp/sse/send. */
