@@ -6,7 +6,7 @@ import type { EngineEvent } from '../../shared/engine/engine';
 import { OVERFLOW, type SseConnection } from './connection';
 import type { ParsedEventId } from './cursor';
 import { eventBody } from './frame';
-import { readMissed, type Replay } from './replay';
+import { SharedHistoryReads, readMissed, type Replay } from './replay';
 
 export interface ResumeHandshakeDeps {
   engine: Pick<Engine, 'readHistory'>;
@@ -24,11 +24,16 @@ export interface ResumeHandshakeDeps {
  * pace, live events held meanwhile), and the catch-up of open streams after Redis came back.
  */
 export class ResumeHandshake {
-  constructor(private readonly deps: ResumeHandshakeDeps) {}
+  /** Resumes in the same turn read their token type's history once. */
+  private readonly history: SharedHistoryReads;
+
+  constructor(private readonly deps: ResumeHandshakeDeps) {
+    this.history = new SharedHistoryReads(deps.engine);
+  }
 
   /** Reads what a resumed connection missed since its cursor. */
   readMissed(conn: SseConnection, from: ParsedEventId['cursor']): Promise<Replay> {
-    return readMissed(this.deps.engine, conn, from);
+    return readMissed(this.history, conn, from);
   }
 
   /**
@@ -78,7 +83,7 @@ export class ResumeHandshake {
     let bytes = 0;
     for (const { fromTypeTopic, ev } of history.events) {
       if (conn.isClosed) return;
-      const written = conn.replay(fromTypeTopic, ev.id, ...connectionEventFrame(ev));
+      const written = conn.replay(fromTypeTopic, ev.id, ...replayFrame(ev));
       if (written > 0) {
         count++;
         bytes += written;
@@ -122,6 +127,18 @@ export function connectionEventFrame(ev: EngineEvent): [string, string | undefin
   const body = eventBody(seedWireEvent(ev.event), ev.data);
   const progressOf = ev.event === SEED_EVENTS.toolProgress ? progressRequestId(ev.data) : undefined;
   return [body, progressOf];
+}
+
+/**
+ * Frames of replayed events, kept while the event is: a broadcast replayed to thousands of
+ * resumed streams (the same object, their history reads being shared) is framed once.
+ */
+const replayFrames = new WeakMap<EngineEvent, [string, string | undefined]>();
+
+function replayFrame(ev: EngineEvent): [string, string | undefined] {
+  let frame = replayFrames.get(ev);
+  if (!frame) replayFrames.set(ev, (frame = connectionEventFrame(ev)));
+  return frame;
 }
 
 /** The shortest and the spread of the reconnection times told to clients. */
