@@ -376,13 +376,17 @@ export class ConnectionHub {
     }
 
     this.metrics.connectionsOpen.inc({ token_type: conn.tokenType, transport: 'seed' });
-    this.logger.info(resumed ? 'SSE Connection Resumed' : 'SSE Connection Added', {
-      connectionId: id,
-      sub: conn.sub,
-      tokenType: conn.tokenType,
-      clientIP: conn.clientIP,
-      totalConnections: this.connections.size,
-    });
+    // winston builds and formats an entry before its level is checked: a storm of opens pays
+    // for thousands of dropped lines unless asked first.
+    if (this.logger.isInfoEnabled()) {
+      this.logger.info(resumed ? 'SSE Connection Resumed' : 'SSE Connection Added', {
+        connectionId: id,
+        sub: conn.sub,
+        tokenType: conn.tokenType,
+        clientIP: conn.clientIP,
+        totalConnections: this.connections.size,
+      });
+    }
     if (resumeFrom) {
       this.metrics.resumes.inc({
         outcome: !resumed || history?.truncated ? 'history_lost' : 'resumed',
@@ -523,6 +527,8 @@ export class ConnectionHub {
     if (STALE_REASONS.has(reason)) this.metrics.staleConnectionsRemoved.inc({ reason });
     if (wasOpen) {
       this.metrics.connectionsOpen.dec({ token_type: conn.tokenType, transport: 'seed' });
+    }
+    if (wasOpen && this.logger.isInfoEnabled()) {
       this.logger.info('SSE Connection Removed', {
         connectionId: conn.connectionId,
         sub: conn.sub,
