@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NPM ?= npm
 
-.PHONY: install build lint test test-unit test-integration run bench soak clean
+.PHONY: install build lint test test-unit test-integration run bench bench-resume-storm soak clean
 
 node_modules/.installed: package.json package-lock.json
 	$(NPM) ci --no-audit --no-fund
@@ -39,6 +39,11 @@ run: build
 bench: build
 	npx tsc -p bench/tsconfig.json
 	node dist/bench/run.js
+
+# The resume storm alone (two gateways, one SIGKILLed mid-broadcast): BENCH_STORM_* (bench/resumeStormScenario.ts).
+bench-resume-storm: build
+	npx tsc -p bench/tsconfig.json
+	BENCH_ONLY=resumeStorm node dist/bench/run.js
 
 # Ordinary traffic for SOAK_SECONDS (180) with Redis memory sampled: it must level off once the
 # resume windows roll over (closed connections' state goes with them). Env: SOAK_* (bench/soak.ts).

@@ -57,6 +57,7 @@ export function total(
 /**
  * POSTs `count` broadcasts at `perSecond`, each with its send time in the message, and resolves
  * once every POST answered: the statuses that were not 202, and when the last one was sent.
+ * With `inFlight` 1 they are published in seq order (one socket, one request at a time).
  */
 export async function broadcast(
   gateway: SpawnedRole,
@@ -64,8 +65,9 @@ export async function broadcast(
   event: string,
   count: number,
   perSecond: number,
+  inFlight = 8,
 ): Promise<{ failures: string[]; lastSent: number }> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: inFlight });
   const url = `${gateway.url}/mcp/sse/broadcast`;
   const interval = 1000 / perSecond;
   const start = performance.now();

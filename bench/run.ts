@@ -27,6 +27,7 @@ import { TARGETS, settings, RESULTS_DIR, log } from './common';
 import { benchBroadcast } from './broadcastScenario';
 import { benchMcpCalls } from './mcpCallScenario';
 import { ratioOf, meetsTarget, type ScenarioResult } from './comparison';
+import { benchResumeStorm } from './resumeStormScenario';
 
 type Verdict = 'met' | 'MISSED' | 'n/a';
 
@@ -64,9 +65,14 @@ async function main(): Promise<void> {
   const loadBefore = os.loadavg();
   const secret = randomBytes(32).toString('hex');
   log(`settings ${JSON.stringify(settings)}`);
+  // BENCH_ONLY=resumeStorm (make bench-resume-storm): that scenario alone.
+  if (process.env.BENCH_ONLY === 'resumeStorm') {
+    return reportOnly(await benchResumeStorm(secret), startedAt);
+  }
 
   const { broadcast: broadcastResult, memory } = await benchBroadcast(secret);
   const mcpCalls = await benchMcpCalls(secret);
+  const storm = await benchResumeStorm(secret);
 
   const results = {
     startedAt: startedAt.toISOString(),
@@ -105,6 +111,7 @@ async function main(): Promise<void> {
     broadcast: broadcastResult,
     memory,
     mcpCalls: { rows: mcpCalls.rows, ...mcpCalls.details },
+    [storm.name]: storm.details,
     notes: [
       'CPU is user+system time from /proc/<pid>/stat (all threads), sampled just before the ' +
         'first measured request and just after the last result arrived.',
@@ -167,10 +174,11 @@ async function main(): Promise<void> {
       `last POST. Load generators used ${fmt(round(b.cpuMicros.loadGenerators / 1e6, 2))} CPU-s ` +
       `meanwhile (${fmt(b.streamsOpen)} streams opened in ${b.openSeconds} s).`,
   );
-  printComparisons([mcpCalls]);
+  printComparisons([mcpCalls, storm]);
   console.log(`Results written to ${path.relative(process.cwd(), file) || file}`);
 
   const broken =
+    storm.broken.length > 0 ||
     b.lost > 0 ||
     b.duplicates > 0 ||
     !b.complete ||
@@ -205,6 +213,20 @@ function printComparisons(results: ScenarioResult[]): void {
     for (const row of result.rows) if (row.detail) console.log(`- ${row.measure}: ${row.detail}`);
     for (const line of result.lines) console.log(line);
   }
+}
+
+/** One scenario's lines and details (bench/results/<name>.json); broken makes the exit code 2. */
+function reportOnly(result: ScenarioResult, startedAt: Date): void {
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const file = path.join(RESULTS_DIR, `${result.name}.json`);
+  const machine = { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, node: process.version };
+  const saved = { startedAt: startedAt.toISOString(), machine, ...result.details };
+  writeFileSync(file, `${JSON.stringify(saved, null, 2)}\n`);
+  console.log('');
+  for (const line of result.lines) console.log(line);
+  console.log(`Results written to ${path.relative(process.cwd(), file) || file}`);
+  for (const why of result.broken) console.error(`bench: ${why}`);
+  if (result.broken.length > 0) process.exitCode = 2;
 }
 
 async function shutdown(code: number, why?: unknown): Promise<never> {

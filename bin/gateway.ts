@@ -2,7 +2,7 @@
 import { createGatewayApp } from '../gateway/app';
 import { createAccessTokenVerifier } from '../shared/oauth';
 import { runProcess } from './lifecycle';
-import { closeServer, listen } from './serve';
+import { backlogCapWarning, closeServer, listen } from './serve';
 
 runProcess('gateway', async ({ config, engine, logger, metrics }) => {
   const verifier = createAccessTokenVerifier(config, logger);
@@ -13,8 +13,11 @@ runProcess('gateway', async ({ config, engine, logger, metrics }) => {
     config.port,
     config.host,
     config.requestTimeoutMs,
+    config.listenBacklog,
   );
-  logger.info('Gateway started', { port, engine: engine.kind });
+  logger.info('Gateway started', { port, engine: engine.kind, backlog: config.listenBacklog });
+  const capped = backlogCapWarning(config.listenBacklog);
+  if (capped) logger.warn(capped);
 
   // SIGTERM: /ready 503 and new streams refused at once, open streams told `draining` and
   // closed over DRAIN_WINDOW_MS (their clients resume on other pods), then Redis quit.

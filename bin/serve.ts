@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { RequestListener } from 'node:http';
@@ -5,16 +6,21 @@ import type { RequestListener } from 'node:http';
 /** Node checks request timeouts on this beat; a fraction of the timeout keeps it prompt. */
 const MAX_CHECK_INTERVAL_MS = 30_000;
 
+/** Where Linux keeps the cap on every listen(2) backlog. */
+const SOMAXCONN_PATH = '/proc/sys/net/core/somaxconn';
+
 /**
  * Listens and resolves with the server and the port actually bound (PORT=0 picks a free one).
  * `requestTimeoutMs` bounds how long a client may take to send its headers and its body; it
  * ends once the request is received, so it never cuts an SSE stream (a response), however long.
+ * `backlog` is listen(2)'s (Node's default is 511).
  */
 export function listen(
   handler: RequestListener,
   port: number,
   host: string,
   requestTimeoutMs: number,
+  backlog?: number,
 ): Promise<{ server: http.Server; port: number }> {
   const server = http.createServer(
     {
@@ -31,7 +37,7 @@ export function listen(
   server.keepAliveTimeout = 65_000;
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => {
+    server.listen({ port, host, ...(backlog === undefined ? {} : { backlog }) }, () => {
       server.off('error', reject);
       resolve({ server, port: (server.address() as AddressInfo).port });
     });
@@ -44,4 +50,26 @@ export function closeServer(server: http.Server): Promise<void> {
     server.close(() => resolve());
     server.closeIdleConnections();
   });
+}
+
+/**
+ * Why the kernel will queue fewer connections than LISTEN_BACKLOG asks for (it silently caps
+ * the backlog at net.core.somaxconn), or undefined when it will queue them all or cannot tell.
+ */
+export function backlogCapWarning(
+  backlog: number,
+  somaxconnPath = SOMAXCONN_PATH,
+): string | undefined {
+  let somaxconn: number;
+  try {
+    somaxconn = Number(readFileSync(somaxconnPath, 'utf8').trim());
+  } catch {
+    return undefined; // not Linux, or /proc hidden: nothing to compare with
+  }
+  if (!Number.isInteger(somaxconn) || backlog <= somaxconn) return undefined;
+  return (
+    `LISTEN_BACKLOG=${backlog} is above net.core.somaxconn=${somaxconn}: the kernel queues ` +
+    `only ${somaxconn} connections; raise it (sysctl net.core.somaxconn, in Kubernetes the ` +
+    `pod's securityContext.sysctls) or reconnect bursts after a pod's death will drop SYNs`
+  );
 }

@@ -38,6 +38,7 @@ runProcess('all', async ({ config: parsed, engine, logger, metrics }) => {
     config.port,
     config.host,
     config.requestTimeoutMs,
+    config.listenBacklog,
   );
   logger.info('Started', { engine: engine.kind, port });
   printBanner(`http://localhost:${port}`, engine.kind, generatedSecret);

@@ -23,9 +23,13 @@ const emptyAsUndefined = (v: unknown) => (v === '' ? undefined : v);
 export const DEFAULT_EVENT_MAX_BYTES = 1024 * 1024;
 export const DEFAULT_HISTORY_MAX_BYTES = 4 * 1024 * 1024;
 
+/** listen(2) takes an int; beyond this a value is a typo, not a queue anyone could fill. */
+const MAX_LISTEN_BACKLOG = 1_048_576;
+
 const envSchema = z.object({
   PORT: int(3000),
   HOST: z.string().default('0.0.0.0'),
+  LISTEN_BACKLOG: z.coerce.number().int().min(1).max(MAX_LISTEN_BACKLOG).default(16_384),
   REDIS_URL: z.preprocess(emptyAsUndefined, z.string().url().optional()),
   REDIS_PREFIX: z.string().default('mcpgw:'),
   JWT_SECRET: z.preprocess(emptyAsUndefined, z.string().min(16).optional()),
@@ -97,6 +101,12 @@ type Ctx = z.RefinementCtx;
 const configSchema = envSchema.transform((e, ctx) => ({
   port: e.PORT,
   host: e.HOST,
+  /**
+   * Connections the kernel queues before the process accepts them (listen(2)'s backlog, capped
+   * by net.core.somaxconn). A pod's death sends all its clients to the others at once: the
+   * default holds the reconnects of ~16,000 streams where Node's 511 drops SYNs (1 s, 3 s retries).
+   */
+  listenBacklog: e.LISTEN_BACKLOG,
   /** Unset: the in-process memory engine. */
   redisUrl: e.REDIS_URL,
   redisPrefix: e.REDIS_PREFIX,

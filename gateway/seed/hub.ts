@@ -24,7 +24,12 @@ import { OVERFLOW, SseConnection, type SendQueueLimits } from './connection';
 import type { ParsedEventId } from './cursor';
 import { eventBody } from './frame';
 import { RegistryUpkeep, type LapsedListener, type TrackedStream } from './registryUpkeep';
-import { ResumeHandshake, connectionEventFrame, statusBody } from './resumeHandshake';
+import {
+  ResumeHandshake,
+  connectionEventFrame,
+  reconnectRetryLine,
+  statusBody,
+} from './resumeHandshake';
 import type { Replay } from './replay';
 import { seedWireEvent } from '../../shared/protocol';
 
@@ -198,9 +203,8 @@ export class ConnectionHub {
     }
     const windowMs = this.config.drainWindowMs;
     for (const conn of open) {
-      const retryMs = 250 + Math.floor(Math.random() * 750);
       conn.sendLocal(
-        `retry: ${retryMs}\n` +
+        reconnectRetryLine() +
           statusBody(conn.connectionId, 'draining', 'This gateway is shutting down; reconnect'),
         false,
       );
@@ -333,22 +337,38 @@ export class ConnectionHub {
         await subscription.close();
         return abandonOpening(res);
       }
-      if (resumed) history = await this.handshake.readMissed(conn, resumeFrom.cursor);
-      else conn.startTypeTopicAt(await this.engine.lastEventId(topics.tokenType(conn.tokenType)));
+      // The rest in one round trip: the history (or the token-type topic's position), the
+      // registration and the TTL do not depend on each other. All settle before going on, so
+      // a failure never leaves a registration landing after the stream was given up.
       // Registered before the welcome: a client may POST /send as soon as it knows the id.
       // A resumed connection is registered again: it now lives on this pod, and its history
       // gets its full TTL back (capped to the resume window when it closed).
-      await Promise.all([
+      const [first, registration, ttl] = await Promise.allSettled([
+        resumed
+          ? this.handshake.readMissed(conn, resumeFrom.cursor)
+          : this.engine.lastEventId(topics.tokenType(conn.tokenType)),
         this.registry.registerLimited(this.recordOf(conn)),
         resumed ? this.engine.capHistoryTtl(topics.connection(id)) : undefined,
       ]);
-      conn.registered = true;
+      conn.registered = registration.status === 'fulfilled';
+      for (const step of [registration, first, ttl]) {
+        if (step.status === 'rejected') throw step.reason;
+      }
+      if (first.status === 'fulfilled') {
+        if (typeof first.value === 'string') conn.startTypeTopicAt(first.value);
+        else history = first.value;
+      }
       if (conn.isClosed) {
         if (!resumed) await this.engine.unregisterConnection(id);
         return abandonOpening(res);
       }
     } catch (err) {
-      if (resumed) conn.registered = false; // the entry stays for another attempt
+      // A resume's entry stays for another attempt: marked closed (resumable) by the release
+      // if this pod registered it, else as it was. A new connection's entry goes.
+      if (!resumed && conn.registered) {
+        conn.registered = false;
+        void this.background.run(this.engine.unregisterConnection(id).catch(() => undefined));
+      }
       this.remove(conn, 'open-failed');
       if (err instanceof GatewayError || err instanceof EngineError) throw err;
       this.logger.error('SSE connection setup failed', { connectionId: id, error: String(err) });
@@ -356,13 +376,17 @@ export class ConnectionHub {
     }
 
     this.metrics.connectionsOpen.inc({ token_type: conn.tokenType, transport: 'seed' });
-    this.logger.info(resumed ? 'SSE Connection Resumed' : 'SSE Connection Added', {
-      connectionId: id,
-      sub: conn.sub,
-      tokenType: conn.tokenType,
-      clientIP: conn.clientIP,
-      totalConnections: this.connections.size,
-    });
+    // winston builds and formats an entry before its level is checked: a storm of opens pays
+    // for thousands of dropped lines unless asked first.
+    if (this.logger.isInfoEnabled()) {
+      this.logger.info(resumed ? 'SSE Connection Resumed' : 'SSE Connection Added', {
+        connectionId: id,
+        sub: conn.sub,
+        tokenType: conn.tokenType,
+        clientIP: conn.clientIP,
+        totalConnections: this.connections.size,
+      });
+    }
     if (resumeFrom) {
       this.metrics.resumes.inc({
         outcome: !resumed || history?.truncated ? 'history_lost' : 'resumed',
@@ -503,6 +527,8 @@ export class ConnectionHub {
     if (STALE_REASONS.has(reason)) this.metrics.staleConnectionsRemoved.inc({ reason });
     if (wasOpen) {
       this.metrics.connectionsOpen.dec({ token_type: conn.tokenType, transport: 'seed' });
+    }
+    if (wasOpen && this.logger.isInfoEnabled()) {
       this.logger.info('SSE Connection Removed', {
         connectionId: conn.connectionId,
         sub: conn.sub,

@@ -1,4 +1,4 @@
-import type { Engine, EngineEvent } from '../../shared/engine/engine';
+import type { Engine, EngineEvent, HistoryPage } from '../../shared/engine/engine';
 import { historyPages } from '../../shared/engine/history';
 import { topics } from '../../shared/protocol';
 import type { TokenType } from '../../shared/types';
@@ -52,4 +52,46 @@ async function readAll(
     events.push(...page.events);
   }
   return { events, truncated };
+}
+
+interface PendingRead {
+  topic: string;
+  afterId: string;
+  limit: number;
+  resolve(page: HistoryPage): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * engine.readHistory, with identical reads asked for in the same turn of the event loop sent
+ * once and their page shared: after a pod's death thousands of resumes read their token type's
+ * topic from the same cursor (the last broadcast they saw), in the turns where their
+ * subscriptions are confirmed. The read is sent when the turn ends, so after every caller's
+ * subscription was confirmed: none misses an event published in between.
+ */
+export class SharedHistoryReads implements Pick<Engine, 'readHistory'> {
+  private batch = new Map<string, { promise: Promise<HistoryPage>; read: PendingRead }>();
+
+  constructor(private readonly engine: Pick<Engine, 'readHistory'>) {}
+
+  readHistory(topic: string, afterId: string, limit: number): Promise<HistoryPage> {
+    const key = `${limit} ${afterId} ${topic}`;
+    const pending = this.batch.get(key);
+    if (pending) return pending.promise;
+    let read!: PendingRead;
+    const promise = new Promise<HistoryPage>((resolve, reject) => {
+      read = { topic, afterId, limit, resolve, reject };
+    });
+    if (this.batch.size === 0) process.nextTick(() => this.flush());
+    this.batch.set(key, { promise, read });
+    return promise;
+  }
+
+  private flush(): void {
+    const batch = this.batch;
+    this.batch = new Map();
+    for (const { read } of batch.values()) {
+      this.engine.readHistory(read.topic, read.afterId, read.limit).then(read.resolve, read.reject);
+    }
+  }
 }

@@ -6,7 +6,7 @@ import type { EngineEvent } from '../../shared/engine/engine';
 import { OVERFLOW, type SseConnection } from './connection';
 import type { ParsedEventId } from './cursor';
 import { eventBody } from './frame';
-import { readMissed, type Replay } from './replay';
+import { SharedHistoryReads, readMissed, type Replay } from './replay';
 
 export interface ResumeHandshakeDeps {
   engine: Pick<Engine, 'readHistory'>;
@@ -24,11 +24,16 @@ export interface ResumeHandshakeDeps {
  * pace, live events held meanwhile), and the catch-up of open streams after Redis came back.
  */
 export class ResumeHandshake {
-  constructor(private readonly deps: ResumeHandshakeDeps) {}
+  /** Resumes in the same turn read their token type's history once. */
+  private readonly history: SharedHistoryReads;
+
+  constructor(private readonly deps: ResumeHandshakeDeps) {
+    this.history = new SharedHistoryReads(deps.engine);
+  }
 
   /** Reads what a resumed connection missed since its cursor. */
   readMissed(conn: SseConnection, from: ParsedEventId['cursor']): Promise<Replay> {
-    return readMissed(this.deps.engine, conn, from);
+    return readMissed(this.history, conn, from);
   }
 
   /**
@@ -43,7 +48,7 @@ export class ResumeHandshake {
   ): Replay | undefined {
     const id = conn.connectionId;
     if (!history) {
-      const first = [welcomeBody(conn)];
+      const first = [reconnectRetryLine() + welcomeBody(conn)];
       if (resumeFrom) {
         first.unshift(
           statusBody(id, 'history-lost', 'The connection to resume is gone; this is a new one', {
@@ -55,9 +60,10 @@ export class ResumeHandshake {
       return undefined;
     }
     const first = [
-      statusBody(id, 'resumed', 'Connection resumed; replaying missed events', {
-        missed: history.events.length,
-      }),
+      reconnectRetryLine() +
+        statusBody(id, 'resumed', 'Connection resumed; replaying missed events', {
+          missed: history.events.length,
+        }),
     ];
     if (history.truncated) {
       first.unshift(
@@ -77,7 +83,7 @@ export class ResumeHandshake {
     let bytes = 0;
     for (const { fromTypeTopic, ev } of history.events) {
       if (conn.isClosed) return;
-      const written = conn.replay(fromTypeTopic, ev.id, ...connectionEventFrame(ev));
+      const written = conn.replay(fromTypeTopic, ev.id, ...replayFrame(ev));
       if (written > 0) {
         count++;
         bytes += written;
@@ -121,6 +127,32 @@ export function connectionEventFrame(ev: EngineEvent): [string, string | undefin
   const body = eventBody(seedWireEvent(ev.event), ev.data);
   const progressOf = ev.event === SEED_EVENTS.toolProgress ? progressRequestId(ev.data) : undefined;
   return [body, progressOf];
+}
+
+/**
+ * Frames of replayed events, kept while the event is: a broadcast replayed to thousands of
+ * resumed streams (the same object, their history reads being shared) is framed once.
+ */
+const replayFrames = new WeakMap<EngineEvent, [string, string | undefined]>();
+
+function replayFrame(ev: EngineEvent): [string, string | undefined] {
+  let frame = replayFrames.get(ev);
+  if (!frame) replayFrames.set(ev, (frame = connectionEventFrame(ev)));
+  return frame;
+}
+
+/** The shortest and the spread of the reconnection times told to clients. */
+const RETRY_MIN_MS = 250;
+const RETRY_SPREAD_MS = 750;
+
+/**
+ * The SSE `retry:` field, sent with a stream's first event and with `draining`: how long the
+ * client waits before reconnecting when the stream is cut. Without it EventSource waits 3 s;
+ * a random value under 1 s brings a dead pod's clients back at once, yet spread over 0.75 s
+ * rather than all in one burst on the surviving pods.
+ */
+export function reconnectRetryLine(): string {
+  return `retry: ${RETRY_MIN_MS + Math.floor(Math.random() * RETRY_SPREAD_MS)}\n`;
 }
 
 /** The first event of a new connection: its id, for /mcp/sse/send. */

@@ -38,7 +38,7 @@ describe('GET /mcp/sse', () => {
     }
   });
 
-  it('starts with a welcome mcp-notification carrying connectionId, framed id/event/data', async () => {
+  it('starts with a welcome mcp-notification carrying connectionId, framed id/retry/event/data', async () => {
     const stream = await openRawSse(`${gw.url}/mcp/sse`, {
       Authorization: `Bearer ${gw.tokens.team}`,
     });
@@ -54,7 +54,13 @@ describe('GET /mcp/sse', () => {
         timestamp: expect.any(String),
       });
       expect(Number.isNaN(Date.parse(data.timestamp))).toBe(false);
-      expect(first.raw).toBe(`id: ${first.id}\nevent: mcp-notification\ndata: ${first.data}\n\n`);
+      // retry: how long EventSource waits before reconnecting, under 1 s and spread per stream.
+      const retry = /^id: [^\n]+\nretry: (\d+)\n/.exec(first.raw);
+      expect(Number(retry?.[1])).toBeGreaterThanOrEqual(250);
+      expect(Number(retry?.[1])).toBeLessThan(1000);
+      expect(first.raw).toBe(
+        `id: ${first.id}\nretry: ${retry?.[1]}\nevent: mcp-notification\ndata: ${first.data}\n\n`,
+      );
       expect(first.id).toMatch(EVENT_ID);
       expect(first.id?.startsWith(`${data.connectionId}_0-0_`)).toBe(true);
     } finally {
