@@ -1,8 +1,13 @@
 /**
  * A load generator (forked by bench/run.ts): opens and holds many idle SSE streams with raw
- * `http` GETs (no EventSource: the client side must stay cheap), counts `event:` lines, and for
- * each measured broadcast records its latency (the `sentAt` the benchmark put in the message, to
- * arrival) and which (connection, seq) arrived, to find losses and duplicates.
+ * `http` GETs (no EventSource: the client side must stay cheap) and reads them line by line.
+ * The streams may come from the project's gateways or from nchan, whose framing differs: nchan
+ * opens with a `: hi` comment and sends no `event:` line (its `id:` is `<time>:<n>`), the
+ * project opens with a welcome event. So a stream counts as open at its first line, whatever it
+ * is, and broadcasts are recognised by their `data:` line, which both servers pass through as
+ * the benchmark POSTed it. For each measured broadcast it records the latency (the `sentAt` the
+ * benchmark put in the message, to arrival) and which (connection, seq) arrived, to find
+ * losses and duplicates.
  */
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
@@ -18,6 +23,7 @@ import {
 const OPEN_TIMEOUT_MS = 30_000;
 /** A measured broadcast's data line starts so (the benchmark controls the message's key order). */
 const DATA_PREFIX = `data: {"type":"${BENCH_EVENT}","seq":`;
+const WARM_PREFIX = `data: {"type":"${WARM_EVENT}",`;
 const SENT_AT = '"sentAt":';
 const BENCH_LINE = `event: ${BENCH_EVENT}`;
 const WARM_LINE = `event: ${WARM_EVENT}`;
@@ -60,8 +66,8 @@ function fail(stream: Stream, why: string): void {
   stream.onWelcome?.();
 }
 
-/** Opens one stream; resolves once its welcome event arrived or it failed. */
-function openStream(url: string, token: string): Promise<void> {
+/** Opens one stream; resolves once its first line arrived or it failed. */
+function openStream(url: string, headers: Record<string, string>): Promise<void> {
   const stream: Stream = {
     carry: '',
     welcomed: false,
@@ -78,12 +84,12 @@ function openStream(url: string, token: string): Promise<void> {
       resolve();
     };
     const timer = setTimeout(
-      () => fail(stream, `no welcome within ${OPEN_TIMEOUT_MS} ms`),
+      () => fail(stream, `no first line within ${OPEN_TIMEOUT_MS} ms`),
       OPEN_TIMEOUT_MS,
     );
     const req = http.get(
-      `${url}/mcp/sse`,
-      { agent: false, headers: { Authorization: `Bearer ${token}`, Accept: 'text/event-stream' } },
+      url,
+      { agent: false, headers: { ...headers, Accept: 'text/event-stream' } },
       (res) => {
         if (res.statusCode !== 200) {
           let body = '';
@@ -104,28 +110,27 @@ function openStream(url: string, token: string): Promise<void> {
   });
 }
 
-/** Scans complete lines; only `event:` lines and measured data lines are looked at. */
+/** Scans complete lines; only `event:` lines and broadcasts' data lines are looked at. */
 function onChunk(stream: Stream, chunk: string): void {
   const now = performance.timeOrigin + performance.now();
   const text = stream.carry ? stream.carry + chunk : chunk;
   let pos = 0;
+  if (!stream.welcomed && !stream.failed && text.includes('\n')) {
+    stream.welcomed = true;
+    opened++;
+    stream.onWelcome?.();
+  }
   for (;;) {
     const nl = text.indexOf('\n', pos);
     if (nl < 0) break;
     const first = text.charCodeAt(pos);
     if (first === 101 /* e */ && text.startsWith('event: ', pos)) {
       if (nl - pos === BENCH_LINE.length && text.startsWith(BENCH_LINE, pos)) benchEvents++;
-      else if (nl - pos === WARM_LINE.length && text.startsWith(WARM_LINE, pos)) warm++;
-      else {
-        otherEvents++;
-        if (!stream.welcomed && !stream.failed) {
-          stream.welcomed = true;
-          opened++;
-          stream.onWelcome?.();
-        }
-      }
-    } else if (first === 100 /* d */ && text.startsWith(DATA_PREFIX, pos)) {
-      onMeasured(stream, text, pos + DATA_PREFIX.length, nl, now);
+      else if (!(nl - pos === WARM_LINE.length && text.startsWith(WARM_LINE, pos))) otherEvents++;
+    } else if (first === 100 /* d */) {
+      if (text.startsWith(DATA_PREFIX, pos))
+        onMeasured(stream, text, pos + DATA_PREFIX.length, nl, now);
+      else if (text.startsWith(WARM_PREFIX, pos)) warm++;
     }
     pos = nl + 1;
   }
@@ -162,12 +167,19 @@ function onMeasured(stream: Stream, text: string, from: number, end: number, now
   latency.record(now - sentAt);
 }
 
-async function open(url: string, token: string, count: number, concurrency: number): Promise<void> {
+/** Opens `count` streams, `concurrency` at a time, spread round-robin over `urls`. */
+async function open(
+  urls: string[],
+  headers: Record<string, string>,
+  count: number,
+  concurrency: number,
+): Promise<void> {
   let next = 0;
   const opener = async () => {
     while (next < count && !closing) {
+      const url = urls[next % urls.length];
       next++;
-      await openStream(url, token);
+      await openStream(url, headers);
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, count) }, opener));
@@ -215,8 +227,8 @@ const progressTimer = setInterval(() => {
 process.on('message', (message: ToLoadgen) => {
   if (message.cmd === 'open') {
     broadcasts = message.broadcasts;
-    const { url, token, count, concurrency } = message;
-    void open(url, token, count, concurrency).catch((err: unknown) =>
+    const { urls, headers, count, concurrency } = message;
+    void open(urls, headers, count, concurrency).catch((err: unknown) =>
       send({ type: 'error', message: String(err) }),
     );
   } else if (message.cmd === 'report') {

@@ -1,16 +1,14 @@
 /** The load generator processes that hold the broadcast scenario's SSE streams. */
 import { waitFor } from '../devSupport/waitFor';
-import http from 'node:http';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { forkScript, sleep, type Proc, type SpawnedRole } from './procs';
+import { forkScript, sleep, type Proc } from './procs';
 import {
   type FromLoadgen,
   type LoadgenProgress,
   type LoadgenReport,
   type ToLoadgen,
 } from './protocol';
-import { postJson } from './sseStream';
 
 import { DIST_BENCH, now } from './common';
 
@@ -54,19 +52,27 @@ export function total(
   return sum;
 }
 
+/** What every broadcast carries: `type` and `seq` first (the load generators match that prefix). */
+export interface BenchMessage {
+  type: string;
+  seq: number;
+  sentAt: number;
+  result: { message: string; level: string };
+}
+
+/** Publishes one broadcast on a server under test; resolves to a failure text, or undefined. */
+export type Publish = (message: BenchMessage) => Promise<string | undefined>;
+
 /**
- * POSTs `count` broadcasts at `perSecond`, each with its send time in the message, and resolves
- * once every POST answered: the statuses that were not 202, and when the last one was sent.
+ * Publishes `count` broadcasts at `perSecond`, each with its send time in the message, and
+ * resolves once every POST answered: the failures, and when the last one was sent.
  */
 export async function broadcast(
-  gateway: SpawnedRole,
-  token: string,
+  publish: Publish,
   event: string,
   count: number,
   perSecond: number,
 ): Promise<{ failures: string[]; lastSent: number }> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
-  const url = `${gateway.url}/mcp/sse/broadcast`;
   const interval = 1000 / perSecond;
   const start = performance.now();
   const posts: Array<Promise<string | undefined>> = [];
@@ -79,16 +85,10 @@ export async function broadcast(
       sentAt: now(),
       result: { message: 'Server maintenance in 5 minutes', level: 'warning' },
     };
-    posts.push(
-      postJson(agent, url, token, { message, filter: { tokenTypes: ['team'] } }).then(
-        (r) => (r.status === 202 ? undefined : `HTTP ${r.status} ${JSON.stringify(r.body)}`),
-        (err: unknown) => String(err),
-      ),
-    );
+    posts.push(publish(message).catch((err: unknown) => String(err)));
   }
   const lastSent = now();
   const failures = (await Promise.all(posts)).filter((f): f is string => f !== undefined);
-  agent.destroy();
   return { failures, lastSent };
 }
 

@@ -8,9 +8,10 @@ export const WARM_EVENT = 'bench-warm';
 export type ToLoadgen =
   | {
       cmd: 'open';
-      /** Gateway base URL. */
-      url: string;
-      token: string;
+      /** Stream URLs (a gateway's /mcp/sse, nchan's subscriber location): spread round-robin. */
+      urls: string[];
+      /** Headers of each stream's GET (the project's Authorization). */
+      headers: Record<string, string>;
       /** Connections this process opens and holds. */
       count: number;
       /** Connections being opened at once. */
@@ -35,9 +36,9 @@ export interface LoadgenReport {
   failed: number;
   /** The first few failure messages. */
   failures: string[];
-  /** `event: bench-warm` lines. */
+  /** Warm-up broadcasts' data lines. */
   warm: number;
-  /** `event: bench` lines. */
+  /** `event: bench` lines (the project names its events; nchan sends none). */
   benchEvents: number;
   /** Measured broadcast data lines, parsed (one per delivery). */
   deliveries: number;
@@ -45,7 +46,7 @@ export interface LoadgenReport {
   duplicates: number;
   /** (connection, seq) pairs of an open connection that never arrived. */
   missing: number;
-  /** Every other `event:` line (welcome, heartbeat, connection-status). */
+  /** Every other `event:` line (the project's welcome, heartbeat, connection-status). */
   otherEvents: number;
   /** Streams the server ended before the load generator closed them. */
   unexpectedCloses: number;

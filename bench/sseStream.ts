@@ -72,11 +72,11 @@ export function openSseStream(
   });
 }
 
-/** POSTs JSON through `agent`; resolves with the status and parsed body. */
+/** POSTs JSON through `agent` (with a bearer token if given); resolves with the status and parsed body. */
 export function postJson(
   agent: http.Agent,
   url: string,
-  token: string,
+  token: string | undefined,
   body: unknown,
 ): Promise<{ status: number; body: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
@@ -87,7 +87,7 @@ export function postJson(
         method: 'POST',
         agent,
         headers: {
-          Authorization: `Bearer ${token}`,
+          ...(token === undefined ? {} : { Authorization: `Bearer ${token}` }),
           'Content-Type': 'application/json',
           'Content-Length': Buffer.byteLength(payload),
         },

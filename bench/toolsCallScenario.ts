@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { Histogram, round } from './histogram';
 import { issueToken, sleep, spawnRedis, spawnRole } from './procs';
 import { openSseStream, postJson } from './sseStream';
+import type { ScenarioResult } from './comparison';
 
 import { settings, now, log, serverEnv, profileArgs, sampleCpu, cpuDelta } from './common';
 
@@ -141,4 +142,20 @@ export async function benchToolsCall(secret: string) {
   };
 }
 
-// ---------------------------------------------------------------------------------------------
+/** The tools/call scenario as `make bench` lists it: figures under the table, no peer row. */
+export async function toolsCallScenario(secret: string): Promise<ScenarioResult> {
+  const t = await benchToolsCall(secret);
+  return {
+    name: 'toolsCall',
+    rows: [],
+    lines: [
+      `tools/call via /mcp/sse/send (1 gateway, 1 worker, Redis; ${t.concurrency} in flight): ` +
+        `${t.callsPerSecond} calls/s, ${t.cpuMicrosPerCall} µs CPU/call (gateway ` +
+        `${t.cpuMicrosPerCallByProcess.gateway}, worker ${t.cpuMicrosPerCallByProcess.worker}, ` +
+        `redis ${t.cpuMicrosPerCallByProcess.redis}), p50 ${t.latencyMs.p50Ms} / p99 ` +
+        `${t.latencyMs.p99Ms} ms, ${t.failed} failed`,
+    ],
+    details: t,
+    broken: t.failed > 0 ? [`${t.failed} tools/call failed: ${t.errors[0] ?? ''}`] : [],
+  };
+}
