@@ -24,7 +24,15 @@ import { nchanMissing, nchanName, startNchan } from './peers/nchan';
 import { median, type Comparison, type ScenarioResult } from './comparison';
 
 import { settings, now, log, sampleCpu, cpuDelta, type CpuUse } from './common';
-import { startLoadgens, tell, total, broadcast, requestReports, type Loadgen } from './loadgens';
+import {
+  startLoadgens,
+  tell,
+  total,
+  broadcast,
+  expectBroadcasts,
+  requestReports,
+  type Loadgen,
+} from './loadgens';
 
 interface FanoutPlan {
   streams: number;
@@ -92,150 +100,167 @@ function serversRssKb(target: BroadcastTarget): number {
   return sum;
 }
 
-/** Measures one target (started by `start`, stopped before it returns). */
+/**
+ * Measures one target (started by `start`, stopped before it returns) at each plan in turn,
+ * the streams of one plan staying open for the next (sizes must grow).
+ */
 export async function measureFanout(
   start: () => Promise<BroadcastTarget>,
-  plan: FanoutPlan,
-): Promise<FanoutRun> {
+  plans: FanoutPlan[],
+): Promise<FanoutRun[]> {
   const target = await start();
-  let loadgens: Loadgen[] = [];
+  const loadgens = loadgensFor(Math.max(...plans.map((p) => p.streams)));
   try {
     await sleep(1000); // start-up garbage and lazy initialisation settle
     const holdersBaselineKb = await target.holdersRssKb();
-
-    const n = plan.streams;
-    loadgens = loadgensFor(n);
-    const urls = target.streamUrls;
-    loadgens.forEach((lg, i) => {
-      const share = Math.floor(n / loadgens.length) + (i < n % loadgens.length ? 1 : 0);
-      const from = i % urls.length;
-      tell(lg, {
-        cmd: 'open',
-        // Each process starts on another URL so that the streams split evenly.
-        urls: [...urls.slice(from), ...urls.slice(0, from)],
-        headers: target.streamHeaders,
-        count: share,
-        concurrency: settings.openConcurrency,
-        broadcasts: plan.broadcasts,
-      });
-    });
-    const openStarted = performance.now();
-    await waitFor(
-      () => total(loadgens, 'opened') + total(loadgens, 'failed') >= n,
-      30_000 + n * 10,
-      `opening ${n} SSE streams on ${target.label}`,
-    );
-    const openSeconds = (performance.now() - openStarted) / 1000;
-    const opened = total(loadgens, 'opened');
-    log(
-      `${target.label}: ${opened} streams open in ${openSeconds.toFixed(1)} s ` +
-        `(${total(loadgens, 'failed')} failed)`,
-    );
-    await sleep(1000);
-    const holdersOpenKb = await target.holdersRssKb();
-
-    // Warm-up (not measured): JIT, buffers and subscriptions at full size.
-    if (settings.warmupBroadcasts > 0) {
-      const warm = await broadcast(
-        target.publish,
-        WARM_EVENT,
-        settings.warmupBroadcasts,
-        plan.perSecond,
-      );
-      if (warm.failures.length) throw new Error(`warm-up broadcast failed: ${warm.failures[0]}`);
-      await waitFor(
-        () => total(loadgens, 'warm') >= opened * settings.warmupBroadcasts,
-        60_000,
-        `warm-up broadcasts to arrive on ${target.label}`,
-      );
+    const runs: FanoutRun[] = [];
+    for (const plan of plans) {
+      runs.push(await measureOne(target, loadgens, plan, holdersBaselineKb));
     }
-    await sleep(500);
-
-    log(
-      `${target.label}: ${plan.broadcasts} broadcasts at ${plan.perSecond}/s to ${opened} streams`,
-    );
-    const clients = Object.fromEntries(loadgens.map((lg) => [lg.proc.name, lg.proc]));
-    let serversPeakRssKb = serversRssKb(target);
-    const rssSampler = setInterval(() => {
-      serversPeakRssKb = Math.max(serversPeakRssKb, serversRssKb(target));
-    }, 250);
-    const cpuBefore = sampleCpu({ ...target.servers, ...clients });
-    const started = performance.now();
-    const firstSent = now();
-    const sent = await broadcast(target.publish, BENCH_EVENT, plan.broadcasts, plan.perSecond);
-    const expected = opened * (plan.broadcasts - sent.failures.length);
-    let complete = true;
-    try {
-      // At least 20,000 deliveries a second, or something is wrong.
-      await waitFor(
-        () => total(loadgens, 'deliveries') >= expected,
-        30_000 + expected / 20,
-        `broadcast deliveries on ${target.label}`,
-      );
-    } catch {
-      complete = false; // reported as missing
-    }
-    const finished = performance.now();
-    const cpuAfter = sampleCpu({ ...target.servers, ...clients });
-    clearInterval(rssSampler);
-    serversPeakRssKb = Math.max(serversPeakRssKb, serversRssKb(target));
-    const reports = await requestReports(loadgens);
-
-    const cpu = cpuDelta(cpuBefore, cpuAfter);
-    const latency = new Histogram();
-    for (const r of reports) latency.merge(r.latency);
-    const sum = (key: keyof LoadgenReport) =>
-      reports.reduce((acc, r) => acc + (r[key] as number), 0);
-    const deliveries = sum('deliveries');
-    const lastArrival = Math.max(...reports.map((r) => r.lastArrival));
-    const deliverySeconds = (lastArrival - firstSent) / 1000;
-    const cpuOf = (names: string[]) => names.reduce((acc, name) => acc + cpu[name].total, 0);
-    const serverNames = Object.keys(target.servers);
-    const serverCpu = Object.fromEntries(serverNames.map((name) => [name, cpu[name]]));
-
-    return {
-      target: target.label,
-      streams: n,
-      streamsOpen: opened,
-      streamsFailed: sum('failed'),
-      openFailures: reports.flatMap((r) => r.failures).slice(0, 5),
-      openSeconds: round(openSeconds, 2),
-      broadcasts: plan.broadcasts,
-      broadcastsPerSecond: plan.perSecond,
-      postsFailed: sent.failures.length,
-      postFailures: sent.failures.slice(0, 5),
-      expectedDeliveries: expected,
-      deliveries,
-      lost: sum('missing'),
-      duplicates: sum('duplicates'),
-      complete,
-      unexpectedCloses: sum('unexpectedCloses'),
-      wallSeconds: round(deliverySeconds, 3),
-      postSeconds: round((sent.lastSent - firstSent) / 1000, 3),
-      drainSeconds: round((lastArrival - sent.lastSent) / 1000, 3),
-      offeredDeliveriesPerSecond: opened * plan.perSecond,
-      deliveriesPerSecond: round(deliveries / deliverySeconds, 0),
-      cpuWindowSeconds: round((finished - started) / 1000, 3),
-      cpuMicros: serverCpu,
-      loadGeneratorCpuMicros: cpuOf(Object.keys(clients)),
-      cpuMicrosPerDelivery: perDelivery(cpuOf(serverNames), deliveries),
-      holdersCpuMicrosPerDelivery: perDelivery(cpuOf(Object.keys(target.holders)), deliveries),
-      cpuMicrosPerDeliveryByProcess: Object.fromEntries(
-        serverNames.map((name) => [name, perDelivery(cpu[name].total, deliveries)]),
-      ),
-      latencyMs: latency.summary(),
-      memory: {
-        holdersBaselineKb,
-        holdersOpenKb,
-        kbPerStream: opened ? round((holdersOpenKb - holdersBaselineKb) / opened, 2) : null,
-        serversPeakRssKb,
-      },
-    };
+    return runs;
   } finally {
     for (const lg of loadgens) if (lg.proc.child.connected) tell(lg, { cmd: 'close' });
     await Promise.all(loadgens.map((lg) => lg.proc.stop('SIGTERM', 5000)));
     await target.stop();
   }
+}
+
+/** Opens streams up to `plan.streams`, then one measurement on all of them. */
+async function measureOne(
+  target: BroadcastTarget,
+  loadgens: Loadgen[],
+  plan: FanoutPlan,
+  holdersBaselineKb: number,
+): Promise<FanoutRun> {
+  const n = plan.streams;
+  const more = n - total(loadgens, 'opened') - total(loadgens, 'failed');
+  const urls = target.streamUrls;
+  loadgens.forEach((lg, i) => {
+    const share = Math.floor(more / loadgens.length) + (i < more % loadgens.length ? 1 : 0);
+    const from = i % urls.length;
+    tell(lg, {
+      cmd: 'open',
+      // Each process starts on another URL so that the streams split evenly.
+      urls: [...urls.slice(from), ...urls.slice(0, from)],
+      headers: target.streamHeaders,
+      count: share,
+      concurrency: settings.openConcurrency,
+    });
+  });
+  const openStarted = performance.now();
+  await waitFor(
+    () => total(loadgens, 'opened') + total(loadgens, 'failed') >= n,
+    30_000 + more * 20,
+    `opening ${n} SSE streams on ${target.label}`,
+  );
+  const openSeconds = (performance.now() - openStarted) / 1000;
+  const opened = total(loadgens, 'opened');
+  log(
+    `${target.label}: ${opened} streams open (${more} in ${openSeconds.toFixed(1)} s, ` +
+      `${total(loadgens, 'failed')} failed)`,
+  );
+  await sleep(1000);
+  const holdersOpenKb = await target.holdersRssKb();
+  await expectBroadcasts(loadgens, plan.broadcasts);
+
+  // Warm-up (not measured): JIT, buffers and subscriptions at full size.
+  if (settings.warmupBroadcasts > 0) {
+    const warm = await broadcast(
+      target.publish,
+      WARM_EVENT,
+      settings.warmupBroadcasts,
+      plan.perSecond,
+    );
+    if (warm.failures.length) throw new Error(`warm-up broadcast failed: ${warm.failures[0]}`);
+    await waitFor(
+      () => total(loadgens, 'warm') >= opened * settings.warmupBroadcasts,
+      60_000,
+      `warm-up broadcasts to arrive on ${target.label}`,
+    );
+  }
+  await sleep(500);
+
+  log(`${target.label}: ${plan.broadcasts} broadcasts at ${plan.perSecond}/s to ${opened} streams`);
+  const clients = Object.fromEntries(loadgens.map((lg) => [lg.proc.name, lg.proc]));
+  let serversPeakRssKb = serversRssKb(target);
+  const rssSampler = setInterval(() => {
+    serversPeakRssKb = Math.max(serversPeakRssKb, serversRssKb(target));
+  }, 250);
+  const cpuBefore = sampleCpu({ ...target.servers, ...clients });
+  const started = performance.now();
+  const firstSent = now();
+  const sent = await broadcast(target.publish, BENCH_EVENT, plan.broadcasts, plan.perSecond);
+  const expected = opened * (plan.broadcasts - sent.failures.length);
+  let complete = true;
+  try {
+    // At least 20,000 deliveries a second, or something is wrong.
+    await waitFor(
+      () => total(loadgens, 'deliveries') >= expected,
+      30_000 + expected / 20,
+      `broadcast deliveries on ${target.label}`,
+    );
+  } catch {
+    complete = false; // reported as missing
+  }
+  const finished = performance.now();
+  const cpuAfter = sampleCpu({ ...target.servers, ...clients });
+  clearInterval(rssSampler);
+  serversPeakRssKb = Math.max(serversPeakRssKb, serversRssKb(target));
+  const reports = await requestReports(loadgens);
+
+  const cpu = cpuDelta(cpuBefore, cpuAfter);
+  const latency = new Histogram();
+  for (const r of reports) latency.merge(r.latency);
+  const sum = (key: keyof LoadgenReport) => reports.reduce((acc, r) => acc + (r[key] as number), 0);
+  const deliveries = sum('deliveries');
+  const lastArrival = Math.max(...reports.map((r) => r.lastArrival));
+  const deliverySeconds = (lastArrival - firstSent) / 1000;
+  const cpuOf = (names: string[]) => names.reduce((acc, name) => acc + cpu[name].total, 0);
+  const serverNames = Object.keys(target.servers);
+  const serverCpu = Object.fromEntries(serverNames.map((name) => [name, cpu[name]]));
+  log(
+    `${target.label}: ${deliveries} of ${expected} delivered in ${deliverySeconds.toFixed(1)} s ` +
+      `(${((lastArrival - sent.lastSent) / 1000).toFixed(1)} s after the last POST)`,
+  );
+
+  return {
+    target: target.label,
+    streams: n,
+    streamsOpen: opened,
+    streamsFailed: sum('failed'),
+    openFailures: reports.flatMap((r) => r.failures).slice(0, 5),
+    openSeconds: round(openSeconds, 2),
+    broadcasts: plan.broadcasts,
+    broadcastsPerSecond: plan.perSecond,
+    postsFailed: sent.failures.length,
+    postFailures: sent.failures.slice(0, 5),
+    expectedDeliveries: expected,
+    deliveries,
+    lost: sum('missing'),
+    duplicates: sum('duplicates'),
+    complete,
+    unexpectedCloses: sum('unexpectedCloses'),
+    wallSeconds: round(deliverySeconds, 3),
+    postSeconds: round((sent.lastSent - firstSent) / 1000, 3),
+    drainSeconds: round((lastArrival - sent.lastSent) / 1000, 3),
+    offeredDeliveriesPerSecond: opened * plan.perSecond,
+    deliveriesPerSecond: round(deliveries / deliverySeconds, 0),
+    cpuWindowSeconds: round((finished - started) / 1000, 3),
+    cpuMicros: serverCpu,
+    loadGeneratorCpuMicros: cpuOf(Object.keys(clients)),
+    cpuMicrosPerDelivery: perDelivery(cpuOf(serverNames), deliveries),
+    holdersCpuMicrosPerDelivery: perDelivery(cpuOf(Object.keys(target.holders)), deliveries),
+    cpuMicrosPerDeliveryByProcess: Object.fromEntries(
+      serverNames.map((name) => [name, perDelivery(cpu[name].total, deliveries)]),
+    ),
+    latencyMs: latency.summary(),
+    memory: {
+      holdersBaselineKb,
+      holdersOpenKb,
+      kbPerStream: opened ? round((holdersOpenKb - holdersBaselineKb) / opened, 2) : null,
+      serversPeakRssKb,
+    },
+  };
 }
 
 /** Losses and failures of the project's run: each makes the exit code 2. */
@@ -261,29 +286,38 @@ interface Paired {
 
 async function interleaved(
   what: string,
-  plan: FanoutPlan,
+  plans: FanoutPlan[],
   startProjectTarget: () => Promise<BroadcastTarget>,
-): Promise<Paired> {
-  const paired: Paired = {
-    peerName: `${nchanName()} (Redis, 1 worker)`,
-    peerUnavailable: nchanMissing(),
+): Promise<Paired[]> {
+  const peerName = `${nchanName()} (Redis, 1 worker)`;
+  let peerUnavailable = nchanMissing();
+  const paired: Paired[] = plans.map(() => ({
+    peerName,
+    peerUnavailable: null,
     peer: [],
     project: [],
-  };
+  }));
   for (let round = 1; round <= settings.rounds; round++) {
     log(`${what}, round ${round} of ${settings.rounds}`);
-    if (paired.peerUnavailable === null) {
+    if (peerUnavailable === null) {
       try {
-        paired.peer.push(await measureFanout(startNchan, plan));
+        const runs = await measureFanout(startNchan, plans);
+        runs.forEach((run, i) => paired[i].peer.push(run));
       } catch (err) {
         // The peer failing is reported (its column says n/a), never fatal to the bench.
-        paired.peerUnavailable = err instanceof Error ? err.message : String(err);
-        log(`nchan: ${paired.peerUnavailable}`);
+        peerUnavailable = err instanceof Error ? err.message : String(err);
+        log(`nchan: ${peerUnavailable}`);
       }
     }
-    paired.project.push(await measureFanout(startProjectTarget, plan));
+    const runs = await measureFanout(startProjectTarget, plans);
+    runs.forEach((run, i) => paired[i].project.push(run));
   }
-  if (paired.peerUnavailable !== null) paired.peer = [];
+  if (peerUnavailable !== null) {
+    for (const p of paired) {
+      p.peerUnavailable = peerUnavailable;
+      p.peer = [];
+    }
+  }
   return paired;
 }
 
@@ -298,7 +332,9 @@ function peerDetail(paired: Paired, detail: string): string {
   return paired.peerUnavailable === null ? detail : `nchan n/a: ${paired.peerUnavailable}`;
 }
 
-function peerLosses(paired: Paired): string[] {
+/** Why the peer has no figures, or what it lost: printed under the table. */
+function peerNotes(paired: Paired): string[] {
+  if (paired.peerUnavailable !== null) return [`nchan n/a: ${paired.peerUnavailable}`];
   return paired.peer
     .filter((r) => r.lost || r.duplicates || !r.complete)
     .map(
@@ -322,8 +358,10 @@ export async function fanoutAtRate(secret: string): Promise<ScenarioResult> {
     broadcasts: settings.broadcasts,
     perSecond: settings.broadcastsPerSecond,
   };
-  const paired = await interleaved(`${plan.streams} subscribers × ${plan.perSecond}/s`, plan, () =>
-    startProject(secret, 2, 'rate'),
+  const [paired] = await interleaved(
+    `${plan.streams} subscribers × ${plan.perSecond}/s`,
+    [plan],
+    () => startProject(secret, 2, 'rate'),
   );
   const size = `${plan.streams.toLocaleString('en-US')} subscribers × ${plan.perSecond}/s`;
   const rows: Comparison[] = [
@@ -358,7 +396,7 @@ export async function fanoutAtRate(secret: string): Promise<ScenarioResult> {
     `${size}: p50 nchan ${fmt(med(paired.peer, (r) => r.latencyMs.p50Ms))} ms, project ` +
       `${fmt(med(paired.project, (r) => r.latencyMs.p50Ms))} ms; project drained ` +
       `${fmt(med(paired.project, (r) => r.drainSeconds))} s after the last POST`,
-    ...peerLosses(paired),
+    ...peerNotes(paired),
   ];
   return {
     name: 'fanoutAtRate',
@@ -381,7 +419,7 @@ function saturatedPlan(streams: number): FanoutPlan {
 /** b. 10,000 subscribers saturated: CPU per delivery, memory per idle stream, total RSS. */
 export async function fanoutSaturated(secret: string): Promise<ScenarioResult> {
   const plan = saturatedPlan(settings.saturatedSubscribers);
-  const paired = await interleaved(`${plan.streams} subscribers saturated`, plan, () =>
+  const [paired] = await interleaved(`${plan.streams} subscribers saturated`, [plan], () =>
     startProject(secret, 2, 'saturated'),
   );
   const size = `${plan.streams.toLocaleString('en-US')} subscribers`;
@@ -429,7 +467,7 @@ export async function fanoutSaturated(secret: string): Promise<ScenarioResult> {
     `${size} saturated: ${fmt(plan.streams * plan.perSecond)} deliveries/s offered; delivered ` +
       `nchan ${rate(paired.peer)}/s, project ${rate(paired.project)}/s; project CPU µs/delivery ` +
       `by process (last round): ${breakdown(paired.project[paired.project.length - 1])}`,
-    ...peerLosses(paired),
+    ...peerNotes(paired),
   ];
   return {
     name: 'fanoutSaturated',
@@ -440,18 +478,22 @@ export async function fanoutSaturated(secret: string): Promise<ScenarioResult> {
   };
 }
 
-/** c. One gateway process against one nchan worker, saturated, at BENCH_SWEEP_SIZES streams. */
+/**
+ * c. One gateway process against one nchan worker, saturated, at BENCH_SWEEP_SIZES streams
+ * (in growing order, the streams of one size staying open for the next).
+ */
 export async function fanoutSweep(secret: string): Promise<ScenarioResult> {
+  const sizes = [...settings.sweepSizes].sort((a, b) => a - b);
+  const plans = sizes.map(saturatedPlan);
+  const all = await interleaved(`one process, ${sizes.join(', ')} streams saturated`, plans, () =>
+    startProject(secret, 1, 'sweep'),
+  );
   const rows: Comparison[] = [];
   const lines: string[] = [];
-  const broken: string[] = [];
   const details: Record<string, unknown> = {};
-  for (const streams of settings.sweepSizes) {
-    const plan = saturatedPlan(streams);
-    const paired = await interleaved(`one process, ${streams} streams saturated`, plan, () =>
-      startProject(secret, 1, `sweep-${streams}`),
-    );
-    const size = streams.toLocaleString('en-US');
+  all.forEach((paired, i) => {
+    const plan = plans[i];
+    const size = plan.streams.toLocaleString('en-US');
     rows.push({
       measure: `CPU per delivery, one process, ${size} streams saturated`,
       peer: paired.peerName,
@@ -470,11 +512,16 @@ export async function fanoutSweep(secret: string): Promise<ScenarioResult> {
       `one process, ${size} streams: delivered nchan ` +
         `${fmt(med(paired.peer, (r) => r.deliveriesPerSecond))}/s, project ` +
         `${fmt(med(paired.project, (r) => r.deliveriesPerSecond))}/s ` +
-        `(${fmt(streams * plan.perSecond)}/s offered)`,
-      ...peerLosses(paired),
+        `(${fmt(plan.streams * plan.perSecond)}/s offered)`,
     );
-    broken.push(...paired.project.flatMap(problems));
-    details[String(streams)] = { plan, ...paired };
-  }
-  return { name: 'fanoutSweep', rows, lines, details, broken };
+    details[String(plan.streams)] = { plan, ...paired };
+  });
+  lines.push(...peerNotes(all[0]));
+  return {
+    name: 'fanoutSweep',
+    rows,
+    lines,
+    details,
+    broken: all.flatMap((paired) => paired.project.flatMap(problems)),
+  };
 }

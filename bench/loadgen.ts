@@ -39,7 +39,7 @@ interface Stream {
 }
 
 const streams: Stream[] = [];
-const latency = new Histogram();
+let latency = new Histogram();
 const failures: string[] = [];
 let closing = false;
 let opened = 0;
@@ -50,6 +50,8 @@ let deliveries = 0;
 let otherEvents = 0;
 let unexpectedCloses = 0;
 let broadcasts = 0;
+/** The last `expect` command's epoch: progress reports it once the counters are reset. */
+let epoch = 0;
 /** Epoch ms (fractional) of the last measured delivery. */
 let lastArrival = 0;
 
@@ -215,22 +217,37 @@ function report(): LoadgenReport {
 }
 
 let lastProgress = '';
-const progressTimer = setInterval(() => {
-  const progress = { type: 'progress' as const, opened, failed, warm, deliveries };
+function sendProgress(): void {
+  const progress = { type: 'progress' as const, opened, failed, warm, deliveries, epoch };
   const text = JSON.stringify(progress);
   if (text !== lastProgress) {
     lastProgress = text;
     send(progress);
   }
-}, 100);
+}
+const progressTimer = setInterval(sendProgress, 100);
+
+/** A new measurement on the streams already open (and those still to open): counters reset. */
+function expect(count: number, next: number): void {
+  broadcasts = count;
+  for (const s of streams) s.got = new Uint8Array(count);
+  warm = 0;
+  benchEvents = 0;
+  deliveries = 0;
+  lastArrival = 0;
+  latency = new Histogram();
+  epoch = next;
+  sendProgress();
+}
 
 process.on('message', (message: ToLoadgen) => {
   if (message.cmd === 'open') {
-    broadcasts = message.broadcasts;
     const { urls, headers, count, concurrency } = message;
     void open(urls, headers, count, concurrency).catch((err: unknown) =>
       send({ type: 'error', message: String(err) }),
     );
+  } else if (message.cmd === 'expect') {
+    expect(message.broadcasts, message.epoch);
   } else if (message.cmd === 'report') {
     send(report());
   } else if (message.cmd === 'close') {

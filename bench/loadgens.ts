@@ -24,7 +24,7 @@ export function startLoadgens(count: number): Loadgen[] {
     const proc = forkScript(`loadgen-${i + 1}`, path.join(DIST_BENCH, 'loadgen.js'));
     const lg: Loadgen = {
       proc,
-      progress: { type: 'progress', opened: 0, failed: 0, warm: 0, deliveries: 0 },
+      progress: { type: 'progress', opened: 0, failed: 0, warm: 0, deliveries: 0, epoch: 0 },
     };
     proc.child.on('message', (message: FromLoadgen) => {
       if (message.type === 'progress') lg.progress = message;
@@ -62,6 +62,20 @@ export interface BenchMessage {
 
 /** Publishes one broadcast on a server under test; resolves to a failure text, or undefined. */
 export type Publish = (message: BenchMessage) => Promise<string | undefined>;
+
+let epochs = 0;
+
+/** Starts a new measurement in every load generator; resolves once all reset their counters. */
+export async function expectBroadcasts(loadgens: Loadgen[], broadcasts: number): Promise<void> {
+  const epoch = ++epochs;
+  for (const lg of loadgens) tell(lg, { cmd: 'expect', broadcasts, epoch });
+  // total() throws if a load generator died meanwhile.
+  await waitFor(
+    () => total(loadgens, 'opened') >= 0 && loadgens.every((lg) => lg.progress.epoch === epoch),
+    10_000,
+    'load generators to reset their counters',
+  );
+}
 
 /**
  * Publishes `count` broadcasts at `perSecond`, each with its send time in the message, and

@@ -16,8 +16,14 @@ export type ToLoadgen =
       count: number;
       /** Connections being opened at once. */
       concurrency: number;
+    }
+  | {
+      /** A new measurement: every counter starts again at 0, on every stream. */
+      cmd: 'expect';
       /** Measured broadcasts to expect (seq 0 .. broadcasts-1). */
       broadcasts: number;
+      /** Echoed in the progress messages once done. */
+      epoch: number;
     }
   | { cmd: 'report' }
   | { cmd: 'close' };
@@ -28,6 +34,8 @@ export interface LoadgenProgress {
   failed: number;
   warm: number;
   deliveries: number;
+  /** The last `expect` handled. */
+  epoch: number;
 }
 
 export interface LoadgenReport {

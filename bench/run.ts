@@ -136,7 +136,7 @@ async function main(): Promise<void> {
   const machineLine =
     `${where.cpus} × ${where.cpuModel}, Node ${where.node}, Redis ${where.redis}; load average ` +
     `${where.loadAverageBefore.join(' ')} before, ${where.loadAverageAfter.join(' ')} after; ` +
-    `${settings.rounds} rounds, medians`;
+    `${settings.rounds} round${settings.rounds > 1 ? 's' : ''}, medians`;
   const table = [HEADER, ...results.flatMap((r) => r.rows.map(tableCells))];
   const broken = results.flatMap((r) => r.broken.map((b) => `${r.name}: ${b}`));
 
