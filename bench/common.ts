@@ -36,11 +36,11 @@ export function envInt(name: string, fallback: number, min: number): number {
 export const settings = {
   rounds: envInt('BENCH_ROUNDS', 2, 1),
   subscribers: envInt('BENCH_SUBSCRIBERS', 1000, 1),
-  broadcasts: envInt('BENCH_BROADCASTS', 250, 1),
+  broadcasts: envInt('BENCH_BROADCASTS', 150, 1),
   broadcastsPerSecond: envInt('BENCH_BROADCAST_RATE', 50, 1),
   saturatedSubscribers: envInt('BENCH_SATURATED_SUBSCRIBERS', 10_000, 1),
   saturatedOffered: envInt('BENCH_SATURATED_OFFERED', 500_000, 1),
-  saturatedDeliveries: envInt('BENCH_SATURATED_DELIVERIES', 400_000, 1),
+  saturatedDeliveries: envInt('BENCH_SATURATED_DELIVERIES', 200_000, 1),
   sweepSizes: envList('BENCH_SWEEP_SIZES', [2000, 10_000, 18_000], 1),
   warmupBroadcasts: envInt('BENCH_WARMUP_BROADCASTS', 5, 0),
   /** Streams per load generator process at most (each holds one descriptor per stream). */

@@ -8,14 +8,14 @@
  *
  * Broadcast scenarios (bench/broadcastScenario.ts), nchan and the project interleaved over
  * BENCH_ROUNDS (2) rounds, each figure the median across rounds:
- *   a. BENCH_SUBSCRIBERS (1,000) streams, BENCH_BROADCASTS (250) broadcasts at
+ *   a. BENCH_SUBSCRIBERS (1,000) streams, BENCH_BROADCASTS (150) broadcasts at
  *      BENCH_BROADCAST_RATE (50/s): server CPU per delivery, p99 from the POST to arrival.
  *   b. BENCH_SATURATED_SUBSCRIBERS (10,000) streams, saturated: CPU per delivery, memory per
  *      idle stream, server RSS. The project runs as 2 gateways + Redis in a and b.
  *   c. One gateway process against one nchan worker, saturated, at each of BENCH_SWEEP_SIZES
  *      (2000,10000,18000) streams: CPU per delivery of that process.
  *   Saturated: broadcasts offered at BENCH_SATURATED_OFFERED (500,000) deliveries/s, about
- *   BENCH_SATURATED_DELIVERIES (400,000) deliveries per measurement.
+ *   BENCH_SATURATED_DELIVERIES (200,000) deliveries per measurement.
  *   Also: BENCH_WARMUP_BROADCASTS (5), BENCH_STREAMS_PER_CLIENT (10,000 streams per load
  *   generator process), BENCH_OPEN_CONCURRENCY (100).
  * tools/call (bench/toolsCallScenario.ts): BENCH_CALLS (2,000), BENCH_CONCURRENCY (64),
