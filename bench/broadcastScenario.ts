@@ -343,6 +343,14 @@ function peerNotes(paired: Paired): string[] {
 }
 
 const fmt = (v: number | null) => (v === null ? 'n/a' : v.toLocaleString('en-US'));
+/** Deliveries per second, the median of the rounds. */
+const rateOf = (runs: FanoutRun[]) =>
+  fmt(
+    round(
+      med(runs, (r) => r.deliveriesPerSecond),
+      0,
+    ),
+  );
 
 function breakdown(run: FanoutRun | undefined): string {
   if (!run) return '';
@@ -462,10 +470,9 @@ export async function fanoutSaturated(secret: string): Promise<ScenarioResult> {
       detail: peerDetail(paired, 'peak sum of every server process RSS (Redis included)'),
     },
   ];
-  const rate = (runs: FanoutRun[]) => fmt(med(runs, (r) => r.deliveriesPerSecond));
   const lines = [
     `${size} saturated: ${fmt(plan.streams * plan.perSecond)} deliveries/s offered; delivered ` +
-      `nchan ${rate(paired.peer)}/s, project ${rate(paired.project)}/s; project CPU µs/delivery ` +
+      `nchan ${rateOf(paired.peer)}/s, project ${rateOf(paired.project)}/s; project CPU µs/delivery ` +
       `by process (last round): ${breakdown(paired.project[paired.project.length - 1])}`,
     ...peerNotes(paired),
   ];
@@ -510,8 +517,7 @@ export async function fanoutSweep(secret: string): Promise<ScenarioResult> {
     });
     lines.push(
       `one process, ${size} streams: delivered nchan ` +
-        `${fmt(med(paired.peer, (r) => r.deliveriesPerSecond))}/s, project ` +
-        `${fmt(med(paired.project, (r) => r.deliveriesPerSecond))}/s ` +
+        `${rateOf(paired.peer)}/s, project ${rateOf(paired.project)}/s ` +
         `(${fmt(plan.streams * plan.perSecond)}/s offered)`,
     );
     details[String(plan.streams)] = { plan, ...paired };

@@ -21,6 +21,7 @@
  * tools/call (bench/toolsCallScenario.ts): BENCH_CALLS (2,000), BENCH_CONCURRENCY (64),
  *   BENCH_WARMUP_CALLS (200).
  *
+ * BENCH_SCENARIOS=fanoutSweep,... runs only the scenarios named (all by default).
  * BENCH_CPU_PROFILE=1 writes V8 CPU profiles of the gateways and workers to
  * bench/results/profiles/. Every process started is stopped before exit; the whole run is
  * bounded by BENCH_TIMEOUT_S (900).
@@ -50,6 +51,19 @@ const scenarios: Scenario[] = [
   { name: 'toolsCall', run: toolsCallScenario },
 ];
 
+/** BENCH_SCENARIOS (comma-separated names) runs only those, e.g. while profiling one. */
+function selected(): Scenario[] {
+  const names = (process.env.BENCH_SCENARIOS ?? '').split(',').filter(Boolean);
+  if (names.length === 0) return scenarios;
+  const unknown = names.filter((n) => !scenarios.some((s) => s.name === n));
+  if (unknown.length) {
+    throw new Error(
+      `BENCH_SCENARIOS: unknown ${unknown.join(', ')} (known: ${scenarios.map((s) => s.name).join(', ')})`,
+    );
+  }
+  return scenarios.filter((s) => names.includes(s.name));
+}
+
 const fmt = (v: number | null, unit = '') =>
   v === null
     ? 'n/a'
@@ -69,7 +83,7 @@ function tableCells(row: Comparison): string[] {
   ];
 }
 
-const HEADER = ['measure', 'peer', 'peer value', 'project value', 'ratio', 'target', ''];
+const HEADER = ['measure', 'peer', 'peer value', 'project value', 'ratio', 'target', 'verdict'];
 
 function printTable(rows: string[][]): void {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
@@ -119,7 +133,7 @@ async function main(): Promise<void> {
   log(`settings ${JSON.stringify(settings)}`);
 
   const results: ScenarioResult[] = [];
-  for (const scenario of scenarios) {
+  for (const scenario of selected()) {
     log(`scenario ${scenario.name}`);
     try {
       results.push(await scenario.run(secret));
