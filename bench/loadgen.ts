@@ -1,59 +1,32 @@
 /**
  * A load generator (forked by bench/run.ts): opens and holds many idle SSE streams with raw
- * `http` GETs (no EventSource: the client side must stay cheap) and reads them line by line.
- * The streams may come from the project's gateways or from nchan, whose framing differs: nchan
- * opens with a `: hi` comment and sends no `event:` line (its `id:` is `<time>:<n>`), the
- * project opens with a welcome event. So a stream counts as open at its first line, whatever it
- * is, and broadcasts are recognised by their `data:` line, which both servers pass through as
- * the benchmark POSTed it. For each measured broadcast it records the latency (the `sentAt` the
- * benchmark put in the message, to arrival) and which (connection, seq) arrived, to find
- * losses and duplicates.
+ * `http` GETs (no EventSource: the client side must stay cheap) and counts, per stream, the
+ * broadcasts that arrive (bench/deliveryCounter.ts: the project's framing or nchan's), their
+ * latency, and which (connection, seq) arrived, to find losses and duplicates.
  */
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { Histogram } from './histogram';
-import {
-  BENCH_EVENT,
-  WARM_EVENT,
-  type FromLoadgen,
-  type LoadgenReport,
-  type ToLoadgen,
-} from './protocol';
+import { DeliveryCounter, tally, type CountedStream } from './deliveryCounter';
+import { type FromLoadgen, type LoadgenReport, type ToLoadgen } from './protocol';
 
 const OPEN_TIMEOUT_MS = 30_000;
-/** A measured broadcast's data line starts so (the benchmark controls the message's key order). */
-const DATA_PREFIX = `data: {"type":"${BENCH_EVENT}","seq":`;
-const WARM_PREFIX = `data: {"type":"${WARM_EVENT}",`;
-const SENT_AT = '"sentAt":';
-const BENCH_LINE = `event: ${BENCH_EVENT}`;
-const WARM_LINE = `event: ${WARM_EVENT}`;
 
-interface Stream {
-  carry: string;
-  welcomed: boolean;
+interface Stream extends CountedStream {
   failed: boolean;
-  /** Copies received of each measured broadcast. */
-  got: Uint8Array;
   req?: http.ClientRequest;
   onWelcome?: () => void;
 }
 
 const streams: Stream[] = [];
-let latency = new Histogram();
 const failures: string[] = [];
+let counter = new DeliveryCounter();
 let closing = false;
 let opened = 0;
 let failed = 0;
-let warm = 0;
-let benchEvents = 0;
-let deliveries = 0;
-let otherEvents = 0;
 let unexpectedCloses = 0;
 let broadcasts = 0;
 /** The last `expect` command's epoch: progress reports it once the counters are reset. */
 let epoch = 0;
-/** Epoch ms (fractional) of the last measured delivery. */
-let lastArrival = 0;
 
 function send(message: FromLoadgen): void {
   process.send?.(message);
@@ -112,61 +85,13 @@ function openStream(url: string, headers: Record<string, string>): Promise<void>
   });
 }
 
-/** Scans complete lines; only `event:` lines and broadcasts' data lines are looked at. */
 function onChunk(stream: Stream, chunk: string): void {
   const now = performance.timeOrigin + performance.now();
-  const text = stream.carry ? stream.carry + chunk : chunk;
-  let pos = 0;
-  if (!stream.welcomed && !stream.failed && text.includes('\n')) {
-    stream.welcomed = true;
+  if (stream.failed) return;
+  if (counter.onChunk(stream, chunk, now)) {
     opened++;
     stream.onWelcome?.();
   }
-  for (;;) {
-    const nl = text.indexOf('\n', pos);
-    if (nl < 0) break;
-    const first = text.charCodeAt(pos);
-    if (first === 101 /* e */ && text.startsWith('event: ', pos)) {
-      if (nl - pos === BENCH_LINE.length && text.startsWith(BENCH_LINE, pos)) benchEvents++;
-      else if (!(nl - pos === WARM_LINE.length && text.startsWith(WARM_LINE, pos))) otherEvents++;
-    } else if (first === 100 /* d */) {
-      if (text.startsWith(DATA_PREFIX, pos))
-        onMeasured(stream, text, pos + DATA_PREFIX.length, nl, now);
-      else if (text.startsWith(WARM_PREFIX, pos)) warm++;
-    }
-    pos = nl + 1;
-  }
-  stream.carry = pos < text.length ? text.slice(pos) : '';
-}
-
-/** `<seq>,"sentAt":<ms>,...`: counted, and its latency recorded. */
-function onMeasured(stream: Stream, text: string, from: number, end: number, now: number): void {
-  let seq: number;
-  let sentAt: number;
-  const comma = text.indexOf(',', from);
-  const sentFrom = comma + 1 + SENT_AT.length;
-  const sentEnd = text.indexOf(',', sentFrom);
-  if (
-    comma > 0 &&
-    comma < end &&
-    text.startsWith(SENT_AT, comma + 1) &&
-    sentEnd > 0 &&
-    sentEnd < end
-  ) {
-    seq = Number(text.slice(from, comma));
-    sentAt = Number(text.slice(sentFrom, sentEnd));
-  } else {
-    const data = JSON.parse(text.slice(from - DATA_PREFIX.length + 6, end)) as {
-      seq: number;
-      sentAt: number;
-    };
-    seq = data.seq;
-    sentAt = data.sentAt;
-  }
-  deliveries++;
-  lastArrival = now;
-  if (seq >= 0 && seq < stream.got.length && stream.got[seq] < 255) stream.got[seq]++;
-  latency.record(now - sentAt);
 }
 
 /** Opens `count` streams, `concurrency` at a time, spread round-robin over `urls`. */
@@ -188,36 +113,29 @@ async function open(
 }
 
 function report(): LoadgenReport {
-  let duplicates = 0;
-  let missing = 0;
-  for (const s of streams) {
-    if (!s.welcomed) continue;
-    for (const n of s.got) {
-      if (n === 0) missing++;
-      else duplicates += n - 1;
-    }
-  }
+  const { missing, duplicates } = tally(streams);
   const cpu = process.cpuUsage();
   return {
     type: 'report',
     opened,
     failed,
     failures,
-    warm,
-    benchEvents,
-    deliveries,
+    warm: counter.warm,
+    benchEvents: counter.benchEvents,
+    deliveries: counter.deliveries,
     duplicates,
     missing,
-    otherEvents,
+    otherEvents: counter.otherEvents,
     unexpectedCloses,
-    latency: latency.toJSON(),
-    lastArrival,
+    latency: counter.latency.toJSON(),
+    lastArrival: counter.lastArrival,
     cpuMicros: cpu.user + cpu.system,
   };
 }
 
 let lastProgress = '';
 function sendProgress(): void {
+  const { warm, deliveries } = counter;
   const progress = { type: 'progress' as const, opened, failed, warm, deliveries, epoch };
   const text = JSON.stringify(progress);
   if (text !== lastProgress) {
@@ -231,11 +149,7 @@ const progressTimer = setInterval(sendProgress, 100);
 function expect(count: number, next: number): void {
   broadcasts = count;
   for (const s of streams) s.got = new Uint8Array(count);
-  warm = 0;
-  benchEvents = 0;
-  deliveries = 0;
-  lastArrival = 0;
-  latency = new Histogram();
+  counter = new DeliveryCounter();
   epoch = next;
   sendProgress();
 }
