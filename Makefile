@@ -33,17 +33,19 @@ test: build lint test-unit test-integration
 run: build
 	$(NPM) start
 
-# Benchmarks against real processes on this machine (redis-server, gateway, worker, load
-# generators; all stopped at the end): prints the measurements beside the targets of README's
-# Performance section and writes bench/results/latest.json. Env: BENCH_SUBSCRIBERS, BENCH_BROADCASTS, BENCH_MCP_CALLS, ...
+# Benchmarks against real processes on this machine, the project beside its peers in the same
+# run (nchan: Debian's nginx + libnginx-mod-nchan, installed here for the bench if missing and
+# root; otherwise its figures say n/a). Prints the side-by-side table of README's Performance
+# section and writes bench/results/latest.{json,md}. Env: BENCH_* (bench/run.ts).
 bench: build
+	bash bench/installPeers.sh
 	npx tsc -p bench/tsconfig.json
 	node dist/bench/run.js
 
 # The resume storm alone (two gateways, one SIGKILLed mid-broadcast): BENCH_STORM_* (bench/resumeStormScenario.ts).
 bench-resume-storm: build
 	npx tsc -p bench/tsconfig.json
-	BENCH_ONLY=resumeStorm node dist/bench/run.js
+	BENCH_SCENARIOS=resumeStorm node dist/bench/run.js
 
 # Ordinary traffic for SOAK_SECONDS (180) with Redis memory sampled: it must level off once the
 # resume windows roll over (closed connections' state goes with them). Env: SOAK_* (bench/soak.ts).

@@ -1,125 +1,211 @@
 /**
- * Scenarios 1 and 2: broadcast fan-out to BENCH_SUBSCRIBERS idle SSE streams (server CPU per
- * delivery, latency from POST to arrival) and the memory each idle stream costs.
+ * The broadcast scenarios: the project and nchan measured the same way in the same run, each
+ * round running the peer and then the project on fresh processes (peer, project, peer,
+ * project, ...; BENCH_ROUNDS). Each figure of the table is the median across rounds.
+ *
+ * One measurement (measureFanout): start the target, read its holders' RSS, open N idle SSE
+ * streams from load generator processes, read the RSS again (memory per idle stream), warm up
+ * with a few broadcasts, then POST the measured broadcasts at a set rate and count, at the
+ * clients, every delivery (lost, duplicated, latency from the send time in the message). Server
+ * CPU (user + system from /proc/<pid>/stat) is taken from just before the first POST to when
+ * the last delivery was seen.
+ *
+ * "Saturated" is the same for both: broadcasts offered at BENCH_SATURATED_OFFERED deliveries/s
+ * (several times what either delivers here), so the server is busy for the whole window and
+ * may batch as it can; its CPU is counted until the last delivery.
  */
 import { waitFor } from '../devSupport/waitFor';
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Histogram, round } from './histogram';
-import { issueToken, httpText, rssKb, sleep, spawnRedis, spawnRole } from './procs';
+import { rssKb, sleep } from './procs';
 import { BENCH_EVENT, WARM_EVENT, type LoadgenReport } from './protocol';
+import { startProject, type BroadcastTarget } from './broadcastTarget';
+import { nchanMissing, nchanName, startNchan } from './peers/nchan';
+import { median, type Comparison, type ScenarioResult } from './comparison';
 
+import { settings, now, log, sampleCpu, cpuDelta, type CpuUse } from './common';
 import {
-  settings,
-  DIST_BENCH,
-  now,
-  log,
-  serverEnv,
-  profileArgs,
-  sampleCpu,
-  cpuDelta,
-  metricValue,
-  rssAfterGc,
-} from './common';
-import { startLoadgens, tell, total, broadcast, requestReports } from './loadgens';
+  startLoadgens,
+  tell,
+  total,
+  broadcast,
+  expectBroadcasts,
+  requestReports,
+  type Loadgen,
+} from './loadgens';
 
-export async function benchBroadcast(secret: string) {
-  const n = settings.subscribers;
-  const m = settings.broadcasts;
-  const redis = await spawnRedis('redis (broadcast)');
-  const nodeArgs = ['--expose-gc', '-r', path.join(DIST_BENCH, 'gcOnSignal.js')];
-  const gateway = await spawnRole('gateway', 'gateway', serverEnv(redis.url, secret), [
-    ...nodeArgs,
-    ...profileArgs('broadcast-gateway'),
-  ]);
-  const team = issueToken(secret, 'team', 'bench-subscriber');
-  const master = issueToken(secret, 'master', 'bench-broadcaster');
-  log(`gateway pid ${gateway.proc.pid} on ${gateway.url}, redis-server pid ${redis.proc.pid}`);
+interface FanoutPlan {
+  streams: number;
+  broadcasts: number;
+  perSecond: number;
+}
 
-  // Memory: the gateway idle (after its start-up garbage is collected), then with n streams.
-  await sleep(1000);
-  const rssBaselineRaw = rssKb(gateway.proc.pid);
-  const rssBaseline = await rssAfterGc(gateway.proc);
-  const redisRssBaseline = rssKb(redis.proc.pid);
-  const heapBaseline = metricValue(
-    await httpText(`${gateway.url}/metrics`),
-    'mcpgw_nodejs_heap_size_used_bytes',
-  );
+/** One measurement of one target. */
+export interface FanoutRun {
+  target: string;
+  streams: number;
+  streamsOpen: number;
+  streamsFailed: number;
+  openFailures: string[];
+  openSeconds: number | null;
+  broadcasts: number;
+  broadcastsPerSecond: number;
+  postsFailed: number;
+  postFailures: string[];
+  expectedDeliveries: number;
+  deliveries: number;
+  lost: number;
+  duplicates: number;
+  complete: boolean;
+  unexpectedCloses: number;
+  /** From the first POST sent to the last delivery. */
+  wallSeconds: number | null;
+  /** From the first POST sent to the last. */
+  postSeconds: number | null;
+  /** From the last POST sent to the last delivery: well above one fan-out, the server lagged. */
+  drainSeconds: number | null;
+  offeredDeliveriesPerSecond: number;
+  deliveriesPerSecond: number | null;
+  /** The CPU window: from just before the first POST to when the last delivery was seen. */
+  cpuWindowSeconds: number | null;
+  cpuMicros: CpuUse;
+  loadGeneratorCpuMicros: number;
+  /** Every server process (project: gateways + Redis; nchan: nginx + Redis). */
+  cpuMicrosPerDelivery: number | null;
+  /** The stream holders alone (gateways; nginx worker + master). */
+  holdersCpuMicrosPerDelivery: number | null;
+  cpuMicrosPerDeliveryByProcess: Record<string, number | null>;
+  latencyMs: ReturnType<Histogram['summary']>;
+  memory: {
+    holdersBaselineKb: number;
+    holdersOpenKb: number;
+    /** (holders' RSS with the streams open - without) / streams, in KB. */
+    kbPerStream: number | null;
+    /** The highest sum of every server process's RSS sampled in the CPU window. */
+    serversPeakRssKb: number;
+  };
+}
 
-  const loadgens = startLoadgens(settings.clientProcesses);
-  const openStarted = performance.now();
+const perDelivery = (micros: number, deliveries: number) =>
+  deliveries ? round(micros / deliveries, 2) : null;
+
+/** Load generators enough for `streams` (each process holds one descriptor per stream). */
+function loadgensFor(streams: number): Loadgen[] {
+  return startLoadgens(Math.max(2, Math.ceil(streams / settings.streamsPerClient)));
+}
+
+function serversRssKb(target: BroadcastTarget): number {
+  let sum = 0;
+  for (const p of Object.values(target.servers)) sum += rssKb(p.pid);
+  return sum;
+}
+
+/**
+ * Measures one target (started by `start`, stopped before it returns) at each plan in turn,
+ * the streams of one plan staying open for the next (sizes must grow).
+ */
+export async function measureFanout(
+  start: () => Promise<BroadcastTarget>,
+  plans: FanoutPlan[],
+): Promise<FanoutRun[]> {
+  const target = await start();
+  const loadgens = loadgensFor(Math.max(...plans.map((p) => p.streams)));
+  try {
+    await sleep(1000); // start-up garbage and lazy initialisation settle
+    const holdersBaselineKb = await target.holdersRssKb();
+    const runs: FanoutRun[] = [];
+    for (const plan of plans) {
+      runs.push(await measureOne(target, loadgens, plan, holdersBaselineKb));
+    }
+    return runs;
+  } finally {
+    for (const lg of loadgens) if (lg.proc.child.connected) tell(lg, { cmd: 'close' });
+    await Promise.all(loadgens.map((lg) => lg.proc.stop('SIGTERM', 5000)));
+    await target.stop();
+  }
+}
+
+/** Opens streams up to `plan.streams`, then one measurement on all of them. */
+async function measureOne(
+  target: BroadcastTarget,
+  loadgens: Loadgen[],
+  plan: FanoutPlan,
+  holdersBaselineKb: number,
+): Promise<FanoutRun> {
+  const n = plan.streams;
+  const more = n - total(loadgens, 'opened') - total(loadgens, 'failed');
+  const urls = target.streamUrls;
   loadgens.forEach((lg, i) => {
-    const share = Math.floor(n / loadgens.length) + (i < n % loadgens.length ? 1 : 0);
+    const share = Math.floor(more / loadgens.length) + (i < more % loadgens.length ? 1 : 0);
+    const from = i % urls.length;
     tell(lg, {
       cmd: 'open',
-      url: gateway.url,
-      token: team,
+      // Each process starts on another URL so that the streams split evenly.
+      urls: [...urls.slice(from), ...urls.slice(0, from)],
+      headers: target.streamHeaders,
       count: share,
       concurrency: settings.openConcurrency,
-      broadcasts: m,
     });
   });
-  log(`opening ${n} SSE streams from ${loadgens.length} load generator processes`);
+  const openStarted = performance.now();
   await waitFor(
     () => total(loadgens, 'opened') + total(loadgens, 'failed') >= n,
-    90_000,
-    `opening ${n} SSE streams`,
+    30_000 + more * 20,
+    `opening ${n} SSE streams on ${target.label}`,
   );
   const openSeconds = (performance.now() - openStarted) / 1000;
   const opened = total(loadgens, 'opened');
-  const openFailed = total(loadgens, 'failed');
-  log(`${opened} streams open in ${openSeconds.toFixed(1)} s (${openFailed} failed)`);
-  await sleep(1000);
-  const rssOpenRaw = rssKb(gateway.proc.pid);
-  const rssOpen = await rssAfterGc(gateway.proc);
-  const redisRssOpen = rssKb(redis.proc.pid);
-  const heapOpen = metricValue(
-    await httpText(`${gateway.url}/metrics`),
-    'mcpgw_nodejs_heap_size_used_bytes',
+  log(
+    `${target.label}: ${opened} streams open (${more} in ${openSeconds.toFixed(1)} s, ` +
+      `${total(loadgens, 'failed')} failed)`,
   );
+  await sleep(1000);
+  const holdersOpenKb = await target.holdersRssKb();
+  await expectBroadcasts(loadgens, plan.broadcasts);
 
-  // Warm-up broadcasts (not measured): JIT-compile the fan-out path at full size.
+  // Warm-up (not measured): JIT, buffers and subscriptions at full size.
   if (settings.warmupBroadcasts > 0) {
-    const { failures: warmFailures } = await broadcast(
-      gateway,
-      master,
+    const warm = await broadcast(
+      target.publish,
       WARM_EVENT,
       settings.warmupBroadcasts,
-      settings.broadcastsPerSecond,
+      plan.perSecond,
     );
-    if (warmFailures.length) throw new Error(`warm-up broadcast failed: ${warmFailures[0]}`);
+    if (warm.failures.length) throw new Error(`warm-up broadcast failed: ${warm.failures[0]}`);
     await waitFor(
       () => total(loadgens, 'warm') >= opened * settings.warmupBroadcasts,
-      30_000,
-      'warm-up broadcasts to arrive',
+      60_000,
+      `warm-up broadcasts to arrive on ${target.label}`,
     );
   }
   await sleep(500);
 
-  log(`${m} broadcasts at ${settings.broadcastsPerSecond}/s to ${opened} streams`);
-  const servers = { gateway: gateway.proc, redis: redis.proc };
+  log(`${target.label}: ${plan.broadcasts} broadcasts at ${plan.perSecond}/s to ${opened} streams`);
   const clients = Object.fromEntries(loadgens.map((lg) => [lg.proc.name, lg.proc]));
-  const metricsBefore = await httpText(`${gateway.url}/metrics`);
-  const cpuBefore = sampleCpu({ ...servers, ...clients });
+  let serversPeakRssKb = serversRssKb(target);
+  const rssSampler = setInterval(() => {
+    serversPeakRssKb = Math.max(serversPeakRssKb, serversRssKb(target));
+  }, 250);
+  const cpuBefore = sampleCpu({ ...target.servers, ...clients });
   const started = performance.now();
   const firstSent = now();
-  const { failures: postFailures, lastSent } = await broadcast(
-    gateway,
-    master,
-    BENCH_EVENT,
-    m,
-    settings.broadcastsPerSecond,
-  );
-  const expected = opened * (m - postFailures.length);
+  const sent = await broadcast(target.publish, BENCH_EVENT, plan.broadcasts, plan.perSecond);
+  const expected = opened * (plan.broadcasts - sent.failures.length);
   let complete = true;
   try {
-    await waitFor(() => total(loadgens, 'deliveries') >= expected, 30_000, 'broadcast deliveries');
+    // At least 20,000 deliveries a second, or something is wrong.
+    await waitFor(
+      () => total(loadgens, 'deliveries') >= expected,
+      30_000 + expected / 20,
+      `broadcast deliveries on ${target.label}`,
+    );
   } catch {
-    complete = false; // reported as missing below
+    complete = false; // reported as missing
   }
   const finished = performance.now();
-  const cpuAfter = sampleCpu({ ...servers, ...clients });
-  const metricsAfter = await httpText(`${gateway.url}/metrics`);
+  const cpuAfter = sampleCpu({ ...target.servers, ...clients });
+  clearInterval(rssSampler);
+  serversPeakRssKb = Math.max(serversPeakRssKb, serversRssKb(target));
   const reports = await requestReports(loadgens);
 
   const cpu = cpuDelta(cpuBefore, cpuAfter);
@@ -129,79 +215,319 @@ export async function benchBroadcast(secret: string) {
   const deliveries = sum('deliveries');
   const lastArrival = Math.max(...reports.map((r) => r.lastArrival));
   const deliverySeconds = (lastArrival - firstSent) / 1000;
-  const serverCpu = cpu.gateway.total + cpu.redis.total;
-  const clientCpu = loadgens.reduce((acc, lg) => acc + cpu[lg.proc.name].total, 0);
-  const fanoutSum = (text: string) => metricValue(text, 'mcpgw_broadcast_fanout_seconds_sum');
-  const fanoutCount = (text: string) => metricValue(text, 'mcpgw_broadcast_fanout_seconds_count');
-  const fanoutSeconds = (fanoutSum(metricsAfter) ?? 0) - (fanoutSum(metricsBefore) ?? 0);
-  const fanoutBroadcasts = (fanoutCount(metricsAfter) ?? 0) - (fanoutCount(metricsBefore) ?? 0);
+  const cpuOf = (names: string[]) => names.reduce((acc, name) => acc + cpu[name].total, 0);
+  const serverNames = Object.keys(target.servers);
+  const serverCpu = Object.fromEntries(serverNames.map((name) => [name, cpu[name]]));
+  log(
+    `${target.label}: ${deliveries} of ${expected} delivered in ${deliverySeconds.toFixed(1)} s ` +
+      `(${((lastArrival - sent.lastSent) / 1000).toFixed(1)} s after the last POST)`,
+  );
 
-  for (const lg of loadgens) tell(lg, { cmd: 'close' });
-  await Promise.all(loadgens.map((lg) => lg.proc.stop('SIGTERM', 5000)));
-  await gateway.proc.stop('SIGTERM', 10_000);
-  await redis.proc.stop('SIGTERM', 5000);
-
-  const broadcastResult = {
-    subscribers: n,
+  return {
+    target: target.label,
+    streams: n,
     streamsOpen: opened,
-    streamsFailed: openFailed,
+    streamsFailed: sum('failed'),
     openFailures: reports.flatMap((r) => r.failures).slice(0, 5),
     openSeconds: round(openSeconds, 2),
-    broadcasts: m,
-    broadcastsPerSecond: settings.broadcastsPerSecond,
-    postFailures: postFailures.slice(0, 5),
-    postsFailed: postFailures.length,
+    broadcasts: plan.broadcasts,
+    broadcastsPerSecond: plan.perSecond,
+    postsFailed: sent.failures.length,
+    postFailures: sent.failures.slice(0, 5),
     expectedDeliveries: expected,
     deliveries,
     lost: sum('missing'),
     duplicates: sum('duplicates'),
     complete,
     unexpectedCloses: sum('unexpectedCloses'),
-    /** From the first POST sent to the last delivery. */
     wallSeconds: round(deliverySeconds, 3),
-    /** From the first POST sent to the last. */
-    postSeconds: round((lastSent - firstSent) / 1000, 3),
-    /** From the last POST sent to the last delivery: well above one fan-out, the gateway lagged. */
-    drainSeconds: round((lastArrival - lastSent) / 1000, 3),
-    offeredDeliveriesPerSecond: opened * settings.broadcastsPerSecond,
+    postSeconds: round((sent.lastSent - firstSent) / 1000, 3),
+    drainSeconds: round((lastArrival - sent.lastSent) / 1000, 3),
+    offeredDeliveriesPerSecond: opened * plan.perSecond,
     deliveriesPerSecond: round(deliveries / deliverySeconds, 0),
-    /** The CPU window: from just before the first POST to when the benchmark saw the last delivery. */
     cpuWindowSeconds: round((finished - started) / 1000, 3),
-    cpuMicros: {
-      gateway: cpu.gateway,
-      redis: cpu.redis,
-      loadGenerators: Math.round(clientCpu),
-    },
-    cpuMicrosPerDelivery: deliveries ? round(serverCpu / deliveries, 2) : null,
-    gatewayCpuMicrosPerDelivery: deliveries ? round(cpu.gateway.total / deliveries, 2) : null,
-    gatewayUserMicrosPerDelivery: deliveries ? round(cpu.gateway.user / deliveries, 2) : null,
-    gatewaySystemMicrosPerDelivery: deliveries ? round(cpu.gateway.system / deliveries, 2) : null,
-    redisCpuMicrosPerDelivery: deliveries ? round(cpu.redis.total / deliveries, 2) : null,
-    /**
-     * The gateway's own timing of its fan-out loop (mcpgw_broadcast_fanout_seconds): wall time,
-     * without the socket writes flushed after the loop.
-     */
-    fanoutLoopWallMicrosPerDelivery:
-      deliveries && fanoutBroadcasts ? round((fanoutSeconds * 1e6) / deliveries, 2) : null,
+    cpuMicros: serverCpu,
+    loadGeneratorCpuMicros: cpuOf(Object.keys(clients)),
+    cpuMicrosPerDelivery: perDelivery(cpuOf(serverNames), deliveries),
+    holdersCpuMicrosPerDelivery: perDelivery(cpuOf(Object.keys(target.holders)), deliveries),
+    cpuMicrosPerDeliveryByProcess: Object.fromEntries(
+      serverNames.map((name) => [name, perDelivery(cpu[name].total, deliveries)]),
+    ),
     latencyMs: latency.summary(),
+    memory: {
+      holdersBaselineKb,
+      holdersOpenKb,
+      kbPerStream: opened ? round((holdersOpenKb - holdersBaselineKb) / opened, 2) : null,
+      serversPeakRssKb,
+    },
   };
-  const memoryResult = {
-    connections: opened,
-    rssBaselineKb: rssBaseline,
-    rssOpenKb: rssOpen,
-    kbPerConnection: opened ? round((rssOpen - rssBaseline) / opened, 2) : null,
-    rssBaselineNoGcKb: rssBaselineRaw,
-    rssOpenNoGcKb: rssOpenRaw,
-    kbPerConnectionNoGc: opened ? round((rssOpenRaw - rssBaselineRaw) / opened, 2) : null,
-    heapUsedKbPerConnection:
-      opened && heapBaseline !== null && heapOpen !== null
-        ? round((heapOpen - heapBaseline) / 1024 / opened, 2)
-        : null,
-    /** Not part of the target: what the same streams cost in redis-server (subscriptions, registry). */
-    redisKbPerConnection: opened ? round((redisRssOpen - redisRssBaseline) / opened, 2) : null,
-  };
-  return { broadcast: broadcastResult, memory: memoryResult };
 }
 
-// ---------------------------------------------------------------------------------------------
-// 3: tools/call through Redis and one worker
+/** Losses and failures of the project's run: each makes the exit code 2. */
+function problems(run: FanoutRun): string[] {
+  const found: string[] = [];
+  if (run.streamsFailed) found.push(`${run.streamsFailed} streams failed to open`);
+  if (run.postsFailed) found.push(`${run.postsFailed} broadcasts failed: ${run.postFailures[0]}`);
+  if (run.lost) found.push(`${run.lost} deliveries lost`);
+  if (run.duplicates) found.push(`${run.duplicates} deliveries duplicated`);
+  if (!run.complete) found.push('deliveries still missing when the wait ended');
+  if (run.unexpectedCloses) found.push(`${run.unexpectedCloses} streams closed by the server`);
+  return found;
+}
+
+/** Runs of the peer and the project, interleaved over the rounds. */
+interface Paired {
+  peerName: string;
+  /** Why the peer has no figures (null when it ran). */
+  peerUnavailable: string | null;
+  peer: FanoutRun[];
+  project: FanoutRun[];
+}
+
+async function interleaved(
+  what: string,
+  plans: FanoutPlan[],
+  startProjectTarget: () => Promise<BroadcastTarget>,
+): Promise<Paired[]> {
+  const peerName = `${nchanName()} (Redis, 1 worker)`;
+  let peerUnavailable = nchanMissing();
+  const paired: Paired[] = plans.map(() => ({
+    peerName,
+    peerUnavailable: null,
+    peer: [],
+    project: [],
+  }));
+  for (let round = 1; round <= settings.rounds; round++) {
+    log(`${what}, round ${round} of ${settings.rounds}`);
+    if (peerUnavailable === null) {
+      try {
+        const runs = await measureFanout(startNchan, plans);
+        runs.forEach((run, i) => paired[i].peer.push(run));
+      } catch (err) {
+        // The peer failing is reported (its column says n/a), never fatal to the bench.
+        peerUnavailable = err instanceof Error ? err.message : String(err);
+        log(`nchan: ${peerUnavailable}`);
+      }
+    }
+    const runs = await measureFanout(startProjectTarget, plans);
+    runs.forEach((run, i) => paired[i].project.push(run));
+  }
+  if (peerUnavailable !== null) {
+    for (const p of paired) {
+      p.peerUnavailable = peerUnavailable;
+      p.peer = [];
+    }
+  }
+  return paired;
+}
+
+/** The median across rounds of one figure, or null. */
+function med(runs: FanoutRun[], pick: (r: FanoutRun) => number | null): number | null {
+  const values = runs.map(pick).filter((v): v is number => v !== null);
+  const m = median(values);
+  return m === null ? null : round(m, 2);
+}
+
+function peerDetail(paired: Paired, detail: string): string {
+  return paired.peerUnavailable === null ? detail : `nchan n/a: ${paired.peerUnavailable}`;
+}
+
+/** Why the peer has no figures, or what it lost: printed under the table. */
+function peerNotes(paired: Paired): string[] {
+  if (paired.peerUnavailable !== null) return [`nchan n/a: ${paired.peerUnavailable}`];
+  return paired.peer
+    .filter((r) => r.lost || r.duplicates || !r.complete)
+    .map(
+      (r) => `note: nchan lost ${r.lost}, duplicated ${r.duplicates} of ${r.expectedDeliveries}`,
+    );
+}
+
+const fmt = (v: number | null) => (v === null ? 'n/a' : v.toLocaleString('en-US'));
+/** Deliveries per second, the median of the rounds. */
+const rateOf = (runs: FanoutRun[]) =>
+  fmt(
+    round(
+      med(runs, (r) => r.deliveriesPerSecond),
+      0,
+    ),
+  );
+
+function breakdown(run: FanoutRun | undefined): string {
+  if (!run) return '';
+  return Object.entries(run.cpuMicrosPerDeliveryByProcess)
+    .map(([name, v]) => `${name} ${fmt(v)}`)
+    .join(', ');
+}
+
+/** a. 1,000 subscribers × 50 broadcasts/s: CPU per delivery and p99 send→read. */
+export async function fanoutAtRate(secret: string): Promise<ScenarioResult> {
+  const plan = {
+    streams: settings.subscribers,
+    broadcasts: settings.broadcasts,
+    perSecond: settings.broadcastsPerSecond,
+  };
+  const [paired] = await interleaved(
+    `${plan.streams} subscribers × ${plan.perSecond}/s`,
+    [plan],
+    () => startProject(secret, 2, 'rate'),
+  );
+  const size = `${plan.streams.toLocaleString('en-US')} subscribers × ${plan.perSecond}/s`;
+  const rows: Comparison[] = [
+    {
+      measure: `CPU per delivery, ${size}`,
+      peer: paired.peerName,
+      peerValue: med(paired.peer, (r) => r.cpuMicrosPerDelivery),
+      projectValue: med(paired.project, (r) => r.cpuMicrosPerDelivery),
+      unit: 'µs',
+      better: 'lower',
+      targetRatio: 1.0,
+      detail: peerDetail(
+        paired,
+        `server CPU (nchan: nginx + Redis; project: 2 gateways + Redis) per delivery`,
+      ),
+    },
+    {
+      measure: `p99 send→read, ${size}`,
+      peer: paired.peerName,
+      peerValue: med(paired.peer, (r) => r.latencyMs.p99Ms),
+      projectValue: med(paired.project, (r) => r.latencyMs.p99Ms),
+      unit: 'ms',
+      better: 'lower',
+      targetRatio: 1.5,
+      detail: peerDetail(paired, 'from the POST to the line read at the client'),
+    },
+  ];
+  const last = paired.project[paired.project.length - 1];
+  const lines = [
+    `${size}: project CPU µs/delivery by process (last round): ${breakdown(last)}` +
+      (paired.peer.length ? `; nchan: ${breakdown(paired.peer[paired.peer.length - 1])}` : ''),
+    `${size}: p50 nchan ${fmt(med(paired.peer, (r) => r.latencyMs.p50Ms))} ms, project ` +
+      `${fmt(med(paired.project, (r) => r.latencyMs.p50Ms))} ms; project drained ` +
+      `${fmt(med(paired.project, (r) => r.drainSeconds))} s after the last POST`,
+    ...peerNotes(paired),
+  ];
+  return {
+    name: 'fanoutAtRate',
+    rows,
+    lines,
+    details: { plan, ...paired },
+    broken: paired.project.flatMap(problems),
+  };
+}
+
+/** The saturated plan for `streams` streams (see the header: the same for both servers). */
+function saturatedPlan(streams: number): FanoutPlan {
+  return {
+    streams,
+    broadcasts: Math.max(5, Math.round(settings.saturatedDeliveries / streams)),
+    perSecond: Math.max(1, Math.round(settings.saturatedOffered / streams)),
+  };
+}
+
+/** b. 10,000 subscribers saturated: CPU per delivery, memory per idle stream, total RSS. */
+export async function fanoutSaturated(secret: string): Promise<ScenarioResult> {
+  const plan = saturatedPlan(settings.saturatedSubscribers);
+  const [paired] = await interleaved(`${plan.streams} subscribers saturated`, [plan], () =>
+    startProject(secret, 2, 'saturated'),
+  );
+  const size = `${plan.streams.toLocaleString('en-US')} subscribers`;
+  const rows: Comparison[] = [
+    {
+      measure: `CPU per delivery, ${size} saturated`,
+      peer: paired.peerName,
+      peerValue: med(paired.peer, (r) => r.cpuMicrosPerDelivery),
+      projectValue: med(paired.project, (r) => r.cpuMicrosPerDelivery),
+      unit: 'µs',
+      better: 'lower',
+      targetRatio: 1.0,
+      detail: peerDetail(
+        paired,
+        `${plan.broadcasts} broadcasts offered at ${plan.perSecond}/s; ` +
+          'server CPU (nchan: nginx + Redis; project: 2 gateways + Redis) until the last delivery',
+      ),
+    },
+    {
+      measure: `memory per idle SSE stream, ${size}`,
+      peer: paired.peerName,
+      peerValue: med(paired.peer, (r) => r.memory.kbPerStream),
+      projectValue: med(paired.project, (r) => r.memory.kbPerStream),
+      unit: 'KB',
+      better: 'lower',
+      targetRatio: 0.8,
+      detail: peerDetail(
+        paired,
+        'RSS growth of the stream holders (nginx master + worker; gateways after a full GC)',
+      ),
+    },
+    {
+      measure: `server RSS at ${size} saturated`,
+      peer: paired.peerName,
+      peerValue: med(paired.peer, (r) => round(r.memory.serversPeakRssKb / 1024, 1)),
+      projectValue: med(paired.project, (r) => round(r.memory.serversPeakRssKb / 1024, 1)),
+      unit: 'MB',
+      better: 'lower',
+      targetRatio: 2.0,
+      detail: peerDetail(paired, 'peak sum of every server process RSS (Redis included)'),
+    },
+  ];
+  const lines = [
+    `${size} saturated: ${fmt(plan.streams * plan.perSecond)} deliveries/s offered; delivered ` +
+      `nchan ${rateOf(paired.peer)}/s, project ${rateOf(paired.project)}/s; project CPU µs/delivery ` +
+      `by process (last round): ${breakdown(paired.project[paired.project.length - 1])}`,
+    ...peerNotes(paired),
+  ];
+  return {
+    name: 'fanoutSaturated',
+    rows,
+    lines,
+    details: { plan, ...paired },
+    broken: paired.project.flatMap(problems),
+  };
+}
+
+/**
+ * c. One gateway process against one nchan worker, saturated, at BENCH_SWEEP_SIZES streams
+ * (in growing order, the streams of one size staying open for the next).
+ */
+export async function fanoutSweep(secret: string): Promise<ScenarioResult> {
+  const sizes = [...settings.sweepSizes].sort((a, b) => a - b);
+  const plans = sizes.map(saturatedPlan);
+  const all = await interleaved(`one process, ${sizes.join(', ')} streams saturated`, plans, () =>
+    startProject(secret, 1, 'sweep'),
+  );
+  const rows: Comparison[] = [];
+  const lines: string[] = [];
+  const details: Record<string, unknown> = {};
+  all.forEach((paired, i) => {
+    const plan = plans[i];
+    const size = plan.streams.toLocaleString('en-US');
+    rows.push({
+      measure: `CPU per delivery, one process, ${size} streams saturated`,
+      peer: paired.peerName,
+      peerValue: med(paired.peer, (r) => r.holdersCpuMicrosPerDelivery),
+      projectValue: med(paired.project, (r) => r.holdersCpuMicrosPerDelivery),
+      unit: 'µs',
+      better: 'lower',
+      targetRatio: 1.0,
+      detail: peerDetail(
+        paired,
+        `nginx worker + master against one gateway; ${plan.broadcasts} broadcasts at ` +
+          `${plan.perSecond}/s (Redis in the details)`,
+      ),
+    });
+    lines.push(
+      `one process, ${size} streams: delivered nchan ` +
+        `${rateOf(paired.peer)}/s, project ${rateOf(paired.project)}/s ` +
+        `(${fmt(plan.streams * plan.perSecond)}/s offered)`,
+    );
+    details[String(plan.streams)] = { plan, ...paired };
+  });
+  lines.push(...peerNotes(all[0]));
+  return {
+    name: 'fanoutSweep',
+    rows,
+    lines,
+    details,
+    broken: all.flatMap((paired) => paired.project.flatMap(problems)),
+  };
+}

@@ -1,17 +1,27 @@
 /**
- * What every benchmark scenario shares: the settings (BENCH_* variables), the targets of
- * README's Performance section, the servers' environment, CPU and memory sampling, logging.
+ * What every benchmark scenario shares: the settings (BENCH_* variables, documented at the top
+ * of bench/run.ts), the servers' environment, CPU and memory sampling, logging.
  */
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { cpuTimes, rssKb, sleep, ROOT, type Proc } from './procs';
 
-/** The targets of README's Performance section. */
-export const TARGETS = {
-  cpuMicrosPerDelivery: 9.7,
-  kbPerIdleConnection: 8,
-  nchanP99Ms: 30,
-};
+/** A process whose CPU and memory are read (a child of ours, or one adopted: nginx's worker). */
+export interface Pid {
+  pid: number;
+}
+
+function envList(name: string, fallback: number[], min: number): number[] {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const values = raw.split(',').map((v) => Number(v.trim()));
+  if (values.some((v) => !Number.isInteger(v) || v < min)) {
+    throw new Error(
+      `${name} must be integers >= ${min}, comma-separated (got ${JSON.stringify(raw)})`,
+    );
+  }
+  return values;
+}
 
 export function envInt(name: string, fallback: number, min: number): number {
   const raw = process.env[name];
@@ -23,13 +33,18 @@ export function envInt(name: string, fallback: number, min: number): number {
   return value;
 }
 
-export const subscribers = envInt('BENCH_SUBSCRIBERS', 2000, 1);
 export const settings = {
-  subscribers,
-  broadcasts: envInt('BENCH_BROADCASTS', 50, 1),
+  rounds: envInt('BENCH_ROUNDS', 2, 1),
+  subscribers: envInt('BENCH_SUBSCRIBERS', 1000, 1),
+  broadcasts: envInt('BENCH_BROADCASTS', 150, 1),
   broadcastsPerSecond: envInt('BENCH_BROADCAST_RATE', 50, 1),
+  saturatedSubscribers: envInt('BENCH_SATURATED_SUBSCRIBERS', 10_000, 1),
+  saturatedOffered: envInt('BENCH_SATURATED_OFFERED', 500_000, 1),
+  saturatedDeliveries: envInt('BENCH_SATURATED_DELIVERIES', 200_000, 1),
+  sweepSizes: envList('BENCH_SWEEP_SIZES', [2000, 10_000, 18_000], 1),
   warmupBroadcasts: envInt('BENCH_WARMUP_BROADCASTS', 5, 0),
-  clientProcesses: envInt('BENCH_CLIENT_PROCS', Math.max(2, Math.ceil(subscribers / 10_000)), 1),
+  /** Streams per load generator process at most (each holds one descriptor per stream). */
+  streamsPerClient: envInt('BENCH_STREAMS_PER_CLIENT', 10_000, 1),
   openConcurrency: envInt('BENCH_OPEN_CONCURRENCY', 100, 1),
   // The tools/call comparison alone takes 1-3 minutes (6 runs of 11,000 calls on fresh processes).
   timeoutS: envInt('BENCH_TIMEOUT_S', 900, 10),
@@ -83,7 +98,7 @@ export type CpuSample = Record<string, { user: number; system: number }>;
 /** CPU used per process between two samples, in µs: user, system and their sum. */
 export type CpuUse = Record<string, { user: number; system: number; total: number }>;
 
-export function sampleCpu(procs: Record<string, Proc>): CpuSample {
+export function sampleCpu(procs: Record<string, Pid>): CpuSample {
   const sample: CpuSample = {};
   for (const [name, proc] of Object.entries(procs)) sample[name] = cpuTimes(proc.pid);
   return sample;
@@ -117,6 +132,3 @@ export async function rssAfterGc(proc: Proc): Promise<number> {
   await sleep(500);
   return rssKb(proc.pid);
 }
-
-// ---------------------------------------------------------------------------------------------
-// 1 + 2: broadcast fan-out and memory per idle stream

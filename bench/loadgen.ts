@@ -1,51 +1,32 @@
 /**
  * A load generator (forked by bench/run.ts): opens and holds many idle SSE streams with raw
- * `http` GETs (no EventSource: the client side must stay cheap), counts `event:` lines, and for
- * each measured broadcast records its latency (the `sentAt` the benchmark put in the message, to
- * arrival) and which (connection, seq) arrived, to find losses and duplicates.
+ * `http` GETs (no EventSource: the client side must stay cheap) and counts, per stream, the
+ * broadcasts that arrive (bench/deliveryCounter.ts: the project's framing or nchan's), their
+ * latency, and which (connection, seq) arrived, to find losses and duplicates.
  */
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { Histogram } from './histogram';
-import {
-  BENCH_EVENT,
-  WARM_EVENT,
-  type FromLoadgen,
-  type LoadgenReport,
-  type ToLoadgen,
-} from './protocol';
+import { DeliveryCounter, tally, type CountedStream } from './deliveryCounter';
+import { type FromLoadgen, type LoadgenReport, type ToLoadgen } from './protocol';
 
 const OPEN_TIMEOUT_MS = 30_000;
-/** A measured broadcast's data line starts so (the benchmark controls the message's key order). */
-const DATA_PREFIX = `data: {"type":"${BENCH_EVENT}","seq":`;
-const SENT_AT = '"sentAt":';
-const BENCH_LINE = `event: ${BENCH_EVENT}`;
-const WARM_LINE = `event: ${WARM_EVENT}`;
 
-interface Stream {
-  carry: string;
-  welcomed: boolean;
+interface Stream extends CountedStream {
   failed: boolean;
-  /** Copies received of each measured broadcast. */
-  got: Uint8Array;
   req?: http.ClientRequest;
   onWelcome?: () => void;
 }
 
 const streams: Stream[] = [];
-const latency = new Histogram();
 const failures: string[] = [];
+let counter = new DeliveryCounter();
 let closing = false;
 let opened = 0;
 let failed = 0;
-let warm = 0;
-let benchEvents = 0;
-let deliveries = 0;
-let otherEvents = 0;
 let unexpectedCloses = 0;
 let broadcasts = 0;
-/** Epoch ms (fractional) of the last measured delivery. */
-let lastArrival = 0;
+/** The last `expect` command's epoch: progress reports it once the counters are reset. */
+let epoch = 0;
 
 function send(message: FromLoadgen): void {
   process.send?.(message);
@@ -60,8 +41,8 @@ function fail(stream: Stream, why: string): void {
   stream.onWelcome?.();
 }
 
-/** Opens one stream; resolves once its welcome event arrived or it failed. */
-function openStream(url: string, token: string): Promise<void> {
+/** Opens one stream; resolves once its first line arrived or it failed. */
+function openStream(url: string, headers: Record<string, string>): Promise<void> {
   const stream: Stream = {
     carry: '',
     welcomed: false,
@@ -78,12 +59,12 @@ function openStream(url: string, token: string): Promise<void> {
       resolve();
     };
     const timer = setTimeout(
-      () => fail(stream, `no welcome within ${OPEN_TIMEOUT_MS} ms`),
+      () => fail(stream, `no first line within ${OPEN_TIMEOUT_MS} ms`),
       OPEN_TIMEOUT_MS,
     );
     const req = http.get(
-      `${url}/mcp/sse`,
-      { agent: false, headers: { Authorization: `Bearer ${token}`, Accept: 'text/event-stream' } },
+      url,
+      { agent: false, headers: { ...headers, Accept: 'text/event-stream' } },
       (res) => {
         if (res.statusCode !== 200) {
           let body = '';
@@ -104,121 +85,83 @@ function openStream(url: string, token: string): Promise<void> {
   });
 }
 
-/** Scans complete lines; only `event:` lines and measured data lines are looked at. */
 function onChunk(stream: Stream, chunk: string): void {
   const now = performance.timeOrigin + performance.now();
-  const text = stream.carry ? stream.carry + chunk : chunk;
-  let pos = 0;
-  for (;;) {
-    const nl = text.indexOf('\n', pos);
-    if (nl < 0) break;
-    const first = text.charCodeAt(pos);
-    if (first === 101 /* e */ && text.startsWith('event: ', pos)) {
-      if (nl - pos === BENCH_LINE.length && text.startsWith(BENCH_LINE, pos)) benchEvents++;
-      else if (nl - pos === WARM_LINE.length && text.startsWith(WARM_LINE, pos)) warm++;
-      else {
-        otherEvents++;
-        if (!stream.welcomed && !stream.failed) {
-          stream.welcomed = true;
-          opened++;
-          stream.onWelcome?.();
-        }
-      }
-    } else if (first === 100 /* d */ && text.startsWith(DATA_PREFIX, pos)) {
-      onMeasured(stream, text, pos + DATA_PREFIX.length, nl, now);
-    }
-    pos = nl + 1;
+  if (stream.failed) return;
+  if (counter.onChunk(stream, chunk, now)) {
+    opened++;
+    stream.onWelcome?.();
   }
-  stream.carry = pos < text.length ? text.slice(pos) : '';
 }
 
-/** `<seq>,"sentAt":<ms>,...`: counted, and its latency recorded. */
-function onMeasured(stream: Stream, text: string, from: number, end: number, now: number): void {
-  let seq: number;
-  let sentAt: number;
-  const comma = text.indexOf(',', from);
-  const sentFrom = comma + 1 + SENT_AT.length;
-  const sentEnd = text.indexOf(',', sentFrom);
-  if (
-    comma > 0 &&
-    comma < end &&
-    text.startsWith(SENT_AT, comma + 1) &&
-    sentEnd > 0 &&
-    sentEnd < end
-  ) {
-    seq = Number(text.slice(from, comma));
-    sentAt = Number(text.slice(sentFrom, sentEnd));
-  } else {
-    const data = JSON.parse(text.slice(from - DATA_PREFIX.length + 6, end)) as {
-      seq: number;
-      sentAt: number;
-    };
-    seq = data.seq;
-    sentAt = data.sentAt;
-  }
-  deliveries++;
-  lastArrival = now;
-  if (seq >= 0 && seq < stream.got.length && stream.got[seq] < 255) stream.got[seq]++;
-  latency.record(now - sentAt);
-}
-
-async function open(url: string, token: string, count: number, concurrency: number): Promise<void> {
+/** Opens `count` streams, `concurrency` at a time, spread round-robin over `urls`. */
+async function open(
+  urls: string[],
+  headers: Record<string, string>,
+  count: number,
+  concurrency: number,
+): Promise<void> {
   let next = 0;
   const opener = async () => {
     while (next < count && !closing) {
+      const url = urls[next % urls.length];
       next++;
-      await openStream(url, token);
+      await openStream(url, headers);
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, count) }, opener));
 }
 
 function report(): LoadgenReport {
-  let duplicates = 0;
-  let missing = 0;
-  for (const s of streams) {
-    if (!s.welcomed) continue;
-    for (const n of s.got) {
-      if (n === 0) missing++;
-      else duplicates += n - 1;
-    }
-  }
+  const { missing, duplicates } = tally(streams);
   const cpu = process.cpuUsage();
   return {
     type: 'report',
     opened,
     failed,
     failures,
-    warm,
-    benchEvents,
-    deliveries,
+    warm: counter.warm,
+    benchEvents: counter.benchEvents,
+    deliveries: counter.deliveries,
     duplicates,
     missing,
-    otherEvents,
+    otherEvents: counter.otherEvents,
     unexpectedCloses,
-    latency: latency.toJSON(),
-    lastArrival,
+    latency: counter.latency.toJSON(),
+    lastArrival: counter.lastArrival,
     cpuMicros: cpu.user + cpu.system,
   };
 }
 
 let lastProgress = '';
-const progressTimer = setInterval(() => {
-  const progress = { type: 'progress' as const, opened, failed, warm, deliveries };
+function sendProgress(): void {
+  const { warm, deliveries } = counter;
+  const progress = { type: 'progress' as const, opened, failed, warm, deliveries, epoch };
   const text = JSON.stringify(progress);
   if (text !== lastProgress) {
     lastProgress = text;
     send(progress);
   }
-}, 100);
+}
+const progressTimer = setInterval(sendProgress, 100);
+
+/** A new measurement on the streams already open (and those still to open): counters reset. */
+function expect(count: number, next: number): void {
+  broadcasts = count;
+  for (const s of streams) s.got = new Uint8Array(count);
+  counter = new DeliveryCounter();
+  epoch = next;
+  sendProgress();
+}
 
 process.on('message', (message: ToLoadgen) => {
   if (message.cmd === 'open') {
-    broadcasts = message.broadcasts;
-    const { url, token, count, concurrency } = message;
-    void open(url, token, count, concurrency).catch((err: unknown) =>
+    const { urls, headers, count, concurrency } = message;
+    void open(urls, headers, count, concurrency).catch((err: unknown) =>
       send({ type: 'error', message: String(err) }),
     );
+  } else if (message.cmd === 'expect') {
+    expect(message.broadcasts, message.epoch);
   } else if (message.cmd === 'report') {
     send(report());
   } else if (message.cmd === 'close') {

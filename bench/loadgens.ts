@@ -1,16 +1,14 @@
 /** The load generator processes that hold the broadcast scenario's SSE streams. */
 import { waitFor } from '../devSupport/waitFor';
-import http from 'node:http';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { forkScript, sleep, type Proc, type SpawnedRole } from './procs';
+import { forkScript, sleep, type Proc } from './procs';
 import {
   type FromLoadgen,
   type LoadgenProgress,
   type LoadgenReport,
   type ToLoadgen,
 } from './protocol';
-import { postJson } from './sseStream';
 
 import { DIST_BENCH, now } from './common';
 
@@ -26,7 +24,7 @@ export function startLoadgens(count: number): Loadgen[] {
     const proc = forkScript(`loadgen-${i + 1}`, path.join(DIST_BENCH, 'loadgen.js'));
     const lg: Loadgen = {
       proc,
-      progress: { type: 'progress', opened: 0, failed: 0, warm: 0, deliveries: 0 },
+      progress: { type: 'progress', opened: 0, failed: 0, warm: 0, deliveries: 0, epoch: 0 },
     };
     proc.child.on('message', (message: FromLoadgen) => {
       if (message.type === 'progress') lg.progress = message;
@@ -54,21 +52,43 @@ export function total(
   return sum;
 }
 
+/** What every broadcast carries: `type` and `seq` first (the load generators match that prefix). */
+export interface BenchMessage {
+  type: string;
+  seq: number;
+  sentAt: number;
+  result: { message: string; level: string };
+}
+
+/** Publishes one broadcast on a server under test; resolves to a failure text, or undefined. */
+export type Publish = (message: BenchMessage) => Promise<string | undefined>;
+
+let epochs = 0;
+
+/** Starts a new measurement in every load generator; resolves once all reset their counters. */
+export async function expectBroadcasts(loadgens: Loadgen[], broadcasts: number): Promise<void> {
+  const epoch = ++epochs;
+  for (const lg of loadgens) tell(lg, { cmd: 'expect', broadcasts, epoch });
+  // total() throws if a load generator died meanwhile.
+  await waitFor(
+    () => total(loadgens, 'opened') >= 0 && loadgens.every((lg) => lg.progress.epoch === epoch),
+    10_000,
+    'load generators to reset their counters',
+  );
+}
+
 /**
- * POSTs `count` broadcasts at `perSecond`, each with its send time in the message, and resolves
- * once every POST answered: the statuses that were not 202, and when the last one was sent.
- * With `inFlight` 1 they are published in seq order (one socket, one request at a time).
+ * Publishes `count` broadcasts at `perSecond`, each with its send time in the message, and
+ * resolves once every POST answered: the failures, and when the last one was sent. At most
+ * `inFlight` wait for their answer at once; with 1 they are published in seq order.
  */
 export async function broadcast(
-  gateway: SpawnedRole,
-  token: string,
+  publish: Publish,
   event: string,
   count: number,
   perSecond: number,
   inFlight = 8,
 ): Promise<{ failures: string[]; lastSent: number }> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: inFlight });
-  const url = `${gateway.url}/mcp/sse/broadcast`;
   const interval = 1000 / perSecond;
   const start = performance.now();
   const posts: Array<Promise<string | undefined>> = [];
@@ -81,16 +101,12 @@ export async function broadcast(
       sentAt: now(),
       result: { message: 'Server maintenance in 5 minutes', level: 'warning' },
     };
-    posts.push(
-      postJson(agent, url, token, { message, filter: { tokenTypes: ['team'] } }).then(
-        (r) => (r.status === 202 ? undefined : `HTTP ${r.status} ${JSON.stringify(r.body)}`),
-        (err: unknown) => String(err),
-      ),
-    );
+    const post = publish(message).catch((err: unknown) => String(err));
+    posts.push(post);
+    if (posts.length >= inFlight) await posts[posts.length - inFlight];
   }
   const lastSent = now();
   const failures = (await Promise.all(posts)).filter((f): f is string => f !== undefined);
-  agent.destroy();
   return { failures, lastSent };
 }
 

@@ -27,7 +27,11 @@ export interface Proc {
 
 const running = new Set<Proc>();
 
-function track(name: string, child: ChildProcess): Proc {
+/** Processes we did not fork ourselves (nginx's worker): pid and start time, to reap them too. */
+const adopted = new Map<number, { name: string; startTime: string }>();
+
+/** Tracks a child process: reaped by reapAll(), SIGKILLed if the benchmark exits first. */
+export function track(name: string, child: ChildProcess): Proc {
   if (child.pid === undefined) throw new Error(`${name}: spawn failed`);
   let output = '';
   const collect = (chunk: Buffer) => {
@@ -63,15 +67,83 @@ function track(name: string, child: ChildProcess): Proc {
   return proc;
 }
 
+/** Field 22 of /proc/<pid>/stat (start time in ticks), or null once the process is gone. */
+function startTimeOf(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** True while `pid` is still the process adopt() saw (not a zombie, not a reused pid). */
+function adoptedAlive(pid: number, startTime: string): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[0] !== 'Z' && fields[19] === startTime;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Tracks a process forked by one of ours (nginx's worker, forked by its master): if it outlives
+ * its parent's stop, reapAll() and the exit hook SIGKILL it.
+ */
+export function adopt(name: string, pid: number): void {
+  const startTime = startTimeOf(pid);
+  if (startTime !== null) adopted.set(pid, { name, startTime });
+}
+
+/** SIGKILLs the adopted processes still alive and forgets them. */
+function killAdopted(): void {
+  for (const [pid, { startTime }] of adopted) {
+    if (adoptedAlive(pid, startTime)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
+  adopted.clear();
+}
+
+/** Waits up to `graceMs` for the adopted processes to end, then SIGKILLs the rest. */
+export async function reapAdopted(graceMs = 3_000): Promise<void> {
+  const deadline = Date.now() + graceMs;
+  while ([...adopted].some(([pid, a]) => adoptedAlive(pid, a.startTime)) && Date.now() < deadline) {
+    await sleep(50);
+  }
+  killAdopted();
+}
+
 /** Stops every process still running (SIGTERM, SIGKILL after the grace period). */
 export async function reapAll(graceMs = 5_000): Promise<void> {
   await Promise.all([...running].map((p) => p.stop('SIGTERM', graceMs)));
+  await reapAdopted(graceMs);
 }
 
 // Never leave a child behind, whatever way this process ends.
 process.once('exit', () => {
   for (const p of running) if (p.isRunning()) p.child.kill('SIGKILL');
+  killAdopted();
 });
+
+/** The pids of a process's children (/proc/<pid>/task/<pid>/children). */
+export function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -240,6 +312,9 @@ function httpStatus(url: string): Promise<number> {
     req.once('error', () => resolve(0));
   });
 }
+
+/** The status of a GET (0 when it failed): readiness probes. */
+export { httpStatus };
 
 /** GET a URL's body as text (the Prometheus scrape). */
 export function httpText(url: string): Promise<string> {

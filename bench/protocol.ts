@@ -8,15 +8,22 @@ export const WARM_EVENT = 'bench-warm';
 export type ToLoadgen =
   | {
       cmd: 'open';
-      /** Gateway base URL. */
-      url: string;
-      token: string;
+      /** Stream URLs (a gateway's /mcp/sse, nchan's subscriber location): spread round-robin. */
+      urls: string[];
+      /** Headers of each stream's GET (the project's Authorization). */
+      headers: Record<string, string>;
       /** Connections this process opens and holds. */
       count: number;
       /** Connections being opened at once. */
       concurrency: number;
+    }
+  | {
+      /** A new measurement: every counter starts again at 0, on every stream. */
+      cmd: 'expect';
       /** Measured broadcasts to expect (seq 0 .. broadcasts-1). */
       broadcasts: number;
+      /** Echoed in the progress messages once done. */
+      epoch: number;
     }
   | { cmd: 'report' }
   | { cmd: 'close' };
@@ -27,6 +34,8 @@ export interface LoadgenProgress {
   failed: number;
   warm: number;
   deliveries: number;
+  /** The last `expect` handled. */
+  epoch: number;
 }
 
 export interface LoadgenReport {
@@ -35,9 +44,9 @@ export interface LoadgenReport {
   failed: number;
   /** The first few failure messages. */
   failures: string[];
-  /** `event: bench-warm` lines. */
+  /** Warm-up broadcasts' data lines. */
   warm: number;
-  /** `event: bench` lines. */
+  /** `event: bench` lines (the project names its events; nchan sends none). */
   benchEvents: number;
   /** Measured broadcast data lines, parsed (one per delivery). */
   deliveries: number;
@@ -45,7 +54,7 @@ export interface LoadgenReport {
   duplicates: number;
   /** (connection, seq) pairs of an open connection that never arrived. */
   missing: number;
-  /** Every other `event:` line (welcome, heartbeat, connection-status). */
+  /** Every other `event:` line (the project's welcome, heartbeat, connection-status). */
   otherEvents: number;
   /** Streams the server ended before the load generator closed them. */
   unexpectedCloses: number;

@@ -28,6 +28,7 @@ import {
 } from './common';
 import { Histogram, round } from './histogram';
 import { broadcast } from './loadgens';
+import { publishBroadcast, publisherAgent } from './broadcastTarget';
 import { forkScript, openFilesLimit, sleep, spawnRedis, spawnRole, type Proc } from './procs';
 import { BENCH_EVENT } from './protocol';
 import type { FromStormLoadgen, StormProgress, StormReport, ToStormLoadgen } from './stormLoadgen';
@@ -171,7 +172,14 @@ export async function benchResumeStorm(secret: string): Promise<ScenarioResult> 
     victim.proc.child.kill('SIGKILL');
   }, s.killAfterS * 1000);
   // One at a time: published in seq order, so any reorder a client sees is the gateways'.
-  const sending = broadcast(survivor, master, BENCH_EVENT, m, s.broadcastsPerSecond, 1);
+  const agent = publisherAgent();
+  const sending = broadcast(
+    (message) => publishBroadcast(agent, survivor.url, master, message),
+    BENCH_EVENT,
+    m,
+    s.broadcastsPerSecond,
+    1,
+  );
   await waitFor(() => killedAt > 0, (s.killAfterS + 5) * 1000, 'the kill');
   // The storm: until every dropped stream read a broadcast on its new socket.
   let allRecovered = true;
@@ -188,6 +196,7 @@ export async function benchResumeStorm(secret: string): Promise<ScenarioResult> 
   const cpuAfterStorm = sampleCpu({ ...servers, ...clients });
   const countersAfter = listenCounters();
   const { failures: postFailures } = await sending;
+  agent.destroy();
   clearTimeout(killTimer);
   let complete = true;
   try {

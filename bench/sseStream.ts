@@ -124,18 +124,21 @@ export function httpRequest(
   });
 }
 
-/** POSTs JSON through `agent`; resolves with the status and parsed body. */
+/** POSTs JSON through `agent` (with a bearer token if given); resolves with the status and parsed body. */
 export async function postJson(
   agent: http.Agent,
   url: string,
-  token: string,
+  token: string | undefined,
   body: unknown,
 ): Promise<{ status: number; body: Record<string, unknown> }> {
   const reply = await httpRequest(
     agent,
     url,
     'POST',
-    { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    {
+      ...(token === undefined ? {} : { Authorization: `Bearer ${token}` }),
+      'Content-Type': 'application/json',
+    },
     JSON.stringify(body),
   );
   let parsed: Record<string, unknown> = {};
