@@ -20,12 +20,7 @@ import {
 } from '../../shared/types';
 import { BackgroundWork } from '../background';
 import type { DrainState } from '../drainState';
-import {
-  OVERFLOW,
-  SseConnection,
-  type ConnectionOwner,
-  type SendQueueLimits,
-} from './connection';
+import { OVERFLOW, SseConnection, type ConnectionOwner, type SendQueueLimits } from './connection';
 import type { ParsedEventId } from './cursor';
 import { eventBody } from './frame';
 import { RegistryUpkeep, type LapsedListener, type TrackedStream } from './registryUpkeep';

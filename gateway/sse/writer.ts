@@ -91,6 +91,8 @@ export abstract class SseWriter {
   private stuck = false;
   private queue: SendQueue | null = null;
   private drainWaiters: Array<() => void> | null = null;
+  /** `close` framing: the response, until the HTTP layer lets the socket go. */
+  private detaching: ServerResponse | null = null;
 
   constructor(protected readonly limits: SendQueueLimits) {}
 
@@ -148,15 +150,26 @@ export abstract class SseWriter {
       this.response = res;
       return true;
     }
+    socket.on('close', onSocketClose);
+    socket.on('error', onSocketError);
+    // Not from within the parser's own run (a route may open synchronously): on the next turn.
+    this.detaching = res;
+    setImmediate(detachLater, this);
+    return true;
+  }
+
+  /** The HTTP layer lets the socket go (see detachFromHttp), unless the request is unfinished. */
+  detachHttp(): void {
+    const res = this.detaching;
+    this.detaching = null;
+    const socket = this.socket;
+    if (!res || !socket || this.wireState !== 'open' || !res.req.complete) return;
     res.removeListener('close', onResponseClose);
     (res as Owned<ServerResponse>)[kWriter] = null;
     detachFromHttp(res, socket);
-    socket.on('close', onSocketClose);
-    socket.on('error', onSocketError);
     socket.on('end', onSocketEnd);
     // Keep reading: a client's FIN or RST is how we learn it left.
     socket.resume();
-    return true;
   }
 
   /**
@@ -218,7 +231,7 @@ export abstract class SseWriter {
     this.flush();
     this.release();
     if (this.response) this.response.end();
-    else this.socket?.end();
+    else if (this.socket) endSocket(this.socket);
     this.forget();
   }
 
@@ -242,7 +255,9 @@ export abstract class SseWriter {
   private forget(): void {
     const socket = this.socket;
     const response = this.response as Owned<ServerResponse> | null;
+    const detaching = this.detaching as Owned<ServerResponse> | null;
     if (socket && socket[kWriter] === this) socket[kWriter] = null;
+    if (detaching) detaching[kWriter] = null;
     if (response) {
       // A kept-alive connection goes on to its next request: none of ours stays on it.
       response[kWriter] = null;
@@ -254,6 +269,7 @@ export abstract class SseWriter {
     }
     this.socket = null;
     this.response = null;
+    this.detaching = null;
   }
 
   /**
@@ -338,7 +354,8 @@ export abstract class SseWriter {
     if (queue.events >= this.limits.maxEvents || queue.bytes + bytes > this.limits.maxBytes) {
       return OVERFLOW;
     }
-    if (progressOf !== undefined) (queue.progress ??= new Map()).set(progressOf, queue.items.length);
+    if (progressOf !== undefined)
+      (queue.progress ??= new Map()).set(progressOf, queue.items.length);
     queue.items.push(head, body);
     queue.bytes += bytes;
     queue.events++;
@@ -363,7 +380,8 @@ function detachFromHttp(res: ServerResponse, socket: Owned<Socket>): void {
   for (const name of HTTP_SOCKET_EVENTS) {
     const own = NET_OWN_LISTENERS.get(name);
     for (const listener of socket.listeners(name)) {
-      if (!own?.has(listener)) socket.removeListener(name, listener as (...a: unknown[]) => void);
+      if (own?.has(listener) || OUR_LISTENERS.has(listener)) continue;
+      socket.removeListener(name, listener as (...a: unknown[]) => void);
     }
   }
   const parser = socket.parser;
@@ -394,6 +412,20 @@ function chunk(head: string, body: string | Buffer): Buffer {
   return out;
 }
 
+/**
+ * Ends our side, and closes the socket once what was written is flushed, without waiting for
+ * the client's FIN: the HTTP server no longer tracks it, and its close must not wait on a
+ * client that never reads to the end.
+ */
+function endSocket(socket: Socket): void {
+  socket.once('finish', destroyOnFinish);
+  socket.end();
+}
+
+function destroyOnFinish(this: Socket): void {
+  this.destroy();
+}
+
 function onSocketClose(this: Owned<Socket>): void {
   this[kWriter]?.peerClosed('client-closed');
 }
@@ -416,6 +448,18 @@ function onResponseClose(this: Owned<ServerResponse>): void {
   this[kWriter] = null;
   writer?.peerClosed('client-closed');
 }
+
+function detachLater(writer: SseWriter): void {
+  writer.detachHttp();
+}
+
+const OUR_LISTENERS: ReadonlySet<unknown> = new Set([
+  onSocketClose,
+  onSocketError,
+  onSocketEnd,
+  onSocketDrain,
+  destroyOnFinish,
+]);
 
 function drainLater(writer: SseWriter): void {
   writer.drainQueue();

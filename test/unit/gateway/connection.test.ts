@@ -136,6 +136,7 @@ describe('SseConnection on the SSE writer', () => {
     const serverListeners = (name: string) => socket.listeners(name).length;
     expect((socket as Socket & { parser?: unknown }).parser).toBeTruthy();
     conn.open(body('welcome', 0));
+    await nextTurn(); // let go of on the next turn, not from within the parser's run
     expect((socket as Socket & { parser?: unknown }).parser).toBeNull();
     expect((socket as Socket & { _httpMessage?: unknown })._httpMessage).toBeNull();
     expect(res.socket).toBeNull();
