@@ -220,14 +220,21 @@ export abstract class SseWriter {
   }
 
   /**
-   * Ends the stream gracefully: this tick's frames are flushed first (the last events are not
-   * lost), then the body ends. With `close` framing that is the end of the TCP connection, so a
-   * client's reconnect reaches the load balancer afresh rather than riding a kept-alive socket
-   * back to this pod (it may be draining). Frames still queued behind a backup are dropped: the
-   * client resumes from its last id.
+   * Ends the stream gracefully: this tick's frames and those queued behind a backup (bounded by
+   * the limits) are handed to the socket first, so the last events are not lost, then the body
+   * ends. With `close` framing that is the end of the TCP connection, so a client's reconnect
+   * reaches the load balancer afresh rather than riding a kept-alive socket back to this pod
+   * (it may be draining).
    */
   protected endWire(): void {
     if (this.wireState !== 'open') return this.release();
+    const queue = this.queue;
+    this.queue = null;
+    for (let i = queue?.next ?? 0; queue && i < queue.items.length; i += 2) {
+      if (queue.items[i].length + queue.items[i + 1].length > 0) {
+        this.send(queue.items[i] as string, queue.items[i + 1]);
+      }
+    }
     this.flush();
     this.release();
     if (this.response) this.response.end();

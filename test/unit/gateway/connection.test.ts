@@ -362,6 +362,18 @@ describe('SseConnection on the SSE writer', () => {
     await client.ended;
   });
 
+  it('ends after what waited behind a backup: the last events are not lost', async () => {
+    const { client, conn } = await connect();
+    conn.open(body('w', 0));
+    backUp(conn, client);
+    await nextTurn();
+    expect(conn.deliver(false, '2-0', body('r', 2))).toBeGreaterThan(0);
+    conn.end();
+    client.socket.resume();
+    await client.ended;
+    expect(client.text().endsWith(`id: ${CID}_2-0_0-0\n${body('r', 2)}`)).toBe(true);
+  });
+
   it('writes nothing once ended', async () => {
     const { client, conn } = await connect();
     conn.open(body('w', 0));
