@@ -44,10 +44,22 @@ export function listen(
   });
 }
 
-/** Stops accepting connections and closes idle keep-alive sockets. */
+/** What requests still in flight at shutdown get before their connections are closed. */
+const CLOSE_GRACE_MS = 1000;
+
+/**
+ * Stops accepting connections and closes idle keep-alive sockets; after CLOSE_GRACE_MS, the
+ * rest too. Called once every stream was closed: what is left is a request still running or a
+ * connection a client opened without sending a request yet (which Node counts as active, and
+ * would otherwise keep the process up to REQUEST_TIMEOUT_MS).
+ */
 export function closeServer(server: http.Server): Promise<void> {
   return new Promise((resolve) => {
-    server.close(() => resolve());
+    const timer = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS).unref();
+    server.close(() => {
+      clearTimeout(timer);
+      resolve();
+    });
     server.closeIdleConnections();
   });
 }

@@ -19,6 +19,7 @@ import { sseRoutes } from './routes/sse';
 import { statsRoutes } from './routes/stats';
 import { DrainState } from './drainState';
 import { ConnectionHub } from './seed/hub';
+import { setSseBatchWindow } from './sse/writer';
 
 export interface GatewayDeps {
   config: Config;
@@ -51,6 +52,7 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
   const logger = deps.logger.child({ component: 'gateway' });
   // Draining is the app's state: every transport's routes and the seed hub read it.
   const drain = new DrainState();
+  setSseBatchWindow(config.sseBatchMs);
   const hub = new ConnectionHub({ config, engine, logger, metrics, drain });
   const resource = config.oauth ? new ProtectedResource(config.oauth) : undefined;
   const ctx: RouteContext = {

@@ -50,6 +50,7 @@ const envSchema = z.object({
   RESUME_GRACE_MS: int(60_000, 0),
   SEND_QUEUE_MAX_BYTES: int(4 * 1024 * 1024, 1024),
   SEND_QUEUE_MAX_EVENTS: int(10_000, 10),
+  SSE_BATCH_MS: int(0, 0),
   DRAIN_WINDOW_MS: int(10_000, 0),
   RATE_LIMIT_WINDOW_MS: int(10_000, 100),
   RATE_LIMIT_MAX: int(1000, 1),
@@ -148,6 +149,8 @@ const configSchema = envSchema.transform((e, ctx) => ({
   resumeGraceMs: e.RESUME_GRACE_MS,
   sendQueueMaxBytes: e.SEND_QUEUE_MAX_BYTES,
   sendQueueMaxEvents: e.SEND_QUEUE_MAX_EVENTS,
+  /** Frames for one socket within this window go out as one write; 0: per event-loop tick. */
+  sseBatchMs: e.SSE_BATCH_MS,
   drainWindowMs: e.DRAIN_WINDOW_MS,
   rateLimitWindowMs: e.RATE_LIMIT_WINDOW_MS,
   rateLimitMax: e.RATE_LIMIT_MAX,

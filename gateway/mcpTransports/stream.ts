@@ -2,6 +2,7 @@ import type { Request, Response } from 'express';
 import type { Metrics } from '../../shared/metrics';
 import { markStreamStarted } from '../middleware/requestMetrics';
 import { eventBody, idLine } from '../seed/frame';
+import { OVERFLOW, SseWriter } from '../sse/writer';
 
 const DEFAULT_MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 /**
@@ -21,27 +22,39 @@ const STREAM_HEADERS: Readonly<Record<string, string>> = Object.freeze({
 
 /**
  * One SSE response of an MCP transport (a POST's request stream, the standalone GET stream, a
- * resumed stream, a legacy SSE stream). Short-lived state only; the keep-alive ticks come from
- * McpStreamKeeper's one timer.
+ * resumed stream, a legacy SSE stream), written by the SSE writer. Short-lived state only; the
+ * keep-alive ticks come from McpStreamKeeper's one timer.
+ *
+ * A session stream's body is delimited by the connection's close (the HTTP layer is let go of
+ * after the head); a request stream is chunked, so the client reuses its connection once the
+ * stream ended with the last reply.
  */
-export class McpSseStream {
+export class McpSseStream extends SseWriter {
   private ended = false;
   private readonly closeHandlers: (() => unknown)[] = [];
   private releasing: Promise<unknown>[] = [];
+  /** Until the head is sent. */
+  private req: Request | null;
+  private res: Response | null;
   /** Run on each keep-alive tick while open (lock and session refresh). */
   onTick?: () => void;
 
   /**
    * `request`: a POST's stream (or its resumption), which ends by itself with the last reply;
    * `session`: a stream that lasts as long as the client stays (standalone GET, legacy SSE).
+   * A client that stops reading is cut off once `maxBufferedBytes` wait for it: it resumes from
+   * its last id (nothing is lost, the stream's history holds it).
    */
   constructor(
-    private readonly req: Request,
-    private readonly res: Response,
+    req: Request,
+    res: Response,
     readonly kind: 'request' | 'session' = 'request',
-    private readonly maxBufferedBytes = DEFAULT_MAX_BUFFERED_BYTES,
+    maxBufferedBytes = DEFAULT_MAX_BUFFERED_BYTES,
   ) {
-    res.once('close', () => this.finish());
+    super({ maxBytes: maxBufferedBytes, maxEvents: Infinity });
+    this.req = req;
+    this.res = res;
+    this.watchResponse(res);
   }
 
   get closed(): boolean {
@@ -49,31 +62,31 @@ export class McpSseStream {
   }
 
   /** Sends the status line and headers, then the `retry:` field. */
-  open(metrics: Metrics, headers: Record<string, string> = {}): void {
-    this.res.status(200).set({ ...STREAM_HEADERS, ...headers });
-    this.res.flushHeaders();
-    markStreamStarted(this.req, this.res, metrics);
-    this.res.write(`retry: ${STREAM_RETRY_MS}\n\n`);
+  open(_metrics: Metrics, headers: Record<string, string> = {}): void {
+    const { req, res } = this;
+    if (this.ended || !req || !res) return;
+    this.req = this.res = null;
+    markStreamStarted(res);
+    const framing = this.kind === 'session' ? 'close' : 'chunked';
+    if (this.sendHead(res, { ...STREAM_HEADERS, ...headers }, framing)) {
+      this.writeFrame('', `retry: ${STREAM_RETRY_MS}\n\n`);
+    }
   }
 
-  /**
-   * `id:` (when given), `event:` and `data:` lines. A client that stops reading is cut off once
-   * `maxBufferedBytes` wait in the socket: it resumes from its last id (nothing is lost, the
-   * stream's history holds it).
-   */
+  /** `id:` (when given), `event:` and `data:` lines. */
   event(id: string | undefined, event: string, data: string): void {
     if (this.ended) return;
-    this.res.write(id === undefined ? eventBody(event, data) : idLine(id) + eventBody(event, data));
-    if (this.res.writableLength > this.maxBufferedBytes) this.res.destroy();
+    const written = this.writeFrame(id === undefined ? '' : idLine(id), eventBody(event, data));
+    if (written === OVERFLOW) this.destroy();
   }
 
   /** An event with an id and empty data: where a client may resume from (it dispatches nothing). */
   prime(id: string): void {
-    if (!this.ended) this.res.write(`${idLine(id)}data: \n\n`);
+    if (!this.ended) this.writeFrame(idLine(id), 'data: \n\n');
   }
 
   comment(text: string): void {
-    if (!this.ended) this.res.write(`: ${text}\n\n`);
+    if (!this.ended && !this.isBlocked) this.writeFrame('', `: ${text}\n\n`);
   }
 
   /** Runs `handler` once the stream closes; a promise it returns is awaited by `released()`. */
@@ -95,7 +108,21 @@ export class McpSseStream {
 
   end(): void {
     if (this.ended) return;
-    this.res.end();
+    // Not opened yet: an empty answer, as before the stream would have started.
+    if (this.res) this.res.end();
+    this.req = this.res = null;
+    this.endWire();
+    this.finish();
+  }
+
+  /** A client that stopped reading: cut off at once. */
+  private destroy(): void {
+    this.destroyWire();
+    this.finish();
+  }
+
+  protected onPeerClose(): void {
+    this.req = this.res = null;
     this.finish();
   }
 

@@ -9,7 +9,6 @@ import type { Metrics } from '../../shared/metrics';
 export function requestMetrics(metrics: Metrics, logger: Logger): RequestHandler {
   return (req, res, next) => {
     const started = performance.now();
-    res.locals.startedAt = started;
     let recorded = false;
     const record = () => {
       if (recorded) return;
@@ -18,8 +17,7 @@ export function requestMetrics(metrics: Metrics, logger: Logger): RequestHandler
       const status = String(res.statusCode);
       metrics.httpRequests.inc({ route, method: req.method, status });
       const seconds = (performance.now() - started) / 1000;
-      // A stream's duration is observed when its headers go out (see markStreamStarted).
-      if (!res.locals.streaming) metrics.httpDuration.observe({ route }, seconds);
+      metrics.httpDuration.observe({ route }, seconds);
       if (logger.isLevelEnabled('http')) {
         logger.http('HTTP request', {
           method: req.method,
@@ -30,19 +28,20 @@ export function requestMetrics(metrics: Metrics, logger: Logger): RequestHandler
         });
       }
     };
+    res.locals.recordRequest = record;
     res.once('finish', record);
     res.once('close', record);
     next();
   };
 }
 
-/** Records the time to first byte of an SSE stream, which lasts for as long as the client stays. */
-export function markStreamStarted(req: Request, res: Response, metrics: Metrics): void {
-  res.locals.streaming = true;
-  const started = res.locals.startedAt as number | undefined;
-  if (started !== undefined) {
-    metrics.httpDuration.observe({ route: routeOf(req) }, (performance.now() - started) / 1000);
-  }
+/**
+ * An SSE stream is counted and logged when its head goes out, its duration being the time to
+ * first byte: it lasts as long as its client stays, and the SSE writer lets the response object
+ * go after the head (no 'finish' or 'close' would come).
+ */
+export function markStreamStarted(res: Response): void {
+  (res.locals.recordRequest as (() => void) | undefined)?.();
 }
 
 function routeOf(req: Request): string {

@@ -20,7 +20,7 @@ export function sseRoutes(ctx: RouteContext): Router {
       clientIP,
       resumePoint(req.get('Last-Event-ID'), req.query.lastEventId),
     );
-    if (res.headersSent) markStreamStarted(req, res, ctx.metrics);
+    if (res.headersSent) markStreamStarted(res);
   });
   return router;
 }

@@ -21,11 +21,14 @@ export function idLine(id: string): string {
   return `id: ${id}\n`;
 }
 
-/** The response headers of every SSE stream (the original document's, plus proxy buffering off). */
+/**
+ * The response headers of every seed SSE stream: the original document's, plus proxy buffering
+ * off, with `Connection: close` as the body is delimited by the connection's end (no chunks).
+ */
 export const SSE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   'Content-Type': 'text/event-stream',
   'Cache-Control': 'no-cache',
-  Connection: 'keep-alive',
+  Connection: 'close',
   'X-Accel-Buffering': 'no',
   'Access-Control-Allow-Headers': 'Authorization, Cache-Control, Content-Type, Last-Event-ID',
   'Access-Control-Allow-Methods': 'GET, OPTIONS',

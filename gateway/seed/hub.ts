@@ -20,7 +20,7 @@ import {
 } from '../../shared/types';
 import { BackgroundWork } from '../background';
 import type { DrainState } from '../drainState';
-import { OVERFLOW, SseConnection, type SendQueueLimits } from './connection';
+import { OVERFLOW, SseConnection, type ConnectionOwner, type SendQueueLimits } from './connection';
 import type { ParsedEventId } from './cursor';
 import { eventBody } from './frame';
 import { RegistryUpkeep, type LapsedListener, type TrackedStream } from './registryUpkeep';
@@ -108,6 +108,10 @@ export class ConnectionHub {
   private readonly background = new BackgroundWork();
   private readonly registry: RegistryUpkeep;
   private readonly handshake: ResumeHandshake;
+  /** Told by every connection whose client left: one object for all of them. */
+  private readonly connectionOwner: ConnectionOwner = {
+    onClientGone: (conn, reason) => this.remove(conn, reason),
+  };
 
   constructor(deps: HubDeps) {
     this.config = deps.config;
@@ -320,11 +324,10 @@ export class ConnectionHub {
       },
       res,
       this.queueLimits,
+      this.connectionOwner,
       resumed ? resumeFrom.cursor : undefined,
     );
     this.add(conn);
-    res.on('close', () => this.remove(conn, 'client-closed'));
-    res.on('error', () => this.remove(conn, 'socket-error'));
 
     const id = conn.connectionId;
     let history: Replay | undefined;

@@ -32,3 +32,11 @@ test('a bad setting and a bad pair of settings are named in one error', () => {
     'Invalid configuration: OAUTH_AUDIENCE and OAUTH_JWKS_URL need OAUTH_ISSUER',
   );
 });
+
+test('SSE_BATCH_MS: off (0) by default, a window in ms when set, never negative', () => {
+  expect(loadConfig({ POD_ID: 'p' }).sseBatchMs).toBe(0);
+  expect(loadConfig({ POD_ID: 'p', SSE_BATCH_MS: '5' }).sseBatchMs).toBe(5);
+  expect(() => loadConfig({ SSE_BATCH_MS: '-1' })).toThrow(
+    /^Invalid configuration: SSE_BATCH_MS: /,
+  );
+});

@@ -1,89 +1,186 @@
-import { EventEmitter } from 'node:events';
-import type { ServerResponse } from 'node:http';
-import { OVERFLOW, SKIPPED, SseConnection } from '../../../gateway/seed/connection';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import net, { type AddressInfo, type Socket } from 'node:net';
+import { waitFor } from '../../../devSupport/waitFor';
+import {
+  OVERFLOW,
+  SKIPPED,
+  SseConnection,
+  type ConnectionOwner,
+} from '../../../gateway/seed/connection';
 import { eventBody } from '../../../gateway/seed/frame';
+import { setSseBatchWindow } from '../../../gateway/sse/writer';
 
-/** Just enough of a ServerResponse: records writes, reports backpressure on demand. */
-class FakeResponse extends EventEmitter {
-  written: string[] = [];
-  headers: Record<string, string> | undefined;
-  full = false;
-  corks = 0;
-  writableEnded = false;
-  destroyed = false;
-  socketEnded = false;
-  socket = { destroyed: false, end: () => (this.socketEnded = true) };
-  writeHead(status: number, headers: Record<string, string>) {
-    expect(status).toBe(200);
-    this.headers = headers;
-    return this;
-  }
-  write(chunk: string | Buffer) {
-    this.written.push(String(chunk));
-    return !this.full;
-  }
-  cork() {
-    this.corks++;
-  }
-  uncork() {
-    this.corks--;
-  }
-  end() {
-    this.writableEnded = true;
-  }
-  destroy() {
-    this.destroyed = true;
-  }
-  /** The wire text so far. */
-  get text() {
-    return this.written.join('');
-  }
-}
-
+/**
+ * The seed connection on its SSE writer, over real sockets: a Node HTTP server hands each
+ * request's response to an SseConnection, and a raw TCP client reads the exact bytes.
+ */
 const CID = '00000000-0000-4000-8000-000000000001';
 
-function connection(limits = { maxBytes: 1 << 20, maxEvents: 100 }) {
-  const res = new FakeResponse();
-  const conn = new SseConnection(
-    {
-      connectionId: CID,
-      sub: 't',
-      tokenType: 'team',
-      expiresAtMs: undefined,
-      clientIP: '127.0.0.1',
-      connectedAt: Date.now(),
-    },
-    res as unknown as ServerResponse,
-    limits,
-  );
-  return { res, conn };
+interface Served {
+  conn: SseConnection;
+  res: ServerResponse;
+  socket: Socket;
 }
 
-/** After this tick's uncork and the wake-up it arranged. */
+let server: http.Server;
+let port: number;
+let limits = { maxBytes: 1 << 20, maxEvents: 100 };
+let nextServed: ((served: Served) => void) | undefined;
+const gone: string[] = [];
+const clients: Socket[] = [];
+const owner: ConnectionOwner = { onClientGone: (_conn, reason) => gone.push(reason) };
+
+beforeAll(async () => {
+  server = http.createServer((_req: IncomingMessage, res: ServerResponse) => {
+    const conn = new SseConnection(
+      {
+        connectionId: CID,
+        sub: 't',
+        tokenType: 'team',
+        expiresAtMs: undefined,
+        clientIP: '127.0.0.1',
+        connectedAt: Date.now(),
+      },
+      res,
+      limits,
+      owner,
+    );
+    nextServed?.({ conn, res, socket: res.socket as Socket });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  port = (server.address() as AddressInfo).port;
+});
+
+afterAll(async () => {
+  // Detached streams are no longer the HTTP server's to close.
+  for (const socket of clients) socket.destroy();
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+});
+
+afterEach(() => {
+  setSseBatchWindow(0);
+  jest.useRealTimers();
+  limits = { maxBytes: 1 << 20, maxEvents: 100 };
+  gone.length = 0;
+});
+
+interface RawClient {
+  socket: Socket;
+  /** Everything received so far, as latin1 text. */
+  text(): string;
+  received(): number;
+  ended: Promise<void>;
+}
+
+/** Sends a raw request and hands back the server side of it once the handler ran. */
+async function connect(request = 'GET /mcp/sse HTTP/1.1\r\nHost: x\r\n\r\n') {
+  const served = new Promise<Served>((resolve) => (nextServed = resolve));
+  const socket = net.connect(port, '127.0.0.1');
+  clients.push(socket);
+  socket.on('error', () => undefined); // a reset after the server's destroy
+  const chunks: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+  const ended = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  socket.write(request);
+  const client: RawClient = {
+    socket,
+    text: () => Buffer.concat(chunks).toString('latin1'),
+    received: () => chunks.reduce((n, c) => n + c.length, 0),
+    ended,
+  };
+  return { client, ...(await served) };
+}
+
+/** The body after the head (the client's view). */
+function bodyOf(text: string): string {
+  return text.slice(text.indexOf('\r\n\r\n') + 4);
+}
+
+/** After this tick's flush and the wake-up it arranged. */
 const nextTurn = () => new Promise((r) => setImmediate(() => setImmediate(r)));
 
 const body = (name: string, n: number) => eventBody(name, JSON.stringify({ n }));
 
-describe('SseConnection', () => {
-  it('holds events that arrive while opening and writes them after the welcome, deduplicated', () => {
-    const { res, conn } = connection();
+/** Fills the socket: a frame far larger than the kernel's buffers, while the client reads nothing. */
+function backUp(conn: SseConnection, client: RawClient, id = '1-0'): number {
+  client.socket.pause();
+  return conn.deliver(false, id, eventBody('big', 'x'.repeat(32 << 20)));
+}
+
+describe('SseConnection on the SSE writer', () => {
+  it('writes a close-delimited head and exactly the SSE frames, then ends the connection', async () => {
+    const { client, conn } = await connect();
+    conn.open(body('welcome', 0));
+    conn.deliver(false, '1-0', body('r', 1));
+    conn.deliver(true, '2-0', Buffer.from(body('b', 2)));
+    conn.end();
+    await client.ended;
+    const text = client.text();
+    const head = text.slice(0, text.indexOf('\r\n\r\n')).toLowerCase();
+    expect(head).toMatch(/^http\/1\.1 200 ok\r\n/);
+    expect(head).toContain('content-type: text/event-stream');
+    expect(head).toContain('connection: close');
+    expect(head).not.toContain('transfer-encoding');
+    expect(head).not.toContain('content-length');
+    // No chunk sizes, no closing chunk: the frames are the body, and the last one is not lost.
+    expect(bodyOf(text)).toBe(
+      `id: ${CID}_0-0_0-0\n${body('welcome', 0)}` +
+        `id: ${CID}_1-0_0-0\n${body('r', 1)}` +
+        `id: ${CID}_1-0_2-0\n${body('b', 2)}`,
+    );
+  });
+
+  it('lets the HTTP layer go after the head: no parser, no server listeners, no response', async () => {
+    const { client, conn, res, socket } = await connect();
+    const serverListeners = (name: string) => socket.listeners(name).length;
+    expect((socket as Socket & { parser?: unknown }).parser).toBeTruthy();
+    conn.open(body('welcome', 0));
+    await nextTurn(); // let go of on the next turn, not from within the parser's run
+    expect((socket as Socket & { parser?: unknown }).parser).toBeNull();
+    expect((socket as Socket & { _httpMessage?: unknown })._httpMessage).toBeNull();
+    expect(res.socket).toBeNull();
+    expect(Reflect.get(conn, 'res')).toBeNull();
+    for (const name of ['data', 'timeout', 'drain', 'pause', 'resume']) {
+      expect(serverListeners(name)).toBe(0);
+    }
+    // Ours alone: close, error, end (and net's own end listener).
+    expect(serverListeners('close')).toBe(1);
+    expect(serverListeners('error')).toBe(1);
+    // The connection still notices its client leaving.
+    client.socket.destroy();
+    await waitFor(() => gone.length > 0, 5000, 'client gone noticed');
+    expect(gone).toHaveLength(1);
+    expect(conn.deliver(false, '1-0', body('r', 1))).toBe(SKIPPED);
+  });
+
+  it('answers a HEAD with the head alone and reports the stream gone', async () => {
+    const { client, conn } = await connect('HEAD /mcp/sse HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect(conn.open(body('welcome', 0))).toBe(SKIPPED);
+    await waitFor(() => gone.length > 0, 5000, 'HEAD stream reported gone');
+    client.socket.destroy();
+    expect(client.text()).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(bodyOf(client.text())).toBe('');
+  });
+
+  it('holds events that arrive while opening and writes them after the welcome, deduplicated', async () => {
+    const { client, conn } = await connect();
     expect(conn.deliver(false, '5-0', body('mcp-response', 1))).toBe(SKIPPED);
     expect(conn.deliver(true, '7-0', Buffer.from(body('b', 1)))).toBe(SKIPPED);
     expect(conn.deliver(true, '9-0', Buffer.from(body('b', 2)))).toBe(SKIPPED);
-    expect(res.written).toEqual([]);
-
     conn.startTypeTopicAt('7-0'); // the broadcast 7-0 came before the connection's start
     conn.open(body('mcp-notification', 0));
-    expect(res.headers?.['Content-Type']).toBe('text/event-stream');
-    expect(res.text).toBe(
+    conn.end();
+    await client.ended;
+    expect(bodyOf(client.text())).toBe(
       `id: ${CID}_0-0_7-0\n${body('mcp-notification', 0)}` +
         `id: ${CID}_5-0_7-0\n${body('mcp-response', 1)}` +
         `id: ${CID}_5-0_9-0\n${body('b', 2)}`,
     );
   });
 
-  it('drops events at or before the cursor of their topic', () => {
-    const { res, conn } = connection();
+  it('drops events at or before the cursor of their topic', async () => {
+    const { client, conn } = await connect();
     conn.open(body('w', 0));
     expect(conn.deliver(false, '2-0', body('r', 1))).toBeGreaterThan(0);
     expect(conn.deliver(false, '2-0', body('r', 1))).toBe(SKIPPED);
@@ -91,35 +188,82 @@ describe('SseConnection', () => {
     expect(conn.deliver(true, '1-0', Buffer.from(body('b', 1)))).toBeGreaterThan(0);
     expect(conn.deliver(true, '1-0', Buffer.from(body('b', 1)))).toBe(SKIPPED);
     expect(conn.eventId).toBe(`${CID}_2-0_1-0`);
-    expect(res.text.match(/^id: /gm)).toHaveLength(3);
+    conn.end();
+    await client.ended;
+    expect(bodyOf(client.text()).match(/^id: /gm)).toHaveLength(3);
   });
 
-  it('corks the socket for the rest of the tick', async () => {
-    const { res, conn } = connection();
+  it('sends the frames of one tick as one socket write', async () => {
+    const { client, conn, socket } = await connect();
     conn.open(body('w', 0));
-    conn.sendLocal(body('h', 1), true);
-    expect(res.corks).toBe(1);
-    await new Promise((r) => process.nextTick(r));
-    expect(res.corks).toBe(0);
+    await nextTurn();
+    const writev = jest.spyOn(socket as unknown as { _writev: () => void }, '_writev');
+    const write = jest.spyOn(socket as unknown as { _write: () => void }, '_write');
+    for (let i = 1; i <= 5; i++) conn.deliver(true, `${i}-0`, Buffer.from(body('b', i)));
+    await nextTurn();
+    expect(writev).toHaveBeenCalledTimes(1);
+    expect(write).not.toHaveBeenCalled();
+    conn.end();
+    await client.ended;
   });
 
-  it('queues under backpressure, skips heartbeats, and flushes in order on drain', async () => {
-    const { res, conn } = connection();
+  it('SSE_BATCH_MS: coalesces the frames of several ticks within the window into one write', async () => {
+    const { client, conn, socket } = await connect();
     conn.open(body('w', 0));
-    res.full = true;
-    conn.deliver(false, '1-0', body('r', 1)); // accepted by the socket, which is now full
-    const before = res.written.length;
+    await nextTurn();
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] });
+    setSseBatchWindow(25);
+    const writev = jest.spyOn(socket as unknown as { _writev: () => void }, '_writev');
+    const write = jest.spyOn(socket as unknown as { _write: () => void }, '_write');
+    const before = client.received();
+    conn.deliver(true, '1-0', Buffer.from(body('b', 1)));
+    await nextTurn();
+    conn.deliver(true, '2-0', Buffer.from(body('b', 2)));
+    await nextTurn();
+    expect(writev).not.toHaveBeenCalled();
+    expect(write).not.toHaveBeenCalled();
+    jest.advanceTimersByTime(25);
+    expect(writev).toHaveBeenCalledTimes(1);
+    expect(write).not.toHaveBeenCalled();
+    jest.useRealTimers();
+    await waitFor(() => client.text().includes('"n":2'), 5000, 'batch to arrive');
+    expect(client.received()).toBeGreaterThan(before);
+    conn.end();
+    await client.ended;
+  });
+
+  it('SSE_BATCH_MS 0: each tick is its own write', async () => {
+    const { client, conn, socket } = await connect();
+    conn.open(body('w', 0));
+    await nextTurn();
+    const writev = jest.spyOn(socket as unknown as { _writev: () => void }, '_writev');
+    const write = jest.spyOn(socket as unknown as { _write: () => void }, '_write');
+    conn.deliver(true, '1-0', Buffer.from(body('b', 1)));
+    await nextTurn();
+    conn.deliver(true, '2-0', Buffer.from(body('b', 2)));
+    await nextTurn();
+    expect(writev.mock.calls.length + write.mock.calls.length).toBe(2);
+    conn.end();
+    await client.ended;
+  });
+
+  it('queues behind a slow client, skips heartbeats, and writes the queue in order once it reads', async () => {
+    const { client, conn } = await connect();
+    conn.open(body('w', 0));
+    expect(backUp(conn, client)).toBeGreaterThan(0);
+    await nextTurn();
+    expect(conn.isBlocked).toBe(true);
     expect(conn.deliver(false, '2-0', body('r', 2))).toBeGreaterThan(0);
     expect(conn.deliver(true, '3-0', Buffer.from(body('b', 3)))).toBeGreaterThan(0);
     expect(conn.sendLocal(body('heartbeat', 0), true)).toBe(SKIPPED);
-    expect(res.written.length).toBe(before);
-
-    res.full = false;
-    await nextTurn(); // the socket took it: the queue is flushed on the next turn
-    expect(res.written.slice(before).join('')).toBe(
-      `id: ${CID}_2-0_0-0\n${body('r', 2)}id: ${CID}_2-0_3-0\n${body('b', 3)}`,
-    );
+    const drained = conn.drained();
+    client.socket.resume();
+    await drained;
+    const tail = `id: ${CID}_2-0_0-0\n${body('r', 2)}id: ${CID}_2-0_3-0\n${body('b', 3)}`;
+    await waitFor(() => client.text().endsWith(tail), 10_000, 'queued frames to arrive');
     expect(conn.sendLocal(body('heartbeat', 0), true)).toBeGreaterThan(0);
+    conn.end();
+    await client.ended;
   });
 
   it('coalesces queued progress per request (latest wins) and never drops a result', async () => {
@@ -146,11 +290,11 @@ describe('SseConnection', () => {
         }),
       );
 
-    const { res, conn } = connection({ maxBytes: 1 << 20, maxEvents: 4 });
+    limits = { maxBytes: 1 << 20, maxEvents: 4 };
+    const { client, conn } = await connect();
     conn.open(body('w', 0));
-    res.full = true;
-    conn.deliver(false, '1-0', body('r', 0)); // accepted, the socket is now full
-    const before = res.written.length;
+    backUp(conn, client);
+    await nextTurn();
     // The hub names the request of each tool-progress event (its own kind on the engine).
     conn.deliver(false, '2-0', progress('a', 1), 'a');
     conn.deliver(false, '3-0', progress('b', 1), 'b');
@@ -159,57 +303,85 @@ describe('SseConnection', () => {
     for (let i = 3; i <= 9; i++)
       expect(conn.deliver(false, `6-${i}`, progress('a', i), 'a')).toBeGreaterThan(0);
     expect(conn.deliver(false, '7-0', result('a'))).toBeGreaterThan(0);
-    res.full = false;
-    await nextTurn();
-    const wire = res.written.slice(before).join('');
+    client.socket.resume();
+    await waitFor(() => client.text().includes('7-0'), 10_000, 'queued frames to arrive');
+    const wire = bodyOf(client.text()).slice(32 << 20);
     const ids = [...wire.matchAll(/^id: [^_]+_([^_]+)_/gm)].map((m) => m[1]);
     expect(ids).toEqual(['3-0', '4-0', '6-9', '7-0']);
     expect(wire).toContain('"progress":9');
     expect(wire).not.toContain('"progress":2,');
+    conn.end();
+    await client.ended;
   });
 
-  it('reports OVERFLOW past the event or byte bound', () => {
-    const { res, conn } = connection({ maxBytes: 1 << 20, maxEvents: 3 });
+  it('reports OVERFLOW past the event bound of a slow client', async () => {
+    limits = { maxBytes: 1 << 20, maxEvents: 3 };
+    const { client, conn } = await connect();
     conn.open(body('w', 0));
-    res.full = true;
-    conn.deliver(false, '1-0', body('r', 0));
+    backUp(conn, client);
+    await nextTurn();
     for (let i = 1; i <= 3; i++)
       expect(conn.deliver(false, `${i + 1}-0`, body('r', i))).toBeGreaterThan(0);
     expect(conn.deliver(false, '9-0', body('r', 9))).toBe(OVERFLOW);
+    // The hub then drops the connection: the client sees its socket close.
+    conn.destroy();
+    client.socket.resume();
+    await client.ended;
+  });
 
-    const small = connection({ maxBytes: 200, maxEvents: 100 });
-    small.conn.open(body('w', 0));
-    small.res.full = true;
-    small.conn.deliver(false, '1-0', body('r', 0));
-    expect(small.conn.deliver(false, '2-0', eventBody('r', 'x'.repeat(100)))).toBeGreaterThan(0);
-    expect(small.conn.deliver(false, '3-0', eventBody('r', 'x'.repeat(100)))).toBe(OVERFLOW);
+  it('reports OVERFLOW past the byte bound of a slow client', async () => {
+    limits = { maxBytes: 200, maxEvents: 100 };
+    const { client, conn } = await connect();
+    conn.open(body('w', 0));
+    backUp(conn, client);
+    await nextTurn();
+    expect(conn.deliver(false, '2-0', eventBody('r', 'x'.repeat(100)))).toBeGreaterThan(0);
+    expect(conn.deliver(false, '3-0', eventBody('r', 'x'.repeat(100)))).toBe(OVERFLOW);
+    conn.destroy();
+    client.socket.resume();
+    await client.ended;
   });
 
   it('is stuck when still backed up at two sweeps in a row, not when it drained between', async () => {
-    const { res, conn } = connection();
+    const { client, conn } = await connect();
     conn.open(body('w', 0));
     expect(conn.isStuck()).toBe(false);
-    res.full = true;
-    conn.deliver(false, '1-0', body('r', 1));
+    backUp(conn, client);
+    await nextTurn();
     expect(conn.isStuck()).toBe(false); // first sweep that sees it blocked
-    res.full = false;
-    await nextTurn(); // the socket took it: the queue is flushed on the next turn
+    const drained = conn.drained();
+    client.socket.resume();
+    await drained;
     expect(conn.isStuck()).toBe(false);
-    res.full = true;
-    conn.deliver(false, '2-0', body('r', 2));
+    backUp(conn, client, '2-0');
+    await nextTurn();
     expect(conn.isStuck()).toBe(false);
     expect(conn.isStuck()).toBe(true);
+    conn.destroy();
+    client.socket.resume();
+    await client.ended;
   });
 
-  it('writes nothing once closed', () => {
-    const { res, conn } = connection();
+  it('ends after what waited behind a backup: the last events are not lost', async () => {
+    const { client, conn } = await connect();
+    conn.open(body('w', 0));
+    backUp(conn, client);
+    await nextTurn();
+    expect(conn.deliver(false, '2-0', body('r', 2))).toBeGreaterThan(0);
+    conn.end();
+    client.socket.resume();
+    await client.ended;
+    expect(client.text().endsWith(`id: ${CID}_2-0_0-0\n${body('r', 2)}`)).toBe(true);
+  });
+
+  it('writes nothing once ended', async () => {
+    const { client, conn } = await connect();
     conn.open(body('w', 0));
     conn.end();
-    // The socket is ended (no closing chunk: no client reuses it for another request).
-    expect(res.socketEnded).toBe(true);
-    const count = res.written.length;
     expect(conn.deliver(false, '1-0', body('r', 1))).toBe(SKIPPED);
     expect(conn.sendLocal(body('s', 1), false)).toBe(SKIPPED);
-    expect(res.written.length).toBe(count);
+    await client.ended;
+    expect(bodyOf(client.text())).toBe(`id: ${CID}_0-0_0-0\n${body('w', 0)}`);
+    expect(gone).toEqual([]); // our own end is not a client leaving
   });
 });

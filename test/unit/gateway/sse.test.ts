@@ -24,10 +24,12 @@ describe('GET /mcp/sse', () => {
       expect(stream.headers).toMatchObject({
         'content-type': 'text/event-stream',
         'cache-control': 'no-cache',
-        connection: 'keep-alive',
+        // The body is delimited by the connection's close (no chunked framing).
+        connection: 'close',
         'access-control-allow-methods': 'GET, OPTIONS',
         'x-accel-buffering': 'no',
       });
+      expect(stream.headers['transfer-encoding']).toBeUndefined();
       // The default origin policy: a request without Origin needs no CORS header.
       expect(stream.headers['access-control-allow-origin']).toBeUndefined();
       const allowHeaders = String(stream.headers['access-control-allow-headers']);

@@ -269,6 +269,8 @@ async function readSse(
   res: Response,
   until: (text: string) => boolean = () => false,
   timeoutMs = 5000,
+  /** 'keep': stop reading but keep the stream open (cancelling a body closes its connection). */
+  then: 'cancel' | 'keep' = 'cancel',
 ): Promise<{ text: string; ended: boolean }> {
   const reader = res.body!.getReader();
   const decoder = new TextDecoder();
@@ -286,7 +288,8 @@ async function readSse(
     if (chunk.done) return { text, ended: true };
     text += decoder.decode(chunk.value, { stream: true });
     if (until(text)) {
-      void reader.cancel().catch(() => undefined);
+      if (then === 'keep') reader.releaseLock();
+      else void reader.cancel().catch(() => undefined);
       return { text, ended: false };
     }
   }
@@ -411,7 +414,7 @@ test('a legacy session ends with its SSE socket', async () => {
     headers: auth(gateway.tokens.team),
     signal: controller.signal,
   });
-  const { text } = await readSse(res, (t) => t.includes('\n\n'));
+  const { text } = await readSse(res, (t) => t.includes('\n\n'), 5000, 'keep');
   const endpoint = /^event: endpoint\ndata: (\/messages\?sessionId=[0-9a-f]{32})$/m.exec(text)![1];
   const post = () =>
     fetch(`${gateway.url}${endpoint}`, {
