@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Router, type Request, type Response } from 'express';
+import { Router, type Request, type RequestHandler, type Response } from 'express';
 import type { Subscription } from '../../shared/engine/engine';
 import { ZERO_EVENT_ID, isEventId } from '../../shared/engine/eventId';
 import { errors } from '../../shared/errors';
@@ -58,7 +58,8 @@ export function streamableHttpRoutes(ctx: McpRouteContext): Router {
   const router = Router();
   const common = mcpRouteGuards(ctx);
 
-  router.post('/mcp', ...common, requireJsonContent(), jsonBody(ctx.config), async (req, res) => {
+  const rpcErrors = jsonRpcErrors(['/mcp']);
+  const post: RequestHandler = async (req, res) => {
     const claims = claimsOf(res);
     const accept = accepts(req);
     if (!accept.sse && !accept.json) {
@@ -104,7 +105,13 @@ export function streamableHttpRoutes(ctx: McpRouteContext): Router {
     }
     await listed;
     await answerRequests(ctx, req, res, { claims, sessionId, version, requests, batch, stream });
-  });
+  };
+  ctx.hotRoutes.post(
+    router,
+    '/mcp',
+    [...common, requireJsonContent(), jsonBody(ctx.config), post],
+    [rpcErrors],
+  );
 
   router.get('/mcp', ...common, async (req, res) => {
     const claims = claimsOf(res);
@@ -144,7 +151,7 @@ export function streamableHttpRoutes(ctx: McpRouteContext): Router {
     res.json({ jsonrpc: '2.0', error: { code: -32000, message: 'Method not allowed' }, id: null });
   });
 
-  router.use(jsonRpcErrors(['/mcp']));
+  router.use(rpcErrors);
   return router;
 }
 

@@ -35,8 +35,7 @@ const cancelParams = z.object({
 export function sendRoutes(ctx: RouteContext): Router {
   const router = Router();
   const limits = admissionLimits(ctx.config);
-  router.post(
-    '/mcp/sse/send',
+  ctx.hotRoutes.post(router, '/mcp/sse/send', [
     ...guarded(ctx),
     requireReady(ctx.engine),
     jsonBody(ctx.config),
@@ -76,6 +75,6 @@ export function sendRoutes(ctx: RouteContext): Router {
       }
       res.status(202).json({ requestId: command.requestId });
     },
-  );
+  ]);
   return router;
 }
