@@ -88,6 +88,8 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
 
   const app = express();
   app.disable('x-powered-by');
+  // No route needs a body hash computed per answer (GET /demo sets its own, computed once).
+  app.set('etag', false);
   // Behind a load balancer the socket's address is the balancer's: TRUST_PROXY names it.
   app.set('trust proxy', config.trustProxy);
   // Metrics first: requests the origin policy refuses are counted too.

@@ -15,6 +15,7 @@ import { MCP_EVENTS } from '../../shared/protocol';
 import { truncate } from '../../shared/text';
 import type { TokenClaims } from '../../shared/types';
 import { admissionLimits } from '../admission';
+import { replyJson } from '../jsonReply';
 import { claimsOf } from '../middleware/auth';
 import { jsonBody } from '../routes/context';
 import { enqueueRequests, handleClientMessages } from './commands';
@@ -222,11 +223,7 @@ async function answerRequests(
           if (res.writableEnded || res.destroyed) return;
           res.set('Mcp-Session-Id', sessionId);
           if (replies.length === 0) res.status(202).end();
-          else
-            res
-              .status(200)
-              .type('application/json')
-              .send(batch.batch ? `[${replies.join(',')}]` : replies[0]);
+          else replyJson(res, 200, batch.batch ? `[${replies.join(',')}]` : replies[0]);
         },
       },
       requests.length,

@@ -6,6 +6,7 @@ import { MAX_MESSAGE_ID_CHARS, MAX_METHOD_CHARS, truncate } from '../../shared/t
 import { publishSeedCancel } from '../../shared/engine/cancellations';
 import type { CommandEnvelope } from '../../shared/types';
 import { admissionLimits, enqueueAdmitted } from '../admission';
+import { replyJson } from '../jsonReply';
 import { claimsOf } from '../middleware/auth';
 import { parseBody } from '../validation';
 import { guarded, jsonBody, requireReady, type RouteContext } from './context';
@@ -73,7 +74,7 @@ export function sendRoutes(ctx: RouteContext): Router {
             tokenType: command.tokenType,
           });
       }
-      res.status(202).json({ requestId: command.requestId });
+      replyJson(res, 202, JSON.stringify({ requestId: command.requestId }));
     },
   ]);
   return router;
