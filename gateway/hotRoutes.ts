@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { IncomingMessage, ServerResponse, type ServerOptions } from 'node:http';
 import type {
   ErrorRequestHandler,
   Express,
@@ -56,13 +56,18 @@ export class HotRoutes {
     this.errorHandlers = errorHandlers;
   }
 
-  /** The app as a request listener: hot routes served here, every other request by `app`. */
+  /**
+   * The app as a request listener: hot routes served here, every other request by `app`. Its
+   * `serverOptions` make the server build each request and response on Express's prototypes:
+   * giving an object its prototype afterwards (what Express does for every request) turns it
+   * into a slow, dictionary-mode object whose every later property write costs.
+   */
   listener(app: Express): HttpListener {
     const poweredBy = app.enabled('x-powered-by');
     for (const hot of this.routes.values()) {
       hot.errorHandlers = [...hot.routeErrors, ...this.errorHandlers];
     }
-    return (req, res, next) => {
+    const listener: HttpListener = (req, res, next) => {
       const q = req.url?.indexOf('?') ?? -1;
       const path = q < 0 ? req.url : req.url?.slice(0, q);
       const hot = this.routes.get(`${req.method} ${path}`);
@@ -72,8 +77,10 @@ export class HotRoutes {
         return;
       }
       // What app.handle and the router set on every request before the first layer.
-      const request = Object.setPrototypeOf(req, app.request) as Request;
-      const response = Object.setPrototypeOf(res, app.response) as Response;
+      if (Object.getPrototypeOf(req) !== app.request) Object.setPrototypeOf(req, app.request);
+      if (Object.getPrototypeOf(res) !== app.response) Object.setPrototypeOf(res, app.response);
+      const request = req as Request;
+      const response = res as Response;
       request.res = response;
       response.req = request;
       if (poweredBy) response.setHeader('X-Powered-By', 'Express');
@@ -83,6 +90,11 @@ export class HotRoutes {
       request.params = {};
       this.serve(hot, request, response);
     };
+    listener.serverOptions = {
+      IncomingMessage: bornWith(IncomingMessage, app.request) as typeof IncomingMessage,
+      ServerResponse: bornWith(ServerResponse, app.response) as typeof ServerResponse,
+    };
+    return listener;
   }
 
   /** Runs the chain with Express's semantics: next(err) switches to the error handlers. */
@@ -108,7 +120,13 @@ export class HotRoutes {
         errorHandlers = this.errorHandlers;
         handler = this.fallthrough;
       } else return;
-      invoke(() => handler(req, res, next), next);
+      let ret: unknown;
+      try {
+        ret = handler(req, res, next);
+      } catch (err) {
+        return next(err);
+      }
+      if (ret instanceof Promise) rejectedTo(ret, next);
     };
     const failed = (err: unknown): void => {
       const handler = errorHandlers[errorStage++];
@@ -118,22 +136,36 @@ export class HotRoutes {
         res.end();
         return;
       }
-      invoke(
-        () => handler(err, req, res, (again?: unknown) => (again ? failed(again) : next())),
-        failed,
-      );
+      let ret: unknown;
+      try {
+        ret = handler(err, req, res, (again?: unknown) => (again ? failed(again) : next()));
+      } catch (thrown) {
+        return failed(thrown);
+      }
+      if (ret instanceof Promise) rejectedTo(ret, failed);
     };
     req.next = next;
     next();
   }
 }
 
-/** A request listener that also mounts as middleware (`next` then goes to the parent app). */
-export type HttpListener = (
-  req: IncomingMessage,
-  res: ServerResponse,
-  next?: (err?: unknown) => void,
-) => void;
+/**
+ * A request listener that also mounts as middleware (`next` then goes to the parent app), with
+ * the options its server should be created with.
+ */
+export interface HttpListener {
+  (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void): void;
+  serverOptions?: Pick<ServerOptions, 'IncomingMessage' | 'ServerResponse'>;
+}
+
+/** A constructor of `base` instances that are born with exactly `proto` as their prototype. */
+function bornWith(base: new (...args: never[]) => object, proto: object): unknown {
+  function Born(...args: unknown[]): object {
+    return Reflect.construct(base, args, Born) as object;
+  }
+  Born.prototype = proto;
+  return Born;
+}
 
 interface HotRoute {
   route: ReturnType<Router['route']>;
@@ -143,16 +175,7 @@ interface HotRoute {
   errorHandlers: readonly ErrorRequestHandler[];
 }
 
-/** Calls a handler as Express's Layer does: a throw or a rejected promise goes to `next(err)`. */
-function invoke(call: () => unknown, onError: (err: unknown) => void): void {
-  let ret: unknown;
-  try {
-    ret = call();
-  } catch (err) {
-    onError(err);
-    return;
-  }
-  if (ret instanceof Promise) {
-    ret.then(undefined, (err: unknown) => onError(err || new Error('Rejected promise')));
-  }
+/** A handler's rejected promise goes to `next(err)`, as Express's Layer does (so does a throw). */
+function rejectedTo(ret: Promise<unknown>, next: (err: unknown) => void): void {
+  ret.then(undefined, (err: unknown) => next(err || new Error('Rejected promise')));
 }
