@@ -41,6 +41,18 @@ export class HotRoutes {
     this.routes.set(`POST ${path}`, { route, handlers, routeErrors, errorHandlers: routeErrors });
   }
 
+  /** GET `path`, as `post` (a HEAD, which Express also routes to it, goes to Express). */
+  get(
+    router: Router,
+    path: string,
+    handlers: readonly RequestHandler[],
+    routeErrors: readonly ErrorRequestHandler[] = [],
+  ): void {
+    const route = router.route(path);
+    route.get(...handlers);
+    this.routes.set(`GET ${path}`, { route, handlers, routeErrors, errorHandlers: routeErrors });
+  }
+
   /**
    * What the app runs around its routes, in its own order: the middleware every request passes
    * before any route (metrics, origin policy), what answers when a route's handlers all call
