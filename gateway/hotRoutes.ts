@@ -10,14 +10,15 @@ import type {
 } from 'express';
 
 /**
- * The per-call routes (POST /mcp, POST /mcp/sse/send) served before Express's router. Express
- * walks its whole layer stack for every request, matching each layer's path and re-entering each
- * nested router; on these routes that walk cost more than the handlers themselves. A hot route
- * is one exact method and path: the request gets Express's request and response objects (so
- * every handler and guard runs unchanged, the very same functions as on Express's route), passes
- * the app-level middleware the app declared in front of every route, then the route's handlers,
- * and its errors go through the route's error handlers, then the app's. Anything else (another
- * method, a trailing slash, other case, OPTIONS preflights) goes to the Express app as before.
+ * The per-call routes (POST /mcp, POST /mcp/sse/send, ...) served before Express's router.
+ * Express walks its layer stack for every request, matching each layer's path and re-entering
+ * each nested router, and gives the request and response their prototypes after Node built them.
+ * A hot route is one exact method and path: its request gets Express's request and response API
+ * (so every handler and guard runs unchanged, the very same functions as on Express's route),
+ * passes the middleware the app declared in front of every route, then the route's handlers,
+ * and its errors go through the route's error handlers, then the app's, as on Express. Anything
+ * else (another method, a trailing slash, other case, OPTIONS preflights, HEAD) goes to the
+ * Express app as before.
  */
 export class HotRoutes {
   private readonly routes = new Map<string, HotRoute>();
