@@ -13,10 +13,11 @@ const SOMAXCONN_PATH = '/proc/sys/net/core/somaxconn';
  * Listens and resolves with the server and the port actually bound (PORT=0 picks a free one).
  * `requestTimeoutMs` bounds how long a client may take to send its headers and its body; it
  * ends once the request is received, so it never cuts an SSE stream (a response), however long.
- * `backlog` is listen(2)'s (Node's default is 511).
+ * `backlog` is listen(2)'s (Node's default is 511). The handler's `serverOptions`, when it has
+ * any, go to the server (the gateway's: requests built on Express's prototypes).
  */
 export function listen(
-  handler: RequestListener,
+  handler: RequestListener & { serverOptions?: http.ServerOptions },
   port: number,
   host: string,
   requestTimeoutMs: number,
@@ -24,6 +25,7 @@ export function listen(
 ): Promise<{ server: http.Server; port: number }> {
   const server = http.createServer(
     {
+      ...handler.serverOptions,
       requestTimeout: requestTimeoutMs,
       headersTimeout: requestTimeoutMs,
       connectionsCheckingInterval: Math.min(

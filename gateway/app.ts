@@ -18,6 +18,7 @@ import { sendRoutes } from './routes/send';
 import { sseRoutes } from './routes/sse';
 import { statsRoutes } from './routes/stats';
 import { DrainState } from './drainState';
+import { HotRoutes, type HttpListener } from './hotRoutes';
 import { ConnectionHub } from './seed/hub';
 import { setSseBatchWindow } from './sse/writer';
 
@@ -30,8 +31,11 @@ export interface GatewayDeps {
 }
 
 export interface GatewayApp {
-  /** Mount or listen on it; the factory never listens. */
-  app: express.Express;
+  /**
+   * Listen on it (or mount it); the factory never listens. The per-call routes are served before
+   * Express's router (see hotRoutes.ts), everything else by the Express app.
+   */
+  app: HttpListener;
   hub: ConnectionHub;
   /** Draining: /ready answers 503 and every transport refuses new streams. */
   drainState: DrainState;
@@ -55,6 +59,7 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
   setSseBatchWindow(config.sseBatchMs);
   const hub = new ConnectionHub({ config, engine, logger, metrics, drain });
   const resource = config.oauth ? new ProtectedResource(config.oauth) : undefined;
+  const hotRoutes = new HotRoutes();
   const ctx: RouteContext = {
     config,
     engine,
@@ -64,6 +69,7 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
     drain,
     verifier,
     rateLimit: createRateLimiter(config, engine),
+    hotRoutes,
     ...(resource ? { resource } : {}),
   };
 
@@ -84,13 +90,18 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
 
   const app = express();
   app.disable('x-powered-by');
+  // No route needs a body hash computed per answer (GET /demo sets its own, computed once).
+  app.set('etag', false);
   // Behind a load balancer the socket's address is the balancer's: TRUST_PROXY names it.
   app.set('trust proxy', config.trustProxy);
   // Metrics first: requests the origin policy refuses are counted too.
-  app.use(requestMetrics(metrics, logger));
-  // Public metadata any web client may read: before the origin policy.
+  const metered = requestMetrics(metrics, logger);
+  app.use(metered);
+  // Public metadata any web client may read: before the origin policy. Its GET/OPTIONS paths are
+  // no hot route's, so the hot routes skip it.
   if (resource) app.use(resource.routes());
-  app.use(cors(new OriginPolicy(config)));
+  const originChecked = cors(new OriginPolicy(config));
+  app.use(originChecked);
   // The per-call routes first (POST /mcp/sse/send, POST /mcp): each router passed costs every
   // request that goes by it. The paths are distinct, so the order decides nothing else.
   app.use(sendRoutes(ctx));
@@ -101,11 +112,14 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
   app.use(broadcastRoutes(ctx));
   app.use(statsRoutes(ctx));
   app.use(demoRoutes(logger));
-  app.use(notFound());
-  app.use(errorHandler(logger, config.maxBodyBytes));
+  const unrouted = notFound();
+  const answerError = errorHandler(logger, config.maxBodyBytes);
+  app.use(unrouted);
+  app.use(answerError);
+  hotRoutes.frame([metered, originChecked], unrouted, [answerError]);
 
   return {
-    app,
+    app: hotRoutes.listener(app),
     hub,
     drainState: drain,
     start: async () => {

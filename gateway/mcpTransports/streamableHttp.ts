@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Router, type Request, type Response } from 'express';
+import { Router, type Request, type RequestHandler, type Response } from 'express';
 import type { Subscription } from '../../shared/engine/engine';
 import { ZERO_EVENT_ID, isEventId } from '../../shared/engine/eventId';
 import { errors } from '../../shared/errors';
@@ -15,6 +15,7 @@ import { MCP_EVENTS } from '../../shared/protocol';
 import { truncate } from '../../shared/text';
 import type { TokenClaims } from '../../shared/types';
 import { admissionLimits } from '../admission';
+import { replyJson } from '../jsonReply';
 import { claimsOf } from '../middleware/auth';
 import { jsonBody } from '../routes/context';
 import { enqueueRequests, handleClientMessages } from './commands';
@@ -58,7 +59,8 @@ export function streamableHttpRoutes(ctx: McpRouteContext): Router {
   const router = Router();
   const common = mcpRouteGuards(ctx);
 
-  router.post('/mcp', ...common, requireJsonContent(), jsonBody(ctx.config), async (req, res) => {
+  const rpcErrors = jsonRpcErrors(['/mcp']);
+  const post: RequestHandler = async (req, res) => {
     const claims = claimsOf(res);
     const accept = accepts(req);
     if (!accept.sse && !accept.json) {
@@ -104,7 +106,13 @@ export function streamableHttpRoutes(ctx: McpRouteContext): Router {
     }
     await listed;
     await answerRequests(ctx, req, res, { claims, sessionId, version, requests, batch, stream });
-  });
+  };
+  ctx.hotRoutes.post(
+    router,
+    '/mcp',
+    [...common, requireJsonContent(), jsonBody(ctx.config), post],
+    [rpcErrors],
+  );
 
   router.get('/mcp', ...common, async (req, res) => {
     const claims = claimsOf(res);
@@ -144,7 +152,7 @@ export function streamableHttpRoutes(ctx: McpRouteContext): Router {
     res.json({ jsonrpc: '2.0', error: { code: -32000, message: 'Method not allowed' }, id: null });
   });
 
-  router.use(jsonRpcErrors(['/mcp']));
+  router.use(rpcErrors);
   return router;
 }
 
@@ -215,11 +223,7 @@ async function answerRequests(
           if (res.writableEnded || res.destroyed) return;
           res.set('Mcp-Session-Id', sessionId);
           if (replies.length === 0) res.status(202).end();
-          else
-            res
-              .status(200)
-              .type('application/json')
-              .send(batch.batch ? `[${replies.join(',')}]` : replies[0]);
+          else replyJson(res, 200, batch.batch ? `[${replies.join(',')}]` : replies[0]);
         },
       },
       requests.length,

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { topics } from '../../shared/protocol';
 import { TOKEN_TYPES, type TokenType } from '../../shared/types';
 import { SAFE_EVENT_NAME } from '../seed/frame';
+import { replyJson } from '../jsonReply';
 import { parseBody } from '../validation';
 import { guarded, jsonBody, requireReady, type RouteContext } from './context';
 
@@ -25,8 +26,7 @@ const broadcastBody = z.object({
  */
 export function broadcastRoutes(ctx: RouteContext): Router {
   const router = Router();
-  router.post(
-    '/mcp/sse/broadcast',
+  ctx.hotRoutes.post(router, '/mcp/sse/broadcast', [
     ...guarded(ctx, { types: ['master'] }),
     requireReady(ctx.engine),
     jsonBody(ctx.config),
@@ -47,8 +47,8 @@ export function broadcastRoutes(ctx: RouteContext): Router {
         tokenTypes.map((type) => ctx.engine.publish(topics.tokenType(type), event, data)),
       );
       const eventIds = Object.fromEntries(tokenTypes.map((type, i) => [type, ids[i]]));
-      res.status(202).json({ status: 'published', event, tokenTypes, eventIds });
+      replyJson(res, 202, JSON.stringify({ status: 'published', event, tokenTypes, eventIds }));
     },
-  );
+  ]);
   return router;
 }

@@ -8,6 +8,7 @@ import type { Metrics } from '../../shared/metrics';
 import type { TokenType } from '../../shared/types';
 import { authenticate, requireAuth } from '../middleware/auth';
 import type { DrainState } from '../drainState';
+import type { HotRoutes } from '../hotRoutes';
 import type { ConnectionHub } from '../seed/hub';
 import type { ProtectedResource } from './protectedResource';
 import { jsonNestsDeeperThan } from '../validation';
@@ -23,6 +24,8 @@ export interface RouteContext {
   drain: DrainState;
   verifier: AccessTokenVerifier;
   rateLimit: RequestHandler;
+  /** Where the per-call routes are declared, to be served before Express's router. */
+  hotRoutes: HotRoutes;
   /** Set with OAUTH_ISSUER: this gateway as an OAuth protected resource. */
   resource?: ProtectedResource;
 }

@@ -30,13 +30,15 @@ export function demoRoutes(logger: Logger): Router {
       .set('X-Content-Type-Options', 'nosniff')
       .set('Referrer-Policy', 'no-referrer')
       .set('Cache-Control', 'no-cache')
+      // Computed once (the app computes no ETags): revalidation still gets its 304.
+      .set('ETag', page.etag)
       .type('html')
       .send(page.html);
   });
   return router;
 }
 
-function loadPage(logger: Logger): { html: string; csp: string } | undefined {
+function loadPage(logger: Logger): { html: string; csp: string; etag: string } | undefined {
   for (const file of CANDIDATES) {
     let html: string;
     try {
@@ -58,7 +60,8 @@ function loadPage(logger: Logger): { html: string; csp: string } | undefined {
       "form-action 'none'",
       "frame-ancestors 'none'",
     ].join('; ');
-    return { html, csp };
+    const etag = `"${createHash('sha256').update(html).digest('base64url').slice(0, 27)}"`;
+    return { html, csp, etag };
   }
   logger.warn('demo page not found; GET /demo answers 404', { looked: CANDIDATES });
   return undefined;

@@ -6,6 +6,7 @@ import { MAX_MESSAGE_ID_CHARS, MAX_METHOD_CHARS, truncate } from '../../shared/t
 import { publishSeedCancel } from '../../shared/engine/cancellations';
 import type { CommandEnvelope } from '../../shared/types';
 import { admissionLimits, enqueueAdmitted } from '../admission';
+import { replyJson } from '../jsonReply';
 import { claimsOf } from '../middleware/auth';
 import { parseBody } from '../validation';
 import { guarded, jsonBody, requireReady, type RouteContext } from './context';
@@ -35,8 +36,7 @@ const cancelParams = z.object({
 export function sendRoutes(ctx: RouteContext): Router {
   const router = Router();
   const limits = admissionLimits(ctx.config);
-  router.post(
-    '/mcp/sse/send',
+  ctx.hotRoutes.post(router, '/mcp/sse/send', [
     ...guarded(ctx),
     requireReady(ctx.engine),
     jsonBody(ctx.config),
@@ -74,8 +74,8 @@ export function sendRoutes(ctx: RouteContext): Router {
             tokenType: command.tokenType,
           });
       }
-      res.status(202).json({ requestId: command.requestId });
+      replyJson(res, 202, JSON.stringify({ requestId: command.requestId }));
     },
-  );
+  ]);
   return router;
 }

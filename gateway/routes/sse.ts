@@ -12,16 +12,19 @@ import { guarded, type RouteContext } from './context';
  */
 export function sseRoutes(ctx: RouteContext): Router {
   const router = Router();
-  router.get('/mcp/sse', ...guarded(ctx, { allowQueryToken: true }), async (req, res) => {
-    const clientIP = req.ip ?? req.socket.remoteAddress ?? 'unknown';
-    await ctx.hub.open(
-      res,
-      claimsOf(res),
-      clientIP,
-      resumePoint(req.get('Last-Event-ID'), req.query.lastEventId),
-    );
-    if (res.headersSent) markStreamStarted(res);
-  });
+  ctx.hotRoutes.get(router, '/mcp/sse', [
+    ...guarded(ctx, { allowQueryToken: true }),
+    async (req, res) => {
+      const clientIP = req.ip ?? req.socket.remoteAddress ?? 'unknown';
+      await ctx.hub.open(
+        res,
+        claimsOf(res),
+        clientIP,
+        resumePoint(req.get('Last-Event-ID'), req.query.lastEventId),
+      );
+      if (res.headersSent) markStreamStarted(res);
+    },
+  ]);
   return router;
 }
 
