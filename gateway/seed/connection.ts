@@ -53,7 +53,9 @@ export class SseConnection extends SseWriter {
   subscription: Subscription | undefined;
   registered = false;
 
-  private readonly cursor: StreamCursor;
+  /** Where the stream stands (a StreamCursor, kept as two fields: one object less per stream). */
+  private cursorConnection: string;
+  private cursorTokenType: string;
   /** Live events are held (not written) while opening and while a replay runs. */
   private holding = true;
   private held: HeldEvent[] | null = null;
@@ -71,7 +73,8 @@ export class SseConnection extends SseWriter {
     super(limits);
     this.res = res;
     this.watchResponse(res);
-    this.cursor = { ...cursor };
+    this.cursorConnection = cursor.connection;
+    this.cursorTokenType = cursor.tokenType;
     this.connectionId = identity.connectionId;
     this.sub = identity.sub;
     this.tokenType = identity.tokenType;
@@ -87,17 +90,17 @@ export class SseConnection extends SseWriter {
 
   /** The SSE id of the stream's current position: every event carries one, each a resume point. */
   get eventId(): string {
-    return formatEventId(this.connectionId, this.cursor);
+    return formatEventId(this.connectionId, this.position);
   }
 
   /** Where the stream stands (a copy). */
   get position(): StreamCursor {
-    return { ...this.cursor };
+    return { connection: this.cursorConnection, tokenType: this.cursorTokenType };
   }
 
   /** Sets where the token-type topic starts for this connection (its last id at connect time). */
   startTypeTopicAt(id: string): void {
-    this.cursor.tokenType = id;
+    this.cursorTokenType = id;
   }
 
   /**
@@ -173,11 +176,11 @@ export class SseConnection extends SseWriter {
   ): number {
     if (this.state !== 'open') return SKIPPED;
     if (fromTypeTopic) {
-      if (!isAfter(id, this.cursor.tokenType)) return SKIPPED;
-      this.cursor.tokenType = id;
+      if (!isAfter(id, this.cursorTokenType)) return SKIPPED;
+      this.cursorTokenType = id;
     } else {
-      if (!isAfter(id, this.cursor.connection)) return SKIPPED;
-      this.cursor.connection = id;
+      if (!isAfter(id, this.cursorConnection)) return SKIPPED;
+      this.cursorConnection = id;
     }
     return this.writeFrame(idLine(this.eventId), body, progressOf);
   }

@@ -108,6 +108,8 @@ export class ConnectionHub {
   private readonly background = new BackgroundWork();
   private readonly registry: RegistryUpkeep;
   private readonly handshake: ResumeHandshake;
+  /** Token-type topic positions about to be read for the streams opening now (typeTopicStart). */
+  private readonly typeTopicReads = new Map<TokenType, Promise<string>>();
   /** Told by every connection whose client left: one object for all of them. */
   private readonly connectionOwner: ConnectionOwner = {
     onClientGone: (conn, reason) => this.remove(conn, reason),
@@ -349,7 +351,7 @@ export class ConnectionHub {
       const [first, registration, ttl] = await Promise.allSettled([
         resumed
           ? this.handshake.readMissed(conn, resumeFrom.cursor)
-          : this.engine.lastEventId(topics.tokenType(conn.tokenType)),
+          : this.typeTopicStart(conn.tokenType),
         this.registry.registerLimited(this.recordOf(conn)),
         resumed ? this.engine.capHistoryTtl(topics.connection(id)) : undefined,
       ]);
@@ -397,6 +399,25 @@ export class ConnectionHub {
     }
     const replay = this.handshake.open(conn, resumeFrom, resumed ? history : undefined);
     if (replay) void this.background.run(this.handshake.writeReplay(conn, replay));
+  }
+
+  /**
+   * Where a new stream starts in its token-type topic: the topic's last id, read after the
+   * stream's subscription is confirmed. Streams asking in the same turn (one SUBSCRIBE batch)
+   * share one read, sent on the next turn: it follows every one's confirmation, so it is a valid
+   * start for each. An opening burst costs a read per batch instead of one per stream (fewer
+   * commands and less garbage held across the wait), and the streams share the id string.
+   */
+  private typeTopicStart(type: TokenType): Promise<string> {
+    let read = this.typeTopicReads.get(type);
+    if (!read) {
+      read = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+        this.typeTopicReads.delete(type);
+        return this.engine.lastEventId(topics.tokenType(type));
+      });
+      this.typeTopicReads.set(type, read);
+    }
+    return read;
   }
 
   /** Writes a heartbeat to every open stream that is not backed up: one body for all of them. */

@@ -304,6 +304,35 @@ describe('RedisEngine', () => {
       await waitFor(async () => (await admin.pubsub('CHANNELS', `${prefix}ev:*`)).length === 0);
     });
 
+    it('keeps each subscribe() apart: one function twice is two listeners, several topics close together', async () => {
+      const prefix = uniquePrefix('listeners');
+      const engine = await makeEngine(prefix);
+      const got: string[] = [];
+      const listener = (event: EngineEvent) => got.push(`${event.topic}:${event.data}`);
+      const once = await engine.subscribe(['conn:a'], listener);
+      const twice = await engine.subscribe(['conn:a'], listener);
+      const both = await engine.subscribe(['conn:a', 'conn:b'], listener);
+
+      await engine.publish('conn:a', 'tool-result', '1');
+      await engine.publish('conn:b', 'tool-result', '2');
+      await waitFor(() => got.length === 4);
+      expect(got.sort()).toEqual(['conn:a:1', 'conn:a:1', 'conn:a:1', 'conn:b:2']);
+
+      // Back to a single listener on conn:a, then none: conn:b went with `both`.
+      await twice.close();
+      await both.close();
+      await twice.close(); // idempotent
+      got.length = 0;
+      await engine.publish('conn:b', 'tool-result', '3');
+      await engine.publish('conn:a', 'tool-result', '4');
+      await waitFor(() => got.length === 1);
+      expect(got).toEqual(['conn:a:4']);
+      await waitFor(async () => (await admin.pubsub('CHANNELS', `${prefix}ev:*`)).length === 1);
+
+      await once.close();
+      await waitFor(async () => (await admin.pubsub('CHANNELS', `${prefix}ev:*`)).length === 0);
+    });
+
     it('passes data with newlines and unicode through untouched', async () => {
       const engine = await makeEngine();
       const received: EngineEvent[] = [];

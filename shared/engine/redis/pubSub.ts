@@ -3,17 +3,42 @@ import type { Logger } from '../../logger';
 import type { EngineEvent, EventListener, Subscription } from '../engine';
 import type { RedisKeys } from './keys';
 
-/** A subscription's listener; an object so one function subscribed twice stays two entries. */
-interface ListenerEntry {
-  readonly listener: EventListener;
+/**
+ * The local listeners of one channel, and the promise that its Redis subscription is confirmed.
+ * One listener (a connection's own topic, the common case) is held without a Set: with 10,000
+ * connections the per-channel state is most of what an idle stream costs here.
+ */
+interface TopicListeners {
+  readonly channel: string;
+  listeners: TopicSubscription | Set<TopicSubscription> | null;
+  readonly subscribed: Promise<void>;
 }
 
-/** The local listeners of one topic, and the promise that its Redis subscription is confirmed. */
-interface TopicListeners {
-  readonly topic: string;
-  readonly channel: string;
-  readonly listeners: Set<ListenerEntry>;
-  readonly subscribed: Promise<void>;
+/**
+ * One subscribe() call: its listener and the channels it joined. An object rather than closures,
+ * so an idle subscription is one small object; being its own listener entry, one function
+ * subscribed twice stays two entries.
+ */
+class TopicSubscription implements Subscription {
+  private closed = false;
+
+  constructor(
+    private readonly subscriber: Subscriber,
+    readonly listener: EventListener,
+    /** A single channel (the common case) or several. */
+    private readonly joined: TopicListeners | TopicListeners[],
+  ) {}
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (Array.isArray(this.joined)) {
+      for (const topicListeners of this.joined)
+        this.subscriber.removeListener(topicListeners, this);
+    } else {
+      this.subscriber.removeListener(this.joined, this);
+    }
+  }
 }
 
 /** Channels to SUBSCRIBE in the next flush, and the promise their subscribers wait on. */
@@ -40,6 +65,8 @@ const CHANNELS_PER_COMMAND = 5000;
  */
 export class Subscriber {
   private readonly byChannel = new Map<string, TopicListeners>();
+  /** A channel is this prefix and its topic: the topic is sliced off per message, not kept. */
+  private readonly channelPrefixLength: number;
   private subscribeBatch?: SubscribeBatch;
   private readonly unsubscribeChannels = new Set<string>();
   private flushScheduled = false;
@@ -49,36 +76,34 @@ export class Subscriber {
     private readonly keys: RedisKeys,
     private readonly logger: Logger,
   ) {
+    this.channelPrefixLength = keys.channel('').length;
     connection.on('message', (channel: string, message: string) => this.deliver(channel, message));
   }
 
   async subscribe(topics: string[], listener: EventListener): Promise<Subscription> {
-    const entry: ListenerEntry = { listener };
     const joined: TopicListeners[] = [];
-    const confirmations = new Set<Promise<void>>();
     for (const topic of new Set(topics)) {
       const channel = this.keys.channel(topic);
       let topicListeners = this.byChannel.get(channel);
       if (!topicListeners) {
         const subscribed = this.requestSubscribe(channel);
-        topicListeners = { topic, channel, listeners: new Set(), subscribed };
+        topicListeners = { channel, listeners: null, subscribed };
         this.byChannel.set(channel, topicListeners);
       }
-      topicListeners.listeners.add(entry);
       joined.push(topicListeners);
+    }
+    const subscription = new TopicSubscription(
+      this,
+      listener,
+      joined.length === 1 ? joined[0] : joined,
+    );
+    const confirmations = new Set<Promise<void>>();
+    for (const topicListeners of joined) {
+      addListener(topicListeners, subscription);
       confirmations.add(topicListeners.subscribed);
     }
-
-    let closed = false;
-    const subscription: Subscription = {
-      close: async () => {
-        if (closed) return;
-        closed = true;
-        for (const topicListeners of joined) this.removeListener(topicListeners, entry);
-      },
-    };
     try {
-      await Promise.all(confirmations);
+      await (confirmations.size === 1 ? joined[0].subscribed : Promise.all(confirmations));
     } catch (error) {
       await subscription.close();
       throw error;
@@ -97,7 +122,7 @@ export class Subscriber {
     if (!topicListeners) return;
     // "<id>\n<event>\n<data>" (publishEvent.lua); data may itself hold newlines. A copy of
     // another topic's event (PublishOptions.copyTo) is "\n<topic>\n" followed by that.
-    let topic = topicListeners.topic;
+    let topic: string | undefined;
     let start = 0;
     if (message.charCodeAt(0) === NEWLINE) {
       const topicEnd = message.indexOf('\n', 1);
@@ -116,24 +141,38 @@ export class Subscriber {
     }
     // Frozen: the same object goes to every listener, none may alter it.
     const event: EngineEvent = Object.freeze({
-      topic,
+      topic: topic ?? channel.slice(this.channelPrefixLength),
       id: message.slice(start, idEnd),
       event: message.slice(idEnd + 1, eventEnd),
       data: message.slice(eventEnd + 1),
     });
-    for (const entry of topicListeners.listeners) {
-      try {
-        entry.listener(event);
-      } catch (error) {
-        // A listener's failure is its own: the other listeners still get the event.
-        this.logger.warn('event listener threw', { topic: event.topic, error: String(error) });
-      }
+    const listeners = topicListeners.listeners;
+    if (listeners instanceof Set) {
+      for (const subscription of listeners) this.notify(subscription, event);
+    } else if (listeners) {
+      this.notify(listeners, event);
     }
   }
 
-  private removeListener(topicListeners: TopicListeners, entry: ListenerEntry): void {
-    topicListeners.listeners.delete(entry);
-    if (topicListeners.listeners.size > 0) return;
+  private notify(subscription: TopicSubscription, event: EngineEvent): void {
+    try {
+      subscription.listener(event);
+    } catch (error) {
+      // A listener's failure is its own: the other listeners still get the event.
+      this.logger.warn('event listener threw', { topic: event.topic, error: String(error) });
+    }
+  }
+
+  /** Called by a closing subscription: the channel is released with its last listener. */
+  removeListener(topicListeners: TopicListeners, subscription: TopicSubscription): void {
+    const listeners = topicListeners.listeners;
+    if (listeners instanceof Set) {
+      listeners.delete(subscription);
+      if (listeners.size > 0) return;
+    } else if (listeners !== subscription) {
+      return;
+    }
+    topicListeners.listeners = null;
     // Only the current holder of the channel may release it (a failed batch may have replaced it).
     if (this.byChannel.get(topicListeners.channel) !== topicListeners) return;
     this.byChannel.delete(topicListeners.channel);
@@ -188,6 +227,14 @@ export class Subscriber {
       },
     );
   }
+}
+
+/** Adds a listener to a channel: a Set only from the second listener on. */
+function addListener(topicListeners: TopicListeners, subscription: TopicSubscription): void {
+  const listeners = topicListeners.listeners;
+  if (listeners === null) topicListeners.listeners = subscription;
+  else if (listeners instanceof Set) listeners.add(subscription);
+  else topicListeners.listeners = new Set([listeners, subscription]);
 }
 
 function newBatch(): SubscribeBatch {
