@@ -38,6 +38,8 @@ interface FanoutPlan {
   streams: number;
   broadcasts: number;
   perSecond: number;
+  /** Also read the holders' memory once it settled with the streams idle (see settledRssKb). */
+  settleIdleMemory?: boolean;
 }
 
 /** One measurement of one target. */
@@ -79,7 +81,11 @@ export interface FanoutRun {
   memory: {
     holdersBaselineKb: number;
     holdersOpenKb: number;
-    /** (holders' RSS with the streams open - without) / streams, in KB. */
+    /** (holders' RSS 1 s after the last stream opened - without) / streams, in KB. */
+    kbPerStreamAfterOpen: number | null;
+    /** The holders' RSS once it settled with the streams idle (null unless the plan asked). */
+    holdersIdleKb: number | null;
+    /** (holders' settled RSS - without) / streams, in KB; the 1 s reading when not settled. */
     kbPerStream: number | null;
     /** The highest sum of every server process's RSS sampled in the CPU window. */
     serversPeakRssKb: number;
@@ -92,6 +98,26 @@ const perDelivery = (micros: number, deliveries: number) =>
 /** Load generators enough for `streams` (each process holds one descriptor per stream). */
 function loadgensFor(streams: number): Loadgen[] {
   return startLoadgens(Math.max(2, Math.ceil(streams / settings.streamsPerClient)));
+}
+
+/**
+ * The stream holders' RSS once the streams have idled long enough for it to settle: read every
+ * 2 s until a reading falls by less than 1 % from the one before, for at most
+ * BENCH_IDLE_SETTLE_S. A garbage-collected server gives back the free heap pages an opening
+ * burst left behind (V8's memory reducer compacts after some seconds idle); nginx's RSS does
+ * not move. Both servers are read the same way.
+ */
+async function settledRssKb(target: BroadcastTarget, firstKb: number): Promise<number> {
+  const deadline = performance.now() + settings.idleSettleS * 1000;
+  let last = firstKb;
+  while (performance.now() < deadline) {
+    await sleep(2000);
+    const kb = await target.holdersRssKb();
+    const settled = kb > last * 0.99;
+    last = Math.min(last, kb);
+    if (settled) break;
+  }
+  return last;
 }
 
 function serversRssKb(target: BroadcastTarget): number {
@@ -161,6 +187,7 @@ async function measureOne(
   );
   await sleep(1000);
   const holdersOpenKb = await target.holdersRssKb();
+  const holdersIdleKb = plan.settleIdleMemory ? await settledRssKb(target, holdersOpenKb) : null;
   await expectBroadcasts(loadgens, plan.broadcasts);
 
   // Warm-up (not measured): JIT, buffers and subscriptions at full size.
@@ -257,7 +284,11 @@ async function measureOne(
     memory: {
       holdersBaselineKb,
       holdersOpenKb,
-      kbPerStream: opened ? round((holdersOpenKb - holdersBaselineKb) / opened, 2) : null,
+      kbPerStreamAfterOpen: opened ? round((holdersOpenKb - holdersBaselineKb) / opened, 2) : null,
+      holdersIdleKb,
+      kbPerStream: opened
+        ? round(((holdersIdleKb ?? holdersOpenKb) - holdersBaselineKb) / opened, 2)
+        : null,
       serversPeakRssKb,
     },
   };
@@ -322,6 +353,8 @@ async function interleaved(
 }
 
 /** The median across rounds of one figure, or null. */
+const fmtKb = (kb: number | null) => (kb === null ? 'n/a' : `${kb} KB`);
+
 function med(runs: FanoutRun[], pick: (r: FanoutRun) => number | null): number | null {
   const values = runs.map(pick).filter((v): v is number => v !== null);
   const m = median(values);
@@ -426,7 +459,7 @@ function saturatedPlan(streams: number): FanoutPlan {
 
 /** b. 10,000 subscribers saturated: CPU per delivery, memory per idle stream, total RSS. */
 export async function fanoutSaturated(secret: string): Promise<ScenarioResult> {
-  const plan = saturatedPlan(settings.saturatedSubscribers);
+  const plan = { ...saturatedPlan(settings.saturatedSubscribers), settleIdleMemory: true };
   const [paired] = await interleaved(`${plan.streams} subscribers saturated`, [plan], () =>
     startProject(secret, 2, 'saturated'),
   );
@@ -456,7 +489,10 @@ export async function fanoutSaturated(secret: string): Promise<ScenarioResult> {
       targetRatio: 0.8,
       detail: peerDetail(
         paired,
-        'RSS growth of the stream holders (nginx master + worker; gateways after a full GC)',
+        'RSS growth of the stream holders (nginx master + worker; gateways after a full GC) ' +
+          `once settled idle (≤ ${settings.idleSettleS} s); 1 s after the last open: nchan ` +
+          `${fmtKb(med(paired.peer, (r) => r.memory.kbPerStreamAfterOpen))}, project ` +
+          `${fmtKb(med(paired.project, (r) => r.memory.kbPerStreamAfterOpen))}`,
       ),
     },
     {

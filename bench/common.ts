@@ -46,6 +46,8 @@ export const settings = {
   /** Streams per load generator process at most (each holds one descriptor per stream). */
   streamsPerClient: envInt('BENCH_STREAMS_PER_CLIENT', 10_000, 1),
   openConcurrency: envInt('BENCH_OPEN_CONCURRENCY', 100, 1),
+  /** At most this long for the holders' RSS to settle with the streams idle (memory row). */
+  idleSettleS: envInt('BENCH_IDLE_SETTLE_S', 20, 0),
   // The tools/call comparison alone takes 1-3 minutes (6 runs of 11,000 calls on fresh processes).
   timeoutS: envInt('BENCH_TIMEOUT_S', 900, 10),
   cpuProfile: process.env.BENCH_CPU_PROFILE === '1',
