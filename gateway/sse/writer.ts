@@ -70,14 +70,15 @@ export function setSseBatchWindow(ms: number): void {
 
 /**
  * One SSE stream's wire side: the head, the frames, backpressure with a bounded send queue,
- * and the end. Subclassed by the stream kinds (seed
- * connection, MCP stream), so a stream is one object. Frames are `head` + `body`: the head is
- * the stream's own bytes (its id line), the body may be shared by many streams.
+ * and the end. Subclassed by the stream kinds (seed connection, MCP stream), so a stream is one
+ * object. Frames are `head` + `body`: the head is the stream's own bytes (its id line), the
+ * body may be shared by many streams.
  *
- * Frames are gathered by the writer and sent as one socket write when the tick (or SSE_BATCH_MS
- * window) ends: a fan-out of N events to one socket is one write and one syscall, and a single
- * event skips the socket's cork/writev path. From a backup on (checked after each flush), frames wait
- * in the queue until the socket drains; past the limits a write returns OVERFLOW.
+ * Frames are gathered by the writer and sent as one plain socket write when the tick (or
+ * SSE_BATCH_MS window) ends: N events to one socket are one write and one syscall, and one
+ * event pays no cork/uncork/writev path (at low rates most flushes carry one event). From a
+ * backup on (checked after each flush), frames wait in the queue until the socket drains; past
+ * the limits a write returns OVERFLOW.
  */
 export abstract class SseWriter {
   private socket: Owned<Socket> | null = null;
