@@ -204,7 +204,7 @@ describe('SseConnection on the SSE writer', () => {
     // Gathered by the writer: one plain write of one chunk (no cork, no writev).
     expect(writev).not.toHaveBeenCalled();
     expect(write).toHaveBeenCalledTimes(1);
-    expect(String(write.mock.calls[0][0]).match(/^id: /gm)).toHaveLength(5);
+    expect(String((write.mock.calls[0] as unknown[])[0]).match(/^id: /gm)).toHaveLength(5);
     conn.end();
     await client.ended;
   });
@@ -247,7 +247,7 @@ describe('SseConnection on the SSE writer', () => {
     jest.advanceTimersByTime(25);
     expect(writev).not.toHaveBeenCalled();
     expect(write).toHaveBeenCalledTimes(1);
-    expect(String(write.mock.calls[0][0]).match(/^id: /gm)).toHaveLength(2);
+    expect(String((write.mock.calls[0] as unknown[])[0]).match(/^id: /gm)).toHaveLength(2);
     jest.useRealTimers();
     await waitFor(() => client.text().includes('"n":2'), 5000, 'batch to arrive');
     expect(client.received()).toBeGreaterThan(before);
