@@ -58,7 +58,18 @@ export function parseEventId(text: string): ParsedEventId | undefined {
   return cursor && CONNECTION_ID.test(connectionId) ? { connectionId, cursor } : undefined;
 }
 
+// The last comparison: a broadcast's fan-out asks the same (id, position) of every connection.
+let lastId = '';
+let lastPosition = '';
+let lastAfter = false;
+
 /** True when `id` is after `position` (so not yet delivered). Both must be engine event ids. */
 export function isAfter(id: string, position: string): boolean {
-  return compareEventIds(id, position) > 0;
+  if (id === position) return false;
+  if (id !== lastId || position !== lastPosition) {
+    lastId = id;
+    lastPosition = position;
+    lastAfter = compareEventIds(id, position) > 0;
+  }
+  return lastAfter;
 }

@@ -1,4 +1,4 @@
-// Over 300 lines: the one SSE writer (head, detach from the HTTP layer, framing, cork/batch, send queue, close).
+// Over 300 lines: the one SSE writer (head, detach from the HTTP layer, framing, per-tick batching, send queue, close).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 
@@ -69,21 +69,31 @@ export function setSseBatchWindow(ms: number): void {
 }
 
 /**
- * One SSE stream's wire side: the head, the frames (each one socket write of encoded bytes),
- * backpressure with a bounded send queue, and the end. Subclassed by the stream kinds (seed
- * connection, MCP stream), so a stream is one object. Frames are `head` + `body`: the head is
- * the stream's own bytes (its id line), the body may be shared by many streams.
+ * One SSE stream's wire side: the head, the frames, backpressure with a bounded send queue,
+ * and the end. Subclassed by the stream kinds (seed connection, MCP stream), so a stream is one
+ * object. Frames are `head` + `body`: the head is the stream's own bytes (its id line), the
+ * body may be shared by many streams.
  *
- * Writes are corked and sent together when the tick (or SSE_BATCH_MS window) ends: a fan-out of
- * N events to one socket is one syscall. From a backup on (checked after each flush), frames wait
- * in the queue until the socket drains; past the limits a write returns OVERFLOW.
+ * Frames are gathered by the writer and sent as one plain socket write when the tick (or
+ * SSE_BATCH_MS window) ends: N events to one socket are one write and one syscall, and one
+ * event pays no cork/uncork/writev path (at low rates most flushes carry one event). From a
+ * backup on (checked after each flush), frames wait in the queue until the socket drains; past
+ * the limits a write returns OVERFLOW.
  */
 export abstract class SseWriter {
   private socket: Owned<Socket> | null = null;
   /** Chunked framing only: the response, ended through Node so the connection is reused. */
   private response: ServerResponse | null = null;
   private wireState: 'idle' | 'open' | 'done' = 'idle';
-  private corked = false;
+  /**
+   * This tick's (or window's) frames, gathered here and handed to the socket as one write at
+   * the flush: the first frame in two fields (the common case at low rates: no array), further
+   * ones in `pendingMore` as head/body pairs.
+   */
+  private pendingHead: string | null = null;
+  private pendingBody: string | Buffer = '';
+  private pendingMore: Array<string | Buffer> | null = null;
+  private pendingBytes = 0;
   private blocked = false;
   /** A wake-up (socket 'drain' or the next turn) is pending for the blocked socket. */
   private drainArmed = false;
@@ -184,16 +194,24 @@ export abstract class SseWriter {
     return bytes;
   }
 
+  /**
+   * Adds a frame to this flush's. False once they and what the socket buffers reach its high
+   * water mark, as a write to a corked socket would: further frames then wait in the queue.
+   */
   private send(head: string, body: string | Buffer): boolean {
-    const socket = this.socket as Socket;
-    if (!this.corked) {
-      this.corked = true;
-      socket.cork();
+    const bytes = head.length + body.length;
+    if (this.pendingHead === null) {
+      this.pendingHead = head;
+      this.pendingBody = body;
       scheduleFlush(this);
+    } else {
+      (this.pendingMore ??= []).push(head, body);
     }
-    const ok = socket.write(this.response ? chunk(head, body) : oneWrite(head, body));
-    if (!ok) this.blocked = true;
-    return ok;
+    this.pendingBytes += bytes;
+    const socket = this.socket as Socket;
+    if (this.pendingBytes + socket.writableLength < socket.writableHighWaterMark) return true;
+    this.blocked = true;
+    return false;
   }
 
   /** Resolves once the send queue drained (at once when not blocked) or the stream ended. */
@@ -291,13 +309,23 @@ export abstract class SseWriter {
     this.onPeerClose(reason);
   }
 
-  /** Sends this tick's (or window's) corked frames; then checks for a backup. */
+  /**
+   * Sends this tick's (or window's) frames as one socket write (no cork, no writev: one
+   * buffered entry, one syscall); then checks for a backup.
+   */
   flush(): void {
-    if (!this.corked) return;
-    this.corked = false;
+    const head = this.pendingHead;
+    if (head === null) return;
+    const body = this.pendingBody;
+    const more = this.pendingMore;
+    this.pendingHead = null;
+    this.pendingBody = '';
+    this.pendingMore = null;
+    this.pendingBytes = 0;
     const socket = this.socket;
     if (!socket || this.wireState !== 'open') return;
-    socket.uncork();
+    const data = more === null ? oneWrite(head, body) : gather(head, body, more);
+    socket.write(this.response ? chunk(data) : data);
     this.checkBackpressure();
   }
 
@@ -396,8 +424,9 @@ function detachFromHttp(res: ServerResponse, socket: Owned<Socket>): void {
 }
 
 /**
- * An event as one write of a close-delimited body. The head is ASCII (ids), so its length is
- * its byte length.
+ * A frame as one write: a string stays a string (the socket encodes it as it writes, no Buffer
+ * of ours), a shared Buffer body is copied once behind its head. The head is ASCII (ids), so
+ * its length is its byte length.
  */
 function oneWrite(head: string, body: string | Buffer): string | Buffer {
   if (head === '') return body;
@@ -408,13 +437,42 @@ function oneWrite(head: string, body: string | Buffer): string | Buffer {
   return out;
 }
 
-/** An event as one HTTP/1.1 chunk: size line, data, CRLF in a single write. */
-function chunk(head: string, body: string | Buffer): Buffer {
-  const data = typeof body === 'string' ? Buffer.from(head + body) : oneWrite(head, body);
+/** Several frames (head/body pairs after the first) as one write. */
+function gather(
+  head: string,
+  body: string | Buffer,
+  more: Array<string | Buffer>,
+): string | Buffer {
+  let allStrings = typeof body === 'string';
+  for (let i = 1; allStrings && i < more.length; i += 2) allStrings = typeof more[i] === 'string';
+  if (allStrings) return head + body + more.join('');
+  let size = head.length + byteLength(body);
+  for (let i = 0; i < more.length; i += 2) size += more[i].length + byteLength(more[i + 1]);
+  const out = Buffer.allocUnsafe(size);
+  let at = out.write(head, 0, 'latin1');
+  at += copyInto(out, at, body);
+  for (let i = 0; i < more.length; i += 2) {
+    at += out.write(more[i] as string, at, 'latin1');
+    at += copyInto(out, at, more[i + 1]);
+  }
+  return out;
+}
+
+function byteLength(data: string | Buffer): number {
+  return typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+}
+
+function copyInto(out: Buffer, at: number, data: string | Buffer): number {
+  return typeof data === 'string' ? out.write(data, at) : data.copy(out, at);
+}
+
+/** Data as one HTTP/1.1 chunk: size line, data, CRLF in a single write. */
+function chunk(data: string | Buffer): string | Buffer {
+  if (typeof data === 'string') return `${Buffer.byteLength(data).toString(16)}\r\n${data}\r\n`;
   const size = `${data.length.toString(16)}\r\n`;
   const out = Buffer.allocUnsafe(size.length + data.length + 2);
   out.write(size, 0, 'latin1');
-  (data as Buffer).copy(out, size.length);
+  data.copy(out, size.length);
   out.write('\r\n', size.length + data.length, 'latin1');
   return out;
 }
@@ -472,18 +530,18 @@ function drainLater(writer: SseWriter): void {
   writer.drainQueue();
 }
 
-/** Writers corked since the last flush; one timer (or nextTick) flushes them all. */
-let corked: SseWriter[] = [];
+/** Writers with frames gathered since the last flush; one timer (or nextTick) flushes them all. */
+let gathering: SseWriter[] = [];
 
 function scheduleFlush(writer: SseWriter): void {
-  corked.push(writer);
-  if (corked.length > 1) return;
+  gathering.push(writer);
+  if (gathering.length > 1) return;
   if (batchWindowMs > 0) setTimeout(flushAll, batchWindowMs);
   else process.nextTick(flushAll);
 }
 
 function flushAll(): void {
-  const list = corked;
-  corked = [];
+  const list = gathering;
+  gathering = [];
   for (const writer of list) writer.flush();
 }

@@ -201,10 +201,32 @@ describe('SseConnection on the SSE writer', () => {
     const write = jest.spyOn(socket as unknown as { _write: () => void }, '_write');
     for (let i = 1; i <= 5; i++) conn.deliver(true, `${i}-0`, Buffer.from(body('b', i)));
     await nextTurn();
-    expect(writev).toHaveBeenCalledTimes(1);
-    expect(write).not.toHaveBeenCalled();
+    // Gathered by the writer: one plain write of one chunk (no cork, no writev).
+    expect(writev).not.toHaveBeenCalled();
+    expect(write).toHaveBeenCalledTimes(1);
+    expect(String((write.mock.calls[0] as unknown[])[0]).match(/^id: /gm)).toHaveLength(5);
     conn.end();
     await client.ended;
+  });
+
+  it('gathers string and shared Buffer frames with multi-byte text into one intact write', async () => {
+    const { client, conn, socket } = await connect();
+    conn.open(body('w', 0));
+    await nextTurn();
+    const write = jest.spyOn(socket as unknown as { _write: () => void }, '_write');
+    conn.deliver(false, '1-0', eventBody('r', JSON.stringify({ text: 'é€😀' })));
+    conn.deliver(true, '1-0', Buffer.from(eventBody('b', JSON.stringify({ text: 'ü✓' }))));
+    conn.deliver(false, '2-0', body('r', 2));
+    await nextTurn();
+    expect(write).toHaveBeenCalledTimes(1);
+    conn.end();
+    await client.ended;
+    expect(bodyOf(Buffer.from(client.text(), 'latin1').toString('utf8'))).toBe(
+      `id: ${CID}_0-0_0-0\n${body('w', 0)}` +
+        `id: ${CID}_1-0_0-0\n${eventBody('r', JSON.stringify({ text: 'é€😀' }))}` +
+        `id: ${CID}_1-0_1-0\n${eventBody('b', JSON.stringify({ text: 'ü✓' }))}` +
+        `id: ${CID}_2-0_1-0\n${body('r', 2)}`,
+    );
   });
 
   it('SSE_BATCH_MS: coalesces the frames of several ticks within the window into one write', async () => {
@@ -223,8 +245,9 @@ describe('SseConnection on the SSE writer', () => {
     expect(writev).not.toHaveBeenCalled();
     expect(write).not.toHaveBeenCalled();
     jest.advanceTimersByTime(25);
-    expect(writev).toHaveBeenCalledTimes(1);
-    expect(write).not.toHaveBeenCalled();
+    expect(writev).not.toHaveBeenCalled();
+    expect(write).toHaveBeenCalledTimes(1);
+    expect(String((write.mock.calls[0] as unknown[])[0]).match(/^id: /gm)).toHaveLength(2);
     jest.useRealTimers();
     await waitFor(() => client.text().includes('"n":2'), 5000, 'batch to arrive');
     expect(client.received()).toBeGreaterThan(before);

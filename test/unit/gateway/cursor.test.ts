@@ -48,6 +48,16 @@ describe('stream cursor', () => {
     expect(isAfter('9-9', '9-9')).toBe(false);
     expect(isAfter('0-0', '0-1')).toBe(false);
   });
+
+  it('answers repeated and alternating comparisons alike (the fan-out asks one pair many times)', () => {
+    for (let i = 0; i < 3; i++) {
+      expect(isAfter('5-1', '5-0')).toBe(true);
+      expect(isAfter('5-1', '5-0')).toBe(true);
+      expect(isAfter('5-1', '5-2')).toBe(false);
+      expect(isAfter('5-0', '5-1')).toBe(false);
+      expect(isAfter('5-1', '5-1')).toBe(false);
+    }
+  });
 });
 
 describe('SSE framing', () => {
