@@ -31,7 +31,13 @@ import { broadcast } from './loadgens';
 import { publishBroadcast, publisherAgent } from './broadcastTarget';
 import { forkScript, openFilesLimit, sleep, spawnRedis, spawnRole, type Proc } from './procs';
 import { BENCH_EVENT } from './protocol';
-import type { FromStormLoadgen, StormProgress, StormReport, ToStormLoadgen } from './stormLoadgen';
+import {
+  RECONNECT_PHASES,
+  type FromStormLoadgen,
+  type StormProgress,
+  type StormReport,
+  type ToStormLoadgen,
+} from './stormLoadgen';
 
 const streamsWanted = envInt('BENCH_STORM_STREAMS', 10_000, 2);
 export const stormSettings = {
@@ -223,10 +229,14 @@ export async function benchResumeStorm(secret: string): Promise<ScenarioResult> 
   const recovery = new Histogram();
   const reopen = new Histogram();
   const drop = new Histogram();
+  const phases = RECONNECT_PHASES.map((p) => ({ name: p, histogram: new Histogram() }));
+  const attempts = new Histogram();
   for (const r of reports) {
     recovery.merge(r.recovery);
     reopen.merge(r.reopen);
     drop.merge(r.drop);
+    for (const p of phases) p.histogram.merge(r.phases[p.name]);
+    attempts.merge(r.attempts);
   }
   const firstReopen = Math.min(...reports.map((r) => r.firstReopenAt || Infinity));
   const lastReopen = Math.max(...reports.map((r) => r.lastReopenAt));
@@ -257,6 +267,10 @@ export async function benchResumeStorm(secret: string): Promise<ScenarioResult> 
     reopenMs: reopen.summary(),
     /** Kill → the client noticed its socket was gone (then waits `retry:`). */
     dropNoticedMs: drop.summary(),
+    /** The phases of each stream's reconnect that got through (see stormLoadgen.ts). */
+    reconnectPhasesMs: Object.fromEntries(phases.map((p) => [p.name, p.histogram.summary()])),
+    /** Connect attempts per dropped stream. */
+    connectAttempts: attempts.summary(),
     resumes,
     /** Resumes answered per second, from the first to the last. */
     resumesPerSecond:
@@ -287,6 +301,14 @@ export async function benchResumeStorm(secret: string): Promise<ScenarioResult> 
       `overflows ${details.listenOverflows}, drops ${details.listenDrops}; ` +
       `${details.failedReconnectAttempts} failed reconnect attempts, retry: ` +
       `${details.retryMs ? details.retryMs.join('-') + ' ms' : 'none (3 s default)'}.`,
+    `  reconnect phases p50 / p99: ` +
+      phases
+        .map(
+          (p) =>
+            `${p.name} ${ms(p.histogram.percentile(0.5))} / ${ms(p.histogram.percentile(0.99))}`,
+        )
+        .join(', ') +
+      `; connect attempts p99 ${Math.round(attempts.percentile(0.99) ?? 0)}, max ${attempts.maxMs}.`,
   ];
   const broken: string[] = [];
   if (details.lost > 0) broken.push(`resume storm: ${details.lost} broadcasts lost`);

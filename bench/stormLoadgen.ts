@@ -61,6 +61,15 @@ export interface StormReport {
   reopen: HistogramData;
   /** From the kill to noticing the socket was gone, per dropped stream. */
   drop: HistogramData;
+  /**
+   * The phases of the reconnect that succeeded, per dropped stream: kill → its connect began,
+   * connect began → TCP connected (SYN retries show here), TCP connected → response headers
+   * (the gateway's accept, parse and open), headers → first event, first event → first
+   * measured broadcast (the replay or the next live one).
+   */
+  phases: Record<ReconnectPhase, HistogramData>;
+  /** Connect attempts after the drop, per dropped stream (1 = the first one got through). */
+  attempts: HistogramData;
   /** Epoch ms of the first and last resume answered (first event of a new socket). */
   firstReopenAt: number;
   lastReopenAt: number;
@@ -68,6 +77,15 @@ export interface StormReport {
   retryMs: [number, number] | null;
   cpuMicros: number;
 }
+
+export const RECONNECT_PHASES = [
+  'killToConnect',
+  'connectToTcp',
+  'tcpToHeaders',
+  'headersToFirstEvent',
+  'firstEventToMeasured',
+] as const;
+export type ReconnectPhase = (typeof RECONNECT_PHASES)[number];
 
 export type FromStormLoadgen = StormProgress | StormReport | { type: 'error'; message: string };
 
@@ -94,6 +112,12 @@ interface Stream {
   /** First event, first measured broadcast on the socket opened after the drop. */
   reopenedAt: number;
   recoveredAt: number;
+  /** The current reconnect attempt's connect start, TCP connected, response headers (epoch ms). */
+  attemptAt: number;
+  tcpAt: number;
+  headersAt: number;
+  /** Connect attempts since the drop. */
+  attempts: number;
   /** The current socket (a new one on each attempt). */
   req?: http.ClientRequest;
   onWelcome?: () => void;
@@ -130,6 +154,12 @@ function connect(stream: Stream): void {
   };
   if (stream.droppedAt > 0 && stream.lastEventId) headers['Last-Event-ID'] = stream.lastEventId;
   let gone = false;
+  if (stream.droppedAt > 0) {
+    stream.attempts++;
+    stream.attemptAt = now();
+    stream.tcpAt = 0;
+    stream.headersAt = 0;
+  }
   const lost = (why: string, established: boolean) => {
     if (gone || closing) return;
     gone = true;
@@ -146,6 +176,7 @@ function connect(stream: Stream): void {
     setTimeout(() => connect(stream), stream.retryMs);
   };
   const req = http.get(stream.url + '/mcp/sse', { agent: false, headers }, (res) => {
+    if (stream.droppedAt > 0 && stream.reopenedAt === 0) stream.headersAt = now();
     if (res.statusCode !== 200) {
       let body = '';
       res.setEncoding('utf8');
@@ -158,6 +189,13 @@ function connect(stream: Stream): void {
     res.on('close', () => lost('stream ended', true));
   });
   stream.req = req;
+  if (stream.droppedAt > 0) {
+    req.on('socket', (socket) =>
+      socket.once('connect', () => {
+        if (stream.reopenedAt === 0) stream.tcpAt = now();
+      }),
+    );
+  }
   req.on('error', (err) => lost(`socket: ${err.message}`, false));
 }
 
@@ -240,6 +278,10 @@ function openStream(url: string, token: string): Promise<void> {
     droppedAt: 0,
     reopenedAt: 0,
     recoveredAt: 0,
+    attemptAt: 0,
+    tcpAt: 0,
+    headersAt: 0,
+    attempts: 0,
   };
   streams.push(stream);
   return new Promise<void>((resolve) => {
@@ -274,6 +316,11 @@ function report(killedAt: number): StormReport {
   const recovery = new Histogram();
   const reopen = new Histogram();
   const drop = new Histogram();
+  const phases = Object.fromEntries(RECONNECT_PHASES.map((p) => [p, new Histogram()])) as Record<
+    ReconnectPhase,
+    Histogram
+  >;
+  const attempts = new Histogram();
   let lost = 0;
   let firstReopenAt = Infinity;
   let lastReopenAt = 0;
@@ -282,6 +329,14 @@ function report(killedAt: number): StormReport {
     for (const n of s.got) if (n === 0) lost++;
     if (s.droppedAt > 0) drop.record(s.droppedAt - killedAt);
     if (s.recoveredAt > 0) recovery.record(s.recoveredAt - killedAt);
+    if (s.droppedAt > 0) attempts.record(s.attempts);
+    if (s.reopenedAt > 0 && s.tcpAt > 0 && s.headersAt > 0) {
+      phases.killToConnect.record(s.attemptAt - killedAt);
+      phases.connectToTcp.record(s.tcpAt - s.attemptAt);
+      phases.tcpToHeaders.record(s.headersAt - s.tcpAt);
+      phases.headersToFirstEvent.record(s.reopenedAt - s.headersAt);
+      if (s.recoveredAt > 0) phases.firstEventToMeasured.record(s.recoveredAt - s.reopenedAt);
+    }
     if (s.reopenedAt > 0) {
       reopen.record(s.reopenedAt - killedAt);
       firstReopenAt = Math.min(firstReopenAt, s.reopenedAt);
@@ -304,6 +359,11 @@ function report(killedAt: number): StormReport {
     recovery: recovery.toJSON(),
     reopen: reopen.toJSON(),
     drop: drop.toJSON(),
+    phases: Object.fromEntries(RECONNECT_PHASES.map((p) => [p, phases[p].toJSON()])) as Record<
+      ReconnectPhase,
+      HistogramData
+    >,
+    attempts: attempts.toJSON(),
     firstReopenAt: Number.isFinite(firstReopenAt) ? firstReopenAt : 0,
     lastReopenAt,
     retryMs: Number.isFinite(retryMin) ? [retryMin, retryMax] : null,
