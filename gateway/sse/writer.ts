@@ -530,18 +530,47 @@ function drainLater(writer: SseWriter): void {
   writer.drainQueue();
 }
 
+/**
+ * Sockets written per turn of the event loop at most (1,000). A broadcast to 10,000 streams of
+ * one pod is flushed in slices with a turn between them, so new connections are accepted,
+ * requests read and Redis replies handled meanwhile (Node accepts about one connection per
+ * turn: a pod flushing one broadcast to every socket in one long turn takes reconnects at a
+ * trickle).
+ */
+let flushSlice = 1000;
+
+/** Sets the slice (tests: a slice of a few sockets instead of a thousand connections). */
+export function setFlushSlice(sockets: number): void {
+  flushSlice = sockets;
+}
+
 /** Writers with frames gathered since the last flush; one timer (or nextTick) flushes them all. */
 let gathering: SseWriter[] = [];
+let flushScheduled = false;
 
 function scheduleFlush(writer: SseWriter): void {
   gathering.push(writer);
-  if (gathering.length > 1) return;
+  if (flushScheduled) return;
+  flushScheduled = true;
   if (batchWindowMs > 0) setTimeout(flushAll, batchWindowMs);
   else process.nextTick(flushAll);
 }
 
+/**
+ * Flushes up to a slice of writers, the rest on the next turn (setImmediate: after I/O). A
+ * writer waiting there keeps gathering: its frames stay in order, and leave in one write.
+ */
 function flushAll(): void {
   const list = gathering;
-  gathering = [];
-  for (const writer of list) writer.flush();
+  const count = Math.min(list.length, flushSlice);
+  for (let i = 0; i < count; i++) list[i].flush();
+  if (count === list.length) {
+    gathering = [];
+    flushScheduled = false;
+    return;
+  }
+  // A writer that gathered during these flushes went onto `list` (still `gathering`): the
+  // lengths then differ, and it is flushed on the next turn.
+  gathering = list.slice(count);
+  setImmediate(flushAll);
 }

@@ -8,7 +8,7 @@ import {
   type ConnectionOwner,
 } from '../../../gateway/seed/connection';
 import { eventBody } from '../../../gateway/seed/frame';
-import { setSseBatchWindow } from '../../../gateway/sse/writer';
+import { setFlushSlice, setSseBatchWindow } from '../../../gateway/sse/writer';
 
 /**
  * The seed connection on its SSE writer, over real sockets: a Node HTTP server hands each
@@ -60,6 +60,7 @@ afterAll(async () => {
 
 afterEach(() => {
   setSseBatchWindow(0);
+  setFlushSlice(1000);
   jest.useRealTimers();
   limits = { maxBytes: 1 << 20, maxEvents: 100 };
   gone.length = 0;
@@ -207,6 +208,30 @@ describe('SseConnection on the SSE writer', () => {
     expect(String((write.mock.calls[0] as unknown[])[0]).match(/^id: /gm)).toHaveLength(5);
     conn.end();
     await client.ended;
+  });
+
+  it('flushes a fan-out in slices with a turn between them; a writer waiting keeps gathering, in order', async () => {
+    setFlushSlice(2);
+    const streams = [await connect(), await connect(), await connect()];
+    for (const { conn } of streams) conn.open(body('w', 0));
+    await nextTurn();
+    const writes = streams.map(({ socket }) =>
+      jest.spyOn(socket as unknown as { _write: () => void }, '_write'),
+    );
+    for (const { conn } of streams) conn.deliver(true, '1-0', Buffer.from(body('b', 1)));
+    await new Promise((resolve) => process.nextTick(resolve)); // after the first slice
+    expect(writes.map((w) => w.mock.calls.length)).toEqual([1, 1, 0]);
+    // The third waits for the next turn; what it gets meanwhile joins its write, in order.
+    streams[2].conn.deliver(true, '2-0', Buffer.from(body('b', 2)));
+    await nextTurn();
+    expect(writes.map((w) => w.mock.calls.length)).toEqual([1, 1, 1]);
+    const third = String((writes[2].mock.calls[0] as unknown[])[0]);
+    expect(third.match(/^id: .*$/gm)).toHaveLength(2);
+    expect(third.indexOf('"n":1')).toBeLessThan(third.indexOf('"n":2'));
+    for (const { conn, client } of streams) {
+      conn.end();
+      await client.ended;
+    }
   });
 
   it('gathers string and shared Buffer frames with multi-byte text into one intact write', async () => {
