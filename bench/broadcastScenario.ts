@@ -80,12 +80,14 @@ export interface FanoutRun {
   latencyMs: ReturnType<Histogram['summary']>;
   memory: {
     holdersBaselineKb: number;
+    /** The holders' RSS without streams once settled (null unless the plan asked). */
+    holdersIdleBaselineKb: number | null;
     holdersOpenKb: number;
     /** (holders' RSS 1 s after the last stream opened - without) / streams, in KB. */
     kbPerStreamAfterOpen: number | null;
     /** The holders' RSS once it settled with the streams idle (null unless the plan asked). */
     holdersIdleKb: number | null;
-    /** (holders' settled RSS - without) / streams, in KB; the 1 s reading when not settled. */
+    /** (holders' settled RSS - settled baseline) / streams, in KB; the 1 s readings when not settled. */
     kbPerStream: number | null;
     /** The highest sum of every server process's RSS sampled in the CPU window. */
     serversPeakRssKb: number;
@@ -139,9 +141,13 @@ export async function measureFanout(
   try {
     await sleep(1000); // start-up garbage and lazy initialisation settle
     const holdersBaselineKb = await target.holdersRssKb();
+    // Settled readings are compared with a settled baseline: start-up garbage goes the same way.
+    const holdersIdleBaselineKb = plans.some((p) => p.settleIdleMemory)
+      ? await settledRssKb(target, holdersBaselineKb)
+      : null;
     const runs: FanoutRun[] = [];
     for (const plan of plans) {
-      runs.push(await measureOne(target, loadgens, plan, holdersBaselineKb));
+      runs.push(await measureOne(target, loadgens, plan, holdersBaselineKb, holdersIdleBaselineKb));
     }
     return runs;
   } finally {
@@ -157,6 +163,7 @@ async function measureOne(
   loadgens: Loadgen[],
   plan: FanoutPlan,
   holdersBaselineKb: number,
+  holdersIdleBaselineKb: number | null,
 ): Promise<FanoutRun> {
   const n = plan.streams;
   const more = n - total(loadgens, 'opened') - total(loadgens, 'failed');
@@ -283,11 +290,17 @@ async function measureOne(
     latencyMs: latency.summary(),
     memory: {
       holdersBaselineKb,
+      holdersIdleBaselineKb,
       holdersOpenKb,
       kbPerStreamAfterOpen: opened ? round((holdersOpenKb - holdersBaselineKb) / opened, 2) : null,
       holdersIdleKb,
       kbPerStream: opened
-        ? round(((holdersIdleKb ?? holdersOpenKb) - holdersBaselineKb) / opened, 2)
+        ? round(
+            holdersIdleKb !== null && holdersIdleBaselineKb !== null
+              ? (holdersIdleKb - holdersIdleBaselineKb) / opened
+              : (holdersOpenKb - holdersBaselineKb) / opened,
+            2,
+          )
         : null,
       serversPeakRssKb,
     },
