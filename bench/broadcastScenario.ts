@@ -374,6 +374,27 @@ function med(runs: FanoutRun[], pick: (r: FanoutRun) => number | null): number |
   return m === null ? null : round(m, 2);
 }
 
+/** A row of one figure, the median of each side's runs (lower is better). */
+function medianRow(
+  paired: Paired,
+  measure: string,
+  pick: (run: FanoutRun) => number | null,
+  unit: string,
+  targetRatio: number,
+  detail: string,
+): Comparison {
+  return {
+    measure,
+    peer: paired.peerName,
+    peerValue: med(paired.peer, pick),
+    projectValue: med(paired.project, pick),
+    unit,
+    better: 'lower',
+    targetRatio,
+    detail: peerDetail(paired, detail),
+  };
+}
+
 function peerDetail(paired: Paired, detail: string): string {
   return paired.peerUnavailable === null ? detail : `nchan n/a: ${paired.peerUnavailable}`;
 }
@@ -419,29 +440,22 @@ export async function fanoutAtRate(secret: string): Promise<ScenarioResult> {
   );
   const size = `${plan.streams.toLocaleString('en-US')} subscribers × ${plan.perSecond}/s`;
   const rows: Comparison[] = [
-    {
-      measure: `CPU per delivery, ${size}`,
-      peer: paired.peerName,
-      peerValue: med(paired.peer, (r) => r.cpuMicrosPerDelivery),
-      projectValue: med(paired.project, (r) => r.cpuMicrosPerDelivery),
-      unit: 'µs',
-      better: 'lower',
-      targetRatio: 1.0,
-      detail: peerDetail(
-        paired,
-        `server CPU (nchan: nginx + Redis; project: 2 gateways + Redis) per delivery`,
-      ),
-    },
-    {
-      measure: `p99 send→read, ${size}`,
-      peer: paired.peerName,
-      peerValue: med(paired.peer, (r) => r.latencyMs.p99Ms),
-      projectValue: med(paired.project, (r) => r.latencyMs.p99Ms),
-      unit: 'ms',
-      better: 'lower',
-      targetRatio: 1.5,
-      detail: peerDetail(paired, 'from the POST to the line read at the client'),
-    },
+    medianRow(
+      paired,
+      `CPU per delivery, ${size}`,
+      (r) => r.cpuMicrosPerDelivery,
+      'µs',
+      1.0,
+      `server CPU (nchan: nginx + Redis; project: 2 gateways + Redis) per delivery`,
+    ),
+    medianRow(
+      paired,
+      `p99 send→read, ${size}`,
+      (r) => r.latencyMs.p99Ms,
+      'ms',
+      1.5,
+      'from the POST to the line read at the client',
+    ),
   ];
   const last = paired.project[paired.project.length - 1];
   const lines = [
@@ -478,46 +492,34 @@ export async function fanoutSaturated(secret: string): Promise<ScenarioResult> {
   );
   const size = `${plan.streams.toLocaleString('en-US')} subscribers`;
   const rows: Comparison[] = [
-    {
-      measure: `CPU per delivery, ${size} saturated`,
-      peer: paired.peerName,
-      peerValue: med(paired.peer, (r) => r.cpuMicrosPerDelivery),
-      projectValue: med(paired.project, (r) => r.cpuMicrosPerDelivery),
-      unit: 'µs',
-      better: 'lower',
-      targetRatio: 1.0,
-      detail: peerDetail(
-        paired,
-        `${plan.broadcasts} broadcasts offered at ${plan.perSecond}/s; ` +
-          'server CPU (nchan: nginx + Redis; project: 2 gateways + Redis) until the last delivery',
-      ),
-    },
-    {
-      measure: `memory per idle SSE stream, ${size}`,
-      peer: paired.peerName,
-      peerValue: med(paired.peer, (r) => r.memory.kbPerStream),
-      projectValue: med(paired.project, (r) => r.memory.kbPerStream),
-      unit: 'KB',
-      better: 'lower',
-      targetRatio: 0.8,
-      detail: peerDetail(
-        paired,
-        'RSS growth of the stream holders (nginx master + worker; gateways after a full GC) ' +
-          `once settled idle (≤ ${settings.idleSettleS} s); 1 s after the last open: nchan ` +
-          `${fmtKb(med(paired.peer, (r) => r.memory.kbPerStreamAfterOpen))}, project ` +
-          `${fmtKb(med(paired.project, (r) => r.memory.kbPerStreamAfterOpen))}`,
-      ),
-    },
-    {
-      measure: `server RSS at ${size} saturated`,
-      peer: paired.peerName,
-      peerValue: med(paired.peer, (r) => round(r.memory.serversPeakRssKb / 1024, 1)),
-      projectValue: med(paired.project, (r) => round(r.memory.serversPeakRssKb / 1024, 1)),
-      unit: 'MB',
-      better: 'lower',
-      targetRatio: 2.0,
-      detail: peerDetail(paired, 'peak sum of every server process RSS (Redis included)'),
-    },
+    medianRow(
+      paired,
+      `CPU per delivery, ${size} saturated`,
+      (r) => r.cpuMicrosPerDelivery,
+      'µs',
+      1.0,
+      `${plan.broadcasts} broadcasts offered at ${plan.perSecond}/s; ` +
+        'server CPU (nchan: nginx + Redis; project: 2 gateways + Redis) until the last delivery',
+    ),
+    medianRow(
+      paired,
+      `memory per idle SSE stream, ${size}`,
+      (r) => r.memory.kbPerStream,
+      'KB',
+      0.8,
+      'RSS growth of the stream holders (nginx master + worker; gateways after a full GC) ' +
+        `once settled idle (≤ ${settings.idleSettleS} s); 1 s after the last open: nchan ` +
+        `${fmtKb(med(paired.peer, (r) => r.memory.kbPerStreamAfterOpen))}, project ` +
+        `${fmtKb(med(paired.project, (r) => r.memory.kbPerStreamAfterOpen))}`,
+    ),
+    medianRow(
+      paired,
+      `server RSS at ${size} saturated`,
+      (r) => round(r.memory.serversPeakRssKb / 1024, 1),
+      'MB',
+      2.0,
+      'peak sum of every server process RSS (Redis included)',
+    ),
   ];
   const lines = [
     `${size} saturated: ${fmt(plan.streams * plan.perSecond)} deliveries/s offered; delivered ` +
@@ -550,20 +552,17 @@ export async function fanoutSweep(secret: string): Promise<ScenarioResult> {
   all.forEach((paired, i) => {
     const plan = plans[i];
     const size = plan.streams.toLocaleString('en-US');
-    rows.push({
-      measure: `CPU per delivery, one process, ${size} streams saturated`,
-      peer: paired.peerName,
-      peerValue: med(paired.peer, (r) => r.holdersCpuMicrosPerDelivery),
-      projectValue: med(paired.project, (r) => r.holdersCpuMicrosPerDelivery),
-      unit: 'µs',
-      better: 'lower',
-      targetRatio: 1.0,
-      detail: peerDetail(
+    rows.push(
+      medianRow(
         paired,
+        `CPU per delivery, one process, ${size} streams saturated`,
+        (r) => r.holdersCpuMicrosPerDelivery,
+        'µs',
+        1.0,
         `nginx worker + master against one gateway; ${plan.broadcasts} broadcasts at ` +
           `${plan.perSecond}/s (Redis in the details)`,
       ),
-    });
+    );
     lines.push(
       `one process, ${size} streams: delivered nchan ` +
         `${rateOf(paired.peer)}/s, project ${rateOf(paired.project)}/s ` +
