@@ -3,35 +3,50 @@ import { waitFor } from '../devSupport/waitFor';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { forkScript, sleep, type Proc } from './procs';
-import {
-  type FromLoadgen,
-  type LoadgenProgress,
-  type LoadgenReport,
-  type ToLoadgen,
-} from './protocol';
+import { type LoadgenProgress, type LoadgenReport, type ToLoadgen } from './protocol';
 
 import { DIST_BENCH, now } from './common';
 
-export interface Loadgen {
+/** A forked load generator: its last progress and report as it sent them. */
+export interface LoadgenOf<Progress, Report> {
   proc: Proc;
-  progress: LoadgenProgress;
-  report?: LoadgenReport;
+  progress: Progress;
+  report?: Report;
   error?: string;
 }
 
-export function startLoadgens(count: number): Loadgen[] {
+export type Loadgen = LoadgenOf<LoadgenProgress, LoadgenReport>;
+
+/** Forks `count` processes of a load generator script (in dist/bench/), tracking their messages. */
+export function forkLoadgens<Progress, Report>(
+  count: number,
+  script: string,
+  name: string,
+  progress: Progress,
+): LoadgenOf<Progress, Report>[] {
   return Array.from({ length: count }, (_, i) => {
-    const proc = forkScript(`loadgen-${i + 1}`, path.join(DIST_BENCH, 'loadgen.js'));
-    const lg: Loadgen = {
-      proc,
-      progress: { type: 'progress', opened: 0, failed: 0, warm: 0, deliveries: 0, epoch: 0 },
-    };
-    proc.child.on('message', (message: FromLoadgen) => {
-      if (message.type === 'progress') lg.progress = message;
-      else if (message.type === 'report') lg.report = message;
-      else lg.error = message.message;
-    });
+    const proc = forkScript(`${name}-${i + 1}`, path.join(DIST_BENCH, script));
+    const lg: LoadgenOf<Progress, Report> = { proc, progress };
+    proc.child.on(
+      'message',
+      (message: { type: 'progress' | 'report' | 'error'; message?: string }) => {
+        if (message.type === 'progress') lg.progress = message as Progress;
+        else if (message.type === 'report') lg.report = message as Report;
+        else lg.error = message.message;
+      },
+    );
     return lg;
+  });
+}
+
+export function startLoadgens(count: number): Loadgen[] {
+  return forkLoadgens<LoadgenProgress, LoadgenReport>(count, 'loadgen.js', 'loadgen', {
+    type: 'progress',
+    opened: 0,
+    failed: 0,
+    warm: 0,
+    deliveries: 0,
+    epoch: 0,
   });
 }
 

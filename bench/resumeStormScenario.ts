@@ -11,29 +11,18 @@
  * overflows and drops of the burst (/proc/net/netstat, for the whole network namespace).
  */
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { waitFor } from '../devSupport/waitFor';
 import { issueToken } from '../shared/auth';
 import type { ScenarioResult } from './comparison';
-import {
-  DIST_BENCH,
-  cpuDelta,
-  envInt,
-  log,
-  now,
-  profileArgs,
-  sampleCpu,
-  serverEnv,
-} from './common';
+import { cpuDelta, envInt, log, now, profileArgs, sampleCpu, serverEnv } from './common';
 import { Histogram, round } from './histogram';
-import { broadcast } from './loadgens';
+import { broadcast, forkLoadgens, type LoadgenOf } from './loadgens';
 import { publishBroadcast, publisherAgent } from './broadcastTarget';
-import { forkScript, openFilesLimit, sleep, spawnRedis, spawnRole, type Proc } from './procs';
+import { openFilesLimit, sleep, spawnRedis, spawnRole } from './procs';
 import { BENCH_EVENT } from './protocol';
 import {
   RECONNECT_PHASES,
-  type FromStormLoadgen,
   type StormProgress,
   type StormReport,
   type ToStormLoadgen,
@@ -60,26 +49,16 @@ export const stormSettings = {
   settleS: envInt('BENCH_STORM_SETTLE_S', 60, 1),
 };
 
-interface StormLoadgen {
-  proc: Proc;
-  progress: StormProgress;
-  report?: StormReport;
-  error?: string;
-}
+type StormLoadgen = LoadgenOf<StormProgress, StormReport>;
 
 function startStormLoadgens(count: number): StormLoadgen[] {
-  return Array.from({ length: count }, (_, i) => {
-    const proc = forkScript(`storm-loadgen-${i + 1}`, path.join(DIST_BENCH, 'stormLoadgen.js'));
-    const lg: StormLoadgen = {
-      proc,
-      progress: { type: 'progress', opened: 0, failed: 0, complete: 0, dropped: 0, recovered: 0 },
-    };
-    proc.child.on('message', (message: FromStormLoadgen) => {
-      if (message.type === 'progress') lg.progress = message;
-      else if (message.type === 'report') lg.report = message;
-      else lg.error = message.message;
-    });
-    return lg;
+  return forkLoadgens<StormProgress, StormReport>(count, 'stormLoadgen.js', 'storm-loadgen', {
+    type: 'progress',
+    opened: 0,
+    failed: 0,
+    complete: 0,
+    dropped: 0,
+    recovered: 0,
   });
 }
 

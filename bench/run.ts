@@ -231,6 +231,8 @@ main().then(
   async () => {
     clearTimeout(watchdog);
     await reapAll(3000);
+    // Every process is reaped; a pipe or keep-alive socket left behind must not hold the run.
+    process.exit(process.exitCode ?? 0);
   },
   (err: unknown) => {
     clearTimeout(watchdog);
