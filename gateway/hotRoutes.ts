@@ -37,9 +37,7 @@ export class HotRoutes {
     handlers: readonly RequestHandler[],
     routeErrors: readonly ErrorRequestHandler[] = [],
   ): void {
-    const route = router.route(path);
-    route.post(...handlers);
-    this.routes.set(`POST ${path}`, { route, handlers, routeErrors, errorHandlers: routeErrors });
+    this.declare('post', router, path, handlers, routeErrors);
   }
 
   /** GET `path`, as `post` (a HEAD, which Express also routes to it, goes to Express). */
@@ -49,9 +47,24 @@ export class HotRoutes {
     handlers: readonly RequestHandler[],
     routeErrors: readonly ErrorRequestHandler[] = [],
   ): void {
+    this.declare('get', router, path, handlers, routeErrors);
+  }
+
+  private declare(
+    method: 'get' | 'post',
+    router: Router,
+    path: string,
+    handlers: readonly RequestHandler[],
+    routeErrors: readonly ErrorRequestHandler[],
+  ): void {
     const route = router.route(path);
-    route.get(...handlers);
-    this.routes.set(`GET ${path}`, { route, handlers, routeErrors, errorHandlers: routeErrors });
+    route[method](...handlers);
+    this.routes.set(`${method.toUpperCase()} ${path}`, {
+      route,
+      handlers,
+      routeErrors,
+      errorHandlers: routeErrors,
+    });
   }
 
   /**
