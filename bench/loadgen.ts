@@ -6,6 +6,7 @@
  */
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { closeStreamsAndExit } from './loadgenExit';
 import { DeliveryCounter, tally, type CountedStream } from './deliveryCounter';
 import { type FromLoadgen, type LoadgenReport, type ToLoadgen } from './protocol';
 
@@ -171,10 +172,7 @@ process.on('message', (message: ToLoadgen) => {
 
 function shutdown(): void {
   closing = true;
-  clearInterval(progressTimer);
-  for (const s of streams) s.req?.destroy();
-  // Give the IPC channel a moment to flush the last messages, then leave.
-  setTimeout(() => process.exit(0), 50);
+  closeStreamsAndExit(streams, progressTimer);
 }
 
 // The benchmark went away: nothing to hold the streams for.

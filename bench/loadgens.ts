@@ -50,19 +50,20 @@ export function startLoadgens(count: number): Loadgen[] {
   });
 }
 
-export function tell(lg: Loadgen, message: ToLoadgen): void {
-  lg.proc.child.send(message);
+export function tell<Message = ToLoadgen>(lg: LoadgenOf<unknown, unknown>, message: Message): void {
+  lg.proc.child.send(message as object);
 }
 
-export function total(
-  loadgens: Loadgen[],
-  key: 'opened' | 'failed' | 'warm' | 'deliveries',
+/** The sum of a progress counter over every load generator; throws if one failed or exited. */
+export function total<Progress extends { type: 'progress' }>(
+  loadgens: LoadgenOf<Progress, unknown>[],
+  key: { [K in keyof Progress]: Progress[K] extends number ? K : never }[keyof Progress],
 ): number {
   let sum = 0;
   for (const lg of loadgens) {
     if (lg.error) throw new Error(`${lg.proc.name}: ${lg.error}`);
     if (!lg.proc.isRunning()) throw new Error(`${lg.proc.name} exited:\n${lg.proc.output()}`);
-    sum += lg.progress[key];
+    sum += lg.progress[key] as number;
   }
   return sum;
 }

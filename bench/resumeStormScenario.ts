@@ -17,7 +17,7 @@ import { issueToken } from '../shared/auth';
 import type { ScenarioResult } from './comparison';
 import { cpuDelta, envInt, log, now, profileArgs, sampleCpu, serverEnv } from './common';
 import { Histogram, round } from './histogram';
-import { broadcast, forkLoadgens, type LoadgenOf } from './loadgens';
+import { broadcast, forkLoadgens, tell, total, type LoadgenOf } from './loadgens';
 import { publishBroadcast, publisherAgent } from './broadcastTarget';
 import { openFilesLimit, sleep, spawnRedis, spawnRole } from './procs';
 import { BENCH_EVENT } from './protocol';
@@ -60,20 +60,6 @@ function startStormLoadgens(count: number): StormLoadgen[] {
     dropped: 0,
     recovered: 0,
   });
-}
-
-function tell(lg: StormLoadgen, message: ToStormLoadgen): void {
-  lg.proc.child.send(message);
-}
-
-function total(loadgens: StormLoadgen[], key: Exclude<keyof StormProgress, 'type'>): number {
-  let sum = 0;
-  for (const lg of loadgens) {
-    if (lg.error) throw new Error(`${lg.proc.name}: ${lg.error}`);
-    if (!lg.proc.isRunning()) throw new Error(`${lg.proc.name} exited:\n${lg.proc.output()}`);
-    sum += lg.progress[key];
-  }
-  return sum;
 }
 
 /** TcpExt counters of /proc/net/netstat (this network namespace: every socket of the machine). */
@@ -121,7 +107,7 @@ export async function benchResumeStorm(secret: string): Promise<ScenarioResult> 
   loadgens.forEach((lg, i) => {
     const count = Math.floor(n / loadgens.length) + (i < n % loadgens.length ? 1 : 0);
     victimStreams += Math.ceil(count / 2); // stream j opens on urls[j % 2]
-    tell(lg, {
+    tell<ToStormLoadgen>(lg, {
       cmd: 'open',
       urls: [victim.url, survivor.url],
       reconnectUrl: survivor.url,
@@ -195,11 +181,11 @@ export async function benchResumeStorm(secret: string): Promise<ScenarioResult> 
   }
   for (const lg of loadgens) {
     lg.report = undefined;
-    tell(lg, { cmd: 'report', killedAt });
+    tell<ToStormLoadgen>(lg, { cmd: 'report', killedAt });
   }
   await waitFor(() => loadgens.every((lg) => lg.report), 20_000, 'storm load generator reports');
   const reports = loadgens.map((lg) => lg.report!);
-  for (const lg of loadgens) tell(lg, { cmd: 'close' });
+  for (const lg of loadgens) tell<ToStormLoadgen>(lg, { cmd: 'close' });
   await Promise.all(loadgens.map((lg) => lg.proc.stop('SIGTERM', 5000)));
   await survivor.proc.stop('SIGTERM', 10_000);
   await redis.proc.stop('SIGTERM', 5000);

@@ -8,6 +8,7 @@
  */
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { closeStreamsAndExit } from './loadgenExit';
 import { Histogram, type HistogramData } from './histogram';
 import { BENCH_EVENT } from './protocol';
 
@@ -406,9 +407,7 @@ process.on('message', (message: ToStormLoadgen) => {
 
 function shutdown(): void {
   closing = true;
-  clearInterval(progressTimer);
-  for (const s of streams) s.req?.destroy();
-  setTimeout(() => process.exit(0), 50);
+  closeStreamsAndExit(streams, progressTimer);
 }
 
 process.on('disconnect', shutdown);
