@@ -14,7 +14,9 @@ import { INPUT_KEY_META } from '../../worker/server/inputRequired';
 export function registerInputRequiredFixtures(server: McpServer): void {
   const text = (t: string) => ({ content: [{ type: 'text' as const, text: t }] });
   // The request a handler serves: the SDK sends its own requests in relation to it.
-  const related = (extra: { requestId: string | number }) => ({ relatedRequestId: extra.requestId });
+  const related = (extra: { requestId: string | number }) => ({
+    relatedRequestId: extra.requestId,
+  });
   const elicit = (
     key: string,
     message: string,
@@ -29,7 +31,12 @@ export function registerInputRequiredFixtures(server: McpServer): void {
       },
       related(extra),
     );
-  const sample = (key: string, prompt: string, maxTokens: number, extra: { requestId: string | number }) =>
+  const sample = (
+    key: string,
+    prompt: string,
+    maxTokens: number,
+    extra: { requestId: string | number },
+  ) =>
     server.server.createMessage(
       {
         messages: [{ role: 'user', content: { type: 'text', text: prompt } }],
@@ -158,8 +165,7 @@ export function registerInputRequiredFixtures(server: McpServer): void {
         sample('summary', 'Summarize the weather in one sentence.', 50, extra),
       ]);
       const nameText = name.status === 'fulfilled' ? field(name.value, 'name') : 'not asked';
-      const summaryText =
-        summary.status === 'fulfilled' ? sampledText(summary.value) : 'not asked';
+      const summaryText = summary.status === 'fulfilled' ? sampledText(summary.value) : 'not asked';
       return text(`Name: ${nameText}; summary: ${summaryText}`);
     },
   );
@@ -179,7 +185,10 @@ export function registerInputRequiredFixtures(server: McpServer): void {
   server.registerPrompt(
     'test_input_required_result_prompt',
     // An empty argsSchema: the SDK's typings then pass the request's extra as the 2nd argument.
-    { description: 'Fixture: a prompt that asks the user for its context (SEP-2322)', argsSchema: {} },
+    {
+      description: 'Fixture: a prompt that asks the user for its context (SEP-2322)',
+      argsSchema: {},
+    },
     async (_args, extra) => {
       const answer = await elicit(
         'user_context',

@@ -40,12 +40,24 @@ async function serve(register: (server: McpServer) => void): Promise<Harness> {
   register(server);
   const [client, serverSide] = InMemoryTransport.createLinkedPair();
   const replies = new Map<RequestId, (message: JSONRPCMessage) => void>();
-  let round: InputRequiredRound | undefined;
+  // The round of each running request, by its id; a server request names the request it belongs
+  // to (relatedRequestId) when its handler passed it, else it belongs to the latest call.
+  const rounds = new Map<RequestId, InputRequiredRound>();
+  let latest: InputRequiredRound | undefined;
+  const relatedOf = new Map<RequestId, RequestId | undefined>();
+  const sendFromServer = serverSide.send.bind(serverSide);
+  serverSide.send = (message, options) => {
+    if ('method' in message && 'id' in message)
+      relatedOf.set(message.id, options?.relatedRequestId);
+    return sendFromServer(message, options);
+  };
   client.onmessage = (message) => {
     if ('method' in message && 'id' in message) {
       // The server asks the client: the round answers, or leaves it pending.
-      const asking = round;
       const id = message.id;
+      const related = relatedOf.get(id);
+      relatedOf.delete(id);
+      const asking = related === undefined ? latest : rounds.get(related);
       if (!asking) throw new Error(`server request outside a round: ${message.method}`);
       asking.request({ method: message.method, params: message.params }).then(
         (result) => void client.send({ jsonrpc: '2.0', id, result }),
@@ -61,11 +73,13 @@ async function serve(register: (server: McpServer) => void): Promise<Harness> {
     if ('id' in message && message.id !== undefined) replies.get(message.id)?.(message);
   };
   let nextId = 1;
-  const rpc = (method: string, params: Result): Promise<Result> => {
+  const rpc = (method: string, params: Result, round?: InputRequiredRound): Promise<Result> => {
     const id = nextId++;
+    if (round) rounds.set(id, round);
     const reply = new Promise<Result>((resolve, reject) => {
       replies.set(id, (message) => {
         replies.delete(id);
+        rounds.delete(id);
         if ('result' in message) resolve(message.result);
         else if ('error' in message) reject(message.error);
       });
@@ -83,7 +97,7 @@ async function serve(register: (server: McpServer) => void): Promise<Harness> {
   await client.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
   return {
     async call(method, params, options = {}) {
-      round = new InputRequiredRound({
+      const round = new InputRequiredRound({
         secret: SECRET,
         clientCapabilities: ALL_CAPABILITIES,
         ...options,
@@ -91,13 +105,13 @@ async function serve(register: (server: McpServer) => void): Promise<Harness> {
         params,
       });
       const serverParams = round.serverParams();
-      const reply = rpc(method, serverParams);
+      latest = round;
+      const reply = rpc(method, serverParams, round);
       try {
         return await round.settle(reply);
       } finally {
         // The handler has unwound (answered, or its pending requests rejected) before the next.
         await reply.catch(() => undefined);
-        round = undefined;
       }
     },
     close: () => server.close(),
@@ -155,7 +169,9 @@ describe('InputRequiredRound with a 1.x McpServer', () => {
         async ({ greeting }, extra) => {
           ran('greet');
           const answer = await elicitName(extra, 'user_name');
-          return { content: [{ type: 'text', text: `${greeting ?? 'Hello'}, ${answer.content?.name}!` }] };
+          return {
+            content: [{ type: 'text', text: `${greeting ?? 'Hello'}, ${answer.content?.name}!` }],
+          };
         },
       );
       // Three requests at once, keys unnamed (the defaults).
@@ -198,7 +214,9 @@ describe('InputRequiredRound with a 1.x McpServer', () => {
           ElicitResultSchema,
         );
         return {
-          content: [{ type: 'text', text: `${first.content?.name} likes ${second.content?.color}` }],
+          content: [
+            { type: 'text', text: `${first.content?.name} likes ${second.content?.color}` },
+          ],
         };
       });
       // Degrades: asks by elicitation and by sampling, each if the client supports it.
@@ -220,6 +238,17 @@ describe('InputRequiredRound with a 1.x McpServer', () => {
             ? JSON.stringify(outcome.value)
             : `refused ${(outcome.reason as { code: number }).code}`;
         return { content: [{ type: 'text', text: `${describe(name)} | ${describe(llm)}` }] };
+      });
+      // Two requests at once, the second a few event-loop turns after the first.
+      server.registerTool('staggered', {}, async (extra) => {
+        const turn = () => new Promise((resolve) => setImmediate(resolve));
+        const [a, b] = await Promise.all([
+          elicitName(extra, 'a'),
+          turn()
+            .then(turn)
+            .then(() => elicitName(extra, 'b')),
+        ]);
+        return { content: [{ type: 'text', text: `${a.content?.name} ${b.content?.name}` }] };
       });
       server.registerTool('ping_client', {}, async (extra) => {
         await extra.sendRequest({ method: 'ping' }, z.object({}));
@@ -337,6 +366,11 @@ describe('InputRequiredRound with a 1.x McpServer', () => {
     expect(textOf(done)).toBe('Hey Ada, roots file:///work');
   });
 
+  test('requests sent a couple of event-loop turns apart are still asked together', async () => {
+    const first = await harness.call('tools/call', { name: 'staggered', arguments: {} });
+    expect(Object.keys(inputRequests(first))).toEqual(['a', 'b']);
+  });
+
   test('sequential requests take one round each; earlier answers ride in requestState', async () => {
     runs.delete('two_steps');
     const first = await harness.call('tools/call', { name: 'two_steps', arguments: {} });
@@ -417,7 +451,10 @@ describe('InputRequiredRound with a 1.x McpServer', () => {
       );
 
     test.each([
-      ['a changed payload', (s: string) => s.replace(/\.(.)/, (_, c: string) => `.${c === 'A' ? 'B' : 'A'}`)],
+      [
+        'a changed payload',
+        (s: string) => s.replace(/\.(.)/, (_, c: string) => `.${c === 'A' ? 'B' : 'A'}`),
+      ],
       ['a changed mac', (s: string) => `${s.slice(0, -2)}${s.endsWith('AA') ? 'BB' : 'AA'}`],
       ['a suffix', (s: string) => `${s}-TAMPERED`],
       ['garbage', () => 'not-a-state'],
@@ -471,11 +508,7 @@ describe('InputRequiredRound with a 1.x McpServer', () => {
         expect(error.message).toMatch(/another (request|principal)/);
       }
       // Its own retry, with another _meta (progress token), still goes.
-      const own = await retry(
-        state,
-        { _meta: { progressToken: 'p1' } },
-        { principal: 'alice' },
-      );
+      const own = await retry(state, { _meta: { progressToken: 'p1' } }, { principal: 'alice' });
       expect(textOf(own)).toBe('Hello, Mallory!');
     });
   });
@@ -505,16 +538,22 @@ describe('InputRequiredRound with a 1.x McpServer', () => {
         }),
       );
       expect(error.code).toBe(-32602);
-      expect(error.message).toMatch(/inputResponses\.user_name is not a elicitation\/create result/);
+      expect(error.message).toMatch(
+        /inputResponses\.user_name is not a elicitation\/create result/,
+      );
     });
   });
 
   describe('client capabilities', () => {
     test('a request the client lacks the capability for fails the call with -32021', async () => {
       const error = await failure(
-        harness.call('tools/call', { name: 'ask_all', arguments: {} }, {
-          clientCapabilities: { elicitation: {}, roots: {} },
-        }),
+        harness.call(
+          'tools/call',
+          { name: 'ask_all', arguments: {} },
+          {
+            clientCapabilities: { elicitation: {}, roots: {} },
+          },
+        ),
       );
       expect(error.code).toBe(-32021);
       expect(error.data).toEqual({ requiredCapabilities: { sampling: {} } });
@@ -522,14 +561,22 @@ describe('InputRequiredRound with a 1.x McpServer', () => {
 
     test('form elicitation needs elicitation (bare) or elicitation.form', async () => {
       const urlOnly = await failure(
-        harness.call('tools/call', { name: 'greet', arguments: {} }, {
-          clientCapabilities: { elicitation: { url: {} } },
-        }),
+        harness.call(
+          'tools/call',
+          { name: 'greet', arguments: {} },
+          {
+            clientCapabilities: { elicitation: { url: {} } },
+          },
+        ),
       );
       expect(urlOnly.data).toEqual({ requiredCapabilities: { elicitation: { form: {} } } });
-      const form = await harness.call('tools/call', { name: 'greet', arguments: {} }, {
-        clientCapabilities: { elicitation: { form: {} } },
-      });
+      const form = await harness.call(
+        'tools/call',
+        { name: 'greet', arguments: {} },
+        {
+          clientCapabilities: { elicitation: { form: {} } },
+        },
+      );
       expect(form.resultType).toBe('input_required');
     });
 
@@ -567,7 +614,12 @@ describe('the conformance fixtures (registerInputRequiredFixtures), as the scena
     harness.call('tools/call', { name, arguments: {}, ...more }, options);
 
   test.each([
-    ['test_input_required_result_elicitation', 'user_name', accept({ name: 'Alice' }), 'Hello, Alice!'],
+    [
+      'test_input_required_result_elicitation',
+      'user_name',
+      accept({ name: 'Alice' }),
+      'Hello, Alice!',
+    ],
     [
       'test_input_required_result_sampling',
       'capital_question',
@@ -581,7 +633,12 @@ describe('the conformance fixtures (registerInputRequiredFixtures), as the scena
       'Client roots: file:///test/root',
     ],
     ['test_input_required_result_request_state', 'confirm', accept({ ok: true }), 'state-ok'],
-    ['test_input_required_result_tampered_state', 'confirm', accept({ ok: true }), 'Confirmed: true'],
+    [
+      'test_input_required_result_tampered_state',
+      'confirm',
+      accept({ ok: true }),
+      'Confirmed: true',
+    ],
   ])('%s asks %s, then completes', async (name, key, response, expected) => {
     const first = await tool(name);
     expect(first.resultType).toBe('input_required');
@@ -637,9 +694,13 @@ describe('the conformance fixtures (registerInputRequiredFixtures), as the scena
   });
 
   test('capability check: sampling only, no elicitation asked', async () => {
-    const first = await tool('test_input_required_result_capabilities', {}, {
-      clientCapabilities: { sampling: {} },
-    });
+    const first = await tool(
+      'test_input_required_result_capabilities',
+      {},
+      {
+        clientCapabilities: { sampling: {} },
+      },
+    );
     expect(Object.values(inputRequests(first)).map((r) => r.method)).toEqual([
       'sampling/createMessage',
     ]);
@@ -666,7 +727,9 @@ describe('the conformance fixtures (registerInputRequiredFixtures), as the scena
 
   test('validate input: a number or null for inputResponses is a -32602 error', async () => {
     for (const inputResponses of [{ user_name: 12345 }, null]) {
-      const error = await failure(tool('test_input_required_result_elicitation', { inputResponses }));
+      const error = await failure(
+        tool('test_input_required_result_elicitation', { inputResponses }),
+      );
       expect(error.code).toBe(-32602);
     }
   });
