@@ -199,8 +199,8 @@ export class InputRequiredRound {
   private readonly usedKeys = new Set<string>();
   /** A malformed answer of the client: the request fails with it, whatever the handler does. */
   private protocolError?: RoundError;
-  /** A request refused for a capability the client lacks. */
-  private capabilityError?: RoundError;
+  /** What requests refused for a capability the client lacks needed, all of them merged. */
+  private readonly missingCapabilities: Record<string, Record<string, unknown>> = {};
   /** Bumped by every request(): the quiet check restarts. */
   private activity = 0;
   private quiet = false;
@@ -253,12 +253,13 @@ export class InputRequiredRound {
       const { key, params } = this.keyOf(kind, message.params ?? {});
       const missing = missingCapabilities(kind.required(params), this.opts.clientCapabilities);
       if (missing) {
-        this.capabilityError ??= new RoundError(
-          MISSING_CLIENT_CAPABILITY,
-          `The server needs ${message.method} (input '${key}'), which the client's capabilities do not declare`,
-          { requiredCapabilities: missing },
-        );
-        throw this.capabilityError;
+        for (const [capability, members] of Object.entries(missing)) {
+          this.missingCapabilities[capability] = {
+            ...this.missingCapabilities[capability],
+            ...members,
+          };
+        }
+        throw missingCapabilityError(missing, `${message.method} (input '${key}')`);
       }
       const answer = earlier[key] ?? responses[key];
       if (answer !== undefined) {
@@ -324,21 +325,29 @@ export class InputRequiredRound {
 
   private completed(value: Record<string, unknown>): Record<string, unknown> {
     if (this.protocolError) throw this.protocolError;
-    if (this.capabilityError && this.opts.method === 'tools/call' && value.isError === true) {
-      throw this.capabilityError;
+    const capabilityError = this.capabilityError();
+    if (capabilityError && this.opts.method === 'tools/call' && value.isError === true) {
+      throw capabilityError;
     }
     return value;
   }
 
   private failed(error: unknown): never {
     if (this.protocolError) throw this.protocolError;
-    if (this.capabilityError) throw this.capabilityError;
+    const capabilityError = this.capabilityError();
+    if (capabilityError) throw capabilityError;
     if (error instanceof RoundError) throw error;
     const detail = error as { code?: unknown; message?: unknown; data?: unknown } | undefined;
     if (typeof detail?.code === 'number') {
       throw new RoundError(detail.code, String(detail.message ?? ''), detail.data);
     }
     throw internal(error);
+  }
+
+  /** The request failed for want of capabilities: -32021 naming all those its requests needed. */
+  private capabilityError(): RoundError | undefined {
+    if (Object.keys(this.missingCapabilities).length === 0) return undefined;
+    return missingCapabilityError(this.missingCapabilities, this.opts.method);
   }
 
   private inputRequired(): Record<string, unknown> {
@@ -470,6 +479,22 @@ function internal(error: unknown): RoundError {
   return new RoundError(
     ErrorCode.InternalError,
     error instanceof Error ? error.message : String(error),
+  );
+}
+
+function missingCapabilityError(
+  missing: Record<string, Record<string, unknown>>,
+  what: string,
+): RoundError {
+  const names = Object.entries(missing).flatMap(([capability, members]) =>
+    Object.keys(members).length === 0
+      ? [capability]
+      : Object.keys(members).map((member) => `${capability}.${member}`),
+  );
+  return new RoundError(
+    MISSING_CLIENT_CAPABILITY,
+    `Missing client capabilities for ${what}: ${names.join(', ')} (not in the request's io.modelcontextprotocol/clientCapabilities)`,
+    { requiredCapabilities: missing },
   );
 }
 

@@ -559,6 +559,21 @@ describe('InputRequiredRound with a 1.x McpServer', () => {
       expect(error.data).toEqual({ requiredCapabilities: { sampling: {} } });
     });
 
+    test('-32021 names every capability the requests sent together lacked', async () => {
+      const error = await failure(
+        harness.call(
+          'tools/call',
+          { name: 'ask_all', arguments: {} },
+          { clientCapabilities: { roots: {} } },
+        ),
+      );
+      expect(error.code).toBe(-32021);
+      expect(error.data).toEqual({
+        requiredCapabilities: { elicitation: { form: {} }, sampling: {} },
+      });
+      expect(error.message).toMatch(/tools\/call: elicitation\.form, sampling/);
+    });
+
     test('form elicitation needs elicitation (bare) or elicitation.form', async () => {
       const urlOnly = await failure(
         harness.call(
