@@ -286,8 +286,9 @@ export class InputRequiredRound {
   }
 
   /**
-   * The request's final JSON-RPC result: the handler's own result, or an InputRequiredResult
-   * once the handler waits on input requests. `result` is the 1.x server's answer: it resolves
+   * The request's final JSON-RPC result: the handler's own result (with `resultType: 'complete'`
+   * added), or an InputRequiredResult once the handler waits on input requests. `result` is the
+   * 1.x server's answer: it resolves
    * with the result, or rejects with the JSON-RPC error (an object with code, message, data).
    * Rejects with a RoundError.
    */
@@ -329,7 +330,8 @@ export class InputRequiredRound {
     if (capabilityError && this.opts.method === 'tools/call' && value.isError === true) {
       throw capabilityError;
     }
-    return value;
+    // Every 2026-07-28 result says its kind; the 1.x server's never do.
+    return { ...value, resultType: value.resultType ?? 'complete' };
   }
 
   private failed(error: unknown): never {

@@ -307,7 +307,7 @@ describe('InputRequiredRound with a 1.x McpServer', () => {
       inputResponses: { user_name: accept({ name: 'Alice' }) },
       requestState: first.requestState,
     });
-    expect(second.resultType).toBeUndefined();
+    expect(second.resultType).toBe('complete');
     expect(textOf(second)).toBe('Hello, Alice!');
   });
 
@@ -418,7 +418,7 @@ describe('InputRequiredRound with a 1.x McpServer', () => {
 
   test('methods that may not ask never answer input_required', async () => {
     const tools = await harness.call('tools/list', {});
-    expect(tools.resultType).toBeUndefined();
+    expect(tools.resultType).toBe('complete');
     expect(Array.isArray(tools.tools)).toBe(true);
     // resources/list's callback asks the client: refused at once, the request fails.
     const error = await failure(harness.call('resources/list', {}));
