@@ -4,6 +4,7 @@
  * joins the server to an InMemoryTransport pair, hands every request the server sends to the
  * round and feeds the round's answers back as JSON-RPC responses, as the worker does.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
 import {
@@ -41,9 +42,10 @@ async function serve(register: (server: McpServer) => void): Promise<Harness> {
   const [client, serverSide] = InMemoryTransport.createLinkedPair();
   const replies = new Map<RequestId, (message: JSONRPCMessage) => void>();
   // The round of each running request, by its id; a server request names the request it belongs
-  // to (relatedRequestId) when its handler passed it, else it belongs to the latest call.
+  // to (relatedRequestId) when its handler passed it; else the handler's async context tells
+  // (the request is delivered inside the round's context, which the SDK's handler call keeps).
   const rounds = new Map<RequestId, InputRequiredRound>();
-  let latest: InputRequiredRound | undefined;
+  const context = new AsyncLocalStorage<InputRequiredRound>();
   const relatedOf = new Map<RequestId, RequestId | undefined>();
   const sendFromServer = serverSide.send.bind(serverSide);
   serverSide.send = (message, options) => {
@@ -57,7 +59,7 @@ async function serve(register: (server: McpServer) => void): Promise<Harness> {
       const id = message.id;
       const related = relatedOf.get(id);
       relatedOf.delete(id);
-      const asking = related === undefined ? latest : rounds.get(related);
+      const asking = related === undefined ? context.getStore() : rounds.get(related);
       if (!asking) throw new Error(`server request outside a round: ${message.method}`);
       asking.request({ method: message.method, params: message.params }).then(
         (result) => void client.send({ jsonrpc: '2.0', id, result }),
@@ -105,8 +107,7 @@ async function serve(register: (server: McpServer) => void): Promise<Harness> {
         params,
       });
       const serverParams = round.serverParams();
-      latest = round;
-      const reply = rpc(method, serverParams, round);
+      const reply = context.run(round, () => rpc(method, serverParams, round));
       try {
         return await round.settle(reply);
       } finally {
@@ -147,6 +148,8 @@ describe('InputRequiredRound with a 1.x McpServer', () => {
   /** How many times each handler ran. */
   const runs = new Map<string, number>();
   const ran = (name: string) => runs.set(name, (runs.get(name) ?? 0) + 1);
+  /** Told the error code the fire_and_forget tool's unanswered question got. */
+  let onForgotten: (code: number) => void = () => undefined;
 
   beforeAll(async () => {
     harness = await serve((server) => {
@@ -249,6 +252,11 @@ describe('InputRequiredRound with a 1.x McpServer', () => {
             .then(() => elicitName(extra, 'b')),
         ]);
         return { content: [{ type: 'text', text: `${a.content?.name} ${b.content?.name}` }] };
+      });
+      // Asks without waiting for the answer, and returns.
+      server.registerTool('fire_and_forget', {}, (extra) => {
+        elicitName(extra, 'ignored').catch((error: { code: number }) => onForgotten(error.code));
+        return { content: [{ type: 'text', text: 'done without waiting' }] };
       });
       server.registerTool('ping_client', {}, async (extra) => {
         await extra.sendRequest({ method: 'ping' }, z.object({}));
@@ -392,6 +400,36 @@ describe('InputRequiredRound with a 1.x McpServer', () => {
     });
     expect(textOf(third)).toBe('Ada likes blue');
     expect(runs.get('two_steps')).toBe(3);
+  });
+
+  test("an earlier round's answer stands: the retry cannot change it", async () => {
+    const first = await harness.call('tools/call', { name: 'two_steps', arguments: {} });
+    const second = await harness.call('tools/call', {
+      name: 'two_steps',
+      arguments: {},
+      inputResponses: { 'elicitation-1': accept({ name: 'Ada' }) },
+      requestState: first.requestState,
+    });
+    const third = await harness.call('tools/call', {
+      name: 'two_steps',
+      arguments: {},
+      inputResponses: {
+        'elicitation-1': accept({ name: 'Mallory' }),
+        'elicitation-2': accept({ color: 'red' }),
+      },
+      requestState: second.requestState,
+    });
+    expect(textOf(third)).toBe('Ada likes red');
+  });
+
+  test("a handler's result ends the round; a question it did not wait for is cancelled", async () => {
+    const forgotten = new Promise<number>((resolve) => {
+      onForgotten = resolve;
+    });
+    const result = await harness.call('tools/call', { name: 'fire_and_forget', arguments: {} });
+    expect(result.resultType).toBe('complete');
+    expect(textOf(result)).toBe('done without waiting');
+    expect(await forgotten).toBe(-32800);
   });
 
   test('prompts/get and resources/read ask too', async () => {
