@@ -15,9 +15,9 @@
  *   gives the params the 1.x server sees (both members removed). A bad state fails here, before
  *   any handler runs.
  * - The handler runs from the start on every round. Each server -> client request it sends goes
- *   to `request()`: answered from the answers of earlier rounds (kept in requestState) or from
- *   this retry's inputResponses, the handler carries on; unanswered, it stays pending and becomes
- *   an input request of this round.
+ *   to `request()`: answered from the answers of earlier rounds (kept in requestState; they stand,
+ *   a retry cannot change them) or from this retry's inputResponses, the handler carries on;
+ *   unanswered, it stays pending and becomes an input request of this round.
  * - `settle()` gives the client's answer: the handler's own result once it returns, or, as soon as
  *   the handler waits on pending requests and has sent nothing new for a few event-loop turns
  *   (so requests sent together, e.g. by Promise.all, are asked together), an InputRequiredResult
@@ -52,9 +52,15 @@
  * client supports); when the request instead fails (a JSON-RPC error, or a tools/call result
  * with isError), the client gets the -32021 error.
  *
- * The 1.x server checks client capabilities itself before elicitInput (and createMessage with
- * tools): initialize the server that serves 2026 requests with ROUND_SERVER_CLIENT_CAPABILITIES,
- * and let the round check each request's own capabilities.
+ * Wiring (the worker): the 1.x server checks client capabilities itself before elicitInput (and
+ * createMessage with tools): initialize the server serving 2026 requests with
+ * ROUND_SERVER_CLIENT_CAPABILITIES and let the round check each request's own. A server request
+ * belongs to the round of the request its handler serves: the transport is told that request's
+ * id (relatedRequestId) when the handler passes it (extra.sendRequest always does); otherwise
+ * deliver the client's request inside `AsyncLocalStorage.run(round, ...)`: the SDK calls the
+ * handler in that async context, so the transport's send() finds the round with getStore().
+ * Feed request()'s outcome back to the server as the client's response (result, or error with
+ * the RoundError's code, message and data).
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import {
