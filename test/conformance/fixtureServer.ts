@@ -3,22 +3,23 @@ import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mc
 import {
   CreateMessageResultSchema,
   ElicitResultSchema,
+  ErrorCode,
+  McpError,
   SetLevelRequestSchema,
   SubscribeRequestSchema,
   UnsubscribeRequestSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import type { BacklogStore } from '../../worker/backlog/store';
-import { createBacklogServer } from '../../worker/server/backlogServer';
+import { registerInputRequiredFixtures } from './inputRequiredFixtures';
 
 /**
- * Test-only: the production server definition plus the fixture tools, resources and prompts
- * the conformance suite's scenarios call by name (test_simple_text, test://static-text, ...).
- * Never registered in production: only the conformance test's workers build their server with
- * this (WorkerDeps.createMcpServer).
+ * Test-only MCP_SERVER_MODULE: the tools, resources and prompts the conformance suite's
+ * scenarios call by name (test_simple_text, test://static-text, ...), for both requirement sets
+ * (2025-11-25 and 2026-07-28). The conformance test compiles it (test/conformance/tsconfig.json)
+ * and its `npm run worker` processes load dist/test/conformance/fixtureServer.js.
  */
-export function createConformanceServer(store: BacklogStore): McpServer {
-  const server = createBacklogServer(store);
+export function createMcpServer(): McpServer {
+  const server = new McpServer({ name: 'conformance-fixture', version: '1.0.0' });
   server.server.registerCapabilities({ logging: {}, resources: { subscribe: true } });
   server.server.setRequestHandler(SetLevelRequestSchema, () => ({}));
   server.server.setRequestHandler(SubscribeRequestSchema, () => ({}));
@@ -197,6 +198,48 @@ export function createConformanceServer(store: BacklogStore): McpServer {
     },
   });
 
+  // server-stateless (2026-07-28): a tool that logs (no log may reach a request without
+  // _meta logLevel), one that asks the client mid-call (only an InputRequiredResult may come
+  // back, never a request of its own on the stream), and hooks that change the lists.
+  server.registerTool('test_logging_tool', { description: 'Fixture: logs' }, async (extra) => {
+    await extra.sendNotification({
+      method: 'notifications/message',
+      params: { level: 'info', data: 'test_logging_tool ran' },
+    });
+    return text('Logged once');
+  });
+  server.registerTool(
+    'test_streaming_elicitation',
+    { description: 'Fixture: asks the user mid-call' },
+    async (extra) => {
+      const answer = await server.server.elicitInput(
+        {
+          message: 'Confirm?',
+          requestedSchema: { type: 'object', properties: { ok: { type: 'boolean' } } },
+        },
+        { relatedRequestId: extra.requestId },
+      );
+      return text(`Elicitation completed: action=${answer.action}`);
+    },
+  );
+  server.registerTool(
+    'test_trigger_tool_change',
+    { description: 'Fixture: announces a tools/list change' },
+    () => {
+      server.sendToolListChanged();
+      return text('tools/list_changed sent');
+    },
+  );
+  server.registerTool(
+    'test_trigger_prompt_change',
+    { description: 'Fixture: announces a prompts/list change' },
+    () => {
+      server.sendPromptListChanged();
+      return text('prompts/list_changed sent');
+    },
+  );
+  registerInputRequiredFixtures(server);
+
   server.registerResource(
     'static-text',
     'test://static-text',
@@ -293,7 +336,46 @@ export function createConformanceServer(store: BacklogStore): McpServer {
       ],
     }),
   );
+  addCachingHints(server);
   return server;
+}
+
+export default createMcpServer;
+
+/** Handlers of the SDK 1.x Protocol, by method: the SDK has no hook to add result fields. */
+type RequestHandlers = Map<string, (request: unknown, extra: unknown) => Promise<object>>;
+
+/**
+ * SEP-2549 (caching scenario): cacheable results carry `ttlMs` and `cacheScope`, and SEP-2164
+ * (resource not found): the error names the URI in `data`. The SDK 1.x McpServer does neither,
+ * so its handlers are wrapped (a private field: the fixture pins the SDK version it is built
+ * against, and the conformance test fails if the hints are missing).
+ */
+function addCachingHints(server: McpServer): void {
+  const handlers = (server.server as unknown as { _requestHandlers: RequestHandlers })
+    ._requestHandlers;
+  const hints = { ttlMs: 0, cacheScope: 'private' };
+  for (const method of [
+    'tools/list',
+    'prompts/list',
+    'resources/list',
+    'resources/templates/list',
+    'resources/read',
+  ]) {
+    const handler = handlers.get(method);
+    if (!handler) throw new Error(`fixture: no ${method} handler to add caching hints to`);
+    handlers.set(method, async (request, extra) => {
+      try {
+        return { ...(await handler(request, extra)), ...hints };
+      } catch (err) {
+        const uri = (request as { params?: { uri?: string } }).params?.uri;
+        if (method === 'resources/read' && err instanceof McpError && uri !== undefined) {
+          throw new McpError(ErrorCode.InvalidParams, 'Resource not found', { uri });
+        }
+        throw err;
+      }
+    });
+  }
 }
 
 /** A 1x1 red PNG. */
