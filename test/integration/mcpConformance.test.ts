@@ -12,7 +12,7 @@
  * failure not listed and on a listed scenario that passes (a stale entry).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { issueToken } from '../../shared/auth';
 import { freePort } from '../../devSupport/ports';
@@ -105,6 +105,10 @@ async function runSuite(
 ): Promise<void> {
   expect(existsSync(NODE22)).toBe(true);
   const started = Date.now();
+  // The whole report and each scenario's checks, to read past the tail a failure shows
+  // (.tmp/ is not committed).
+  const reportDir = path.join(ROOT, '.tmp', `conformance-${title.replace(/\W+/g, '-')}`);
+  rmSync(reportDir, { recursive: true, force: true });
   const { code, output } = await run(NODE22, [
     suite,
     'server',
@@ -113,13 +117,14 @@ async function runSuite(
     ...args,
     '--expected-failures',
     baselineFile,
+    '--output-dir',
+    reportDir,
   ]);
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   const ran = (output.match(/^=== Running scenario: /gm) ?? []).length;
   console.log(`conformance ${title}: ${ran} scenarios in ${seconds} s, exit ${code}`);
-  // The whole report, for reading past the tail a failure shows (.tmp/ is not committed).
-  mkdirSync(path.join(ROOT, '.tmp'), { recursive: true });
-  writeFileSync(path.join(ROOT, '.tmp', `conformance-${title.replace(/\W+/g, '-')}.log`), output);
+  mkdirSync(reportDir, { recursive: true });
+  writeFileSync(path.join(reportDir, 'output.log'), output);
   if (code !== 0) throw new Error(`conformance ${title} exited ${code}:\n${output.slice(-8000)}`);
   expect(output).toContain('Baseline check passed');
   expect(ran).toBeGreaterThanOrEqual(minScenarios);
