@@ -3,8 +3,6 @@ import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mc
 import {
   CreateMessageResultSchema,
   ElicitResultSchema,
-  ErrorCode,
-  McpError,
   SetLevelRequestSchema,
   SubscribeRequestSchema,
   UnsubscribeRequestSchema,
@@ -16,7 +14,9 @@ import { registerInputRequiredFixtures } from './inputRequiredFixtures';
  * Test-only MCP_SERVER_MODULE: the tools, resources and prompts the conformance suite's
  * scenarios call by name (test_simple_text, test://static-text, ...), for both requirement sets
  * (2025-11-25 and 2026-07-28). The conformance test compiles it (test/conformance/tsconfig.json)
- * and its `npm run worker` processes load dist/test/conformance/fixtureServer.js.
+ * and its `npm run worker` processes load dist/test/conformance/fixtureServer.js. What the
+ * worker's 2026-07-28 layer gives every module's server (caching hints, `resultType`, the URI
+ * of a resource not found, log filtering by the request's level) is left to it, not added here.
  */
 export function createMcpServer(): McpServer {
   const server = new McpServer({ name: 'conformance-fixture', version: '1.0.0' });
@@ -336,47 +336,10 @@ export function createMcpServer(): McpServer {
       ],
     }),
   );
-  addCachingHints(server);
   return server;
 }
 
 export default createMcpServer;
-
-/** Handlers of the SDK 1.x Protocol, by method: the SDK has no hook to add result fields. */
-type RequestHandlers = Map<string, (request: unknown, extra: unknown) => Promise<object>>;
-
-/**
- * SEP-2549 (caching scenario): cacheable results carry `ttlMs` and `cacheScope`, and SEP-2164
- * (resource not found): the error names the URI in `data`. The SDK 1.x McpServer does neither,
- * so its handlers are wrapped (a private field: the fixture pins the SDK version it is built
- * against, and the conformance test fails if the hints are missing).
- */
-function addCachingHints(server: McpServer): void {
-  const handlers = (server.server as unknown as { _requestHandlers: RequestHandlers })
-    ._requestHandlers;
-  const hints = { ttlMs: 0, cacheScope: 'private' };
-  for (const method of [
-    'tools/list',
-    'prompts/list',
-    'resources/list',
-    'resources/templates/list',
-    'resources/read',
-  ]) {
-    const handler = handlers.get(method);
-    if (!handler) throw new Error(`fixture: no ${method} handler to add caching hints to`);
-    handlers.set(method, async (request, extra) => {
-      try {
-        return { ...(await handler(request, extra)), ...hints };
-      } catch (err) {
-        const uri = (request as { params?: { uri?: string } }).params?.uri;
-        if (method === 'resources/read' && err instanceof McpError && uri !== undefined) {
-          throw new McpError(ErrorCode.InvalidParams, 'Resource not found', { uri });
-        }
-        throw err;
-      }
-    });
-  }
-}
 
 /** A 1x1 red PNG. */
 const RED_PIXEL_PNG =

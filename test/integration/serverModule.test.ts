@@ -8,12 +8,14 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { issueToken } from '../../shared/auth';
 import { provideRedis, uniquePrefix, type ProvidedRedis } from '../../devSupport/redis';
 import { reapAll, spawnRole, type SpawnedProcess } from '../helpers/processes';
 import { callTool, openSseClient } from '../helpers/sseClient';
+import { waitFor } from '../../devSupport/waitFor';
 
 const ROOT = path.resolve(__dirname, '../..');
 const SECRET = 'server-module-secret-0123456789abcdef';
@@ -196,6 +198,89 @@ test.each(goodModules)(
   },
   60_000,
 );
+
+/**
+ * `count_slowly`: one progress notification per 100 ms step; when cancelled, it writes the step
+ * it stopped at to MODULE_TEST_DIR/cancelled (the test's window into the worker process).
+ */
+const COUNTING_MODULE = `${ESM_HEADER}
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+export function createMcpServer() {
+  const server = new sdk.McpServer({ name: 'counter', version: '1.0.0' });
+  server.registerTool('count_slowly', { inputSchema: { steps: z.number().int() } },
+    async ({ steps }, extra) => {
+      for (let step = 1; step <= steps; step += 1) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        if (extra.signal.aborted) {
+          writeFileSync(path.join(process.env.MODULE_TEST_DIR, 'cancelled'), String(step));
+          throw new Error('cancelled');
+        }
+        const progressToken = extra._meta?.progressToken;
+        if (progressToken !== undefined) {
+          await extra.sendNotification({
+            method: 'notifications/progress',
+            params: { progressToken, progress: step, total: steps },
+          });
+        }
+      }
+      return { content: [{ type: 'text', text: 'counted ' + steps }] };
+    });
+  return server;
+}
+`;
+
+test('across two gateways and two workers: progress, cancellation, the seed API', async () => {
+  const file = await writeModule('counter.mjs', COUNTING_MODULE);
+  const env = {
+    REDIS_URL: redis.url,
+    REDIS_PREFIX: uniquePrefix('server-module-cluster'),
+    JWT_SECRET: SECRET,
+  };
+  const workerEnv = { ...env, MCP_SERVER_MODULE: file, MODULE_TEST_DIR: moduleDir };
+  const [gatewayA, gatewayB] = await Promise.all([
+    spawnRole('gateway', { ...env, POD_ID: 'gateway-a' }),
+    spawnRole('gateway', { ...env, POD_ID: 'gateway-b' }),
+    spawnRole('worker', { ...workerEnv, POD_ID: 'worker-1' }),
+    spawnRole('worker', { ...workerEnv, POD_ID: 'worker-2' }),
+  ]);
+  const client = await mcpClient(gatewayA, team);
+  try {
+    const progress: number[] = [];
+    const done = await client.callTool(
+      { name: 'count_slowly', arguments: { steps: 3 } },
+      undefined,
+      { onprogress: (p) => progress.push(p.progress) },
+    );
+    expect(textOf(done)).toBe('counted 3');
+    expect(progress).toEqual([1, 2, 3]);
+
+    // Cancelled by the client after its first progress: the worker running it sees the abort.
+    const abort = new AbortController();
+    const cancelled = client.callTool(
+      { name: 'count_slowly', arguments: { steps: 200 } },
+      undefined,
+      { signal: abort.signal, onprogress: () => abort.abort() },
+    );
+    await expect(cancelled).rejects.toThrow();
+    const marker = path.join(moduleDir, 'cancelled');
+    await waitFor(() => existsSync(marker), 10_000, 'the module tool to see its cancellation');
+    expect(Number(await readFile(marker, 'utf8'))).toBeLessThan(200);
+
+    const sse = await openSseClient(gatewayB.url, team);
+    try {
+      const seed = await callTool(gatewayB.url, team, sse, 'count_slowly', { steps: 2 });
+      expect(seed.event).toBe('tool-result');
+      expect(JSON.stringify(seed.json)).toContain('counted 2');
+    } finally {
+      sse.close();
+    }
+  } finally {
+    await client.close();
+    await reapAll();
+  }
+}, 60_000);
 
 const badModules: Array<{ kind: string; file?: string; source?: string; message: RegExp }> = [
   { kind: 'a missing file', message: /MCP_SERVER_MODULE \S+missing\.mjs: no such file/ },
