@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { createGatewayApp } from '../gateway/app';
 import { issueToken } from '../shared/auth';
+import { loadServerModule } from '../worker/server/serverModule';
 import { createWorker } from '../worker/worker';
 import { createAccessTokenVerifier } from '../shared/oauth';
 import { runProcess } from './lifecycle';
@@ -23,6 +24,10 @@ runProcess('all', async ({ config: parsed, engine, logger, metrics }) => {
     engine,
     logger: logger.child({ component: 'worker' }),
     metrics,
+    // MCP_SERVER_MODULE: a bad module stops the process here, before it listens.
+    createMcpServer: config.mcpServerModule
+      ? await loadServerModule(config.mcpServerModule)
+      : undefined,
   });
   await worker.start();
   const gateway = createGatewayApp({

@@ -66,6 +66,7 @@ const envSchema = z.object({
   TOOL_TIMEOUT_MS: int(60_000, 100),
   MAX_PROJECTS_PER_TOKEN: int(100, 1),
   MAX_ITEMS_PER_TOKEN: int(2000, 1),
+  MCP_SERVER_MODULE: z.preprocess(emptyAsUndefined, z.string().optional()),
   OAUTH_ISSUER: z.preprocess(emptyAsUndefined, z.string().url().optional()),
   OAUTH_AUDIENCE: z.preprocess(emptyAsUndefined, z.string().optional()),
   OAUTH_JWKS_URL: z.preprocess(emptyAsUndefined, z.string().url().optional()),
@@ -179,6 +180,11 @@ const configSchema = envSchema.transform((e, ctx) => ({
   backlogMaxProjectsPerToken: e.MAX_PROJECTS_PER_TOKEN,
   /** Actors, stories and features one token (sub) may create, together. */
   backlogMaxItemsPerToken: e.MAX_ITEMS_PER_TOKEN,
+  /**
+   * A module whose MCP server the workers serve instead of the backlog's (a path, absolute or
+   * relative to the working directory; worker/server/serverModule.ts). Unset: the backlog.
+   */
+  mcpServerModule: e.MCP_SERVER_MODULE,
   /** Set when tokens of an external authorization server are accepted too. */
   oauth: oauthOf(e, ctx),
 }));

@@ -18,10 +18,11 @@ export interface WorkerDeps {
   logger: Logger;
   metrics: Metrics;
   /**
-   * Builds the MCP server (seed path and MCP sessions alike); default createBacklogServer.
-   * Tests use it to add conformance fixtures to the same definition.
+   * Builds an MCP server (the seed path's at start, one per MCP session); default
+   * createBacklogServer. MCP_SERVER_MODULE's factory (worker/server/serverModule.ts) ignores
+   * the store and may be async.
    */
-  createMcpServer?: (store: BacklogStore) => McpServer;
+  createMcpServer?: (store: BacklogStore) => McpServer | Promise<McpServer>;
 }
 
 export interface Worker {
@@ -53,7 +54,8 @@ export function createWorker(deps: WorkerDeps): Worker {
       maxItemsPerToken: config.backlogMaxItemsPerToken,
     },
   };
-  const server = createMcpServer(new BacklogStore(engine.store, backlogOptions));
+  // Built by start(): a factory may be async, and one that fails stops the worker there.
+  let server: McpServer | undefined;
   // One timeout for every tool call, seed API and MCP sessions alike: the transport's.
   const transport = new InProcessTransport({ requestTimeoutMs: config.toolTimeoutMs });
   // One subscription to the control topic and one permission rule for both APIs.
@@ -132,6 +134,7 @@ export function createWorker(deps: WorkerDeps): Worker {
     async start() {
       if (started) throw new Error('Worker already started');
       started = true;
+      server = await createMcpServer(new BacklogStore(engine.store, backlogOptions));
       await server.connect(transport);
       await dispatcher.start();
       await control.start();
@@ -160,7 +163,7 @@ export function createWorker(deps: WorkerDeps): Worker {
           calls: dispatcher.runningCount,
         });
       }
-      await server.close();
+      await server?.close();
       await mcpSessions.close();
       logger.info('worker stopped', { podId: config.podId });
     },

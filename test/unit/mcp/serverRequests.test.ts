@@ -16,7 +16,7 @@ import { MemoryEngine } from '../../../shared/engine/memory';
 import { silentLogger } from '../../../shared/logger';
 import { createMetrics } from '../../../shared/metrics';
 import { createWorker, type Worker } from '../../../worker/worker';
-import { createConformanceServer } from '../../conformance/fixtureServer';
+import { createMcpServer } from '../../conformance/fixtureServer';
 import { startGateway, type GatewayHarness } from '../../helpers/gatewayHarness';
 
 let engine: MemoryEngine;
@@ -32,7 +32,7 @@ beforeAll(async () => {
     engine,
     logger: silentLogger(),
     metrics: createMetrics('worker'),
-    createMcpServer: createConformanceServer,
+    createMcpServer: createMcpServer,
   });
   await worker.start();
 });
