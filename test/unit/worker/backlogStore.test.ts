@@ -81,7 +81,7 @@ describe('BacklogStore', () => {
       [feature.id, 'feature'],
       [child.id, 'feature'],
     ]) {
-      expect(await docs.get(INDEX_COLLECTION, id)).toEqual({ kind, projectId: project.id });
+      expect(await docs.get(INDEX_COLLECTION, id)).toEqual({ kind, projectId: project.id, id });
     }
     // Bookkeeping stays out of what tools return.
     expect(await store.getProject(project.id)).not.toHaveProperty('appliedUpdates');
