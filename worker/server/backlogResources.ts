@@ -88,16 +88,56 @@ export function registerBacklogResources(
     );
   }
 
-  server.server.setRequestHandler(ListResourcesRequestSchema, (request, extra) => {
+  // Resources registered on the McpServer beside these (the conformance fixtures do) stay
+  // served: non-backlog URIs go to the SDK's handlers, which read its registry at call time.
+  const sdkList = installedHandler(server, 'resources/list');
+  const sdkRead = installedHandler(server, 'resources/read');
+
+  server.server.setRequestHandler(ListResourcesRequestSchema, async (request, extra) => {
     assertMayRead(extra, LIST_TOOL);
-    return listBacklogResources(store, request.params?.cursor);
+    const cursor = request.params?.cursor;
+    const page = await listBacklogResources(store, cursor);
+    if (cursor !== undefined) return page;
+    // The other registrations (static, none in production) head the first page.
+    const others = (await sdkList(request, extra)) as ListResourcesResult;
+    return { ...page, resources: [...others.resources, ...page.resources] };
   });
-  server.server.setRequestHandler(ReadResourceRequestSchema, (request, extra) => {
+  server.server.setRequestHandler(ReadResourceRequestSchema, async (request, extra) => {
     const { uri } = request.params;
     const match = URI_PATTERN.exec(uri);
-    if (match) assertMayRead(extra, RESOURCE_KINDS[match[1] as Collection].readTool);
-    return readBacklogResource(store, uri);
+    if (match) {
+      assertMayRead(extra, RESOURCE_KINDS[match[1] as Collection].readTool);
+      return readBacklogResource(store, uri);
+    }
+    if (uri.startsWith('backlog:') || !URL.canParse(uri)) {
+      throw resourceNotFound(uri, 'not a backlog:// resource URI');
+    }
+    try {
+      return (await sdkRead(request, extra)) as ReadResourceResult;
+    } catch (err) {
+      // The SDK's "Resource ... not found" carries no data.uri (SEP-2164 asks for it).
+      if (err instanceof McpError && err.code === ErrorCode.InvalidParams && !err.data) {
+        throw resourceNotFound(uri, 'no such resource');
+      }
+      throw err;
+    }
   });
+}
+
+type InstalledHandler = (request: unknown, extra: unknown) => Promise<unknown>;
+
+/**
+ * The handler the SDK's McpServer installed for a method. The SDK has no public way to extend
+ * a handler it installs, so this reads Protocol's handler map; it fails at startup (and in
+ * every test) should an SDK upgrade rename it, never silently.
+ */
+function installedHandler(server: McpServer, method: string): InstalledHandler {
+  const handlers = (
+    server.server as unknown as { _requestHandlers?: Map<string, InstalledHandler> }
+  )._requestHandlers;
+  const handler = handlers?.get(method);
+  if (!handler) throw new Error(`The MCP SDK installed no ${method} handler to extend`);
+  return handler;
 }
 
 /**

@@ -225,6 +225,30 @@ describe('backlog resources, prompts and completion through the SDK Client', () 
       expect(err.data).toEqual({ uri });
       expect(err.message).toContain('Resource not found');
     });
+    it('resources registered beside the backlog stay listed and readable', async () => {
+      const { project } = await shop();
+      const server = createBacklogServer(store);
+      server.registerResource('extra', 'test://extra', { mimeType: 'text/plain' }, (uri) => ({
+        contents: [{ uri: uri.href, mimeType: 'text/plain', text: 'extra' }],
+      }));
+      const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+      await server.connect(serverSide);
+      const client = new Client({ name: 'test-client', version: '1.0.0' });
+      await client.connect(clientSide);
+      closers.push(async () => {
+        await client.close();
+        await server.close();
+      });
+
+      const { resources } = await client.listResources();
+      expect(resources[0]).toMatchObject({ uri: 'test://extra', name: 'extra' });
+      expect(resources[1]).toMatchObject({ uri: `backlog://projects/${project.id}` });
+      const { contents } = await client.readResource({ uri: 'test://extra' });
+      expect(contents).toEqual([{ uri: 'test://extra', mimeType: 'text/plain', text: 'extra' }]);
+      const err = await rpcError(client.readResource({ uri: 'test://missing' }));
+      expect(err.code).toBe(-32602);
+      expect(err.data).toEqual({ uri: 'test://missing' });
+    });
   });
 
   describe('prompts', () => {
