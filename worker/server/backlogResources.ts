@@ -35,6 +35,8 @@ const LIST_TOOL = 'list_projects';
 
 const URI_PATTERN = /^backlog:\/\/(projects|actors|stories|features)\/([\w-]{1,200})$/;
 
+const NOT_OURS = 'backlog URIs are backlog://{projects|actors|stories|features}/{id}';
+
 export function backlogUri(collection: Collection, id: string): string {
   return `backlog://${collection}/${id}`;
 }
@@ -109,9 +111,7 @@ export function registerBacklogResources(
       assertMayRead(extra, RESOURCE_KINDS[match[1] as Collection].readTool);
       return readBacklogResource(store, uri);
     }
-    if (uri.startsWith('backlog:') || !URL.canParse(uri)) {
-      throw resourceNotFound(uri, 'not a backlog:// resource URI');
-    }
+    if (uri.startsWith('backlog:') || !URL.canParse(uri)) throw resourceNotFound(uri, NOT_OURS);
     try {
       return (await sdkRead(request, extra)) as ReadResourceResult;
     } catch (err) {
@@ -196,7 +196,7 @@ export async function readBacklogResource(
   uri: string,
 ): Promise<ReadResourceResult> {
   const match = URI_PATTERN.exec(uri);
-  if (!match) throw resourceNotFound(uri, 'not a backlog:// resource URI');
+  if (!match) throw resourceNotFound(uri, NOT_OURS);
   const [, collection, id] = match as unknown as [string, Collection, string];
   try {
     switch (collection) {
