@@ -1,5 +1,9 @@
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { CompleteRequestSchema, type CompleteResult } from '@modelcontextprotocol/sdk/types.js';
 import type { EntityKind } from '../backlog/model';
 import type { BacklogStore } from '../backlog/store';
+import { assertMayRead } from './backlogResources';
+import { installedHandler } from './installedHandler';
 
 /** completion/complete returns at most this many values (the MCP limit). */
 export const MAX_COMPLETION_VALUES = 100;
@@ -76,4 +80,17 @@ export function backlogCompleters(store: BacklogStore): BacklogCompleters {
     },
     featureId: (value) => idsOf('feature', value),
   };
+}
+
+/**
+ * completion/complete tells ids and names, as list_projects does: a token whose tool allow-list
+ * leaves that tool out gets -32011, as for resources/list. Wraps the SDK's handler (which
+ * dispatches to the completers), so call it once every completer is registered.
+ */
+export function guardCompletion(server: McpServer): void {
+  const sdkComplete = installedHandler(server, 'completion/complete');
+  server.server.setRequestHandler(CompleteRequestSchema, async (request, extra) => {
+    assertMayRead(extra, 'list_projects');
+    return (await sdkComplete(request, extra)) as CompleteResult;
+  });
 }

@@ -16,6 +16,7 @@ import type { Feature, Project } from '../backlog/model';
 import type { BacklogStore } from '../backlog/store';
 import type { BacklogCompleters } from './backlogCompletion';
 import { actorMarkdown, featureMarkdown, projectMarkdown, storyMarkdown } from './format';
+import { installedHandler } from './installedHandler';
 import { toolAllowListOf, type HandlerContext } from './requestContext';
 
 /** The kinds of backlog resource, by the path segment of their URI. */
@@ -122,22 +123,6 @@ export function registerBacklogResources(
       throw err;
     }
   });
-}
-
-type InstalledHandler = (request: unknown, extra: unknown) => Promise<unknown>;
-
-/**
- * The handler the SDK's McpServer installed for a method. The SDK has no public way to extend
- * a handler it installs, so this reads Protocol's handler map; it fails at startup (and in
- * every test) should an SDK upgrade rename it, never silently.
- */
-function installedHandler(server: McpServer, method: string): InstalledHandler {
-  const handlers = (
-    server.server as unknown as { _requestHandlers?: Map<string, InstalledHandler> }
-  )._requestHandlers;
-  const handler = handlers?.get(method);
-  if (!handler) throw new Error(`The MCP SDK installed no ${method} handler to extend`);
-  return handler;
 }
 
 /**

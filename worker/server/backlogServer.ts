@@ -9,7 +9,7 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import { BacklogError } from '../backlog/errors';
 import type { BacklogStore } from '../backlog/store';
-import { backlogCompleters } from './backlogCompletion';
+import { backlogCompleters, guardCompletion } from './backlogCompletion';
 import { registerBacklogPrompts } from './backlogPrompts';
 import { registerBacklogResources } from './backlogResources';
 import { describeProjectList, outlineFeature, outlineProject, outlineStory } from './format';
@@ -243,6 +243,7 @@ export function createBacklogServer(store: BacklogStore): McpServer {
   const completers = backlogCompleters(store);
   registerBacklogResources(server, store, completers);
   registerBacklogPrompts(server, store, completers);
+  guardCompletion(server);
   // The SDK advertises listChanged for both once something is registered; neither list
   // changes (the resources list does, but its notifications are not delivered yet), and
   // resources/subscribe is not served.

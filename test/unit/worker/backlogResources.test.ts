@@ -478,6 +478,10 @@ describe('backlog resources, prompts and completion through the SDK Client', () 
         client.listResources(),
         client.readResource({ uri: `backlog://projects/${project.id}` }),
         client.getPrompt({ name: 'review_backlog', arguments: { projectId: project.id } }),
+        client.complete({
+          ref: { type: 'ref/prompt', name: 'review_backlog' },
+          argument: { name: 'projectId', value: 'sh' },
+        }),
       ];
       for (const attempt of denied) {
         const err = await rpcError(attempt);
