@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { EntityKind } from './model';
 
-const PREFIX: Record<EntityKind, string> = {
+export const ID_PREFIX: Record<EntityKind, string> = {
   project: 'prj',
   actor: 'act',
   story: 'sty',
@@ -14,5 +14,5 @@ const PREFIX: Record<EntityKind, string> = {
  */
 export function deriveEntityId(kind: EntityKind, requestId: string, index = 0): string {
   const digest = createHash('sha256').update(`${requestId}\n${kind}\n${index}`).digest('hex');
-  return `${PREFIX[kind]}_${digest.slice(0, 24)}`;
+  return `${ID_PREFIX[kind]}_${digest.slice(0, 24)}`;
 }

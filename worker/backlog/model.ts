@@ -59,6 +59,17 @@ export type EntityKind = 'project' | 'actor' | 'story' | 'feature';
 export interface IndexEntry {
   kind: EntityKind;
   projectId: string;
+  /**
+   * The entity's own id (the document's key), so a page of the index names its entities
+   * (completion by id prefix). Entries written before it was added lack it.
+   */
+  id?: string;
+}
+
+/** The 'project-names' collection: one entry per project, keyed by lowercased name + id. */
+export interface ProjectNameEntry {
+  projectId: string;
+  name: string;
 }
 
 export interface ProjectSummary {

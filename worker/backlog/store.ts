@@ -1,7 +1,7 @@
 // Over 450 lines: one store for the whole backlog domain (projects, features, stories, quotas), each operation short.
 import type { DocumentStore } from '../../shared/engine/engine';
 import { BacklogError, notFound, quotaReached } from './errors';
-import { deriveEntityId } from './ids';
+import { deriveEntityId, ID_PREFIX } from './ids';
 import type {
   Actor,
   EntityKind,
@@ -10,6 +10,7 @@ import type {
   Priority,
   Project,
   ProjectDocument,
+  ProjectNameEntry,
   ProjectSummary,
   Story,
   StoryPatch,
@@ -21,6 +22,11 @@ import type {
 export const PROJECTS_COLLECTION = 'projects';
 /** Entity id -> { kind, projectId }, so a story or feature id leads to its project document. */
 export const INDEX_COLLECTION = 'index';
+/**
+ * Project name (lowercased) + id -> the project, so completion finds projects by name prefix
+ * reading only the matching entries (the store pages collections in key order).
+ */
+export const PROJECT_NAMES_COLLECTION = 'project-names';
 /** What each token (sub) has created, for the write quotas. */
 export const QUOTAS_COLLECTION = 'quotas';
 /** How many story-update request ids a project remembers (redeliveries come soon after). */
@@ -61,6 +67,18 @@ export interface ProjectPage {
   projects: ProjectSummary[];
   /** Set when more projects follow: the id to list after. */
   nextAfterId?: string;
+}
+
+export interface ProjectDocPage {
+  projects: Project[];
+  /** Set when more projects follow: the id to list after. */
+  nextAfterId?: string;
+}
+
+/** Matches of a prefix query, in key order; `more` when matches beyond `limit` may exist. */
+export interface PrefixMatches<T> {
+  matches: T[];
+  more: boolean;
 }
 
 export interface NewProject {
@@ -123,6 +141,96 @@ export class BacklogStore {
     return more && last ? { projects, nextAfterId: last.id } : { projects };
   }
 
+  /** One page of whole projects (their trees), in id order, after `afterId`. */
+  async pageProjects(page: { afterId?: string; limit: number }): Promise<ProjectDocPage> {
+    const { docs, more } = await this.docs.page<ProjectDocument>(
+      PROJECTS_COLLECTION,
+      page.afterId,
+      page.limit,
+    );
+    const projects = docs.map(toProject);
+    const last = projects[projects.length - 1];
+    return more && last ? { projects, nextAfterId: last.id } : { projects };
+  }
+
+  /** The project, or undefined when there is none with this id. */
+  async findProject(projectId: string): Promise<Project | undefined> {
+    const doc = await this.docs.get<ProjectDocument>(PROJECTS_COLLECTION, projectId);
+    return doc && toProject(doc);
+  }
+
+  /**
+   * Ids of entities of this kind that start with `prefix`, in id order, at most `limit`.
+   * Reads only index entries from the prefix on (ids carry their kind's prefix, e.g. sty_).
+   */
+  async idsByPrefix(
+    kind: EntityKind,
+    prefix: string,
+    limit: number,
+  ): Promise<PrefixMatches<string>> {
+    const kindPrefix = `${ID_PREFIX[kind]}_`;
+    // A prefix shorter than the kind's ("st") still selects every id of the kind.
+    const from = prefix.length < kindPrefix.length ? kindPrefix : prefix;
+    if (!from.startsWith(prefix) || !from.startsWith(kindPrefix))
+      return { matches: [], more: false };
+    const { docs, more } = await this.docs.page<IndexEntry>(
+      INDEX_COLLECTION,
+      justBefore(from),
+      limit + 1,
+    );
+    const matches: string[] = [];
+    for (const entry of docs) {
+      if (entry.id === undefined) continue;
+      if (!entry.id.startsWith(from)) return { matches, more: false };
+      if (entry.kind === kind) matches.push(entry.id);
+    }
+    return matches.length > limit
+      ? { matches: matches.slice(0, limit), more: true }
+      : { matches, more: more && docs.length > limit };
+  }
+
+  /** Projects whose name starts with `prefix` (case-insensitive), in name order, at most `limit`. */
+  async projectsByNamePrefix(
+    prefix: string,
+    limit: number,
+  ): Promise<PrefixMatches<ProjectNameEntry>> {
+    const from = prefix.trim().toLowerCase();
+    const { docs, more } = await this.docs.page<ProjectNameEntry>(
+      PROJECT_NAMES_COLLECTION,
+      justBefore(from),
+      limit + 1,
+    );
+    const matches: ProjectNameEntry[] = [];
+    for (const entry of docs) {
+      if (!nameKey(entry.name, entry.projectId).startsWith(from)) break;
+      matches.push(entry);
+    }
+    return matches.length > limit
+      ? { matches: matches.slice(0, limit), more: true }
+      : { matches, more: more && docs.length > limit && matches.length === docs.length };
+  }
+
+  async getActor(actorId: string): Promise<ActorInProject> {
+    const projectId = await this.locate('actor', actorId);
+    const doc = await this.docs.get<ProjectDocument>(PROJECTS_COLLECTION, projectId);
+    const actor = doc?.actors.find((a) => a.id === actorId);
+    if (!actor) throw notFound('actor', actorId);
+    return { ...actor, projectId };
+  }
+
+  async getFeature(featureId: string): Promise<FeatureInStory> {
+    const projectId = await this.locate('feature', featureId);
+    const doc = await this.docs.get<ProjectDocument>(PROJECTS_COLLECTION, projectId);
+    const hit = doc && findFeature(doc, featureId);
+    if (!hit) throw notFound('feature', featureId);
+    return {
+      ...hit.feature,
+      projectId,
+      storyId: hit.story.id,
+      ...(hit.parent ? { parentFeatureId: hit.parent.id } : {}),
+    };
+  }
+
   /** `owner`: the token (sub) asking, whose project quota it counts against. */
   async createProject(requestId: string, input: NewProject, owner = ''): Promise<Project> {
     const id = deriveEntityId('project', requestId);
@@ -140,6 +248,10 @@ export class BacklogStore {
     // Insert returns the stored document when a first delivery already created it.
     const stored = await this.docs.insert(PROJECTS_COLLECTION, id, fresh);
     await this.index(id, 'project', id);
+    await this.docs.insert<ProjectNameEntry>(PROJECT_NAMES_COLLECTION, nameKey(stored.name, id), {
+      projectId: id,
+      name: stored.name,
+    });
     return toProject(stored);
   }
 
@@ -366,7 +478,7 @@ export class BacklogStore {
   }
 
   private async index(id: string, kind: EntityKind, projectId: string): Promise<void> {
-    await this.docs.insert<IndexEntry>(INDEX_COLLECTION, id, { kind, projectId });
+    await this.docs.insert<IndexEntry>(INDEX_COLLECTION, id, { kind, projectId, id });
   }
 
   /** The project holding an entity of this kind, or a not-found error naming the id. */
@@ -403,6 +515,22 @@ export class BacklogStore {
     if ('error' in outcome) throw outcome.error;
     return structuredClone(outcome.value);
   }
+}
+
+/** A project-names key: the name lowercased, then the id (NUL sorts before any name char). */
+function nameKey(name: string, projectId: string): string {
+  return `${name.toLowerCase()}\u0000${projectId}`;
+}
+
+/**
+ * The greatest key below every key that starts with `prefix` (page() lists keys after it), or
+ * undefined for the empty prefix (from the start).
+ */
+function justBefore(prefix: string): string | undefined {
+  if (prefix.length === 0) return undefined;
+  const last = prefix.charCodeAt(prefix.length - 1);
+  if (last === 0) return prefix.slice(0, -1);
+  return `${prefix.slice(0, -1)}${String.fromCharCode(last - 1)}\uffff`;
 }
 
 /** The quota record's id: the token's sub (unnamed callers share one). */
@@ -460,20 +588,24 @@ function findStory(doc: Project, storyId: string): { actor: Actor; story: Story 
 function findFeature(
   doc: Project,
   featureId: string,
-): { story: Story; feature: Feature } | undefined {
+): { story: Story; feature: Feature; parent?: Feature } | undefined {
   for (const actor of doc.actors) {
     for (const story of actor.stories) {
-      const feature = findInFeatures(story.features, featureId);
-      if (feature) return { story, feature };
+      const hit = findInFeatures(story.features, featureId, undefined);
+      if (hit) return { story, ...hit };
     }
   }
   return undefined;
 }
 
-function findInFeatures(features: Feature[], id: string): Feature | undefined {
+function findInFeatures(
+  features: Feature[],
+  id: string,
+  parent: Feature | undefined,
+): { feature: Feature; parent?: Feature } | undefined {
   for (const feature of features) {
-    if (feature.id === id) return feature;
-    const child = findInFeatures(feature.children, id);
+    if (feature.id === id) return parent ? { feature, parent } : { feature };
+    const child = findInFeatures(feature.children, id, feature);
     if (child) return child;
   }
   return undefined;

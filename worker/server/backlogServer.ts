@@ -9,6 +9,9 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import { BacklogError } from '../backlog/errors';
 import type { BacklogStore } from '../backlog/store';
+import { backlogCompleters, guardCompletion } from './backlogCompletion';
+import { registerBacklogPrompts } from './backlogPrompts';
+import { registerBacklogResources } from './backlogResources';
 import { describeProjectList, outlineFeature, outlineProject, outlineStory } from './format';
 import { idempotencyKeyOf, ownerOf } from './requestContext';
 import * as s from './schemas';
@@ -21,7 +24,9 @@ export const BACKLOG_SERVER_INFO = { name: 'project-backlog', version: '0.1.0' }
 type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
 
 /**
- * The project's one MCP server definition: the backlog tools over a BacklogStore. Served to
+ * The project's one MCP server definition: the backlog tools over a BacklogStore, and the
+ * backlog as resources (backlogResources.ts), prompts (backlogPrompts.ts) and completion of
+ * their ids and names (backlogCompletion.ts). Served to
  * seed-API commands through the worker's in-process transport, and over Streamable HTTP too.
  *
  * Results carry a text summary and structuredContent (matching each tool's outputSchema).
@@ -234,6 +239,18 @@ export function createBacklogServer(store: BacklogStore): McpServer {
     },
     ({ steps, delayMs }, extra) => simulateWork(steps, delayMs, extra),
   );
+
+  const completers = backlogCompleters(store);
+  registerBacklogResources(server, store, completers);
+  registerBacklogPrompts(server, store, completers);
+  guardCompletion(server);
+  // The SDK advertises listChanged for both once something is registered; neither list
+  // changes (the resources list does, but its notifications are not delivered yet), and
+  // resources/subscribe is not served.
+  server.server.registerCapabilities({
+    resources: { listChanged: false, subscribe: false },
+    prompts: { listChanged: false },
+  });
 
   return server;
 }

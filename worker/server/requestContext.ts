@@ -17,6 +17,8 @@ export interface CommandAuthExtra {
   connectionId?: string;
   sessionId?: string;
   tokenType: CommandEnvelope['tokenType'];
+  /** The token's tool allow-list, when it has one (resource reads follow the read tools'). */
+  tools?: string[];
 }
 
 /** The AuthInfo the in-process transport attaches to a command's messages. */
@@ -27,6 +29,7 @@ export function authInfoForCommand(command: CommandEnvelope): AuthInfo {
       ? { sessionId: command.mcp.sessionId }
       : { connectionId: command.connectionId }),
     tokenType: command.tokenType,
+    ...(command.tools ? { tools: command.tools } : {}),
   };
   // The raw JWT does not travel with commands; the gateway verified it already.
   return { token: '', clientId: command.sub, scopes: [command.tokenType], extra: { ...extra } };
@@ -51,4 +54,13 @@ export function idempotencyKeyOf(extra: HandlerContext): string {
  */
 export function ownerOf(extra: HandlerContext): string {
   return extra.authInfo?.clientId ?? '';
+}
+
+/**
+ * The token's tool allow-list as the transport passed it; undefined when the token has none
+ * (or the server runs without a transport's auth: tests, fixtures).
+ */
+export function toolAllowListOf(extra: HandlerContext): string[] | undefined {
+  const tools = extra.authInfo?.extra?.tools;
+  return Array.isArray(tools) && tools.every((t) => typeof t === 'string') ? tools : undefined;
 }

@@ -81,7 +81,7 @@ describe('BacklogStore', () => {
       [feature.id, 'feature'],
       [child.id, 'feature'],
     ]) {
-      expect(await docs.get(INDEX_COLLECTION, id)).toEqual({ kind, projectId: project.id });
+      expect(await docs.get(INDEX_COLLECTION, id)).toEqual({ kind, projectId: project.id, id });
     }
     // Bookkeeping stays out of what tools return.
     expect(await store.getProject(project.id)).not.toHaveProperty('appliedUpdates');
@@ -217,6 +217,65 @@ describe('BacklogStore', () => {
       );
       expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(2);
       expect((await quota.listProjects()).projects).toHaveLength(2);
+    });
+  });
+  describe('prefix queries (completion)', () => {
+    it('idsByPrefix reads only the index entries from the prefix on', async () => {
+      const memory = new MemoryDocumentStore();
+      const pages: { afterId?: string; limit: number }[] = [];
+      const spied = Object.assign(Object.create(memory) as MemoryDocumentStore, {
+        page: <T>(collection: string, afterId: string | undefined, limit: number) => {
+          pages.push({ ...(afterId !== undefined ? { afterId } : {}), limit });
+          return memory.page<T>(collection, afterId, limit);
+        },
+      });
+      const indexed = new BacklogStore(spied);
+      const project = await indexed.createProject('p', { name: 'P' });
+      const actor = await indexed.addActor('a', project.id, { name: 'A' });
+      const stories: string[] = [];
+      for (let i = 0; i < 5; i += 1) {
+        stories.push((await indexed.addStory(`s${i}`, actor.id, { title: `S${i}` })).id);
+      }
+      stories.sort();
+      const all = await indexed.idsByPrefix('story', '', 3);
+      expect(all).toEqual({ matches: stories.slice(0, 3), more: true });
+      expect(pages.at(-1)).toEqual({ afterId: expect.stringMatching(/^sty\^/), limit: 4 });
+      expect(await indexed.idsByPrefix('story', stories[2]!, 3)).toEqual({
+        matches: [stories[2]],
+        more: false,
+      });
+      expect(await indexed.idsByPrefix('story', 'act_', 3)).toEqual({ matches: [], more: false });
+      expect((await indexed.idsByPrefix('actor', 'a', 3)).matches).toEqual([actor.id]);
+    });
+
+    it('projectsByNamePrefix matches names case-insensitively, in name order', async () => {
+      const b = await store.createProject('b', { name: 'shop B' });
+      const a = await store.createProject('a', { name: 'Shop A' });
+      await store.createProject('c', { name: 'Warehouse' });
+      const found = await store.projectsByNamePrefix('SHOP', 10);
+      expect(found).toEqual({
+        matches: [
+          { projectId: a.id, name: 'Shop A' },
+          { projectId: b.id, name: 'shop B' },
+        ],
+        more: false,
+      });
+      expect((await store.projectsByNamePrefix('shop', 1)).more).toBe(true);
+      expect((await store.projectsByNamePrefix('x', 10)).matches).toEqual([]);
+    });
+
+    it('getActor and getFeature give the entity with where it lives', async () => {
+      const { project, actor, story, feature, child } = await seed();
+      expect(await store.getActor(actor.id)).toMatchObject({ id: actor.id, projectId: project.id });
+      expect(await store.getFeature(child.id)).toMatchObject({
+        id: child.id,
+        storyId: story.id,
+        projectId: project.id,
+        parentFeatureId: feature.id,
+      });
+      expect(await store.getFeature(feature.id)).not.toHaveProperty('parentFeatureId');
+      await expect(store.getActor(story.id)).rejects.toThrow(`Actor not found: ${story.id}`);
+      await expect(store.getFeature('fea_x')).rejects.toThrow('Feature not found: fea_x');
     });
   });
 });
