@@ -109,12 +109,17 @@ export function jsonRpcErrors(paths: readonly string[]): ErrorRequestHandler {
       return;
     }
     const error = known ?? errors.parseError();
+    const data = error.rpc?.data;
     res
       .set(error.headers)
       .status(error.status)
       .json({
         jsonrpc: '2.0',
-        error: { code: rpcCode(error), message: error.message },
+        error: {
+          code: error.rpc?.code ?? rpcCode(error),
+          message: error.message,
+          ...(data !== undefined ? { data } : {}),
+        },
         id: requestIdOf(req.body),
       });
   };
