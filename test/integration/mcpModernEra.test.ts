@@ -192,6 +192,8 @@ function request(
   );
 }
 
+/** A JSON-RPC message as received (its shape is what the tests check). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Message = Record<string, any>;
 
 /** The JSON-RPC messages of an SSE body, as they arrive; `done` once the body ended. */
