@@ -39,6 +39,7 @@ const META = {
 let redis: ProvidedRedis;
 let gatewayA: SpawnedProcess;
 let gatewayB: SpawnedProcess;
+let env: Record<string, string>;
 const workers: Worker[] = [];
 const engines: RedisEngine[] = [];
 let team: string;
@@ -88,7 +89,7 @@ function createTestServer(store: BacklogStore): McpServer {
 
 beforeAll(async () => {
   redis = await provideRedis();
-  const env = {
+  env = {
     REDIS_URL: redis.url,
     REDIS_PREFIX: uniquePrefix('modern'),
     JWT_SECRET: SECRET,
@@ -631,7 +632,7 @@ test('closing the response stream cancels the request on the worker running it',
   // Well within TOOL_TIMEOUT_MS (60 s here), whose expiry would abort it too.
   const outcome = await Promise.race([
     seen.then(() => 'aborted'),
-    delay(5_000).then(() => 'still running'),
+    delay(5_000, undefined, { ref: false }).then(() => 'still running'),
   ]);
   expect(outcome).toBe('aborted');
 });
@@ -674,4 +675,26 @@ test('a 2025-11-25 session keeps working on the same pods (initialize on one, ca
     },
   });
   expect(del.status).toBe(200);
+});
+
+test('a draining pod ends its listen streams gracefully: the empty result, then the end', async () => {
+  const gatewayC = await spawnRole('gateway', { ...env, POD_ID: 'gateway-c' });
+  const res = await request(
+    gatewayC,
+    'subscriptions/listen',
+    { notifications: { toolsListChanged: true } },
+    { id: 77 },
+  );
+  const stream = sseMessages(res);
+  await stream.next(1);
+  await gatewayC.kill('SIGTERM');
+  await stream.done;
+  expect(stream.messages).toEqual([
+    expect.objectContaining({ method: 'notifications/subscriptions/acknowledged' }),
+    {
+      jsonrpc: '2.0',
+      id: 77,
+      result: { resultType: 'complete', _meta: { [META_SUBSCRIPTION]: 77 } },
+    },
+  ]);
 });

@@ -496,11 +496,18 @@ export class ModernRequests {
     command: McpCommand,
     error: ErrorDetail & { data?: unknown },
   ): Promise<void> {
+    const uri = command.message.params?.uri;
+    const unknownResource =
+      command.message.method === 'resources/read' &&
+      (error.code === RESOURCE_NOT_FOUND || error.code === RPC_ERRORS.invalidParams) &&
+      typeof uri === 'string';
     const bounded = {
       ...error,
-      // 2026-07-28: an unknown resource is invalid params (SEP-2164), never -32002.
+      // 2026-07-28: an unknown resource is invalid params (SEP-2164), never -32002, and names
+      // the URI asked for.
       code: error.code === RESOURCE_NOT_FOUND ? RPC_ERRORS.invalidParams : error.code,
       message: truncate(error.message, ERROR_MESSAGE_MAX_CHARS),
+      ...(unknownResource && error.data === undefined ? { data: { uri } } : {}),
     };
     return this.publish(
       command,
