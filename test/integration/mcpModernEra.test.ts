@@ -7,6 +7,7 @@
  * list (a list-changed notification emitted on a worker) and one that reports when its abort
  * signal fires (a request cancelled by closing its stream, seen on the worker running it).
  */
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { setTimeout as delay } from 'node:timers/promises';
 import { z } from 'zod';
@@ -697,4 +698,56 @@ test('a draining pod ends its listen streams gracefully: the empty result, then 
       result: { resultType: 'complete', _meta: { [META_SUBSCRIPTION]: 77 } },
     },
   ]);
+});
+
+describe('a client that speaks 2026-07-28 (@modelcontextprotocol/client 2.x)', () => {
+  test('discover, list, call with progress, a change through listen, cancel by closing', async () => {
+    const connect = async (gateway: SpawnedProcess) => {
+      const client = new Client(
+        { name: 'sdk2-test', version: '1.0.0' },
+        { versionNegotiation: { mode: 'auto' } },
+      );
+      const transport = new StreamableHTTPClientTransport(new URL(`${gateway.url}/mcp`), {
+        requestInit: { headers: { Authorization: `Bearer ${team}` } },
+      });
+      await client.connect(transport);
+      return client;
+    };
+    const a = await connect(gatewayA);
+    const b = await connect(gatewayB);
+    try {
+      expect(a.getNegotiatedProtocolVersion()).toBe(VERSION);
+      expect(a.getServerVersion()).toMatchObject({ name: 'project-backlog' });
+      const { tools } = await b.listTools();
+      expect(tools.map((tool) => tool.name)).toContain('simulate_work');
+      const progress: number[] = [];
+      const result = await a.callTool(
+        { name: 'simulate_work', arguments: { steps: 2, delayMs: 20 } },
+        { onprogress: (p) => progress.push(p.progress) },
+      );
+      expect(result.structuredContent).toMatchObject({ completedSteps: 2 });
+      expect(progress).toEqual([1, 2]);
+
+      const changed = new Promise<void>((resolve) =>
+        a.setNotificationHandler('notifications/tools/list_changed', () => resolve()),
+      );
+      const subscription = await a.listen({ toolsListChanged: true });
+      expect(subscription.honoredFilter).toEqual({ toolsListChanged: true });
+      await b.callTool({ name: 'change_tool_list', arguments: {} });
+      await changed;
+      await subscription.close();
+
+      const seen = abortSeen('sdk2');
+      const controller = new AbortController();
+      const call = a.callTool(
+        { name: 'await_abort', arguments: { label: 'sdk2' } },
+        { signal: controller.signal, onprogress: () => controller.abort() },
+      );
+      await expect(call).rejects.toThrow();
+      await seen;
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
 });
