@@ -9,6 +9,7 @@ import { ControlTopicRouter } from './controlTopic';
 import { Dispatcher, publishCommandError } from './seed/dispatcher';
 import { createBacklogServer } from './server/backlogServer';
 import { InProcessTransport } from './server/inProcessTransport';
+import { changePublisher } from './mcpTransports/changes';
 import { ModernRequests } from './mcpTransports/modernRequests';
 import { McpSessionServers } from './mcpTransports/sessionServers';
 import { ToolPermissions } from './toolPermissions';
@@ -57,6 +58,8 @@ export function createWorker(deps: WorkerDeps): Worker {
   const server = createMcpServer(new BacklogStore(engine.store, backlogOptions));
   // One timeout for every tool call, seed API and MCP sessions alike: the transport's.
   const transport = new InProcessTransport({ requestTimeoutMs: config.toolTimeoutMs });
+  // Changes the server announces go to the 2026-07-28 listen streams, whichever API caused them.
+  transport.onServerNotification = changePublisher(engine, logger);
   // One subscription to the control topic and one permission rule for both APIs.
   const control = new ControlTopicRouter(engine);
   const permissions = new ToolPermissions();

@@ -578,6 +578,28 @@ test('subscriptions/listen: acknowledged first, then a list change emitted on a 
     method: 'notifications/tools/list_changed',
     params: { _meta: { [META_SUBSCRIPTION]: 'sub-1' } },
   });
+
+  // A change caused through a 2025 session reaches the 2026 listen stream too.
+  const sessionId = await initializeSession(gatewayB.url, team);
+  const legacy = await fetch(`${gatewayB.url}/mcp`, {
+    method: 'POST',
+    headers: {
+      Authorization: `Bearer ${team}`,
+      'Content-Type': 'application/json',
+      Accept: 'application/json',
+      'Mcp-Session-Id': sessionId,
+      'MCP-Protocol-Version': '2025-11-25',
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 9,
+      method: 'tools/call',
+      params: { name: 'change_tool_list', arguments: {} },
+    }),
+  });
+  expect(legacy.status).toBe(200);
+  const [, , again] = await stream.next(3);
+  expect(again.method).toBe('notifications/tools/list_changed');
   controller.abort();
   await stream.done;
 });

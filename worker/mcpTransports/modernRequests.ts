@@ -8,15 +8,12 @@ import type {
 import type { Engine, PublishOptions } from '../../shared/engine/engine';
 import type { Logger } from '../../shared/logger';
 import {
-  CHANGE_EVENT,
-  CHANGE_NOTIFICATIONS,
   MCP_META,
   SPENT_STREAM_TTL_MS,
   SUPPORTED_PROTOCOL_VERSIONS,
   mcpNames,
   type ListenFilter,
   type McpCancel,
-  type McpChange,
 } from '../../shared/mcpTransports';
 import { CONTROL_EVENTS, MCP_EVENTS, RPC_ERRORS, type ErrorDetail } from '../../shared/protocol';
 import { ERROR_MESSAGE_MAX_CHARS, truncate } from '../../shared/text';
@@ -27,6 +24,7 @@ import { errorOutcome, type DispatchOutcome } from '../outcomes';
 import { InProcessTransport, type ServerReply } from '../server/inProcessTransport';
 import { authInfoForCommand } from '../server/requestContext';
 import { Outbox, runToolCall } from '../toolCallRunner';
+import { changePublisher, isChangeNotification, publishChange } from './changes';
 import type { ToolPermissions } from '../toolPermissions';
 
 /** MCP tool names are at most 128 characters: a longer one names no tool (and is not echoed). */
@@ -265,8 +263,8 @@ export class ModernRequests {
 
     const logLevel = typeof meta[MCP_META.logLevel] === 'string' ? meta[MCP_META.logLevel] : null;
     const forward = (notification: JSONRPCNotification, outbox: Outbox) => {
-      if (CHANGE_NOTIFICATIONS[notification.method] !== undefined) {
-        outbox.push(() => this.publishChange(notification));
+      if (isChangeNotification(notification)) {
+        outbox.push(() => publishChange(this.deps.engine, notification));
       } else if (isRequestScoped(notification, logLevel as string | null)) {
         outbox.push(() => this.publish(command, MCP_EVENTS.notification, notification, false));
       }
@@ -435,15 +433,7 @@ export class ModernRequests {
     const transport = new InProcessTransport({ requestTimeoutMs: this.deps.requestTimeoutMs });
     transport.onServerRequest = (request, related) =>
       this.relayServerRequest(transport, request, related);
-    transport.onServerNotification = (notification) => {
-      if (CHANGE_NOTIFICATIONS[notification.method] === undefined) return;
-      this.publishChange(notification).catch((err: unknown) =>
-        this.deps.logger.warn('change notification not published', {
-          method: notification.method,
-          error: err instanceof Error ? err.message : String(err),
-        }),
-      );
-    };
+    transport.onServerNotification = changePublisher(this.deps.engine, this.deps.logger);
     await server.connect(transport);
     const reply = await transport.request('initialize', {
       protocolVersion: SERVER_SIDE_VERSION,
@@ -466,17 +456,6 @@ export class ModernRequests {
   }
 
   // ---- publishing ----
-
-  private publishChange(notification: JSONRPCNotification): Promise<string> {
-    const change: McpChange = {
-      method: notification.method,
-      ...(notification.params ? { params: notification.params as Record<string, unknown> } : {}),
-    };
-    // Live only: a listen stream gets what happens while it is open.
-    return this.deps.engine.publish(mcpNames.changesTopic, CHANGE_EVENT, JSON.stringify(change), {
-      historyTtlMs: SPENT_STREAM_TTL_MS,
-    });
-  }
 
   private publishResult(
     command: McpCommand,
