@@ -125,11 +125,15 @@ export function jsonRpcErrors(paths: readonly string[]): ErrorRequestHandler {
   };
 }
 
-/** The id of a single parsed request (null for a batch, an unparsed body or no id). */
+/**
+ * The id of a single parsed request (null for a batch, an unparsed body, no id, or an id too
+ * long to echo).
+ */
 function requestIdOf(body: unknown): string | number | null {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return null;
   const id = (body as { id?: unknown }).id;
-  return typeof id === 'string' || typeof id === 'number' ? id : null;
+  if (typeof id === 'string') return id.length > MAX_MESSAGE_ID_CHARS ? null : id;
+  return typeof id === 'number' ? id : null;
 }
 
 function rpcCode(error: GatewayError): number {

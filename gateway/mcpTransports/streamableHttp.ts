@@ -70,15 +70,16 @@ export function streamableHttpRoutes(ctx: McpRouteContext): Router {
     if (!accept.sse && !accept.json) {
       throw errors.notAcceptable('Accept must include application/json or text/event-stream');
     }
-    // The era, per request (MCP 2026-07-28): a request naming its version in `_meta` is served
-    // statelessly; the rest is the 2025 session transport's, unchanged.
+    // The JSON-RPC shape first (ids and methods bounded), then the era, per request (MCP
+    // 2026-07-28): a request naming its version in `_meta` is served statelessly; the rest is
+    // the 2025 session transport's, unchanged.
+    const { messages, batch } = parseMessages(req.body);
     const era = selectEra(req.body, standardHeadersOf(req));
     if (era.era === 'modern') {
       if (era.kind === 'notification') res.status(202).end();
       else await serveModernRequest(ctx, req, res, claims, era.request);
       return;
     }
-    const { messages, batch } = parseMessages(req.body);
     const initialize = messages.find((m) => m.method === 'initialize');
     if (initialize) {
       if (messages.length > 1 || !isRequest(initialize)) {

@@ -424,6 +424,26 @@ test('a batch holding a 2026 request: 400 -32600', async () => {
   expect((await json(res)).error.code).toBe(-32600);
 });
 
+test('a 2026 request that is no JSON-RPC 2.0 request, or with an id too long to echo: 400 -32600', async () => {
+  const headers = { 'MCP-Protocol-Version': VERSION, 'Mcp-Method': 'tools/list' };
+  const old = await post(
+    gatewayA,
+    { jsonrpc: '1.0', id: 1, method: 'tools/list', params: { _meta: META } },
+    headers,
+  );
+  expect(old.status).toBe(400);
+  expect((await json(old)).error.code).toBe(-32600);
+  const long = await post(
+    gatewayA,
+    { jsonrpc: '2.0', id: 'x'.repeat(10_000), method: 'tools/list', params: { _meta: META } },
+    headers,
+  );
+  expect(long.status).toBe(400);
+  const body = await json(long);
+  expect(body.error.code).toBe(-32600);
+  expect(body.id).toBeNull();
+});
+
 test('a 2026 notification is accepted (202) and ignored', async () => {
   const res = await post(
     gatewayB,
