@@ -87,10 +87,15 @@ export async function serveModernRequest(
   let opened = false;
   if (stream) {
     stream.onClose(onGone);
-    const tracked = await ctx.hub.track(claims, 'streamable-http', randomUUID(), () =>
-      stream.endWith(TOKEN_EXPIRED),
-    );
-    stream.onClose(() => tracked.release());
+    try {
+      const tracked = await ctx.hub.track(claims, 'streamable-http', randomUUID(), () =>
+        stream.endWith(TOKEN_EXPIRED),
+      );
+      stream.onClose(() => tracked.release());
+    } catch (err) {
+      finished = true; // refused (429): nothing was queued, nothing to cancel
+      throw err;
+    }
   } else {
     res.once('close', onGone);
   }

@@ -30,6 +30,13 @@ import type { ToolPermissions } from '../toolPermissions';
 /** MCP tool names are at most 128 characters: a longer one names no tool (and is not echoed). */
 const TOOL_NAME_MAX_CHARS = 128;
 
+/**
+ * A cancel that arrives before its request runs (closed while queued) is remembered this long,
+ * at most this many, by every worker: whichever takes the request then drops it.
+ */
+const EARLY_CANCEL_TTL_MS = 60_000;
+const EARLY_CANCELS_MAX = 10_000;
+
 /** The revision the SDK 1.x server is initialized with (the newest it knows). */
 const SERVER_SIDE_VERSION = '2025-11-25';
 
@@ -163,6 +170,8 @@ export class ModernRequests {
   private readonly running = new Map<string, Running>();
   /** The input round of a running request, by its 1.x transport id. */
   private readonly rounds = new Map<number, InputRound>();
+  /** Stream ids of requests cancelled before they ran here -> when (oldest first). */
+  private readonly earlyCancels = new Map<string, number>();
   private readonly cacheHint: CacheHint;
 
   constructor(private readonly deps: ModernRequestsDeps) {
@@ -233,6 +242,10 @@ export class ModernRequests {
   }
 
   private async run(command: McpCommand, served: ModernServer): Promise<DispatchOutcome> {
+    if (this.earlyCancels.delete(command.mcp.streamId)) {
+      await this.publish(command, MCP_EVENTS.cancelled, { id: command.message.id }, true);
+      return 'cancelled';
+    }
     const method = command.message.method;
     const params = command.message.params ?? {};
     const meta = asObject(params._meta);
@@ -391,7 +404,18 @@ export class ModernRequests {
       return;
     }
     if (typeof cancel?.streamId !== 'string') return;
-    this.running.get(cancel.streamId)?.cancel?.(cancel.reason ?? 'the client closed the stream');
+    const running = this.running.get(cancel.streamId);
+    if (running) {
+      running.cancel?.(cancel.reason ?? 'the client closed the stream');
+      return;
+    }
+    // Not running here (yet): remembered, in case this worker takes it from the queue next.
+    const now = Date.now();
+    for (const [streamId, at] of this.earlyCancels) {
+      if (at > now - EARLY_CANCEL_TTL_MS && this.earlyCancels.size < EARLY_CANCELS_MAX) break;
+      this.earlyCancels.delete(streamId);
+    }
+    this.earlyCancels.set(cancel.streamId, now);
   }
 
   /** A server -> client request of a running request: through its input round, if any. */

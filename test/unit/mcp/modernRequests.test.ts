@@ -280,6 +280,14 @@ test("a cancel naming the request's stream stops its handler; only the end is pu
   expect((await published(cmd)).map(([event]) => event)).toEqual([MCP_EVENTS.cancelled]);
 });
 
+test('a cancel heard before the request runs drops it when it comes', async () => {
+  const cmd = command('tools/call', { name: 'wait', arguments: {} });
+  const cancel: McpCancel = { sessionId: MODERN_SESSION, requestId: 1, streamId: cmd.mcp.streamId };
+  await engine.publish(topics.workers, CONTROL_EVENTS.mcpCancel, JSON.stringify(cancel));
+  expect(await modern.dispatch(cmd)).toBe('cancelled');
+  expect((await published(cmd)).map(([event]) => event)).toEqual([MCP_EVENTS.cancelled]);
+});
+
 describe('pure parts', () => {
   test('modernResult: resultType, identity, hints kept or added, 2025-only fields dropped', () => {
     const out = modernResult(
