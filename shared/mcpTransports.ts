@@ -61,6 +61,23 @@ export const MODERN_REQUEST_METHODS: ReadonlySet<string> = new Set([
   'completion/complete',
 ]);
 
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * A header value as SEP-2243 encodes it (`Mcp-Name`, `Mcp-Param-*`): plain, or
+ * `=?base64?<UTF-8 as canonical base64>?=`. Undefined for a malformed encoded value.
+ */
+export function decodeHeaderValue(value: string): string | undefined {
+  if (!(value.startsWith('=?base64?') && value.endsWith('?=') && value.length >= 11)) return value;
+  const encoded = value.slice('=?base64?'.length, -2);
+  if (!BASE64.test(encoded)) return undefined;
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(encoded, 'base64'));
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * The stream topics of 2026-07-28 requests live under this pseudo session (there is none):
  * `mcp:stateless:<streamId>`, one random stream id per request.

@@ -79,4 +79,9 @@ export interface McpRoute {
    * client capabilities in the request's own `_meta`; absent: a session's request.
    */
   era?: 'modern';
+  /**
+   * A 2026-07-28 tools/call: its `Mcp-Param-*` headers (lowercased names), which the worker
+   * checks against the tool's `x-mcp-header` arguments.
+   */
+  paramHeaders?: Record<string, string>;
 }

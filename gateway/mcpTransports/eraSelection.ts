@@ -4,6 +4,7 @@ import {
   MODERN_PROTOCOL_VERSIONS,
   MODERN_RPC_ERRORS,
   SUPPORTED_PROTOCOL_VERSIONS,
+  decodeHeaderValue,
   isModernVersion,
 } from '../../shared/mcpTransports';
 import { RPC_ERRORS } from '../../shared/protocol';
@@ -191,19 +192,6 @@ export function checkStandardHeaders(
       `the body carries params.${field}="${truncate(value)}" but the Mcp-Name header names "${truncate(decoded)}"`,
     );
   }
-}
-
-/**
- * A header value as SEP-2243 encodes it: plain, or `=?base64?<UTF-8 as base64>?=`. Undefined for
- * a malformed encoded value.
- */
-export function decodeHeaderValue(value: string): string | undefined {
-  if (!value.startsWith('=?base64?') || !value.endsWith('?=') || value.length < 11) return value;
-  const encoded = value.slice('=?base64?'.length, -2);
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(encoded) || encoded.length % 4 !== 0) return undefined;
-  const bytes = Buffer.from(encoded, 'base64');
-  const text = new TextDecoder('utf-8', { fatal: false }).decode(bytes);
-  return text;
 }
 
 /** The first problem of a claimed envelope (`_meta`), or undefined when it is well-formed. */

@@ -172,7 +172,7 @@ export async function serveListen(
     streamId,
     [{ jsonrpc: '2.0', id: request.id, method: request.method, params: request.params }],
     ctx.replies.topic,
-    'modern',
+    { era: 'modern' },
   );
 }
 

@@ -147,11 +147,30 @@ export async function serveModernRequest(
       streamId,
       [{ jsonrpc: '2.0', id: request.id, method: request.method, params: request.params }],
       ctx.replies.topic,
-      'modern',
+      request.method === 'tools/call'
+        ? { era: 'modern', paramHeaders: paramHeadersOf(req) }
+        : { era: 'modern' },
     );
   } catch (err) {
     finished = true;
     held.route.close();
     throw err;
   }
+}
+
+/** At most this many `Mcp-Param-*` headers are passed on (a tool declares a few). */
+const MAX_PARAM_HEADERS = 64;
+
+/** A request's `Mcp-Param-*` headers, by lowercased name (the worker checks them). */
+function paramHeadersOf(req: Request): Record<string, string> {
+  const headers: Record<string, string> = {};
+  let count = 0;
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (!name.startsWith('mcp-param-') || value === undefined) continue;
+    if (++count > MAX_PARAM_HEADERS) {
+      throw errors.badRequest(`At most ${MAX_PARAM_HEADERS} Mcp-Param-* headers`);
+    }
+    headers[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return headers;
 }

@@ -85,6 +85,14 @@ function createTestServer(store: BacklogStore): McpServer {
       return { content: [{ type: 'text', text: 'aborted' }] };
     },
   );
+  server.registerTool(
+    'regional',
+    {
+      description: 'Test: its region argument is mirrored into Mcp-Param-Region (SEP-2243)',
+      inputSchema: { region: z.string().meta({ 'x-mcp-header': 'Region' }) },
+    },
+    ({ region }) => ({ content: [{ type: 'text', text: `in ${region}` }] }),
+  );
   return server;
 }
 
@@ -353,6 +361,24 @@ test('an Mcp-Name in the base64 form is decoded before the comparison', async ()
   );
   expect(res.status).toBe(200);
   expect((await json(res)).result.isError).toBeFalsy();
+});
+
+test('Mcp-Param-* headers are checked against the arguments a tool marks with x-mcp-header', async () => {
+  const call = (headers: Record<string, string | undefined>) =>
+    request(
+      gatewayA,
+      'tools/call',
+      { name: 'regional', arguments: { region: 'eu-1' } },
+      { id: 'r', headers },
+    );
+  const ok = await call({ 'Mcp-Param-Region': 'eu-1' });
+  expect(ok.status).toBe(200);
+  expect((await json(ok)).result.content).toEqual([{ type: 'text', text: 'in eu-1' }]);
+  for (const headers of [{ 'Mcp-Param-Region': 'us-2' }, {}]) {
+    const refused = await call(headers);
+    expect(refused.status).toBe(400);
+    expect(await json(refused)).toMatchObject({ id: 'r', error: { code: -32020 } });
+  }
 });
 
 test.each([

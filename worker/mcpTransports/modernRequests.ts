@@ -25,6 +25,11 @@ import { InProcessTransport, type ServerReply } from '../server/inProcessTranspo
 import { authInfoForCommand } from '../server/requestContext';
 import { Outbox, runToolCall } from '../toolCallRunner';
 import { changePublisher, isChangeNotification, publishChange } from './changes';
+import {
+  paramHeaderDeclarations,
+  paramHeaderMismatch,
+  type ParamHeaderDeclaration,
+} from './paramHeaders';
 import type { ToolPermissions } from '../toolPermissions';
 
 /** MCP tool names are at most 128 characters: a longer one names no tool (and is not echoed). */
@@ -170,6 +175,8 @@ export class ModernRequests {
   private readonly running = new Map<string, Running>();
   /** The input round of a running request, by its 1.x transport id. */
   private readonly rounds = new Map<number, InputRound>();
+  /** Each tool's `x-mcp-header` declarations (undefined: an invalid definition), until a change. */
+  private headerDeclarations?: Promise<Map<string, ParamHeaderDeclaration[] | undefined>>;
   /** Stream ids of requests cancelled before they ran here -> when (oldest first). */
   private readonly earlyCancels = new Map<string, number>();
   private readonly cacheHint: CacheHint;
@@ -250,7 +257,8 @@ export class ModernRequests {
     const params = command.message.params ?? {};
     const meta = asObject(params._meta);
     if (method === 'tools/call') {
-      const refusal = this.toolCallRefusal(command, params);
+      const refusal =
+        this.toolCallRefusal(command, params) ?? (await this.paramHeaderRefusal(command, served));
       if (refusal) {
         await this.publishError(command, refusal);
         return 'error';
@@ -277,6 +285,7 @@ export class ModernRequests {
     const logLevel = typeof meta[MCP_META.logLevel] === 'string' ? meta[MCP_META.logLevel] : null;
     const forward = (notification: JSONRPCNotification, outbox: Outbox) => {
       if (isChangeNotification(notification)) {
+        this.toolsChanged(notification);
         outbox.push(() => publishChange(this.deps.engine, notification));
       } else if (isRequestScoped(notification, logLevel as string | null)) {
         outbox.push(() => this.publish(command, MCP_EVENTS.notification, notification, false));
@@ -308,6 +317,13 @@ export class ModernRequests {
     } finally {
       this.running.delete(streamId);
       if (running.transportId !== undefined) this.rounds.delete(running.transportId);
+    }
+  }
+
+  /** The server's tools changed: their header declarations are listed again when needed. */
+  private toolsChanged(notification: JSONRPCNotification): void {
+    if (notification.method === 'notifications/tools/list_changed') {
+      this.headerDeclarations = undefined;
     }
   }
 
@@ -395,6 +411,47 @@ export class ModernRequests {
     return this.deps.permissions.refusal(command, params.name);
   }
 
+  /**
+   * SEP-2243: the -32020 error when the call's `Mcp-Param-*` headers do not match the arguments
+   * the tool marks with `x-mcp-header` (checked here, where the tool definitions are).
+   */
+  private async paramHeaderRefusal(
+    command: McpCommand,
+    served: ModernServer,
+  ): Promise<(ErrorDetail & { data?: unknown }) | undefined> {
+    const params = command.message.params ?? {};
+    const declarations = (await this.declarationsOf(command, served)).get(String(params.name));
+    if (!declarations?.length) return undefined;
+    return paramHeaderMismatch(declarations, params.arguments, command.mcp.paramHeaders ?? {});
+  }
+
+  private declarationsOf(
+    command: McpCommand,
+    served: ModernServer,
+  ): Promise<Map<string, ParamHeaderDeclaration[] | undefined>> {
+    if (!this.headerDeclarations) {
+      const listing = (async () => {
+        const reply = await served.transport.request(
+          'tools/list',
+          {},
+          {
+            extra: { authInfo: authInfoForCommand(command) },
+          },
+        ).reply;
+        const tools =
+          'result' in reply && Array.isArray(reply.result.tools) ? reply.result.tools : [];
+        return new Map(
+          (tools as Tool[]).map((tool) => [tool.name, paramHeaderDeclarations(tool.inputSchema)]),
+        );
+      })();
+      this.headerDeclarations = listing;
+      listing.catch(() => {
+        if (this.headerDeclarations === listing) this.headerDeclarations = undefined;
+      });
+    }
+    return this.headerDeclarations;
+  }
+
   /** A client closed a request's response stream: its handler is cancelled where it runs. */
   private onCancel(data: string): void {
     let cancel: McpCancel;
@@ -457,7 +514,11 @@ export class ModernRequests {
     const transport = new InProcessTransport({ requestTimeoutMs: this.deps.requestTimeoutMs });
     transport.onServerRequest = (request, related) =>
       this.relayServerRequest(transport, request, related);
-    transport.onServerNotification = changePublisher(this.deps.engine, this.deps.logger);
+    const publishChange = changePublisher(this.deps.engine, this.deps.logger);
+    transport.onServerNotification = (notification) => {
+      this.toolsChanged(notification);
+      publishChange(notification);
+    };
     await server.connect(transport);
     const reply = await transport.request('initialize', {
       protocolVersion: SERVER_SIDE_VERSION,

@@ -1,6 +1,6 @@
 import { GatewayError } from '../../../shared/errors';
+import { decodeHeaderValue } from '../../../shared/mcpTransports';
 import {
-  decodeHeaderValue,
   modernErrorStatus,
   selectEra,
   type StandardHeaders,
