@@ -249,10 +249,6 @@ export class ModernRequests {
   }
 
   private async run(command: McpCommand, served: ModernServer): Promise<DispatchOutcome> {
-    if (this.earlyCancels.delete(command.mcp.streamId)) {
-      await this.publish(command, MCP_EVENTS.cancelled, { id: command.message.id }, true);
-      return 'cancelled';
-    }
     const method = command.message.method;
     const params = command.message.params ?? {};
     const meta = asObject(params._meta);
@@ -292,6 +288,12 @@ export class ModernRequests {
       }
     };
     const { streamId } = command.mcp;
+    // Closed while queued (or while checked above): dropped. From here on, no await until it
+    // is listed as running, so a cancel finds it one way or the other.
+    if (this.earlyCancels.delete(streamId)) {
+      await this.publish(command, MCP_EVENTS.cancelled, { id: command.message.id }, true);
+      return 'cancelled';
+    }
     const running: Running = {};
     this.running.set(streamId, running);
     let reply: Promise<ServerReply>;

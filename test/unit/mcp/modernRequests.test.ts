@@ -77,6 +77,7 @@ let control: ControlTopicRouter;
 let modern: ModernRequests;
 let rounds: ReturnType<typeof standInRounds>;
 const aborted: string[] = [];
+let waitStarted: () => void = () => undefined;
 
 function createServer(): McpServer {
   const server = new McpServer(SERVER_INFO, {
@@ -112,6 +113,7 @@ function createServer(): McpServer {
     return { content: [{ type: 'text', text: 'grown' }] };
   });
   server.registerTool('wait', {}, async (extra) => {
+    waitStarted();
     await new Promise<void>((resolve) =>
       extra.signal.addEventListener('abort', () => resolve(), { once: true }),
     );
@@ -265,9 +267,9 @@ test('subscriptions/listen: the acknowledgment holds what the server can honor, 
 
 test("a cancel naming the request's stream stops its handler; only the end is published", async () => {
   const cmd = command('tools/call', { name: 'wait', arguments: {} });
+  const started = new Promise<void>((resolve) => (waitStarted = resolve));
   const running = modern.dispatch(cmd);
-  // The handler is running once the server answered another request after it started.
-  await modern.dispatch(command('server/discover'));
+  await started;
   const cancel: McpCancel = {
     sessionId: MODERN_SESSION,
     requestId: 1,
