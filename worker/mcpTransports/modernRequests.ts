@@ -9,6 +9,7 @@ import type { Engine, PublishOptions } from '../../shared/engine/engine';
 import type { Logger } from '../../shared/logger';
 import {
   MCP_META,
+  MODERN_RPC_ERRORS,
   SPENT_STREAM_TTL_MS,
   SUPPORTED_PROTOCOL_VERSIONS,
   mcpNames,
@@ -150,6 +151,13 @@ interface ModernServer {
 interface Running {
   transportId?: number;
   cancel?: (reason: string) => void;
+  round?: InputRound;
+  /**
+   * The client lacks a capability a server -> client request of this request needs (-32021):
+   * the request's outcome, whatever the handler made of the refusal (a tool reports it as an
+   * isError result).
+   */
+  refusal?: ErrorDetail & { data?: unknown };
 }
 
 /**
@@ -174,7 +182,7 @@ export class ModernRequests {
   /** By stream id (unique per request, cluster-wide). */
   private readonly running = new Map<string, Running>();
   /** The input round of a running request, by its 1.x transport id. */
-  private readonly rounds = new Map<number, InputRound>();
+  private readonly rounds = new Map<number, Running>();
   /** Each tool's `x-mcp-header` declarations (undefined: an invalid definition), until a change. */
   private headerDeclarations?: Promise<Map<string, ParamHeaderDeclaration[] | undefined>>;
   /** Stream ids of requests cancelled before they ran here -> when (oldest first). */
@@ -337,7 +345,10 @@ export class ModernRequests {
   ): void {
     running.transportId = transportId;
     running.cancel = (reason) => served.transport.cancel(transportId, reason);
-    if (round) this.rounds.set(transportId, round);
+    if (round) {
+      running.round = round;
+      this.rounds.set(transportId, running);
+    }
   }
 
   /** Publishes the request's outcome: its result (or InputRequiredResult) or error. */
@@ -372,6 +383,7 @@ export class ModernRequests {
       const settled = await reply;
       outcome = 'error' in settled ? { error: settled.error } : { result: settled.result };
     }
+    if (running.refusal) outcome = { error: running.refusal };
     if ('error' in outcome) {
       if (outcome.error.code === RPC_ERRORS.requestCancelled) {
         // The client closed the stream (or it was cancelled): nothing more is sent for it, the
@@ -483,17 +495,16 @@ export class ModernRequests {
     request: JSONRPCRequest,
     relatedRequestId?: RequestId,
   ): boolean {
-    const round =
+    const running =
       typeof relatedRequestId === 'number' ? this.rounds.get(relatedRequestId) : undefined;
-    if (!round) return false;
-    round.request({ method: request.method, params: request.params }).then(
+    if (!running?.round) return false;
+    running.round.request({ method: request.method, params: request.params }).then(
       (result) => transport.receive({ jsonrpc: '2.0', id: request.id, result } as ServerReply),
-      (err: unknown) =>
-        transport.receive({
-          jsonrpc: '2.0',
-          id: request.id,
-          error: rpcErrorOf(err),
-        } as ServerReply),
+      (err: unknown) => {
+        const error = rpcErrorOf(err);
+        if (error.code === MODERN_RPC_ERRORS.missingClientCapability) running.refusal ??= error;
+        transport.receive({ jsonrpc: '2.0', id: request.id, error } as ServerReply);
+      },
     );
     return true;
   }

@@ -43,7 +43,7 @@ const SERVER_INFO = { name: 'unit-server', version: '9.9.9' };
  */
 function standInRounds(): { factory: InputRoundFactory; made: string[] } {
   const made: string[] = [];
-  const factory: InputRoundFactory = ({ method, params }) => {
+  const factory: InputRoundFactory = ({ method, params, clientCapabilities }) => {
     made.push(method);
     const responses = (params.inputResponses ?? {}) as Record<string, Record<string, unknown>>;
     const pending: Record<string, unknown> = {};
@@ -55,6 +55,14 @@ function standInRounds(): { factory: InputRoundFactory; made: string[] } {
         return rest;
       },
       request: (message) => {
+        if (message.method === 'elicitation/create' && !clientCapabilities.elicitation) {
+          return Promise.reject(
+            Object.assign(new Error('Missing required client capability: elicitation'), {
+              code: -32021,
+              data: { requiredCapabilities: { elicitation: {} } },
+            }),
+          );
+        }
         const answer = responses[message.method];
         if (answer) return Promise.resolve(answer);
         pending[message.method] = { method: message.method, params: message.params };
@@ -210,7 +218,10 @@ test('a log message goes on the stream only from the level _meta asks for', asyn
 });
 
 test("a server -> client request becomes the round's input_required result; the answered retry completes", async () => {
-  const first = command('tools/call', { name: 'ask', arguments: {} });
+  const elicits = {
+    _meta: { 'io.modelcontextprotocol/clientCapabilities': { elicitation: {} } },
+  };
+  const first = command('tools/call', { name: 'ask', arguments: {}, ...elicits });
   await modern.dispatch(first);
   const [[, reply]] = await published(first);
   expect(reply.result.resultType).toBe('input_required');
@@ -220,6 +231,7 @@ test("a server -> client request becomes the round's input_required result; the 
   const retry = command('tools/call', {
     name: 'ask',
     arguments: {},
+    ...elicits,
     inputResponses: { 'elicitation/create': { action: 'accept', content: { name: 'Ada' } } },
   });
   await modern.dispatch(retry);
@@ -229,6 +241,16 @@ test("a server -> client request becomes the round's input_required result; the 
     content: [{ type: 'text', text: 'hello Ada' }],
   });
   expect(rounds.made).toEqual(['tools/call', 'tools/call']);
+});
+
+test('a server request the client has no capability for: the request fails -32021', async () => {
+  const cmd = command('tools/call', { name: 'ask', arguments: {} });
+  expect(await modern.dispatch(cmd)).toBe('error');
+  const [[, reply]] = await published(cmd);
+  expect(reply.error).toMatchObject({
+    code: -32021,
+    data: { requiredCapabilities: { elicitation: {} } },
+  });
 });
 
 test('a list change the server emits goes to the changes topic, not the request stream', async () => {
