@@ -89,12 +89,14 @@ export function selectEra(body: unknown, rawHeaders: StandardHeaders): EraSelect
       throw invalidEnvelope(`${MCP_META.protocolVersion}: expected a protocol version string`);
     }
     if (headers.protocolVersion !== undefined && headers.protocolVersion !== version) {
-      throw mismatch(`the MCP-Protocol-Version header names ${headers.protocolVersion}`);
+      throw mismatch(
+        `the MCP-Protocol-Version header names ${truncate(headers.protocolVersion)}, not ${truncate(version)}`,
+      );
     }
     if (claim !== undefined && !isModernVersion(String(version))) return { era: 'legacy' };
     if (headers.method !== undefined && headers.method !== method) {
       throw mismatch(
-        `the body names method ${method} but the Mcp-Method header names ${headers.method}`,
+        `the body names method ${truncate(method)} but the Mcp-Method header names ${truncate(headers.method)}`,
       );
     }
     return { era: 'modern', kind: 'notification' };
@@ -104,7 +106,7 @@ export function selectEra(body: unknown, rawHeaders: StandardHeaders): EraSelect
   if (method === 'initialize' && !claimsModernValidly(params)) {
     if (headerNamesModern) {
       throw mismatch(
-        `an initialize request (the 2025 handshake) came with MCP-Protocol-Version ${headers.protocolVersion}`,
+        `an initialize request (the 2025 handshake) came with MCP-Protocol-Version ${truncate(headers.protocolVersion)}`,
       );
     }
     return { era: 'legacy' };
@@ -116,7 +118,7 @@ export function selectEra(body: unknown, rawHeaders: StandardHeaders): EraSelect
     throw errors.rpc(
       400,
       RPC_ERRORS.invalidParams,
-      `Invalid params: MCP-Protocol-Version names ${headers.protocolVersion}, but the request lacks the ` +
+      `Invalid params: MCP-Protocol-Version names ${truncate(headers.protocolVersion)}, but the request lacks the ` +
         `per-request _meta key(s): ${(missing.length > 0 ? missing : [MCP_META.protocolVersion]).join(', ')}`,
       { envelope: { missing } },
     );
@@ -141,7 +143,7 @@ export function selectEra(body: unknown, rawHeaders: StandardHeaders): EraSelect
       400,
       MODERN_RPC_ERRORS.unsupportedProtocolVersion,
       `Unsupported protocol version: ${truncate(version)}`,
-      { supported: [...SUPPORTED_PROTOCOL_VERSIONS], requested: version },
+      { supported: [...SUPPORTED_PROTOCOL_VERSIONS], requested: truncate(version) },
     );
   }
   checkStandardHeaders(headers, method, params ?? {});
