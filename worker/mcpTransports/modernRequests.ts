@@ -168,20 +168,23 @@ interface Running {
  * - server/discover from the server's own initialize answer (capabilities, instructions,
  *   serverInfo) and the revisions /mcp serves; subscriptions/listen's acknowledgment (the filter
  *   honored against the server's capabilities; the gateway keeps the stream);
- * - other requests run on the 1.x server with the token's permissions and the tool timeout;
+ * - other requests run on the 1.x server with the token's permissions and the tool timeout (a
+ *   tools/call once its `Mcp-Param-*` headers match its `x-mcp-header` arguments);
  *   progress (and log messages, only when `_meta` asks for a log level) go on the request's
  *   stream before the result; results get `resultType`, the serverInfo `_meta` and, when
  *   cacheable, the SEP-2549 hints; 2025-only fields the 2026 schema does not allow are dropped;
  * - change notifications the server emits (list changed, resource updated) go to every gateway
  *   on mcpNames.changesTopic, for their listen streams;
- * - server -> client requests become InputRequiredResults through an InputRound (SEP-2322);
- * - a client that closed the response stream cancels the request (its handler's signal).
+ * - server -> client requests become InputRequiredResults through an InputRound (SEP-2322); one
+ *   refused for a capability the client lacks fails the request (-32021);
+ * - a client that closed the response stream cancels the request (its handler's signal), or
+ *   drops it if it had not started here yet.
  */
 export class ModernRequests {
   private serving?: Promise<ModernServer>;
   /** By stream id (unique per request, cluster-wide). */
   private readonly running = new Map<string, Running>();
-  /** The input round of a running request, by its 1.x transport id. */
+  /** Running requests with an input round, by their 1.x transport id. */
   private readonly rounds = new Map<number, Running>();
   /** Each tool's `x-mcp-header` declarations (undefined: an invalid definition), until a change. */
   private headerDeclarations?: Promise<Map<string, ParamHeaderDeclaration[] | undefined>>;
