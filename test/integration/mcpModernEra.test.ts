@@ -650,6 +650,31 @@ test('subscriptions/listen: acknowledged first, then a list change emitted on a 
   await stream.done;
 });
 
+test('a quiet listen stream gets keep-alive comments (HEARTBEAT_INTERVAL_MS)', async () => {
+  const controller = new AbortController();
+  const res = await request(
+    gatewayB,
+    'subscriptions/listen',
+    { notifications: { toolsListChanged: true } },
+    { signal: controller.signal },
+  );
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  try {
+    while (!text.includes(': keep-alive')) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`listen stream ended: ${text}`);
+      text += decoder.decode(value, { stream: true });
+    }
+  } finally {
+    controller.abort();
+  }
+  expect(text.indexOf('notifications/subscriptions/acknowledged')).toBeLessThan(
+    text.indexOf(': keep-alive'),
+  );
+});
+
 test('listen streams count toward MAX_CONNECTIONS_PER_TOKEN: the one over it gets 429', async () => {
   const token = issueToken(SECRET, { type: 'team', sub: 'modern-listener', ttl: '1h' });
   const controllers: AbortController[] = [];
