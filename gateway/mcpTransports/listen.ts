@@ -127,15 +127,19 @@ export async function serveListen(
   await ctx.listens.ready();
 
   const write = (message: object) => stream.event(undefined, 'message', JSON.stringify(message));
-  const start = (ack: string, filter: ListenFilter) => {
+  const start = (ack: string, { filter, serverInfo }: Acknowledgment) => {
     if (stream.closed) return;
     stream.open(ctx.metrics);
     stream.event(undefined, 'message', ack);
+    const meta = {
+      [MCP_META.subscriptionId]: subscriptionId,
+      ...(serverInfo !== undefined ? { [MCP_META.serverInfo]: serverInfo } : {}),
+    };
     stream.onEnd = () =>
       write({
         jsonrpc: '2.0',
         id: subscriptionId,
-        result: { resultType: 'complete', _meta: { [MCP_META.subscriptionId]: subscriptionId } },
+        result: { resultType: 'complete', _meta: meta },
       });
     if (!hasAny(filter)) {
       stream.end();
@@ -151,7 +155,7 @@ export async function serveListen(
   const relay = new StreamRelay(
     {
       message: (_entryId, data) => {
-        const ack = acknowledgedFilter(data);
+        const ack = acknowledgmentOf(data);
         if (ack) start(data, ack);
         else if (!res.destroyed && !res.writableEnded)
           replyJson(res, modernReplyStatus(data), data);
@@ -176,13 +180,25 @@ export async function serveListen(
   );
 }
 
-/** The honored filter of a worker's acknowledgment, or undefined for another reply (an error). */
-function acknowledgedFilter(data: string): ListenFilter | undefined {
+/** What a worker's acknowledgment says: the honored filter and the server's identity. */
+interface Acknowledgment {
+  filter: ListenFilter;
+  serverInfo?: unknown;
+}
+
+/** A worker's acknowledgment, or undefined for another reply (an error). */
+function acknowledgmentOf(data: string): Acknowledgment | undefined {
   try {
-    const message = JSON.parse(data) as { method?: unknown; params?: { notifications?: unknown } };
+    const message = JSON.parse(data) as {
+      method?: unknown;
+      params?: { notifications?: unknown; _meta?: Record<string, unknown> };
+    };
     if (message.method !== ACKNOWLEDGED) return undefined;
     const filter = message.params?.notifications;
-    return typeof filter === 'object' && filter !== null ? (filter as ListenFilter) : {};
+    return {
+      filter: typeof filter === 'object' && filter !== null ? (filter as ListenFilter) : {},
+      serverInfo: message.params?._meta?.[MCP_META.serverInfo],
+    };
   } catch {
     return undefined;
   }

@@ -788,7 +788,13 @@ test('a draining pod ends its listen streams gracefully: the empty result, then 
     {
       jsonrpc: '2.0',
       id: 77,
-      result: { resultType: 'complete', _meta: { [META_SUBSCRIPTION]: 77 } },
+      result: {
+        resultType: 'complete',
+        _meta: {
+          [META_SUBSCRIPTION]: 77,
+          [META_SERVER_INFO]: { name: 'project-backlog', version: '0.1.0' },
+        },
+      },
     },
   ]);
 });

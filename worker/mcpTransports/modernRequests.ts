@@ -252,7 +252,9 @@ export class ModernRequests {
       method: 'notifications/subscriptions/acknowledged',
       params: {
         notifications: honoredFilter(filter, served.capabilities),
-        _meta: { [MCP_META.subscriptionId]: id },
+        // The server's identity too: the gateway ends the subscription with a result that
+        // names it, like every 2026 result.
+        _meta: { [MCP_META.subscriptionId]: id, [MCP_META.serverInfo]: served.serverInfo },
       },
     };
     await this.publish(command, MCP_EVENTS.response, ack, true);

@@ -279,7 +279,10 @@ test('subscriptions/listen: the acknowledgment holds what the server can honor, 
     method: 'notifications/subscriptions/acknowledged',
     params: {
       notifications: { toolsListChanged: true },
-      _meta: { 'io.modelcontextprotocol/subscriptionId': 'sub-9' },
+      _meta: {
+        'io.modelcontextprotocol/subscriptionId': 'sub-9',
+        'io.modelcontextprotocol/serverInfo': SERVER_INFO,
+      },
     },
   });
   const bad = command('subscriptions/listen', { notifications: { toolsListChanged: 'yes' } });
