@@ -5,6 +5,8 @@ export class GatewayError extends Error {
     message: string,
     readonly status: number = 400,
     readonly headers: Record<string, string> = {},
+    /** On the MCP routes: the JSON-RPC error code (and data) to answer with, when prescribed. */
+    readonly rpc?: { code: number; data?: unknown },
   ) {
     super(message);
     this.name = 'GatewayError';
@@ -167,4 +169,19 @@ export const errors = {
   internal: () => new GatewayError('internal', 'Internal server error', 500),
   unavailable: (message: string, retryAfterS = 1) =>
     new GatewayError('unavailable', message, 503, { 'Retry-After': String(retryAfterS) }),
+  /**
+   * A JSON-RPC error the MCP specification prescribes with its own code, data and HTTP status
+   * (e.g. 2026-07-28's header mismatch -32020 with 400, an unknown method -32601 with 404).
+   */
+  rpc: (status: number, code: number, message: string, data?: unknown) =>
+    new GatewayError(
+      'rpc_error',
+      message,
+      status,
+      status === 405 ? { Allow: 'GET, POST, DELETE' } : {},
+      {
+        code,
+        ...(data !== undefined ? { data } : {}),
+      },
+    ),
 };

@@ -10,6 +10,111 @@ export const STREAMABLE_PROTOCOL_VERSIONS = ['2025-11-25', '2025-06-18', '2025-0
 /** Assumed when a Streamable HTTP request carries no MCP-Protocol-Version header (per spec). */
 export const DEFAULT_STREAMABLE_VERSION = '2025-03-26';
 
+/**
+ * Revisions served statelessly at /mcp (MCP 2026-07-28 and later: no session, the version and
+ * client capabilities in each request's `_meta`), chosen per request (see eraSelection.ts).
+ */
+export const MODERN_PROTOCOL_VERSIONS = ['2026-07-28'] as const;
+
+/** What server/discover (and an unsupported-version error) lists: every revision /mcp serves. */
+export const SUPPORTED_PROTOCOL_VERSIONS: readonly string[] = [
+  ...MODERN_PROTOCOL_VERSIONS,
+  ...STREAMABLE_PROTOCOL_VERSIONS,
+];
+
+/** Whether a revision belongs to the stateless era (revisions are ISO dates: ordered as text). */
+export function isModernVersion(version: string): boolean {
+  return version >= MODERN_PROTOCOL_VERSIONS[0];
+}
+
+/** The reserved `_meta` keys of MCP 2026-07-28 requests, results and notifications. */
+export const MCP_META = {
+  protocolVersion: 'io.modelcontextprotocol/protocolVersion',
+  clientInfo: 'io.modelcontextprotocol/clientInfo',
+  clientCapabilities: 'io.modelcontextprotocol/clientCapabilities',
+  logLevel: 'io.modelcontextprotocol/logLevel',
+  serverInfo: 'io.modelcontextprotocol/serverInfo',
+  subscriptionId: 'io.modelcontextprotocol/subscriptionId',
+} as const;
+
+/** JSON-RPC error codes MCP 2026-07-28 adds. */
+export const MODERN_RPC_ERRORS = {
+  /** An MCP-Protocol-Version, Mcp-Method or Mcp-Name header missing or not matching the body. */
+  headerMismatch: -32020,
+  /** The request needs a client capability its `_meta` does not declare. */
+  missingClientCapability: -32021,
+  /** A protocol version this server does not serve (data: supported, requested). */
+  unsupportedProtocolVersion: -32022,
+} as const;
+
+/** The request methods of MCP 2026-07-28; any other method is answered -32601 with 404. */
+export const MODERN_REQUEST_METHODS: ReadonlySet<string> = new Set([
+  'server/discover',
+  'subscriptions/listen',
+  'tools/list',
+  'tools/call',
+  'prompts/list',
+  'prompts/get',
+  'resources/list',
+  'resources/templates/list',
+  'resources/read',
+  'completion/complete',
+]);
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * A header value as SEP-2243 encodes it (`Mcp-Name`, `Mcp-Param-*`): plain, or
+ * `=?base64?<UTF-8 as canonical base64>?=`. Undefined for a malformed encoded value.
+ */
+export function decodeHeaderValue(value: string): string | undefined {
+  if (!(value.startsWith('=?base64?') && value.endsWith('?=') && value.length >= 11)) return value;
+  const encoded = value.slice('=?base64?'.length, -2);
+  if (!BASE64.test(encoded)) return undefined;
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(encoded, 'base64'));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The stream topics of 2026-07-28 requests live under this pseudo session (there is none):
+ * `mcp:stateless:<streamId>`, one random stream id per request.
+ */
+export const MODERN_SESSION = 'stateless';
+
+/** What a subscriptions/listen stream asks for (SEP-2567's SubscriptionFilter). */
+export interface ListenFilter {
+  toolsListChanged?: boolean;
+  promptsListChanged?: boolean;
+  resourcesListChanged?: boolean;
+  resourceSubscriptions?: string[];
+}
+
+/** The change notifications a listen stream may carry, and the filter flag that selects each. */
+export const CHANGE_NOTIFICATIONS: Readonly<Record<string, keyof ListenFilter>> = {
+  'notifications/tools/list_changed': 'toolsListChanged',
+  'notifications/prompts/list_changed': 'promptsListChanged',
+  'notifications/resources/list_changed': 'resourcesListChanged',
+  'notifications/resources/updated': 'resourceSubscriptions',
+};
+
+/** A change notification a server emitted on some worker, published on mcpNames.changesTopic. */
+export interface McpChange {
+  method: string;
+  params?: Record<string, unknown>;
+}
+
+/** Whether a listen stream with this (honored) filter gets the change. */
+export function listenAccepts(filter: ListenFilter, change: McpChange): boolean {
+  const flag = CHANGE_NOTIFICATIONS[change.method];
+  if (flag === undefined) return false;
+  if (flag !== 'resourceSubscriptions') return filter[flag] === true;
+  const uri = change.params?.uri;
+  return typeof uri === 'string' && (filter.resourceSubscriptions ?? []).includes(uri);
+}
+
 export type McpTransportKind = 'streamable-http' | 'sse';
 
 /** A session as stored in the engine's key/value store, under sessionKey(id), sliding TTL. */
@@ -86,7 +191,15 @@ export const mcpNames = {
   podAliveKey: (podId: string) => `mcp:pod-alive:${podId}`,
   /** Where a gateway process hears the request streams it answers (one per process). */
   replyTopic: (podId: string, nonce: string) => `mcp:replies:${podId}:${nonce}`,
+  /**
+   * The change notifications (list changed, resource updated) servers emit on any worker: every
+   * gateway process hears them on one subscription and hands them to its listen streams.
+   */
+  changesTopic: 'mcp:changes',
 };
+
+/** The event name of a change on mcpNames.changesTopic. */
+export const CHANGE_EVENT = 'change';
 
 /** A `cancel` event: notifications/cancelled for a request of the session. */
 export interface McpCancel {
@@ -94,6 +207,11 @@ export interface McpCancel {
   /** The client's JSON-RPC id of the request to cancel. */
   requestId: string | number;
   reason?: string;
+  /**
+   * A 2026-07-28 request (sessionId MODERN_SESSION): its stream id, which names it (clients'
+   * JSON-RPC ids repeat across clients); set when the client closed the request's stream.
+   */
+  streamId?: string;
 }
 
 /** A `client-response` event: the client's reply to a server -> client request. */

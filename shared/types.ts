@@ -74,4 +74,14 @@ export interface McpRoute {
    * there (PublishOptions.copyTo), so the pod needs no subscription per request.
    */
   replyTopic?: string;
+  /**
+   * `modern`: a stateless MCP 2026-07-28 request (sessionId MODERN_SESSION), its version and
+   * client capabilities in the request's own `_meta`; absent: a session's request.
+   */
+  era?: 'modern';
+  /**
+   * A 2026-07-28 tools/call: its `Mcp-Param-*` headers (lowercased names), which the worker
+   * checks against the tool's `x-mcp-header` arguments.
+   */
+  paramHeaders?: Record<string, string>;
 }

@@ -9,6 +9,8 @@ import { ControlTopicRouter } from './controlTopic';
 import { Dispatcher, publishCommandError } from './seed/dispatcher';
 import { createBacklogServer } from './server/backlogServer';
 import { InProcessTransport } from './server/inProcessTransport';
+import { changePublisher } from './mcpTransports/changes';
+import { ModernRequests } from './mcpTransports/modernRequests';
 import { McpSessionServers } from './mcpTransports/sessionServers';
 import { ToolPermissions } from './toolPermissions';
 
@@ -58,6 +60,8 @@ export function createWorker(deps: WorkerDeps): Worker {
   let server: McpServer | undefined;
   // One timeout for every tool call, seed API and MCP sessions alike: the transport's.
   const transport = new InProcessTransport({ requestTimeoutMs: config.toolTimeoutMs });
+  // Changes the server announces go to the 2026-07-28 listen streams, whichever API caused them.
+  transport.onServerNotification = changePublisher(engine, logger);
   // One subscription to the control topic and one permission rule for both APIs.
   const control = new ControlTopicRouter(engine);
   const permissions = new ToolPermissions();
@@ -72,6 +76,16 @@ export function createWorker(deps: WorkerDeps): Worker {
     sessionTtlMs: config.mcpSessionTtlS * 1000,
     streamTtlMs: config.mcpStreamTtlS * 1000,
     requestTimeoutMs: config.toolTimeoutMs,
+  });
+  // Stateless MCP 2026-07-28 requests: one server per worker, same definition and permissions.
+  const modernRequests = new ModernRequests({
+    engine,
+    permissions,
+    control,
+    createServer: () => createMcpServer(new BacklogStore(engine.store, backlogOptions)),
+    logger,
+    requestTimeoutMs: config.toolTimeoutMs,
+    secret: config.jwtSecret,
   });
   let consumer: CommandConsumer | undefined;
   let started = false;
@@ -93,9 +107,11 @@ export function createWorker(deps: WorkerDeps): Worker {
     log?.debug('command started', { method: command.message?.method, deliveries });
     let outcome;
     try {
-      outcome = command.mcp
-        ? await mcpSessions.dispatch(command)
-        : await dispatcher.dispatch(command);
+      outcome = !command.mcp
+        ? await dispatcher.dispatch(command)
+        : command.mcp.era === 'modern'
+          ? await modernRequests.dispatch(command)
+          : await mcpSessions.dispatch(command);
       // Final events already marked it processed atomically; notifications publish none.
       if (outcome === 'notification') await engine.markProcessed(command.requestId);
     } catch (err) {
@@ -123,7 +139,10 @@ export function createWorker(deps: WorkerDeps): Worker {
     metrics.commandsDeadLettered.inc();
     // A notification never gets a response, not even this one.
     if (command.message?.method?.startsWith('notifications/')) return;
-    if (command.mcp) return mcpSessions.publishDeadLetter(command, deliveries);
+    if (command.mcp) {
+      const servers = command.mcp.era === 'modern' ? modernRequests : mcpSessions;
+      return servers.publishDeadLetter(command, deliveries);
+    }
     await publishCommandError(engine, command, {
       code: RPC_ERRORS.internalError,
       message: `Command failed after ${deliveries} deliveries`,
@@ -165,6 +184,7 @@ export function createWorker(deps: WorkerDeps): Worker {
       }
       await server?.close();
       await mcpSessions.close();
+      await modernRequests.close();
       logger.info('worker stopped', { podId: config.podId });
     },
 

@@ -6,7 +6,7 @@ import { mcpNames, type McpCancel, type McpClientResponse } from '../../shared/m
 import { CONTROL_EVENTS } from '../../shared/protocol';
 import type { Metrics } from '../../shared/metrics';
 import { exceedsBytes, truncate } from '../../shared/text';
-import type { CommandEnvelope, TokenClaims } from '../../shared/types';
+import type { CommandEnvelope, McpRoute, TokenClaims } from '../../shared/types';
 import { enqueueAdmitted } from '../admission';
 import { toClientMessage, type IncomingMessage, type IncomingRequest } from './protocol';
 
@@ -14,7 +14,7 @@ import { toClientMessage, type IncomingMessage, type IncomingRequest } from './p
  * Queues a POST's JSON-RPC requests for the workers, each replying on the given stream: all of
  * them or, past an admission limit, none (GatewayError queue_full 503 / inflight_limit 429).
  * `replyTopic`: where this pod hears the stream (McpReplyRouter); none for a stream the pod
- * subscribes to itself.
+ * subscribes to itself. `modern`: what a stateless 2026-07-28 request's route adds.
  */
 export async function enqueueRequests(
   engine: Engine,
@@ -25,6 +25,7 @@ export async function enqueueRequests(
   streamId: string,
   requests: IncomingRequest[],
   replyTopic?: string,
+  modern?: Pick<McpRoute, 'era' | 'paramHeaders'>,
 ): Promise<void> {
   const enqueuedAt = Date.now();
   const commands = requests.map((request): CommandEnvelope => ({
@@ -34,7 +35,12 @@ export async function enqueueRequests(
     ...(claims.tools ? { tools: claims.tools } : {}),
     message: toClientMessage(request),
     enqueuedAt,
-    mcp: replyTopic ? { sessionId, streamId, replyTopic } : { sessionId, streamId },
+    mcp: {
+      sessionId,
+      streamId,
+      ...(replyTopic ? { replyTopic } : {}),
+      ...modern,
+    },
   }));
   await enqueueAdmitted(engine, metrics, limits, commands);
 }

@@ -2,6 +2,7 @@ import type { Router } from 'express';
 import { Router as createRouter } from 'express';
 import type { RouteContext } from '../routes/context';
 import { legacySseRoutes, endLapsedLegacySessions } from './legacySse';
+import { ListenHub } from './listen';
 import type { McpRouteContext } from './mcpContext';
 import { McpReplyRouter } from './replyRouter';
 import { McpSessionStore } from './sessions';
@@ -17,7 +18,10 @@ export interface McpTransports {
   router: Router;
   /** Starts the pod's liveness key (standalone-stream lock takeover). */
   start(): Promise<void>;
-  /** Drain: ends the session streams (GET /mcp, /sse) at once; they reconnect elsewhere. */
+  /**
+   * Drain: ends the session streams (GET /mcp, /sse, subscriptions/listen) at once; they
+   * reconnect elsewhere.
+   */
   drain(): Promise<void>;
   /**
    * Ends the open MCP streams, letting running calls finish within DRAIN_WINDOW_MS, and waits
@@ -40,6 +44,7 @@ export function createMcpTransports(route: RouteContext): McpTransports {
     keeper: new McpStreamKeeper(keepAliveMs),
     lockTtlMs: Math.max(3 * keepAliveMs, 3000),
     liveness: new PodLiveness(route.engine.kv, route.config.podId),
+    listens: new ListenHub(route.engine),
   };
   route.hub.onLapsed((records) => endLapsedLegacySessions(ctx, records));
   const router = createRouter();
@@ -52,6 +57,7 @@ export function createMcpTransports(route: RouteContext): McpTransports {
     close: async () => {
       await ctx.keeper.close(route.config.drainWindowMs);
       await ctx.replies.close();
+      await ctx.listens.close();
       await ctx.liveness.stop();
     },
   };

@@ -1,6 +1,7 @@
 import type { RequestHandler } from 'express';
 import { OriginPolicy, originGuard } from '../middleware/cors';
 import { guarded, requireReady, type RouteContext } from '../routes/context';
+import type { ListenHub } from './listen';
 import type { McpReplyRouter } from './replyRouter';
 import type { McpSessionStore } from './sessions';
 import type { PodLiveness } from './standaloneLock';
@@ -16,6 +17,8 @@ export interface McpRouteContext extends RouteContext {
   lockTtlMs: number;
   /** Whether the pod holding a standalone-stream lock still runs. */
   liveness: PodLiveness;
+  /** This process's one subscription to the servers' change notifications (listen streams). */
+  listens: ListenHub;
 }
 
 /**

@@ -109,22 +109,31 @@ export function jsonRpcErrors(paths: readonly string[]): ErrorRequestHandler {
       return;
     }
     const error = known ?? errors.parseError();
+    const data = error.rpc?.data;
     res
       .set(error.headers)
       .status(error.status)
       .json({
         jsonrpc: '2.0',
-        error: { code: rpcCode(error), message: error.message },
+        error: {
+          code: error.rpc?.code ?? rpcCode(error),
+          message: error.message,
+          ...(data !== undefined ? { data } : {}),
+        },
         id: requestIdOf(req.body),
       });
   };
 }
 
-/** The id of a single parsed request (null for a batch, an unparsed body or no id). */
+/**
+ * The id of a single parsed request (null for a batch, an unparsed body, no id, or an id too
+ * long to echo).
+ */
 function requestIdOf(body: unknown): string | number | null {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return null;
   const id = (body as { id?: unknown }).id;
-  return typeof id === 'string' || typeof id === 'number' ? id : null;
+  if (typeof id === 'string') return id.length > MAX_MESSAGE_ID_CHARS ? null : id;
+  return typeof id === 'number' ? id : null;
 }
 
 function rpcCode(error: GatewayError): number {

@@ -38,6 +38,11 @@ export class McpSseStream extends SseWriter {
   private res: Response | null;
   /** Run on each keep-alive tick while open (lock and session refresh). */
   onTick?: () => void;
+  /**
+   * Run when this side ends the open stream (drain, shutdown, token expiry; not when the peer
+   * left), before it closes: a last message (a listen stream's graceful end).
+   */
+  onEnd?: () => void;
 
   /**
    * `request`: a POST's stream (or its resumption), which ends by itself with the last reply;
@@ -108,6 +113,11 @@ export class McpSseStream extends SseWriter {
 
   end(): void {
     if (this.ended) return;
+    if (!this.res) {
+      const onEnd = this.onEnd;
+      this.onEnd = undefined;
+      onEnd?.();
+    }
     // Not opened yet: an empty answer, as before the stream would have started.
     if (this.res) this.res.end();
     this.req = this.res = null;

@@ -7,6 +7,7 @@ import {
   DEFAULT_STREAMABLE_VERSION,
   STANDALONE_STREAM,
   STREAMABLE_PROTOCOL_VERSIONS,
+  isModernVersion,
   mcpNames,
   newRequestStreamId,
   requestStreamReplies,
@@ -19,7 +20,9 @@ import { replyJson } from '../jsonReply';
 import { claimsOf } from '../middleware/auth';
 import { jsonBody } from '../routes/context';
 import { enqueueRequests, handleClientMessages } from './commands';
+import { selectEra, type StandardHeaders } from './eraSelection';
 import { mcpRouteGuards, type McpRouteContext } from './mcpContext';
+import { serveModernRequest } from './modernEra';
 import {
   accepts,
   isRequest,
@@ -40,8 +43,9 @@ const SUPPORTED = new Set<string>(STREAMABLE_PROTOCOL_VERSIONS);
 const PRIMING_FROM = '2025-11-25';
 
 /**
- * Streamable HTTP (MCP 2025-11-25, accepting 2025-06-18 and 2025-03-26 clients) at /mcp, with no
- * sticky sessions: the session lives in the engine, each request's replies travel through a
+ * Streamable HTTP at /mcp. MCP 2026-07-28 requests (the version in each request's `_meta`) are
+ * told apart in the POST handler and served statelessly (modernEra.ts, listen.ts). The rest is
+ * MCP 2025-11-25 (accepting 2025-06-18 and 2025-03-26 clients), with no sticky sessions: the session lives in the engine, each request's replies travel through a
  * per-request stream topic (so any pod can resume it), workers run the calls.
  *
  * - POST: initialize creates a session (Mcp-Session-Id); requests get an SSE stream (or a JSON
@@ -66,7 +70,16 @@ export function streamableHttpRoutes(ctx: McpRouteContext): Router {
     if (!accept.sse && !accept.json) {
       throw errors.notAcceptable('Accept must include application/json or text/event-stream');
     }
+    // The JSON-RPC shape first (ids and methods bounded), then the era, per request (MCP
+    // 2026-07-28): a request naming its version in `_meta` is served statelessly; the rest is
+    // the 2025 session transport's, unchanged.
     const { messages, batch } = parseMessages(req.body);
+    const era = selectEra(req.body, standardHeadersOf(req));
+    if (era.era === 'modern') {
+      if (era.kind === 'notification') res.status(202).end();
+      else await serveModernRequest(ctx, req, res, claims, era.request);
+      return;
+    }
     const initialize = messages.find((m) => m.method === 'initialize');
     if (initialize) {
       if (messages.length > 1 || !isRequest(initialize)) {
@@ -115,6 +128,7 @@ export function streamableHttpRoutes(ctx: McpRouteContext): Router {
   );
 
   router.get('/mcp', ...common, async (req, res) => {
+    refuseModernEra(req);
     const claims = claimsOf(res);
     if (!accepts(req).sse) throw errors.notAcceptable('Accept must include text/event-stream');
     // A draining pod opens no new streams: the client retries on another pod.
@@ -140,6 +154,7 @@ export function streamableHttpRoutes(ctx: McpRouteContext): Router {
   });
 
   router.delete('/mcp', ...common, async (req, res) => {
+    refuseModernEra(req);
     const claims = claimsOf(res);
     const { sessionId } = await ctx.sessions.fromHeader(req, claims);
     protocolVersionOf(req);
@@ -154,6 +169,31 @@ export function streamableHttpRoutes(ctx: McpRouteContext): Router {
 
   router.use(rpcErrors);
   return router;
+}
+
+/** SEP-2243's standard headers of a request. */
+function standardHeadersOf(req: Request): StandardHeaders {
+  return {
+    protocolVersion: req.get('mcp-protocol-version'),
+    method: req.get('mcp-method'),
+    name: req.get('mcp-name'),
+  };
+}
+
+/**
+ * A GET or DELETE naming a 2026-07-28 protocol version: that revision has no session and no
+ * standalone stream, so 405 (its spec's answer to both), whatever Mcp-Session-Id says.
+ */
+function refuseModernEra(req: Request): void {
+  const version = req.get('mcp-protocol-version')?.trim();
+  if (version !== undefined && isModernVersion(version)) {
+    throw errors.rpc(
+      405,
+      -32000,
+      `Method not allowed: protocol revision ${truncate(version)} has no ${req.method} on /mcp ` +
+        '(no sessions; subscriptions/listen is a POST)',
+    );
+  }
 }
 
 /** The request's MCP-Protocol-Version (the spec's default when absent); 400 when unsupported. */

@@ -5,7 +5,7 @@ import { errors, type GatewayError } from '../../shared/errors';
 export const CORS_ALLOWED_HEADERS = 'Authorization, Content-Type, Cache-Control, Last-Event-ID';
 /** The MCP transports' routes also take their session and version headers. */
 const MCP_PATHS = new Set(['/mcp', '/sse', '/messages']);
-const MCP_ALLOWED_HEADERS = `${CORS_ALLOWED_HEADERS}, Mcp-Session-Id, MCP-Protocol-Version`;
+const MCP_ALLOWED_HEADERS = `${CORS_ALLOWED_HEADERS}, Mcp-Session-Id, MCP-Protocol-Version, Mcp-Method, Mcp-Name`;
 const ALLOWED_METHODS = 'GET, POST, DELETE, OPTIONS';
 const EXPOSED_HEADERS =
   'Retry-After, RateLimit, RateLimit-Policy, Mcp-Session-Id, WWW-Authenticate';

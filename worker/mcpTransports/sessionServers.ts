@@ -21,6 +21,7 @@ import type { DispatchOutcome } from '../outcomes';
 import { publishCallEvent } from '../callEvents';
 import { runToolCall, toolCallOutcome, type Outbox } from '../toolCallRunner';
 import type { ToolPermissions } from '../toolPermissions';
+import { changePublisher } from './changes';
 
 /** A session's server is closed after this long without a request (rebuilt when needed). */
 export const SESSION_IDLE_MS = 10 * 60_000;
@@ -312,6 +313,8 @@ export class McpSessionServers {
     };
     transport.onServerRequest = (request, related) =>
       this.relayServerRequest(entry, request, related);
+    // A change the session's server announces reaches the 2026-07-28 listen streams too.
+    transport.onServerNotification = changePublisher(this.deps.engine, this.deps.logger);
     await server.connect(transport);
     return entry;
   }

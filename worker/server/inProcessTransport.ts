@@ -65,6 +65,12 @@ export class InProcessTransport implements Transport {
    */
   onServerRequest?: (request: JSONRPCRequest, relatedRequestId?: RequestId) => boolean;
 
+  /**
+   * Notifications the server sends about no request (list changed, resource updated): dropped
+   * when unset.
+   */
+  onServerNotification?: (notification: JSONRPCNotification) => void;
+
   private nextId = 1;
   private readonly pending = new Map<RequestId, Pending>();
   private started = false;
@@ -109,9 +115,10 @@ export class InProcessTransport implements Transport {
       return;
     }
     // A notification. Handlers' extra.sendNotification names the request it belongs to; others
-    // are dropped.
+    // go to onServerNotification.
     const related = options?.relatedRequestId;
     if (related !== undefined) this.pending.get(related)?.onNotification?.(message);
+    else this.onServerNotification?.(message);
   }
 
   /** Caller -> server: a request; its reply comes back through `reply`. */

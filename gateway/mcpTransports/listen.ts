@@ -1,0 +1,225 @@
+import { randomUUID } from 'node:crypto';
+import type { Request, Response } from 'express';
+import type { Engine, EngineEvent, Subscription } from '../../shared/engine/engine';
+import { errors } from '../../shared/errors';
+import {
+  CHANGE_EVENT,
+  MCP_META,
+  MODERN_SESSION,
+  listenAccepts,
+  mcpNames,
+  newRequestStreamId,
+  type ListenFilter,
+  type McpChange,
+} from '../../shared/mcpTransports';
+import type { TokenClaims } from '../../shared/types';
+import { admissionLimits } from '../admission';
+import { replyJson } from '../jsonReply';
+import { enqueueRequests } from './commands';
+import { modernReplyStatus, type ModernRequest } from './eraSelection';
+import type { McpRouteContext } from './mcpContext';
+import { accepts } from './protocol';
+import { StreamRelay } from './relay';
+import { McpSseStream } from './stream';
+
+const ACKNOWLEDGED = 'notifications/subscriptions/acknowledged';
+const TOKEN_EXPIRED = 'token expired; listen again with a new token';
+
+/** A listen stream of this process, as the hub sees it. */
+export interface ListenEntry {
+  /** What the server honored of what the client asked for. */
+  filter: ListenFilter;
+  deliver(change: McpChange): void;
+}
+
+/**
+ * The change notifications (list changed, resource updated) of every worker, heard by this
+ * gateway process over one subscription to mcpNames.changesTopic (not one per stream), and
+ * handed to each of its listen streams whose filter takes them.
+ */
+export class ListenHub {
+  private readonly entries = new Set<ListenEntry>();
+  private subscribing?: Promise<Subscription>;
+  private closed = false;
+
+  constructor(private readonly engine: Pick<Engine, 'subscribe'>) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** Resolves once the process's subscription is confirmed (made on first use). */
+  async ready(): Promise<void> {
+    if (this.closed) throw errors.unavailable('This gateway is shutting down');
+    if (!this.subscribing) {
+      const subscribing = this.engine.subscribe([mcpNames.changesTopic], this.dispatch);
+      this.subscribing = subscribing;
+      // A failed subscription (engine down) is asked again by the next listen.
+      subscribing.catch(() => {
+        if (this.subscribing === subscribing) this.subscribing = undefined;
+      });
+    }
+    await this.subscribing;
+  }
+
+  /** Delivers matching changes to `entry` until the returned function is called. */
+  add(entry: ListenEntry): () => void {
+    this.entries.add(entry);
+    return () => this.entries.delete(entry);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.entries.clear();
+    const subscribing = this.subscribing;
+    this.subscribing = undefined;
+    await subscribing?.then((subscription) => subscription.close()).catch(() => undefined);
+  }
+
+  private readonly dispatch = (event: EngineEvent): void => {
+    if (event.event !== CHANGE_EVENT || this.entries.size === 0) return;
+    let change: McpChange;
+    try {
+      change = JSON.parse(event.data) as McpChange;
+    } catch {
+      return;
+    }
+    if (typeof change?.method !== 'string') return;
+    for (const entry of this.entries) {
+      if (listenAccepts(entry.filter, change)) entry.deliver(change);
+    }
+  };
+}
+
+/**
+ * subscriptions/listen (SEP-2567), the 2026-07-28 stream of change notifications that replaces
+ * the standalone GET stream. A worker answers the request with the acknowledgment (the filter
+ * its server can honor, which needs the server's capabilities); this pod then keeps the stream:
+ * the acknowledgment first, then each change any worker's server emits that the filter takes,
+ * tagged with the subscription id (the request's id), with keep-alive comments. The stream counts
+ * toward MAX_CONNECTIONS_PER_TOKEN; it ends when the client closes it, when its token expires,
+ * or when this pod drains or stops, then with the empty result that ends a subscription
+ * gracefully (the client listens again, on another pod). A filter nothing of which can be
+ * honored gets the acknowledgment and that result at once.
+ */
+export async function serveListen(
+  ctx: McpRouteContext,
+  req: Request,
+  res: Response,
+  claims: TokenClaims,
+  request: ModernRequest,
+): Promise<void> {
+  if (!accepts(req).sse) {
+    throw errors.notAcceptable(
+      'subscriptions/listen answers with an SSE stream: Accept must include text/event-stream',
+    );
+  }
+  // A draining pod opens no new streams: the client listens on another pod.
+  if (ctx.drain.active) throw errors.unavailable('This gateway is shutting down');
+  const subscriptionId = request.id;
+  const streamId = newRequestStreamId(1);
+  const topic = mcpNames.streamTopic(MODERN_SESSION, streamId);
+  const stream = new McpSseStream(req, res, 'session', ctx.config.sendQueueMaxBytes);
+  const tracked = await ctx.hub.track(claims, 'streamable-http', randomUUID(), () =>
+    stream.endWith(TOKEN_EXPIRED),
+  );
+  stream.onClose(() => tracked.release());
+  await ctx.listens.ready();
+
+  const write = (message: object) => stream.event(undefined, 'message', JSON.stringify(message));
+  const start = (ack: string, { filter, serverInfo }: Acknowledgment) => {
+    if (stream.closed) return;
+    stream.open(ctx.metrics);
+    stream.event(undefined, 'message', ack);
+    const meta = {
+      [MCP_META.subscriptionId]: subscriptionId,
+      ...(serverInfo !== undefined ? { [MCP_META.serverInfo]: serverInfo } : {}),
+    };
+    stream.onEnd = () =>
+      write({
+        jsonrpc: '2.0',
+        id: subscriptionId,
+        result: { resultType: 'complete', _meta: meta },
+      });
+    if (!hasAny(filter)) {
+      stream.end();
+      return;
+    }
+    const remove = ctx.listens.add({
+      filter,
+      deliver: (change) => write(tagged(change, subscriptionId)),
+    });
+    stream.onClose(remove);
+    ctx.keeper.add(stream);
+  };
+  const relay = new StreamRelay(
+    {
+      message: (_entryId, data) => {
+        const ack = acknowledgmentOf(data);
+        if (ack) start(data, ack);
+        else if (!res.destroyed && !res.writableEnded)
+          replyJson(res, modernReplyStatus(data), data);
+      },
+      done: () => route.close(),
+    },
+    1,
+  );
+  const route = await ctx.replies.route(topic, relay.listener);
+  stream.onClose(() => route.close());
+  if (stream.closed) return;
+  await enqueueRequests(
+    ctx.engine,
+    ctx.metrics,
+    admissionLimits(ctx.config),
+    claims,
+    MODERN_SESSION,
+    streamId,
+    [{ jsonrpc: '2.0', id: request.id, method: request.method, params: request.params }],
+    ctx.replies.topic,
+    { era: 'modern' },
+  );
+}
+
+/** What a worker's acknowledgment says: the honored filter and the server's identity. */
+interface Acknowledgment {
+  filter: ListenFilter;
+  serverInfo?: unknown;
+}
+
+/** A worker's acknowledgment, or undefined for another reply (an error). */
+function acknowledgmentOf(data: string): Acknowledgment | undefined {
+  try {
+    const message = JSON.parse(data) as {
+      method?: unknown;
+      params?: { notifications?: unknown; _meta?: Record<string, unknown> };
+    };
+    if (message.method !== ACKNOWLEDGED) return undefined;
+    const filter = message.params?.notifications;
+    return {
+      filter: typeof filter === 'object' && filter !== null ? (filter as ListenFilter) : {},
+      serverInfo: message.params?._meta?.[MCP_META.serverInfo],
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+function hasAny(filter: ListenFilter): boolean {
+  return (
+    filter.toolsListChanged === true ||
+    filter.promptsListChanged === true ||
+    filter.resourcesListChanged === true ||
+    (filter.resourceSubscriptions?.length ?? 0) > 0
+  );
+}
+
+/** A change as a listen stream carries it: its subscription id in `_meta`. */
+function tagged(change: McpChange, subscriptionId: string | number): object {
+  const params = change.params ?? {};
+  const meta = typeof params._meta === 'object' && params._meta !== null ? params._meta : {};
+  return {
+    jsonrpc: '2.0',
+    method: change.method,
+    params: { ...params, _meta: { ...meta, [MCP_META.subscriptionId]: subscriptionId } },
+  };
+}
