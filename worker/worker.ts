@@ -9,6 +9,7 @@ import { ControlTopicRouter } from './controlTopic';
 import { Dispatcher, publishCommandError } from './seed/dispatcher';
 import { createBacklogServer } from './server/backlogServer';
 import { InProcessTransport } from './server/inProcessTransport';
+import { InputRequiredRound } from './server/inputRequired';
 import { changePublisher } from './mcpTransports/changes';
 import { ModernRequests } from './mcpTransports/modernRequests';
 import { McpSessionServers } from './mcpTransports/sessionServers';
@@ -86,6 +87,7 @@ export function createWorker(deps: WorkerDeps): Worker {
     logger,
     requestTimeoutMs: config.toolTimeoutMs,
     secret: config.jwtSecret,
+    inputRounds: (options) => new InputRequiredRound(options),
   });
   let consumer: CommandConsumer | undefined;
   let started = false;

@@ -9,7 +9,6 @@ import type { Engine, PublishOptions } from '../../shared/engine/engine';
 import type { Logger } from '../../shared/logger';
 import {
   MCP_META,
-  MODERN_RPC_ERRORS,
   SPENT_STREAM_TTL_MS,
   SUPPORTED_PROTOCOL_VERSIONS,
   mcpNames,
@@ -23,6 +22,7 @@ import { publishCallEvent } from '../callEvents';
 import type { ControlTopicRouter } from '../controlTopic';
 import { errorOutcome, type DispatchOutcome } from '../outcomes';
 import { InProcessTransport, type ServerReply } from '../server/inProcessTransport';
+import { ROUND_SERVER_CLIENT_CAPABILITIES } from '../server/inputRequired';
 import { authInfoForCommand } from '../server/requestContext';
 import { Outbox, runToolCall } from '../toolCallRunner';
 import { changePublisher, isChangeNotification, publishChange } from './changes';
@@ -51,11 +51,6 @@ const SERVER_SIDE_VERSION = '2025-11-25';
  * server refuses server -> client requests the client did not declare, while in 2026-07-28 each
  * request declares its own, which the input-required round checks (-32021).
  */
-const ALL_CLIENT_CAPABILITIES = {
-  sampling: {},
-  elicitation: { form: {}, url: {} },
-  roots: { listChanged: true },
-};
 
 /** Caching hints (SEP-2549) of a cacheable result. */
 export interface CacheHint {
@@ -113,6 +108,8 @@ export type InputRoundFactory = (opts: {
   method: string;
   params: Record<string, unknown>;
   clientCapabilities: Record<string, unknown>;
+  /** The token's subject: a requestState issued to another subject is refused. */
+  principal: string;
 }) => InputRound;
 
 export interface ModernRequestsDeps {
@@ -121,7 +118,7 @@ export interface ModernRequestsDeps {
   /** Cancels (a closed response stream) arrive on the workers' control topic. */
   control: ControlTopicRouter;
   /** Builds the worker's one MCP server (the same definition as the other transports). */
-  createServer: () => McpServer;
+  createServer: () => McpServer | Promise<McpServer>;
   logger: Logger;
   /** A request running longer is cancelled (TOOL_TIMEOUT_MS). */
   requestTimeoutMs?: number;
@@ -152,12 +149,6 @@ interface Running {
   transportId?: number;
   cancel?: (reason: string) => void;
   round?: InputRound;
-  /**
-   * The client lacks a capability a server -> client request of this request needs (-32021):
-   * the request's outcome, whatever the handler made of the refusal (a tool reports it as an
-   * isError result).
-   */
-  refusal?: ErrorDetail & { data?: unknown };
 }
 
 /**
@@ -282,6 +273,7 @@ export class ModernRequests {
             method,
             params,
             clientCapabilities: asObject(meta[MCP_META.clientCapabilities]),
+            principal: command.sub,
           });
     let serverParams = params;
     try {
@@ -388,7 +380,6 @@ export class ModernRequests {
       const settled = await reply;
       outcome = 'error' in settled ? { error: settled.error } : { result: settled.result };
     }
-    if (running.refusal) outcome = { error: running.refusal };
     if ('error' in outcome) {
       if (outcome.error.code === RPC_ERRORS.requestCancelled) {
         // The client closed the stream (or it was cancelled): nothing more is sent for it, the
@@ -505,11 +496,14 @@ export class ModernRequests {
     if (!running?.round) return false;
     running.round.request({ method: request.method, params: request.params }).then(
       (result) => transport.receive({ jsonrpc: '2.0', id: request.id, result } as ServerReply),
-      (err: unknown) => {
-        const error = rpcErrorOf(err);
-        if (error.code === MODERN_RPC_ERRORS.missingClientCapability) running.refusal ??= error;
-        transport.receive({ jsonrpc: '2.0', id: request.id, error } as ServerReply);
-      },
+      // A refusal (e.g. -32021, a capability the client lacks) goes to the handler, which may
+      // carry on without it; the round makes it the request's outcome if the request fails.
+      (err: unknown) =>
+        transport.receive({
+          jsonrpc: '2.0',
+          id: request.id,
+          error: rpcErrorOf(err),
+        } as ServerReply),
     );
     return true;
   }
@@ -528,7 +522,7 @@ export class ModernRequests {
   }
 
   private async connect(): Promise<ModernServer> {
-    const server = this.deps.createServer();
+    const server = await this.deps.createServer();
     const transport = new InProcessTransport({ requestTimeoutMs: this.deps.requestTimeoutMs });
     transport.onServerRequest = (request, related) =>
       this.relayServerRequest(transport, request, related);
@@ -540,7 +534,7 @@ export class ModernRequests {
     await server.connect(transport);
     const reply = await transport.request('initialize', {
       protocolVersion: SERVER_SIDE_VERSION,
-      capabilities: ALL_CLIENT_CAPABILITIES,
+      capabilities: ROUND_SERVER_CLIENT_CAPABILITIES,
       clientInfo: { name: 'mcp-event-gateway (2026-07-28 requests)', version: '1' },
     }).reply;
     if ('error' in reply) {

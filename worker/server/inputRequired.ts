@@ -71,6 +71,7 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import type { ZodTypeAny } from 'zod';
 import { RPC_ERRORS } from '../../shared/protocol';
+import { MODERN_RPC_ERRORS } from '../../shared/mcpTransports';
 
 /** The `_meta` member of a server -> client request's params naming its input request's key. */
 export const INPUT_KEY_META = 'mcp-event-gateway/inputKey';
@@ -104,7 +105,7 @@ export const REQUEST_STATE_TTL_MS = 10 * 60_000;
 const QUIET_TURNS = 3;
 
 /** MCP 2026-07-28's MissingRequiredClientCapability error (HTTP 400). */
-export const MISSING_CLIENT_CAPABILITY = -32021;
+export const MISSING_CLIENT_CAPABILITY = MODERN_RPC_ERRORS.missingClientCapability;
 
 const STATE_VERSION = 'v1';
 const INVALID_STATE_DATA = { reason: 'invalid_request_state' };

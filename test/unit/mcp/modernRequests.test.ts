@@ -1,8 +1,7 @@
 /**
  * The worker side of MCP 2026-07-28 requests (worker/mcpTransports/modernRequests.ts) over the
- * memory engine: what it publishes on a request's stream and on the changes topic. The input
- * round here is a minimal stand-in of worker/server/inputRequired.ts's InputRequiredRound
- * (written by another change), enough to show how the rounds are wired in.
+ * memory engine: what it publishes on a request's stream and on the changes topic, with the
+ * worker's real input rounds (worker/server/inputRequired.ts).
  */
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { ElicitResultSchema } from '@modelcontextprotocol/sdk/types.js';
@@ -26,9 +25,9 @@ import {
   isRequestScoped,
   listenFilterOf,
   modernResult,
-  type InputRound,
   type InputRoundFactory,
 } from '../../../worker/mcpTransports/modernRequests';
+import { InputRequiredRound } from '../../../worker/server/inputRequired';
 import { ToolPermissions } from '../../../worker/toolPermissions';
 
 const META = {
@@ -37,45 +36,12 @@ const META = {
 };
 const SERVER_INFO = { name: 'unit-server', version: '9.9.9' };
 
-/**
- * Stand-in round: answers a server request from `params.inputResponses[method]`, else leaves it
- * pending; settles as input_required once a request is pending, else with the handler's result.
- */
-function standInRounds(): { factory: InputRoundFactory; made: string[] } {
+/** The real input rounds, recording the method of each round made. */
+function recordedRounds(): { factory: InputRoundFactory; made: string[] } {
   const made: string[] = [];
-  const factory: InputRoundFactory = ({ method, params, clientCapabilities }) => {
-    made.push(method);
-    const responses = (params.inputResponses ?? {}) as Record<string, Record<string, unknown>>;
-    const pending: Record<string, unknown> = {};
-    let wake: () => void = () => undefined;
-    const waiting = new Promise<void>((resolve) => (wake = resolve));
-    const round: InputRound = {
-      serverParams: () => {
-        const { inputResponses: _ignored, ...rest } = params;
-        return rest;
-      },
-      request: (message) => {
-        if (message.method === 'elicitation/create' && !clientCapabilities.elicitation) {
-          return Promise.reject(
-            Object.assign(new Error('Missing required client capability: elicitation'), {
-              code: -32021,
-              data: { requiredCapabilities: { elicitation: {} } },
-            }),
-          );
-        }
-        const answer = responses[message.method];
-        if (answer) return Promise.resolve(answer);
-        pending[message.method] = { method: message.method, params: message.params };
-        wake();
-        return new Promise(() => undefined);
-      },
-      settle: (result) =>
-        Promise.race([
-          result,
-          waiting.then(() => ({ resultType: 'input_required', inputRequests: pending })),
-        ]),
-    };
-    return round;
+  const factory: InputRoundFactory = (options) => {
+    made.push(options.method);
+    return new InputRequiredRound(options);
   };
   return { factory, made };
 }
@@ -83,7 +49,7 @@ function standInRounds(): { factory: InputRoundFactory; made: string[] } {
 let engine: MemoryEngine;
 let control: ControlTopicRouter;
 let modern: ModernRequests;
-let rounds: ReturnType<typeof standInRounds>;
+let rounds: ReturnType<typeof recordedRounds>;
 const aborted: string[] = [];
 let waitStarted: () => void = () => undefined;
 
@@ -135,7 +101,7 @@ beforeEach(async () => {
   engine = new MemoryEngine({ historyMaxLen: 1000, historyTtlS: 3600 });
   await engine.start();
   control = new ControlTopicRouter(engine);
-  rounds = standInRounds();
+  rounds = recordedRounds();
   modern = new ModernRequests({
     engine,
     permissions: new ToolPermissions(),
@@ -225,14 +191,17 @@ test("a server -> client request becomes the round's input_required result; the 
   await modern.dispatch(first);
   const [[, reply]] = await published(first);
   expect(reply.result.resultType).toBe('input_required');
-  expect(reply.result.inputRequests['elicitation/create']).toBeDefined();
+  expect(reply.result.inputRequests['elicitation-1']).toMatchObject({
+    method: 'elicitation/create',
+  });
   expect(reply.result.ttlMs).toBeUndefined();
 
   const retry = command('tools/call', {
     name: 'ask',
     arguments: {},
     ...elicits,
-    inputResponses: { 'elicitation/create': { action: 'accept', content: { name: 'Ada' } } },
+    inputResponses: { 'elicitation-1': { action: 'accept', content: { name: 'Ada' } } },
+    requestState: reply.result.requestState,
   });
   await modern.dispatch(retry);
   const [[, done]] = await published(retry);
