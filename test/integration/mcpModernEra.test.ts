@@ -434,10 +434,11 @@ test.each([
   expect(await json(res)).toMatchObject({ id: 500, error: { code: -32601 } });
 });
 
-test('a method the server does not implement (prompts/list on the backlog): 404 -32601 from the worker', async () => {
-  const res = await request(gatewayB, 'prompts/list', {}, { id: 203 });
-  expect(res.status).toBe(404);
-  expect(await json(res)).toMatchObject({ id: 203, error: { code: -32601 } });
+test("an error of the worker's server is the request's outcome: an unknown resource, -32602 naming its URI", async () => {
+  const uri = 'backlog://projects/nothing-here';
+  const res = await request(gatewayB, 'resources/read', { uri }, { id: 203 });
+  expect(res.status).toBe(200);
+  expect(await json(res)).toMatchObject({ id: 203, error: { code: -32602, data: { uri } } });
 });
 
 test('a batch holding a 2026 request: 400 -32600', async () => {
