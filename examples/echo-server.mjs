@@ -4,14 +4,9 @@ import { z } from 'zod';
 
 export default function createMcpServer() {
   const server = new McpServer({ name: 'echo', version: '1.0.0' });
-  server.registerTool(
-    'echo',
-    {
-      description: 'Says it back',
-      inputSchema: { text: z.string() },
-      annotations: { readOnlyHint: true },
-    },
-    ({ text }) => ({ content: [{ type: 'text', text: `echo: ${text}` }] }),
-  );
+  const echo = { inputSchema: { text: z.string() }, annotations: { readOnlyHint: true } };
+  server.registerTool('echo', echo, ({ text }) => ({
+    content: [{ type: 'text', text: `echo: ${text}` }],
+  }));
   return server;
 }
