@@ -47,6 +47,18 @@ export const MODERN_RPC_ERRORS = {
   unsupportedProtocolVersion: -32022,
 } as const;
 
+/** MCP's logging levels, least severe first (a client's level lets through itself and above). */
+export const MCP_LOG_LEVELS: readonly string[] = [
+  'debug',
+  'info',
+  'notice',
+  'warning',
+  'error',
+  'critical',
+  'alert',
+  'emergency',
+];
+
 /** The request methods of MCP 2026-07-28; any other method is answered -32601 with 404. */
 export const MODERN_REQUEST_METHODS: ReadonlySet<string> = new Set([
   'server/discover',

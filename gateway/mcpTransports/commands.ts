@@ -2,12 +2,18 @@ import { randomUUID } from 'node:crypto';
 import type { AdmissionLimits, Engine } from '../../shared/engine/engine';
 import { topics } from '../../shared/protocol';
 import { errors } from '../../shared/errors';
-import { mcpNames, type McpCancel, type McpClientResponse } from '../../shared/mcpTransports';
+import {
+  MODERN_SESSION,
+  mcpNames,
+  type McpCancel,
+  type McpClientResponse,
+} from '../../shared/mcpTransports';
 import { CONTROL_EVENTS } from '../../shared/protocol';
 import type { Metrics } from '../../shared/metrics';
 import { exceedsBytes, truncate } from '../../shared/text';
 import type { CommandEnvelope, McpRoute, TokenClaims } from '../../shared/types';
-import { enqueueAdmitted } from '../admission';
+import { admissionLimits, enqueueAdmitted } from '../admission';
+import type { McpRouteContext } from './mcpContext';
 import { toClientMessage, type IncomingMessage, type IncomingRequest } from './protocol';
 
 /**
@@ -43,6 +49,30 @@ export async function enqueueRequests(
     },
   }));
   await enqueueAdmitted(engine, metrics, limits, commands);
+}
+
+/**
+ * Queues one MCP 2026-07-28 request (no session: MODERN_SESSION), replying on the given stream
+ * through this pod's reply router.
+ */
+export function enqueueModernRequest(
+  ctx: Pick<McpRouteContext, 'engine' | 'metrics' | 'config' | 'replies'>,
+  claims: TokenClaims,
+  streamId: string,
+  request: Pick<IncomingRequest, 'id' | 'method' | 'params'>,
+  paramHeaders?: Record<string, string>,
+): Promise<void> {
+  return enqueueRequests(
+    ctx.engine,
+    ctx.metrics,
+    admissionLimits(ctx.config),
+    claims,
+    MODERN_SESSION,
+    streamId,
+    [{ jsonrpc: '2.0', id: request.id, method: request.method, params: request.params }],
+    ctx.replies.topic,
+    paramHeaders ? { era: 'modern', paramHeaders } : { era: 'modern' },
+  );
 }
 
 /** Characters of a cancel's reason passed on (it is echoed in the cancelled call's error). */

@@ -1,5 +1,6 @@
 import { errors, type GatewayError } from '../../shared/errors';
 import {
+  MCP_LOG_LEVELS,
   MCP_META,
   MODERN_PROTOCOL_VERSIONS,
   MODERN_RPC_ERRORS,
@@ -49,16 +50,7 @@ const NAME_SOURCES: Readonly<Record<string, 'name' | 'uri'>> = {
   'resources/read': 'uri',
 };
 
-const LOG_LEVELS = new Set([
-  'debug',
-  'info',
-  'notice',
-  'warning',
-  'error',
-  'critical',
-  'alert',
-  'emergency',
-]);
+const LOG_LEVELS: ReadonlySet<string> = new Set(MCP_LOG_LEVELS);
 
 /**
  * The era of a parsed POST body and its headers; throws the prescribed GatewayError (with its

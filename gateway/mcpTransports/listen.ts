@@ -13,9 +13,8 @@ import {
   type McpChange,
 } from '../../shared/mcpTransports';
 import type { TokenClaims } from '../../shared/types';
-import { admissionLimits } from '../admission';
 import { replyJson } from '../jsonReply';
-import { enqueueRequests } from './commands';
+import { enqueueModernRequest } from './commands';
 import { modernReplyStatus, type ModernRequest } from './eraSelection';
 import type { McpRouteContext } from './mcpContext';
 import { accepts } from './protocol';
@@ -167,17 +166,7 @@ export async function serveListen(
   const route = await ctx.replies.route(topic, relay.listener);
   stream.onClose(() => route.close());
   if (stream.closed) return;
-  await enqueueRequests(
-    ctx.engine,
-    ctx.metrics,
-    admissionLimits(ctx.config),
-    claims,
-    MODERN_SESSION,
-    streamId,
-    [{ jsonrpc: '2.0', id: request.id, method: request.method, params: request.params }],
-    ctx.replies.topic,
-    { era: 'modern' },
-  );
+  await enqueueModernRequest(ctx, claims, streamId, request);
 }
 
 /** What a worker's acknowledgment says: the honored filter and the server's identity. */

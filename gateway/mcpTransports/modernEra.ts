@@ -11,9 +11,8 @@ import {
 import { CONTROL_EVENTS, MCP_EVENTS, RPC_ERRORS, topics } from '../../shared/protocol';
 import { truncate } from '../../shared/text';
 import type { TokenClaims } from '../../shared/types';
-import { admissionLimits } from '../admission';
 import { replyJson } from '../jsonReply';
-import { enqueueRequests } from './commands';
+import { enqueueModernRequest } from './commands';
 import { modernReplyStatus, type ModernRequest } from './eraSelection';
 import { serveListen } from './listen';
 import type { McpRouteContext } from './mcpContext';
@@ -138,18 +137,12 @@ export async function serveModernRequest(
     return;
   }
   try {
-    await enqueueRequests(
-      ctx.engine,
-      ctx.metrics,
-      admissionLimits(ctx.config),
+    await enqueueModernRequest(
+      ctx,
       claims,
-      MODERN_SESSION,
       streamId,
-      [{ jsonrpc: '2.0', id: request.id, method: request.method, params: request.params }],
-      ctx.replies.topic,
-      request.method === 'tools/call'
-        ? { era: 'modern', paramHeaders: paramHeadersOf(req) }
-        : { era: 'modern' },
+      request,
+      request.method === 'tools/call' ? paramHeadersOf(req) : undefined,
     );
   } catch (err) {
     finished = true;

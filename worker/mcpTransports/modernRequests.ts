@@ -5,20 +5,19 @@ import type {
   RequestId,
   Tool,
 } from '@modelcontextprotocol/sdk/types.js';
-import type { Engine, PublishOptions } from '../../shared/engine/engine';
+import type { Engine } from '../../shared/engine/engine';
 import type { Logger } from '../../shared/logger';
 import {
+  MCP_LOG_LEVELS,
   MCP_META,
   SPENT_STREAM_TTL_MS,
   SUPPORTED_PROTOCOL_VERSIONS,
-  mcpNames,
   type ListenFilter,
   type McpCancel,
 } from '../../shared/mcpTransports';
 import { CONTROL_EVENTS, MCP_EVENTS, RPC_ERRORS, type ErrorDetail } from '../../shared/protocol';
 import { ERROR_MESSAGE_MAX_CHARS, truncate } from '../../shared/text';
 import type { McpCommand } from '../../shared/types';
-import { publishCallEvent } from '../callEvents';
 import type { ControlTopicRouter } from '../controlTopic';
 import { errorOutcome, type DispatchOutcome } from '../outcomes';
 import { InProcessTransport, type ServerReply } from '../server/inProcessTransport';
@@ -32,6 +31,7 @@ import {
   type ParamHeaderDeclaration,
 } from './paramHeaders';
 import type { ToolPermissions } from '../toolPermissions';
+import { publishToRequestStream } from './requestStream';
 
 /** MCP tool names are at most 128 characters: a longer one names no tool (and is not echoed). */
 const TOOL_NAME_MAX_CHARS = 128;
@@ -74,18 +74,6 @@ const CACHEABLE_METHODS: ReadonlySet<string> = new Set([
   'resources/templates/list',
   'resources/read',
 ]);
-
-/** Logging levels, least severe first (notifications/message is sent from the asked level on). */
-const LOG_LEVELS = [
-  'debug',
-  'info',
-  'notice',
-  'warning',
-  'error',
-  'critical',
-  'alert',
-  'emergency',
-];
 
 /**
  * One round of a 2026-07-28 request that may need input from the client (SEP-2322): the
@@ -593,29 +581,19 @@ export class ModernRequests {
     );
   }
 
-  private async publish(
+  private publish(
     command: McpCommand,
     event: string,
     message: object,
     final: boolean,
   ): Promise<void> {
-    const { sessionId, streamId, replyTopic } = command.mcp;
-    const topic = mcpNames.streamTopic(sessionId, streamId);
     // Nothing resumes a 2026 stream: its history only bridges the gateway's routing.
-    const options: PublishOptions = {
-      historyTtlMs: SPENT_STREAM_TTL_MS,
-      ...(final ? { completesRequest: command.requestId } : {}),
-      ...(replyTopic !== undefined ? { copyTo: replyTopic } : {}),
-    };
-    const call = { topic, event, data: message, options, final };
-    await publishCallEvent(this.deps.engine, this.deps.logger, command, call, async (detail) => {
-      const error = {
-        code: RPC_ERRORS.resultTooLarge,
-        message: `The reply was not sent: ${detail}. Ask for less at a time.`,
-      };
-      const reply = { jsonrpc: '2.0', id: command.message.id ?? null, error };
-      await this.deps.engine.publish(topic, MCP_EVENTS.response, JSON.stringify(reply), options);
-    });
+    return publishToRequestStream(
+      this.deps,
+      command,
+      { event, data: message, final },
+      SPENT_STREAM_TTL_MS,
+    );
   }
 }
 
@@ -701,8 +679,8 @@ export function isRequestScoped(
 ): boolean {
   if (notification.method === 'notifications/progress') return true;
   if (notification.method !== 'notifications/message' || logLevel === null) return false;
-  const level = LOG_LEVELS.indexOf(String(notification.params?.level));
-  return level >= 0 && level >= LOG_LEVELS.indexOf(logLevel);
+  const level = MCP_LOG_LEVELS.indexOf(String(notification.params?.level));
+  return level >= 0 && level >= MCP_LOG_LEVELS.indexOf(logLevel);
 }
 
 /** A JSON-RPC error from what a round or handler threw. */

@@ -1,7 +1,7 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { randomUUID } from 'node:crypto';
 import type { JSONRPCRequest, RequestId, Tool } from '@modelcontextprotocol/sdk/types.js';
-import type { Engine, PublishOptions } from '../../shared/engine/engine';
+import type { Engine } from '../../shared/engine/engine';
 import type { Logger } from '../../shared/logger';
 import { RPC_ERRORS, type ErrorDetail } from '../../shared/protocol';
 import { ERROR_MESSAGE_MAX_CHARS, truncate } from '../../shared/text';
@@ -18,10 +18,10 @@ import type { ControlTopicRouter } from '../controlTopic';
 import { InProcessTransport, type ServerReply } from '../server/inProcessTransport';
 import { authInfoForCommand } from '../server/requestContext';
 import type { DispatchOutcome } from '../outcomes';
-import { publishCallEvent } from '../callEvents';
 import { runToolCall, toolCallOutcome, type Outbox } from '../toolCallRunner';
 import type { ToolPermissions } from '../toolPermissions';
 import { changePublisher } from './changes';
+import { publishToRequestStream } from './requestStream';
 
 /** A session's server is closed after this long without a request (rebuilt when needed). */
 export const SESSION_IDLE_MS = 10 * 60_000;
@@ -368,30 +368,18 @@ export class McpSessionServers {
     );
   }
 
-  private async publish(
+  private publish(
     command: McpCommand,
     event: string,
     message: object,
     final: boolean,
   ): Promise<void> {
-    const { sessionId, streamId, replyTopic } = command.mcp;
-    const topic = mcpNames.streamTopic(sessionId, streamId);
-    // Copied to the reply topic of the gateway that took the POST (it subscribes to no
-    // per-request topic); a pod resuming the stream elsewhere subscribes to the topic itself.
-    const options: PublishOptions = {
-      historyTtlMs: this.deps.streamTtlMs,
-      ...(final ? { completesRequest: command.requestId } : {}),
-      ...(replyTopic !== undefined ? { copyTo: replyTopic } : {}),
-    };
-    const call = { topic, event, data: message, options, final };
-    await publishCallEvent(this.deps.engine, this.deps.logger, command, call, async (detail) => {
-      const error = {
-        code: RPC_ERRORS.resultTooLarge,
-        message: `The reply was not sent: ${detail}. Ask for less at a time.`,
-      };
-      const reply = { jsonrpc: '2.0', id: command.message.id ?? null, error };
-      await this.deps.engine.publish(topic, MCP_EVENTS.response, JSON.stringify(reply), options);
-    });
+    return publishToRequestStream(
+      this.deps,
+      command,
+      { event, data: message, final },
+      this.deps.streamTtlMs,
+    );
   }
 }
 
