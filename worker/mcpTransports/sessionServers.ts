@@ -182,8 +182,11 @@ export class McpSessionServers {
     // What the call sends the client before its reply (progress, log messages, requests for
     // sampling or elicitation) is published in order on its stream.
     const key = runningKey(command.message.id);
-    // The level as the client last set it, on whichever worker: log messages below it are dropped.
-    const logLevel = await sessionLogLevel(this.deps.engine.kv, entry.sessionId);
+    // Log messages below the level the client set (on whichever worker) are dropped. Read from
+    // the session record at the call's first log message: a call that logs nothing costs nothing.
+    let logLevel: Promise<string | undefined> | undefined;
+    const levelOfSession = () =>
+      (logLevel ??= sessionLogLevel(this.deps.engine.kv, entry.sessionId));
     const forwarder =
       (outbox: Outbox): CallForwarder =>
       (message, before) =>
@@ -194,7 +197,15 @@ export class McpSessionServers {
     let callId: number | undefined;
     const reply = await runToolCall(entry.transport, command, params, {
       onNotification: (notification, outbox) => {
-        if (passesSessionLevel(notification, logLevel)) forwarder(outbox)(notification);
+        if (notification.method !== 'notifications/message') {
+          forwarder(outbox)(notification);
+          return;
+        }
+        // In the outbox, so it keeps its place among the call's other messages.
+        outbox.push(async () => {
+          if (!passesSessionLevel(notification, await levelOfSession())) return;
+          await this.publish(command, MCP_EVENTS.notification, notification, false);
+        });
       },
       onStart: (jsonRpcId, outbox) => {
         callId = jsonRpcId;

@@ -58,10 +58,9 @@ export function createBacklogServer(store: BacklogStore): McpServer {
       annotations: reads,
     },
     ({ cursor, limit }, extra) =>
-      run(toolLog(extra, 'list_projects'), async (log) => {
+      run(toolLog(extra, 'list_projects'), async () => {
         const page = await store.listProjects({ afterId: decodeCursor(cursor), limit });
         const nextCursor = page.nextAfterId && encodeCursor(page.nextAfterId);
-        await log('debug', { message: `Listed ${page.projects.length} projects` });
         return ok(describeProjectList(page.projects, nextCursor), {
           hasMore: nextCursor !== undefined,
           ...(nextCursor ? { nextCursor } : {}),
@@ -100,9 +99,8 @@ export function createBacklogServer(store: BacklogStore): McpServer {
       annotations: reads,
     },
     ({ projectId }, extra) =>
-      run(toolLog(extra, 'get_project_tree'), async (log) => {
+      run(toolLog(extra, 'get_project_tree'), async () => {
         const project = await store.getProject(projectId);
-        await log('debug', { message: `Read project ${projectId}`, projectId });
         return ok(outlineProject(project), project);
       }),
   );
@@ -164,9 +162,8 @@ export function createBacklogServer(store: BacklogStore): McpServer {
       annotations: reads,
     },
     ({ storyId }, extra) =>
-      run(toolLog(extra, 'get_story_tree'), async (log) => {
+      run(toolLog(extra, 'get_story_tree'), async () => {
         const story = await store.getStory(storyId);
-        await log('debug', { message: `Read story ${storyId}`, storyId });
         return ok(outlineStory(story), story);
       }),
   );

@@ -128,6 +128,25 @@ describe('a 2025 session', () => {
     });
   });
 
+  it('a call that logs nothing reads no level: the worker reads the session record at the first message', async () => {
+    const { call } = await session();
+    const get = jest.spyOn(engine.kv, 'get');
+    // The worker's reads of the session record (the gateway's slide its TTL: they pass one).
+    const workerReads = () =>
+      get.mock.calls.filter(
+        ([key, refreshTtlMs]) => key.startsWith('mcp:session:') && refreshTtlMs === undefined,
+      ).length;
+    try {
+      await call('list_projects', {});
+      expect(workerReads()).toBe(0);
+      // Three log messages, one read.
+      await call('simulate_work', { steps: 2, delayMs: 5 });
+      expect(workerReads()).toBe(1);
+    } finally {
+      get.mockRestore();
+    }
+  });
+
   it('after setLevel, only messages at or above it; the level is kept in the session record', async () => {
     const { client, transport, seen, logs, call } = await session();
     expect(await client.setLoggingLevel('info')).toEqual({});
@@ -152,7 +171,7 @@ describe('a 2025 session', () => {
         },
       },
     ]);
-    // A read logs at debug: below the level, nothing.
+    // A read that succeeds logs nothing.
     await call('get_project_tree', { projectId });
     expect(logs).toEqual([]);
     // A failure is a warning.
