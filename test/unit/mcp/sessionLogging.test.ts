@@ -4,6 +4,7 @@
  * seed API does with logging (no setLevel, no log messages on its stream).
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import {
   EmptyResultSchema,
@@ -14,6 +15,7 @@ import {
   type LoggingMessageNotification,
 } from '@modelcontextprotocol/sdk/types.js';
 import { randomUUID } from 'node:crypto';
+import { waitFor } from '../../../devSupport/waitFor';
 import { MemoryEngine } from '../../../shared/engine/memory';
 import { silentLogger } from '../../../shared/logger';
 import { mcpNames, type McpSessionRecord } from '../../../shared/mcpTransports';
@@ -202,6 +204,27 @@ describe('a 2025 session', () => {
     expect(record.logLevel).toBe('warning');
     await call('simulate_work', { steps: 1, delayMs: 5 });
     expect(seen).toEqual(['progress:1', 'result']);
+  });
+});
+
+describe('a legacy HTTP+SSE session (/sse)', () => {
+  it('applies its setLevel too', async () => {
+    const transport = new SSEClientTransport(new URL(`${gateway.url}/sse`), {
+      requestInit: { headers: { Authorization: `Bearer ${gateway.tokens.team}` } },
+    });
+    const client = new Client({ name: 'session-logging-legacy', version: '1.0.0' });
+    await client.connect(transport);
+    clients.push(client);
+    const levels: string[] = [];
+    client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
+      levels.push(n.params.level);
+    });
+    await client.setLoggingLevel('info');
+    await client.callTool({ name: 'simulate_work', arguments: { steps: 2, delayMs: 5 } });
+    // EventSource hands the client a chunk's events at once: a notification's handler may run
+    // just after the reply's.
+    await waitFor(() => levels.length > 0, 2000, 'the info message');
+    expect(levels).toEqual(['info']);
   });
 });
 
