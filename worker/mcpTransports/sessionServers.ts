@@ -256,15 +256,10 @@ export class McpSessionServers {
       extra: { authInfo: authInfoForCommand(command) },
     }).reply;
     if ('result' in reply) {
+      const { engine, sessionTtlMs } = this.deps;
       const level = String(params?.level);
-      if (
-        !(await recordSessionLogLevel(
-          this.deps.engine.kv,
-          entry.sessionId,
-          level,
-          this.deps.sessionTtlMs,
-        ))
-      ) {
+      if (!(await recordSessionLogLevel(engine.kv, entry.sessionId, level, sessionTtlMs))) {
+        // Ended meanwhile: nothing to keep the level in.
         await this.publishError(command, {
           code: RPC_ERRORS.sessionNotFound,
           message: 'Session not found',
