@@ -137,6 +137,8 @@ export interface McpSessionRecord {
   createdAt: number;
   /** Set by the worker that answered `initialize`; replayed to rebuild the session elsewhere. */
   init?: McpSessionInit;
+  /** The client's `logging/setLevel` (2025 revisions): applied by every worker serving it. */
+  logLevel?: string;
 }
 
 export interface McpSessionInit {

@@ -281,10 +281,12 @@ test('a POST stream cut mid-call, its pod alive, resumes on the other pod: each 
   });
   expect(post.status).toBe(200);
   // Read up to the first progress notification, then drop the connection (pod A keeps running).
+  // The session set no log level: the tool's log messages come too, and are skipped.
   const progress: number[] = [];
   let lastId = '';
   for await (const event of sseEvents(post.body!)) {
-    const message = JSON.parse(event.data) as { params?: { progress?: number } };
+    const message = JSON.parse(event.data) as { method?: string; params?: { progress?: number } };
+    if (message.method !== 'notifications/progress') continue;
     progress.push(message.params!.progress!);
     lastId = event.id;
     break;
@@ -299,6 +301,7 @@ test('a POST stream cut mid-call, its pod alive, resumes on the other pod: each 
   let result: { completedSteps?: number } | undefined;
   for await (const event of sseEvents(resumed.body!)) {
     const message = JSON.parse(event.data) as {
+      method?: string;
       params?: { progress?: number };
       result?: { structuredContent?: { completedSteps?: number } };
     };
@@ -306,7 +309,7 @@ test('a POST stream cut mid-call, its pod alive, resumes on the other pod: each 
       result = message.result.structuredContent;
       break;
     }
-    progress.push(message.params!.progress!);
+    if (message.method === 'notifications/progress') progress.push(message.params!.progress!);
   }
   // Replayed what the cut connection missed, then the live rest: none lost, none twice.
   expect(progress).toEqual(Array.from({ length: steps }, (_, i) => i + 1));

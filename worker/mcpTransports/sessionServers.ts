@@ -22,6 +22,12 @@ import { runToolCall, toolCallOutcome, type Outbox } from '../toolCallRunner';
 import type { ToolPermissions } from '../toolPermissions';
 import { changePublisher } from './changes';
 import { publishToRequestStream } from './requestStream';
+import {
+  passesSessionLevel,
+  recordSessionLogLevel,
+  sessionLogLevel,
+  setLevelRefusal,
+} from './sessionLogging';
 
 /** A session's server is closed after this long without a request (rebuilt when needed). */
 export const SESSION_IDLE_MS = 10 * 60_000;
@@ -110,6 +116,7 @@ export class McpSessionServers {
     entry.lastUsed = this.now();
     if (method === 'tools/call') return this.callTool(command, entry);
     if (method === 'tools/list') return this.listTools(command, entry);
+    if (method === 'logging/setLevel') return this.setLogLevel(command, entry);
     const reply = await entry.transport.request(method, command.message.params, {
       extra: { authInfo: authInfoForCommand(command) },
     }).reply;
@@ -175,6 +182,11 @@ export class McpSessionServers {
     // What the call sends the client before its reply (progress, log messages, requests for
     // sampling or elicitation) is published in order on its stream.
     const key = runningKey(command.message.id);
+    // Log messages below the level the client set (on whichever worker) are dropped. Read from
+    // the session record at the call's first log message: a call that logs nothing costs nothing.
+    let logLevel: Promise<string | undefined> | undefined;
+    const levelOfSession = () =>
+      (logLevel ??= sessionLogLevel(this.deps.engine.kv, entry.sessionId));
     const forwarder =
       (outbox: Outbox): CallForwarder =>
       (message, before) =>
@@ -184,7 +196,17 @@ export class McpSessionServers {
         });
     let callId: number | undefined;
     const reply = await runToolCall(entry.transport, command, params, {
-      onNotification: (notification, outbox) => forwarder(outbox)(notification),
+      onNotification: (notification, outbox) => {
+        if (notification.method !== 'notifications/message') {
+          forwarder(outbox)(notification);
+          return;
+        }
+        // In the outbox, so it keeps its place among the call's other messages.
+        outbox.push(async () => {
+          if (!passesSessionLevel(notification, await levelOfSession())) return;
+          await this.publish(command, MCP_EVENTS.notification, notification, false);
+        });
+      },
       onStart: (jsonRpcId, outbox) => {
         callId = jsonRpcId;
         entry.running.set(key, jsonRpcId);
@@ -216,6 +238,37 @@ export class McpSessionServers {
     const tools = this.deps.permissions.visibleTools(command, reply.result.tools as Tool[]);
     await this.publishReply(command, { ...reply, result: { ...reply.result, tools } });
     return 'ok';
+  }
+
+  /**
+   * logging/setLevel: checked, answered by the session's server (which refuses it when it has no
+   * `logging` capability), then kept in the session record before the reply, so the client's
+   * next call applies it on any worker.
+   */
+  private async setLogLevel(command: McpCommand, entry: SessionEntry): Promise<DispatchOutcome> {
+    const params = command.message.params;
+    const refusal = setLevelRefusal(params);
+    if (refusal) {
+      await this.publishError(command, refusal);
+      return 'error';
+    }
+    const reply = await entry.transport.request('logging/setLevel', params, {
+      extra: { authInfo: authInfoForCommand(command) },
+    }).reply;
+    if ('result' in reply) {
+      const { engine, sessionTtlMs } = this.deps;
+      const level = String(params?.level);
+      if (!(await recordSessionLogLevel(engine.kv, entry.sessionId, level, sessionTtlMs))) {
+        // Ended meanwhile: nothing to keep the level in.
+        await this.publishError(command, {
+          code: RPC_ERRORS.sessionNotFound,
+          message: 'Session not found',
+        });
+        return 'error';
+      }
+    }
+    await this.publishReply(command, reply);
+    return 'error' in reply ? 'error' : 'ok';
   }
 
   /** A client's notifications/cancelled, heard by every worker: acted on where the call runs. */

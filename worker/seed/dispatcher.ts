@@ -99,6 +99,17 @@ export class Dispatcher {
       });
       return 'error';
     }
+    if (method === 'logging/setLevel') {
+      // One server for every connection (its level would be everyone's), and the seed stream
+      // carries progress and results, no log messages.
+      await this.publishError(command, {
+        code: RPC_ERRORS.methodNotFound,
+        message:
+          'logging/setLevel is not available on /mcp/sse/send: the seed API sends no log ' +
+          'messages; for log messages at a level of your own, use an MCP session on /mcp',
+      });
+      return 'error';
+    }
     if (method === 'tools/call') return this.callTool(command);
     if (method === 'tools/list') return this.listTools(command);
     return this.forward(command);

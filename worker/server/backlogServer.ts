@@ -10,6 +10,7 @@ import {
 import { BacklogError } from '../backlog/errors';
 import type { BacklogStore } from '../backlog/store';
 import { backlogCompleters, guardCompletion } from './backlogCompletion';
+import { toolLog, type ToolLog } from './backlogLogging';
 import { registerBacklogPrompts } from './backlogPrompts';
 import { registerBacklogResources } from './backlogResources';
 import { describeProjectList, outlineFeature, outlineProject, outlineStory } from './format';
@@ -36,7 +37,8 @@ type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
  */
 export function createBacklogServer(store: BacklogStore): McpServer {
   const server = new McpServer(BACKLOG_SERVER_INFO, {
-    capabilities: { tools: {} },
+    // logging: the tools send log messages as they work (on the call's own stream).
+    capabilities: { tools: {}, logging: {} },
     instructions:
       'A project backlog: projects have actors, actors have stories, stories have features ' +
       '(which may have child features). Create a project first, then add to its tree.',
@@ -55,8 +57,8 @@ export function createBacklogServer(store: BacklogStore): McpServer {
       outputSchema: s.projectListOutput,
       annotations: reads,
     },
-    ({ cursor, limit }) =>
-      run(async () => {
+    ({ cursor, limit }, extra) =>
+      run(toolLog(extra, 'list_projects'), async () => {
         const page = await store.listProjects({ afterId: decodeCursor(cursor), limit });
         const nextCursor = page.nextAfterId && encodeCursor(page.nextAfterId);
         return ok(describeProjectList(page.projects, nextCursor), {
@@ -77,8 +79,12 @@ export function createBacklogServer(store: BacklogStore): McpServer {
       annotations: writes,
     },
     (args, extra) =>
-      run(async () => {
+      run(toolLog(extra, 'create_project'), async (log) => {
         const project = await store.createProject(idempotencyKeyOf(extra), args, ownerOf(extra));
+        await log('info', {
+          message: `Created project "${project.name}" (${project.id})`,
+          projectId: project.id,
+        });
         return ok(`Created project "${project.name}" (${project.id})`, project);
       }),
   );
@@ -92,8 +98,8 @@ export function createBacklogServer(store: BacklogStore): McpServer {
       outputSchema: s.projectOutput,
       annotations: reads,
     },
-    ({ projectId }) =>
-      run(async () => {
+    ({ projectId }, extra) =>
+      run(toolLog(extra, 'get_project_tree'), async () => {
         const project = await store.getProject(projectId);
         return ok(outlineProject(project), project);
       }),
@@ -109,13 +115,18 @@ export function createBacklogServer(store: BacklogStore): McpServer {
       annotations: writes,
     },
     ({ projectId, ...input }, extra) =>
-      run(async () => {
+      run(toolLog(extra, 'add_actor'), async (log) => {
         const actor = await store.addActor(
           idempotencyKeyOf(extra),
           projectId,
           input,
           ownerOf(extra),
         );
+        await log('info', {
+          message: `Added actor "${actor.name}" (${actor.id}) to project ${projectId}`,
+          projectId,
+          actorId: actor.id,
+        });
         return ok(`Added actor "${actor.name}" (${actor.id}) to project ${projectId}`, actor);
       }),
   );
@@ -130,8 +141,13 @@ export function createBacklogServer(store: BacklogStore): McpServer {
       annotations: writes,
     },
     ({ actorId, ...input }, extra) =>
-      run(async () => {
+      run(toolLog(extra, 'add_story_to_actor'), async (log) => {
         const story = await store.addStory(idempotencyKeyOf(extra), actorId, input, ownerOf(extra));
+        await log('info', {
+          message: `Added story "${story.title}" (${story.id}) to actor ${actorId}`,
+          actorId,
+          storyId: story.id,
+        });
         return ok(`Added story "${story.title}" (${story.id}) to actor ${actorId}`, story);
       }),
   );
@@ -145,8 +161,8 @@ export function createBacklogServer(store: BacklogStore): McpServer {
       outputSchema: s.storyOutput,
       annotations: reads,
     },
-    ({ storyId }) =>
-      run(async () => {
+    ({ storyId }, extra) =>
+      run(toolLog(extra, 'get_story_tree'), async () => {
         const story = await store.getStory(storyId);
         return ok(outlineStory(story), story);
       }),
@@ -162,7 +178,7 @@ export function createBacklogServer(store: BacklogStore): McpServer {
       annotations: { ...writes, idempotentHint: true },
     },
     ({ storyId, ...patch }, extra) =>
-      run(async () => {
+      run(toolLog(extra, 'update_story'), async (log) => {
         const fields = Object.keys(patch).filter(
           (k) => patch[k as keyof typeof patch] !== undefined,
         );
@@ -173,6 +189,11 @@ export function createBacklogServer(store: BacklogStore): McpServer {
           );
         }
         const story = await store.updateStory(idempotencyKeyOf(extra), storyId, patch);
+        await log('info', {
+          message: `Updated story ${story.id} (${fields.join(', ')})`,
+          storyId: story.id,
+          fields,
+        });
         return ok(
           `Updated story ${story.id} (${fields.join(', ')})\n${outlineStory(story)}`,
           story,
@@ -190,13 +211,18 @@ export function createBacklogServer(store: BacklogStore): McpServer {
       annotations: writes,
     },
     ({ storyId, ...input }, extra) =>
-      run(async () => {
+      run(toolLog(extra, 'add_feature_to_story'), async (log) => {
         const feature = await store.addFeature(
           idempotencyKeyOf(extra),
           storyId,
           input,
           ownerOf(extra),
         );
+        await log('info', {
+          message: `Added feature "${feature.title}" (${feature.id}) to story ${storyId}`,
+          storyId,
+          featureId: feature.id,
+        });
         return ok(`Added feature "${feature.title}" (${feature.id}) to story ${storyId}`, feature);
       }),
   );
@@ -211,13 +237,18 @@ export function createBacklogServer(store: BacklogStore): McpServer {
       annotations: writes,
     },
     ({ parentFeatureId, ...input }, extra) =>
-      run(async () => {
+      run(toolLog(extra, 'add_child_feature'), async (log) => {
         const feature = await store.addChildFeature(
           idempotencyKeyOf(extra),
           parentFeatureId,
           input,
           ownerOf(extra),
         );
+        await log('info', {
+          message: `Added feature "${feature.title}" (${feature.id}) under feature ${parentFeatureId}`,
+          parentFeatureId,
+          featureId: feature.id,
+        });
         return ok(
           `Added feature "${feature.title}" (${feature.id}) under feature ${parentFeatureId}\n` +
             outlineFeature(feature),
@@ -257,11 +288,16 @@ export function createBacklogServer(store: BacklogStore): McpServer {
 
 async function simulateWork(steps: number, delayMs: number, extra: Extra): Promise<CallToolResult> {
   const progressToken = extra._meta?.progressToken;
+  const log = toolLog(extra, 'simulate_work');
   let completedSteps = 0;
   while (completedSteps < steps && !extra.signal.aborted) {
     await sleep(delayMs, extra.signal);
     if (extra.signal.aborted) break;
     completedSteps += 1;
+    await log('debug', {
+      message: `Step ${completedSteps} of ${steps} done`,
+      step: completedSteps,
+    });
     if (progressToken !== undefined) {
       await extra.sendNotification({
         method: 'notifications/progress',
@@ -278,6 +314,7 @@ async function simulateWork(steps: number, delayMs: number, extra: Extra): Promi
   const text = cancelled
     ? `Cancelled after ${completedSteps} of ${steps} steps`
     : `Completed ${steps} steps`;
+  await log(cancelled ? 'warning' : 'info', { message: text, steps, completedSteps });
   return ok(text, { steps, completedSteps, cancelled });
 }
 
@@ -317,19 +354,29 @@ function ok(text: string, structuredContent: object): CallToolResult {
 }
 
 /**
- * Domain errors (unknown ids) become isError results; McpErrors go to the SDK (which reports
+ * Failures are logged to the client (a warning for the caller's mistakes, an error for the
+ * store's). Domain errors (unknown ids) become isError results; McpErrors go to the SDK (which reports
  * them as "MCP error <code>: ..." results). Anything else (the store unreachable, a bug) is an
  * isError result flagged with INFRASTRUCTURE_FAILURE_META, so the worker retries the command
  * instead of reporting a failure that a later attempt may not have.
  */
-async function run(body: () => Promise<CallToolResult>): Promise<CallToolResult> {
+async function run(
+  log: ToolLog,
+  body: (log: ToolLog) => Promise<CallToolResult>,
+): Promise<CallToolResult> {
   try {
-    return await body();
+    return await body(log);
   } catch (err) {
     if (err instanceof BacklogError) {
+      await log('warning', { message: err.message });
       return { content: [{ type: 'text', text: err.message }], isError: true };
     }
-    if (err instanceof McpError) throw err;
+    if (err instanceof McpError) {
+      await log('warning', { message: err.message });
+      throw err;
+    }
+    // The cause stays in the worker's own log: it may name internals.
+    await log('error', { message: 'The backlog store failed' });
     const message = err instanceof Error ? err.message : String(err);
     return {
       content: [{ type: 'text', text: `Internal error: ${message}` }],
