@@ -236,12 +236,20 @@ export class ModernRequests {
     return this.run(command, served);
   }
 
-  /** The reply of a command the engine dead-lettered. */
+  /** The reply of a command the engine dead-lettered; a task's command fails its task. */
   async publishDeadLetter(command: McpCommand, deliveries: number): Promise<void> {
-    await this.publishError(command, {
+    const error = {
       code: RPC_ERRORS.internalError,
       message: `Command failed after ${deliveries} deliveries`,
-    });
+    };
+    if (command.message.method === 'tools/call') {
+      const task = await this.tasks.owned(command.requestId, command.sub);
+      if (task) {
+        await this.tasks.settle(task, { status: 'failed', at: new Date().toISOString(), error });
+        return; // its client heard the CreateTaskResult: the task's outcome is the answer
+      }
+    }
+    await this.publishError(command, error);
   }
 
   // ---- methods ----
@@ -320,6 +328,12 @@ export class ModernRequests {
     } catch (err) {
       await this.publishError(command, rpcErrorOf(err));
       return 'error';
+    }
+    // A 2025-era client's `task` hint means nothing in 2026-07-28 (the server alone decides on
+    // a task): the 1.x server, which would take it for its own in-process tasks, never sees it.
+    if (method === 'tools/call' && 'task' in serverParams) {
+      const { task: _hint, ...rest } = serverParams;
+      serverParams = rest;
     }
 
     const logLevel = typeof meta[MCP_META.logLevel] === 'string' ? meta[MCP_META.logLevel] : null;
