@@ -29,8 +29,13 @@ beforeAll(async () => {
     workers: 2,
     jwtSecret: SECRET,
     // Debug logs name each command's requestId (a task's id) on the worker that takes it; a
-    // dead worker's commands are reclaimed after a second.
-    env: { LOG_LEVEL: 'debug', CLAIM_IDLE_MS: '1000', WORKER_CONCURRENCY: '4' },
+    // dead worker's commands are reclaimed after a second; tasks live ten minutes.
+    env: {
+      LOG_LEVEL: 'debug',
+      CLAIM_IDLE_MS: '1000',
+      WORKER_CONCURRENCY: '4',
+      MCP_TASK_TTL_S: '600',
+    },
   });
   proxy = await startRoundRobinProxy(cluster.gateways.map((g) => g.url));
 }, 60_000);
@@ -174,7 +179,7 @@ test('a task created on one pod is polled on the other until its result is inlin
   const created = await startTask(3, 50);
   const createdOn = lastTarget();
   expect(created.taskId).toEqual(expect.any(String));
-  expect(created.ttlMs).toBe(3_600_000);
+  expect(created.ttlMs).toBe(600_000); // MCP_TASK_TTL_S
   expect(created.pollIntervalMs).toBe(1000);
   expect(Date.parse(created.createdAt)).not.toBeNaN();
   expect(created).not.toHaveProperty('result');
