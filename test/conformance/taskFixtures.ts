@@ -1,6 +1,6 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
-import { TASKS_EXTENSION } from '../../worker/mcpTransports/tasks';
+import { TASKS_EXTENSION } from '../../shared/mcpTasks';
 
 /**
  * Test-only: the tools the conformance suite's `tasks-*` scenarios (the Tasks extension,

@@ -300,4 +300,7 @@ test('a task survives a SIGKILL of the worker running it: another worker runs it
     completedSteps: 20,
     cancelled: false,
   });
+  // Polling takes no worker: with none left, any pod still answers from the engine.
+  await survivor.kill('SIGKILL');
+  expect((await getTask(created.taskId)).status).toBe('completed');
 }, 60_000);

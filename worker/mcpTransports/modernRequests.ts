@@ -10,20 +10,12 @@ import type { Logger } from '../../shared/logger';
 import {
   MCP_LOG_LEVELS,
   MCP_META,
-  MODERN_RPC_ERRORS,
-  MODERN_SESSION,
   SPENT_STREAM_TTL_MS,
   SUPPORTED_PROTOCOL_VERSIONS,
   type ListenFilter,
   type McpCancel,
 } from '../../shared/mcpTransports';
-import {
-  CONTROL_EVENTS,
-  MCP_EVENTS,
-  RPC_ERRORS,
-  topics,
-  type ErrorDetail,
-} from '../../shared/protocol';
+import { CONTROL_EVENTS, MCP_EVENTS, RPC_ERRORS, type ErrorDetail } from '../../shared/protocol';
 import { ERROR_MESSAGE_MAX_CHARS, truncate } from '../../shared/text';
 import type { McpCommand } from '../../shared/types';
 import type { ControlTopicRouter } from '../controlTopic';
@@ -47,10 +39,10 @@ import {
   declaresTasks,
   detailedTask,
   taskSupportOf,
+  tasksRequired,
   type TaskOutcome,
-  type TaskRecord,
   type TaskSupport,
-} from './tasks';
+} from '../../shared/mcpTasks';
 
 /** MCP tool names are at most 128 characters: a longer one names no tool (and is not echoed). */
 const TOOL_NAME_MAX_CHARS = 128;
@@ -230,9 +222,6 @@ export class ModernRequests {
       return 'ok';
     }
     if (method === 'subscriptions/listen') return this.acknowledgeListen(command, served);
-    if (method === 'tasks/get' || method === 'tasks/update' || method === 'tasks/cancel') {
-      return this.taskRequest(command, served);
-    }
     return this.run(command, served);
   }
 
@@ -402,6 +391,7 @@ export class ModernRequests {
       streamId,
       createdAt: new Date().toISOString(),
       ttlMs: this.taskTtlMs,
+      serverInfo: served.serverInfo,
     });
     const running: Running = {};
     this.running.set(streamId, running);
@@ -439,74 +429,6 @@ export class ModernRequests {
     } finally {
       this.running.delete(streamId);
     }
-  }
-
-  /** tasks/get, tasks/update and tasks/cancel: for the token's own tasks only. */
-  private async taskRequest(command: McpCommand, served: ModernServer): Promise<DispatchOutcome> {
-    const method = command.message.method;
-    const params = command.message.params ?? {};
-    const meta = asObject(params._meta);
-    if (!declaresTasks(asObject(meta[MCP_META.clientCapabilities]))) {
-      await this.publishError(command, tasksRequired(`${method} belongs to the Tasks extension`));
-      return 'error';
-    }
-    const { taskId } = params;
-    if (typeof taskId !== 'string' || taskId === '') {
-      await this.publishError(command, {
-        code: RPC_ERRORS.invalidParams,
-        message: `Invalid params: ${method} needs params.taskId (a string)`,
-      });
-      return 'error';
-    }
-    if (method === 'tasks/update' && !isObject(params.inputResponses)) {
-      await this.publishError(command, {
-        code: RPC_ERRORS.invalidParams,
-        message: 'Invalid params: tasks/update needs params.inputResponses (an object)',
-      });
-      return 'error';
-    }
-    // Another token's task is as unknown as one that never was (or expired).
-    const record = await this.tasks.owned(taskId, command.sub);
-    if (!record) {
-      await this.publishError(command, {
-        code: RPC_ERRORS.invalidParams,
-        message: `Unknown task: ${truncate(taskId)}`,
-      });
-      return 'error';
-    }
-    if (method === 'tasks/get') {
-      await this.publishResult(command, served, { ...(await this.tasks.detailed(record)) });
-      return 'ok';
-    }
-    if (method === 'tasks/cancel') await this.cancelTask(record);
-    // tasks/update: no task here ever waits on input, so no response is outstanding and every
-    // one given is ignored, as the extension says; the ack is the same empty result.
-    await this.publishResult(command, served, {});
-    return 'ok';
-  }
-
-  /**
-   * Stores the task's cancellation (unless it ended) and tells every worker: the one running it
-   * stops its handler; if none is, the stored outcome keeps it from running again.
-   */
-  private async cancelTask(record: TaskRecord): Promise<void> {
-    const cancelled = await this.tasks.settle(record, {
-      status: 'cancelled',
-      at: new Date().toISOString(),
-      statusMessage: 'Cancelled by the client',
-    });
-    if (!cancelled) return;
-    const cancel: McpCancel = {
-      sessionId: MODERN_SESSION,
-      requestId: record.taskId,
-      streamId: record.streamId,
-      reason: 'the task was cancelled (tasks/cancel)',
-    };
-    await this.deps.engine.publish(
-      topics.workers,
-      CONTROL_EVENTS.mcpCancel,
-      JSON.stringify(cancel),
-    );
   }
 
   /** The server's capabilities, with the Tasks extension when one of its tools runs as a task. */
@@ -912,18 +834,6 @@ function rpcErrorOf(err: unknown): ErrorDetail & { data?: unknown } {
   return {
     code: RPC_ERRORS.internalError,
     message: err instanceof Error ? err.message : String(err),
-  };
-}
-
-/**
- * -32021: the request needs the Tasks extension its client capabilities do not declare, with
- * the capabilities it needs in `data` (SEP-2575's shape).
- */
-function tasksRequired(what: string): ErrorDetail & { data: unknown } {
-  return {
-    code: MODERN_RPC_ERRORS.missingClientCapability,
-    message: `${what}: declare the ${TASKS_EXTENSION} extension in the request's client capabilities`,
-    data: { requiredCapabilities: { extensions: { [TASKS_EXTENSION]: {} } } },
   };
 }
 

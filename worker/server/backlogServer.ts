@@ -15,7 +15,7 @@ import { registerBacklogResources } from './backlogResources';
 import { describeProjectList, outlineFeature, outlineProject, outlineStory } from './format';
 import { idempotencyKeyOf, ownerOf } from './requestContext';
 import * as s from './schemas';
-import { TASKS_EXTENSION } from '../mcpTransports/tasks';
+import { TASKS_EXTENSION } from '../../shared/mcpTasks';
 
 /** `_meta` key set on an isError result caused by a failure outside the tool's domain. */
 export const INFRASTRUCTURE_FAILURE_META = 'io.mcpgw/infrastructure-failure';

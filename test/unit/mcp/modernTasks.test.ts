@@ -1,7 +1,8 @@
 /**
- * Tasks (the Tasks extension of MCP 2026-07-28) on the worker side
- * (worker/mcpTransports/modernRequests.ts + tasks.ts) over the memory engine: two
- * ModernRequests stand for two workers sharing one engine, as pods share Redis.
+ * Tasks (the Tasks extension of MCP 2026-07-28) over the memory engine: calls run as tasks on
+ * the worker side (worker/mcpTransports/modernRequests.ts), tasks/* answered as a gateway pod
+ * answers them (shared/mcpTasks.ts answerTaskRequest); two ModernRequests stand for two
+ * workers sharing one engine, as pods share Redis.
  */
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
@@ -13,7 +14,7 @@ import { MODERN_SESSION, mcpNames } from '../../../shared/mcpTransports';
 import type { McpCommand } from '../../../shared/types';
 import { ControlTopicRouter } from '../../../worker/controlTopic';
 import { ModernRequests } from '../../../worker/mcpTransports/modernRequests';
-import { TASKS_EXTENSION, TaskStore } from '../../../worker/mcpTransports/tasks';
+import { TASKS_EXTENSION, TaskStore, answerTaskRequest } from '../../../shared/mcpTasks';
 import { ToolPermissions } from '../../../worker/toolPermissions';
 import { waitFor } from '../../../devSupport/waitFor';
 
@@ -121,6 +122,16 @@ async function replies(cmd: McpCommand): Promise<Message[]> {
   return page.events.map((e: EngineEvent) => JSON.parse(e.data) as Message);
 }
 
+/** A tasks/* request as any gateway pod answers it. */
+function taskRpc(
+  method: string,
+  params: Record<string, unknown>,
+  meta: Record<string, unknown> = WITH_TASKS,
+  sub = 'owner',
+): Promise<Message> {
+  return answerTaskRequest(engine, sub, method, { ...params, _meta: meta });
+}
+
 async function ask(worker: ModernRequests, cmd: McpCommand): Promise<Message> {
   await worker.dispatch(cmd);
   const all = await replies(cmd);
@@ -151,11 +162,13 @@ test('a task-supporting call answers a task at once, unprocessed; tasks/get inli
   // The CreateTaskResult ended the stream without marking the command processed: a worker
   // dying before the outcome is stored leaves it to be delivered again.
   expect(await engine.isProcessed(call.requestId)).toBe(false);
-  const get = await ask(workers[0], command('tasks/get', { taskId: call.requestId }));
+  const get = await taskRpc('tasks/get', { taskId: call.requestId });
   expect(get.result).toMatchObject({
     resultType: 'complete',
     status: 'completed',
     result: { content: [{ type: 'text', text: '42' }] },
+    // The server's identity, stored with the task by the worker that created it.
+    _meta: { 'io.modelcontextprotocol/serverInfo': { name: 'tasks-unit', version: '1.0.0' } },
   });
   expect(runs.compute).toBe(1);
 });
@@ -194,21 +207,21 @@ test('a redelivered task command runs the tool again only when no outcome was st
   });
   await workers[0].dispatch(orphan);
   expect(runs.compute).toBe(2);
-  const get = await ask(workers[0], command('tasks/get', { taskId: orphan.requestId }));
+  const get = await taskRpc('tasks/get', { taskId: orphan.requestId });
   expect(get.result).toMatchObject({ status: 'completed', ttlMs: 60_000 });
 });
 
-test('a cancel handled by another worker stops the tool where it runs', async () => {
+test('a cancel answered by any pod stops the tool on the worker running it', async () => {
   await start(2);
   const call = command('tools/call', { name: 'wait', arguments: {} });
   const running = workers[0].dispatch(call);
   await waitFor(() => runs.wait === 1, 2000, 'the tool started');
-  const cancel = await ask(workers[1], command('tasks/cancel', { taskId: call.requestId }));
+  const cancel = await taskRpc('tasks/cancel', { taskId: call.requestId });
   expect(cancel.result).toMatchObject({ resultType: 'complete' });
   expect(cancel.result.status).toBeUndefined();
   expect(await running).toBe('error');
   expect(stopped).toEqual(['wait']);
-  const get = await ask(workers[1], command('tasks/get', { taskId: call.requestId }));
+  const get = await taskRpc('tasks/get', { taskId: call.requestId });
   expect(get.result.status).toBe('cancelled');
 });
 
@@ -216,15 +229,9 @@ test("another token's task is unknown; the tasks methods need the extension", as
   await start(1);
   const call = command('tools/call', { name: 'compute', arguments: { n: 3 } });
   await workers[0].dispatch(call);
-  const other = await ask(
-    workers[0],
-    command('tasks/get', { taskId: call.requestId }, WITH_TASKS, 'stranger'),
-  );
+  const other = await taskRpc('tasks/get', { taskId: call.requestId }, WITH_TASKS, 'stranger');
   expect(other.error).toMatchObject({ code: -32602, message: `Unknown task: ${call.requestId}` });
-  const undeclared = await ask(
-    workers[0],
-    command('tasks/get', { taskId: call.requestId }, WITHOUT_TASKS),
-  );
+  const undeclared = await taskRpc('tasks/get', { taskId: call.requestId }, WITHOUT_TASKS);
   expect(undeclared.error.code).toBe(-32021);
 });
 
@@ -234,9 +241,9 @@ test('a dead-lettered task command fails its task', async () => {
   const running = workers[0].dispatch(call);
   await waitFor(() => runs.wait === 1, 2000, 'the tool started');
   await workers[0].publishDeadLetter(call, 5);
-  const get = await ask(workers[0], command('tasks/get', { taskId: call.requestId }));
+  const get = await taskRpc('tasks/get', { taskId: call.requestId });
   expect(get.result).toMatchObject({ status: 'failed', error: { code: -32603 } });
-  await ask(workers[0], command('tasks/cancel', { taskId: call.requestId }));
+  await taskRpc('tasks/cancel', { taskId: call.requestId });
   await workers[0].close(); // stops the waiting handler
   await running.catch(() => undefined);
 });

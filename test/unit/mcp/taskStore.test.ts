@@ -5,7 +5,7 @@ import {
   declaresTasks,
   taskSupportOf,
   type TaskRecord,
-} from '../../../worker/mcpTransports/tasks';
+} from '../../../shared/mcpTasks';
 
 let engine: MemoryEngine;
 let store: TaskStore;

@@ -1,5 +1,13 @@
-import type { KeyValueStore } from '../../shared/engine/engine';
-import { mcpNames } from '../../shared/mcpTransports';
+import type { Engine, KeyValueStore } from './engine/engine';
+import {
+  MCP_META,
+  MODERN_RPC_ERRORS,
+  MODERN_SESSION,
+  mcpNames,
+  type McpCancel,
+} from './mcpTransports';
+import { CONTROL_EVENTS, RPC_ERRORS, topics, type ErrorDetail } from './protocol';
+import { truncate } from './text';
 
 /** The Tasks extension of MCP 2026-07-28 (SEP-2663): its id in capabilities and tool `_meta`. */
 export const TASKS_EXTENSION = 'io.modelcontextprotocol/tasks';
@@ -29,6 +37,8 @@ export interface TaskRecord {
   /** ISO 8601. */
   createdAt: string;
   ttlMs: number;
+  /** The identity of the server running it: every 2026-07-28 result names it in `_meta`. */
+  serverInfo?: Record<string, unknown>;
 }
 
 /** How a task ended: the first outcome stored wins (a cancel and a completion may race). */
@@ -153,4 +163,93 @@ function parse<T>(json: string | undefined): T | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The methods of the Tasks extension: answered by the gateway, from the engine. */
+export const TASK_METHODS: ReadonlySet<string> = new Set([
+  'tasks/get',
+  'tasks/update',
+  'tasks/cancel',
+]);
+
+export type TaskReply =
+  { result: Record<string, unknown> } | { error: ErrorDetail & { data?: unknown } };
+
+/**
+ * -32021: the request needs the Tasks extension its client capabilities do not declare, with
+ * the capabilities it needs in `data` (SEP-2575's shape).
+ */
+export function tasksRequired(what: string): ErrorDetail & { data: unknown } {
+  return {
+    code: MODERN_RPC_ERRORS.missingClientCapability,
+    message: `${what}: declare the ${TASKS_EXTENSION} extension in the request's client capabilities`,
+    data: { requiredCapabilities: { extensions: { [TASKS_EXTENSION]: {} } } },
+  };
+}
+
+/**
+ * tasks/get, tasks/update and tasks/cancel of token `sub`, answered from the engine by any pod
+ * (no worker is involved: polling takes no worker slot). A task of another token is as unknown
+ * as one that never was (or expired): -32602. A cancel stores the task's end (unless it ended)
+ * and tells every worker, on their control topic, to stop the call where it runs; if none runs
+ * it, the stored end keeps it from running again.
+ */
+export async function answerTaskRequest(
+  engine: Pick<Engine, 'kv' | 'publish'>,
+  sub: string,
+  method: string,
+  params: Record<string, unknown>,
+): Promise<TaskReply> {
+  const meta = isObject(params._meta) ? params._meta : {};
+  const capabilities = isObject(meta[MCP_META.clientCapabilities])
+    ? meta[MCP_META.clientCapabilities]
+    : {};
+  if (!declaresTasks(capabilities as Record<string, unknown>)) {
+    return { error: tasksRequired(`${method} belongs to the Tasks extension`) };
+  }
+  const { taskId } = params;
+  if (typeof taskId !== 'string' || taskId === '') {
+    return invalid(`Invalid params: ${method} needs params.taskId (a string)`);
+  }
+  if (method === 'tasks/update' && !isObject(params.inputResponses)) {
+    return invalid('Invalid params: tasks/update needs params.inputResponses (an object)');
+  }
+  const tasks = new TaskStore(engine.kv);
+  const record = await tasks.owned(taskId, sub);
+  if (!record) return invalid(`Unknown task: ${truncate(taskId)}`);
+  const named = (result: Record<string, unknown>) => ({
+    result: {
+      ...result,
+      resultType: 'complete',
+      _meta: { [MCP_META.serverInfo]: record.serverInfo ?? {} },
+    },
+  });
+  if (method === 'tasks/get') return named({ ...(await tasks.detailed(record)) });
+  if (method === 'tasks/cancel') {
+    const cancelled = await tasks.settle(record, {
+      status: 'cancelled',
+      at: new Date().toISOString(),
+      statusMessage: 'Cancelled by the client',
+    });
+    if (cancelled) {
+      const cancel: McpCancel = {
+        sessionId: MODERN_SESSION,
+        requestId: record.taskId,
+        streamId: record.streamId,
+        reason: 'the task was cancelled (tasks/cancel)',
+      };
+      await engine.publish(topics.workers, CONTROL_EVENTS.mcpCancel, JSON.stringify(cancel));
+    }
+  }
+  // tasks/update: no task here ever waits on input, so no response is outstanding and every
+  // one given is ignored, as the extension says; the ack is the same empty result.
+  return named({});
+}
+
+function invalid(message: string): TaskReply {
+  return { error: { code: RPC_ERRORS.invalidParams, message } };
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
