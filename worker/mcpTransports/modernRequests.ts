@@ -112,7 +112,7 @@ export type InputRoundFactory = (opts: {
 }) => InputRound;
 
 export interface ModernRequestsDeps {
-  /** publish: request streams, changes, task cancels; kv: tasks (tasks.ts). */
+  /** publish: request streams, changes, task cancels; kv: tasks (shared/mcpTasks.ts). */
   engine: Pick<Engine, 'publish' | 'kv'>;
   permissions: Pick<ToolPermissions, 'refusal' | 'visibleTools'>;
   /** Cancels (a closed response stream) arrive on the workers' control topic. */
@@ -189,7 +189,7 @@ export class ModernRequests {
   /** Running requests with an input round, by their 1.x transport id. */
   private readonly rounds = new Map<number, Running>();
   /** Each tool's header declarations and task support, until a change. */
-  private headerDeclarations?: Promise<Map<string, ToolFacts>>;
+  private toolFacts?: Promise<Map<string, ToolFacts>>;
   /** Stream ids of requests cancelled before they ran here -> when (oldest first). */
   private readonly earlyCancels = new Map<string, number>();
   private readonly cacheHint: CacheHint;
@@ -444,10 +444,10 @@ export class ModernRequests {
     return { ...served.capabilities, extensions };
   }
 
-  /** The server's tools changed: their header declarations are listed again when needed. */
+  /** The server's tools changed: their facts (headers, task support) are listed again when needed. */
   private toolsChanged(notification: JSONRPCNotification): void {
     if (notification.method === 'notifications/tools/list_changed') {
-      this.headerDeclarations = undefined;
+      this.toolFacts = undefined;
     }
   }
 
@@ -556,7 +556,7 @@ export class ModernRequests {
   }
 
   private toolFactsOf(command: McpCommand, served: ModernServer): Promise<Map<string, ToolFacts>> {
-    if (!this.headerDeclarations) {
+    if (!this.toolFacts) {
       const listing = (async () => {
         const reply = await served.transport.request(
           'tools/list',
@@ -577,12 +577,12 @@ export class ModernRequests {
           ]),
         );
       })();
-      this.headerDeclarations = listing;
+      this.toolFacts = listing;
       listing.catch(() => {
-        if (this.headerDeclarations === listing) this.headerDeclarations = undefined;
+        if (this.toolFacts === listing) this.toolFacts = undefined;
       });
     }
-    return this.headerDeclarations;
+    return this.toolFacts;
   }
 
   /** A client closed a request's response stream: its handler is cancelled where it runs. */
