@@ -60,6 +60,7 @@ const envSchema = z.object({
   TRUST_PROXY: z.string().default(''),
   MCP_SESSION_TTL_S: int(3600, 1),
   MCP_STREAM_TTL_S: int(300, 1),
+  MCP_TASK_TTL_S: int(3600, 1),
   COMMAND_QUEUE_MAX: int(10_000, 1),
   MAX_INFLIGHT_PER_TOKEN: int(32, 1),
   WORKER_SLOTS_PER_TOKEN: int(8, 1),
@@ -168,6 +169,8 @@ const configSchema = envSchema.transform((e, ctx) => ({
   mcpSessionTtlS: e.MCP_SESSION_TTL_S,
   /** An MCP request stream stays resumable (Last-Event-ID) this long after its last message. */
   mcpStreamTtlS: e.MCP_STREAM_TTL_S,
+  /** A 2026-07-28 task (Tasks extension) and its outcome live this long after its creation. */
+  mcpTaskTtlS: e.MCP_TASK_TTL_S,
   /** Commands waiting or running in the shared queue; past it, new commands get 503. */
   commandQueueMax: e.COMMAND_QUEUE_MAX,
   /** Commands of one token (sub) queued or running, cluster-wide; past it, 429. */

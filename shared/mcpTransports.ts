@@ -71,6 +71,10 @@ export const MODERN_REQUEST_METHODS: ReadonlySet<string> = new Set([
   'resources/templates/list',
   'resources/read',
   'completion/complete',
+  // The Tasks extension (SEP-2663); tasks/result and tasks/list do not exist in it.
+  'tasks/get',
+  'tasks/update',
+  'tasks/cancel',
 ]);
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
@@ -194,6 +198,9 @@ export const mcpNames = {
   /** The JSON-RPC messages of one stream of one session. */
   streamTopic: (sessionId: string, streamId: string) => `mcp:${sessionId}:${streamId}`,
   sessionKey: (sessionId: string) => `mcp:session:${sessionId}`,
+  /** A 2026-07-28 task (Tasks extension): its record, and its outcome once it ended. */
+  taskKey: (taskId: string) => `mcp:task:${taskId}`,
+  taskOutcomeKey: (taskId: string) => `mcp:task-outcome:${taskId}`,
   /** The lock of a session's standalone GET stream (one per session, cluster-wide). */
   standaloneLockKey: (sessionId: string) => `mcp:get-lock:${sessionId}`,
   /**

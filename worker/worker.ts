@@ -88,6 +88,7 @@ export function createWorker(deps: WorkerDeps): Worker {
     requestTimeoutMs: config.toolTimeoutMs,
     secret: config.jwtSecret,
     inputRounds: (options) => new InputRequiredRound(options),
+    taskTtlMs: config.mcpTaskTtlS * 1000,
   });
   let consumer: CommandConsumer | undefined;
   let started = false;

@@ -44,10 +44,14 @@ export type EraSelection =
   | { era: 'modern'; kind: 'notification' };
 
 /** Methods whose `Mcp-Name` header mirrors a body field, and which field. */
-const NAME_SOURCES: Readonly<Record<string, 'name' | 'uri'>> = {
+const NAME_SOURCES: Readonly<Record<string, 'name' | 'uri' | 'taskId'>> = {
   'tools/call': 'name',
   'prompts/get': 'name',
   'resources/read': 'uri',
+  // The Tasks extension: Mcp-Name carries the task id, for routing by intermediaries.
+  'tasks/get': 'taskId',
+  'tasks/update': 'taskId',
+  'tasks/cancel': 'taskId',
 };
 
 const LOG_LEVELS: ReadonlySet<string> = new Set(MCP_LOG_LEVELS);

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
 import { errors } from '../../shared/errors';
+import { TASK_METHODS, answerTaskRequest } from '../../shared/mcpTasks';
 import {
   MODERN_REQUEST_METHODS,
   MODERN_SESSION,
@@ -27,7 +28,8 @@ const TOKEN_EXPIRED = 'token expired; send the request again with a new token';
  * Serves a stateless MCP 2026-07-28 request (its envelope and headers checked by selectEra) on
  * this pod: no session, nothing looked up. server/discover and every other request go through
  * the command queue to any worker (admission limits, token permissions, the tool timeout, dead
- * letters), which runs it on its MCP server; subscriptions/listen is listen.ts's.
+ * letters), which runs it on its MCP server; subscriptions/listen is listen.ts's; the Tasks
+ * extension's tasks/* are answered here from the engine (shared/mcpTasks.ts).
  *
  * The response head waits for the first message from the worker: a final reply alone is a
  * JSON body, with the status the spec gives its error; notifications first (progress, log
@@ -51,6 +53,13 @@ export async function serveModernRequest(
   }
   if (request.method === 'subscriptions/listen') {
     await serveListen(ctx, req, res, claims, request);
+    return;
+  }
+  if (TASK_METHODS.has(request.method)) {
+    // A task lives in the engine: any pod answers from there, without a worker.
+    const reply = await answerTaskRequest(ctx.engine, claims.sub, request.method, request.params);
+    const data = JSON.stringify({ jsonrpc: '2.0', id: request.id, ...reply });
+    replyJson(res, modernReplyStatus(data), data);
     return;
   }
   const accept = accepts(req);

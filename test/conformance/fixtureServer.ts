@@ -9,6 +9,7 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { registerInputRequiredFixtures } from './inputRequiredFixtures';
+import { registerTaskFixtures } from './taskFixtures';
 
 /**
  * Test-only MCP_SERVER_MODULE: the tools, resources and prompts the conformance suite's
@@ -239,6 +240,7 @@ export function createMcpServer(): McpServer {
     },
   );
   registerInputRequiredFixtures(server);
+  registerTaskFixtures(server);
 
   server.registerResource(
     'static-text',

@@ -26,6 +26,16 @@ export function describeKeyValueContract(current: CurrentEngine): void {
       expect(await engine.kv.get(key)).toBeUndefined();
     });
 
+    it('lets exactly one of racing ifAbsent writers win (a task ends once)', async () => {
+      const key = unique('kv-race');
+      const writers = Array.from({ length: 20 }, (_, i) =>
+        engine.kv.set(key, `writer-${i}`, 10_000, 'ifAbsent'),
+      );
+      const won = (await Promise.all(writers)).flatMap((stored, i) => (stored ? [i] : []));
+      expect(won).toHaveLength(1);
+      expect(await engine.kv.get(key)).toBe(`writer-${won[0]}`);
+    });
+
     it('expires values, and a get with refreshTtlMs or a touch slides the expiry', async () => {
       const fixed = unique('kv-fixed');
       const sliding = unique('kv-sliding');

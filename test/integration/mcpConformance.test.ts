@@ -36,6 +36,19 @@ const FIXTURE_TSCONFIG = path.join(ROOT, 'test/conformance/tsconfig.json');
 /** Relative to the workers' working directory (the project root), as an operator writes it. */
 const FIXTURE_MODULE = 'dist/test/conformance/fixtureServer.js';
 const SECRET = 'mcp-conformance-secret-0123456789abcdef';
+/** The suite's scenarios of the Tasks extension (SEP-2663). */
+const TASK_SCENARIOS = [
+  'tasks-lifecycle',
+  'tasks-capability-negotiation',
+  'tasks-wire-fields',
+  'tasks-request-state-removal',
+  'tasks-mrtr-input',
+  'tasks-request-headers',
+  'tasks-dispatch-and-envelope',
+  'tasks-status-notifications',
+  'tasks-required-task-error',
+  'tasks-mrtr-composition',
+];
 
 const baseline = (name: string) => path.join(ROOT, 'test/conformance', name);
 
@@ -121,7 +134,9 @@ async function runSuite(
     reportDir,
   ]);
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
-  const ran = (output.match(/^=== Running scenario: /gm) ?? []).length;
+  // A requirement set's run announces each scenario; a single `--scenario` run its own.
+  const ran = (output.match(/^(?:=== Running scenario: |Running client scenario ')/gm) ?? [])
+    .length;
   console.log(`conformance ${title}: ${ran} scenarios in ${seconds} s, exit ${code}`);
   mkdirSync(reportDir, { recursive: true });
   writeFileSync(path.join(reportDir, 'output.log'), output);
@@ -162,6 +177,22 @@ describe('the fixture module (MCP_SERVER_MODULE)', () => {
         37,
       ),
     600_000,
+  );
+
+  // The Tasks extension's scenarios are unscored: a requirement set runs them but a failure
+  // never fails its run, so each runs here on its own, against its baseline.
+  test.each(TASK_SCENARIOS)(
+    'conformance 0.2.0-alpha.12, %s (Tasks extension): passes but for its baseline',
+    (scenario) =>
+      runSuite(
+        `fixture ${scenario}`,
+        SUITE_NEXT,
+        url,
+        ['--scenario', scenario],
+        baseline('fixture-tasks.yml'),
+        1,
+      ),
+    120_000,
   );
 
   test(

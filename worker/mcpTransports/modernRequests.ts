@@ -32,6 +32,17 @@ import {
 } from './paramHeaders';
 import type { ToolPermissions } from '../toolPermissions';
 import { publishToRequestStream } from './requestStream';
+import {
+  TASK_TTL_MS,
+  TASKS_EXTENSION,
+  TaskStore,
+  declaresTasks,
+  detailedTask,
+  taskSupportOf,
+  tasksRequired,
+  type TaskOutcome,
+  type TaskSupport,
+} from '../../shared/mcpTasks';
 
 /** MCP tool names are at most 128 characters: a longer one names no tool (and is not echoed). */
 const TOOL_NAME_MAX_CHARS = 128;
@@ -101,7 +112,8 @@ export type InputRoundFactory = (opts: {
 }) => InputRound;
 
 export interface ModernRequestsDeps {
-  engine: Pick<Engine, 'publish'>;
+  /** publish: request streams, changes, task cancels; kv: tasks (shared/mcpTasks.ts). */
+  engine: Pick<Engine, 'publish' | 'kv'>;
   permissions: Pick<ToolPermissions, 'refusal' | 'visibleTools'>;
   /** Cancels (a closed response stream) arrive on the workers' control topic. */
   control: ControlTopicRouter;
@@ -121,6 +133,8 @@ export interface ModernRequestsDeps {
    */
   inputRounds?: InputRoundFactory;
   cacheHint?: CacheHint;
+  /** How long a task lives after it is created (default TASK_TTL_MS). */
+  taskTtlMs?: number;
 }
 
 /** The worker's 1.x server, initialized once for the 2026 era, and what it said about itself. */
@@ -137,6 +151,15 @@ interface Running {
   transportId?: number;
   cancel?: (reason: string) => void;
   round?: InputRound;
+  /** A cancel that came after it was listed, before it started: applied when it starts. */
+  cancelledWith?: string;
+}
+
+/** What the worker's 2026 layer keeps of each tool's definition. */
+interface ToolFacts {
+  /** Its `x-mcp-header` declarations (undefined: an invalid definition). */
+  headers: ParamHeaderDeclaration[] | undefined;
+  taskSupport: TaskSupport | undefined;
 }
 
 /**
@@ -165,14 +188,18 @@ export class ModernRequests {
   private readonly running = new Map<string, Running>();
   /** Running requests with an input round, by their 1.x transport id. */
   private readonly rounds = new Map<number, Running>();
-  /** Each tool's `x-mcp-header` declarations (undefined: an invalid definition), until a change. */
-  private headerDeclarations?: Promise<Map<string, ParamHeaderDeclaration[] | undefined>>;
+  /** Each tool's header declarations and task support, until a change. */
+  private toolFacts?: Promise<Map<string, ToolFacts>>;
   /** Stream ids of requests cancelled before they ran here -> when (oldest first). */
   private readonly earlyCancels = new Map<string, number>();
   private readonly cacheHint: CacheHint;
+  private readonly tasks: TaskStore;
+  private readonly taskTtlMs: number;
 
   constructor(private readonly deps: ModernRequestsDeps) {
     this.cacheHint = deps.cacheHint ?? DEFAULT_CACHE_HINT;
+    this.tasks = new TaskStore(deps.engine.kv);
+    this.taskTtlMs = deps.taskTtlMs ?? TASK_TTL_MS;
     deps.control.on(CONTROL_EVENTS.mcpCancel, (data) => this.onCancel(data));
   }
 
@@ -189,7 +216,7 @@ export class ModernRequests {
     if (method === 'server/discover') {
       await this.publishResult(command, served, {
         supportedVersions: [...SUPPORTED_PROTOCOL_VERSIONS],
-        capabilities: served.capabilities,
+        capabilities: await this.capabilitiesFor(command, served),
         ...(served.instructions !== undefined ? { instructions: served.instructions } : {}),
       });
       return 'ok';
@@ -198,12 +225,20 @@ export class ModernRequests {
     return this.run(command, served);
   }
 
-  /** The reply of a command the engine dead-lettered. */
+  /** The reply of a command the engine dead-lettered; a task's command fails its task. */
   async publishDeadLetter(command: McpCommand, deliveries: number): Promise<void> {
-    await this.publishError(command, {
+    const error = {
       code: RPC_ERRORS.internalError,
       message: `Command failed after ${deliveries} deliveries`,
-    });
+    };
+    if (command.message.method === 'tools/call') {
+      const task = await this.tasks.owned(command.requestId, command.sub);
+      if (task) {
+        await this.tasks.settle(task, { status: 'failed', at: new Date().toISOString(), error });
+        return; // its client heard the CreateTaskResult: the task's outcome is the answer
+      }
+    }
+    await this.publishError(command, error);
   }
 
   // ---- methods ----
@@ -244,6 +279,7 @@ export class ModernRequests {
     const method = command.message.method;
     const params = command.message.params ?? {};
     const meta = asObject(params._meta);
+    let asTask = false;
     if (method === 'tools/call') {
       const refusal =
         this.toolCallRefusal(command, params) ?? (await this.paramHeaderRefusal(command, served));
@@ -251,10 +287,22 @@ export class ModernRequests {
         await this.publishError(command, refusal);
         return 'error';
       }
+      const support = (await this.toolFactsOf(command, served)).get(
+        String(params.name),
+      )?.taskSupport;
+      asTask = support !== undefined && declaresTasks(asObject(meta[MCP_META.clientCapabilities]));
+      if (support === 'required' && !asTask) {
+        await this.publishError(
+          command,
+          tasksRequired(`Tool ${String(params.name)} runs only as a task`),
+        );
+        return 'error';
+      }
     }
     const { secret } = this.deps;
+    // A task's handler outlives its request: no input rounds (their requests are refused).
     const round =
-      secret === undefined
+      secret === undefined || asTask
         ? undefined
         : this.deps.inputRounds?.({
             secret,
@@ -269,6 +317,12 @@ export class ModernRequests {
     } catch (err) {
       await this.publishError(command, rpcErrorOf(err));
       return 'error';
+    }
+    // A 2025-era client's `task` hint means nothing in 2026-07-28 (the server alone decides on
+    // a task): the 1.x server, which would take it for its own in-process tasks, never sees it.
+    if (method === 'tools/call' && 'task' in serverParams) {
+      const { task: _hint, ...rest } = serverParams;
+      serverParams = rest;
     }
 
     const logLevel = typeof meta[MCP_META.logLevel] === 'string' ? meta[MCP_META.logLevel] : null;
@@ -287,6 +341,7 @@ export class ModernRequests {
       await this.publish(command, MCP_EVENTS.cancelled, { id: command.message.id }, true);
       return 'cancelled';
     }
+    if (asTask) return this.runTask(command, served, serverParams);
     const running: Running = {};
     this.running.set(streamId, running);
     let reply: Promise<ServerReply>;
@@ -315,10 +370,84 @@ export class ModernRequests {
     }
   }
 
-  /** The server's tools changed: their header declarations are listed again when needed. */
+  // ---- tasks (the Tasks extension, SEP-2663) ----
+
+  /**
+   * A tools/call run as a task: the task is stored (durably, before anything is answered), the
+   * CreateTaskResult ends the request's stream, and the tool runs on here, its outcome stored
+   * for tasks/get. The command stays unacked until then: a worker that dies holding it has it
+   * reclaimed by another, which finds the task and runs the tool again unless its outcome was
+   * stored (a tool is re-run only if its result was not recorded).
+   */
+  private async runTask(
+    command: McpCommand,
+    served: ModernServer,
+    params: Record<string, unknown>,
+  ): Promise<DispatchOutcome> {
+    const { streamId } = command.mcp;
+    const record = await this.tasks.create({
+      taskId: command.requestId,
+      sub: command.sub,
+      streamId,
+      createdAt: new Date().toISOString(),
+      ttlMs: this.taskTtlMs,
+      serverInfo: served.serverInfo,
+    });
+    const running: Running = {};
+    this.running.set(streamId, running);
+    try {
+      // Listed as running before the outcome is read: a cancel stored after this read finds it.
+      const ended = await this.tasks.outcome(record.taskId);
+      const created = { resultType: 'task', ...detailedTask(record, ended) };
+      delete created.result;
+      delete created.error;
+      await this.publishResult(command, served, created, 'tools/call', false);
+      if (ended) return 'ok'; // a redelivery of a task that ended (or was cancelled while queued)
+
+      const reply = runToolCall(served.transport, command, params, {
+        // Nobody listens to the request's stream any more: only changes are passed on.
+        onNotification: (notification, outbox) => {
+          if (!isChangeNotification(notification)) return;
+          this.toolsChanged(notification);
+          outbox.push(() => publishChange(this.deps.engine, notification));
+        },
+        onStart: (transportId) => this.started(running, served, transportId, undefined),
+      });
+      // An infrastructure failure throws: the command is delivered again, the tool re-run.
+      const settled = await reply;
+      const at = new Date().toISOString();
+      let outcome: TaskOutcome;
+      if ('result' in settled) {
+        outcome = { status: 'completed', at, result: settled.result as Record<string, unknown> };
+      } else if (settled.error.code === RPC_ERRORS.requestCancelled) {
+        outcome = { status: 'cancelled', at, statusMessage: settled.error.message };
+      } else {
+        outcome = { status: 'failed', at, error: boundedError(settled.error) };
+      }
+      await this.tasks.settle(record, outcome);
+      return outcome.status === 'completed' && outcome.result.isError !== true ? 'ok' : 'error';
+    } finally {
+      this.running.delete(streamId);
+    }
+  }
+
+  /** The server's capabilities, with the Tasks extension when one of its tools runs as a task. */
+  private async capabilitiesFor(
+    command: McpCommand,
+    served: ModernServer,
+  ): Promise<Record<string, unknown>> {
+    const facts = await this.toolFactsOf(command, served);
+    if (![...facts.values()].some((tool) => tool.taskSupport !== undefined)) {
+      return served.capabilities;
+    }
+    const extensions = { ...asObject(served.capabilities.extensions), [TASKS_EXTENSION]: {} };
+    return { ...served.capabilities, extensions };
+  }
+
+  /** The server's tools changed: their facts (headers, task support) are listed again when needed. */
   private toolsChanged(notification: JSONRPCNotification): void {
     if (notification.method === 'notifications/tools/list_changed') {
-      this.headerDeclarations = undefined;
+      this.toolFacts = undefined;
     }
   }
 
@@ -334,6 +463,7 @@ export class ModernRequests {
       running.round = round;
       this.rounds.set(transportId, running);
     }
+    if (running.cancelledWith !== undefined) running.cancel(running.cancelledWith);
   }
 
   /** Publishes the request's outcome: its result (or InputRequiredResult) or error. */
@@ -418,16 +548,15 @@ export class ModernRequests {
     served: ModernServer,
   ): Promise<(ErrorDetail & { data?: unknown }) | undefined> {
     const params = command.message.params ?? {};
-    const declarations = (await this.declarationsOf(command, served)).get(String(params.name));
+    const declarations = (await this.toolFactsOf(command, served)).get(
+      String(params.name),
+    )?.headers;
     if (!declarations?.length) return undefined;
     return paramHeaderMismatch(declarations, params.arguments, command.mcp.paramHeaders ?? {});
   }
 
-  private declarationsOf(
-    command: McpCommand,
-    served: ModernServer,
-  ): Promise<Map<string, ParamHeaderDeclaration[] | undefined>> {
-    if (!this.headerDeclarations) {
+  private toolFactsOf(command: McpCommand, served: ModernServer): Promise<Map<string, ToolFacts>> {
+    if (!this.toolFacts) {
       const listing = (async () => {
         const reply = await served.transport.request(
           'tools/list',
@@ -439,15 +568,21 @@ export class ModernRequests {
         const tools =
           'result' in reply && Array.isArray(reply.result.tools) ? reply.result.tools : [];
         return new Map(
-          (tools as Tool[]).map((tool) => [tool.name, paramHeaderDeclarations(tool.inputSchema)]),
+          (tools as Tool[]).map((tool) => [
+            tool.name,
+            {
+              headers: paramHeaderDeclarations(tool.inputSchema),
+              taskSupport: taskSupportOf(tool),
+            },
+          ]),
         );
       })();
-      this.headerDeclarations = listing;
+      this.toolFacts = listing;
       listing.catch(() => {
-        if (this.headerDeclarations === listing) this.headerDeclarations = undefined;
+        if (this.toolFacts === listing) this.toolFacts = undefined;
       });
     }
-    return this.headerDeclarations;
+    return this.toolFacts;
   }
 
   /** A client closed a request's response stream: its handler is cancelled where it runs. */
@@ -461,7 +596,9 @@ export class ModernRequests {
     if (typeof cancel?.streamId !== 'string') return;
     const running = this.running.get(cancel.streamId);
     if (running) {
-      running.cancel?.(cancel.reason ?? 'the client closed the stream');
+      const reason = cancel.reason ?? 'the client closed the stream';
+      if (running.cancel) running.cancel(reason);
+      else running.cancelledWith = reason;
       return;
     }
     // Not running here (yet): remembered, in case this worker takes it from the queue next.
@@ -547,13 +684,14 @@ export class ModernRequests {
     served: ModernServer,
     result: Record<string, unknown>,
     method = command.message.method,
+    completesRequest = true,
   ): Promise<void> {
     const message = {
       jsonrpc: '2.0',
       id: command.message.id ?? null,
       result: modernResult(method, result, served.serverInfo, this.cacheHint),
     };
-    return this.publish(command, MCP_EVENTS.response, message, true);
+    return this.publish(command, MCP_EVENTS.response, message, true, completesRequest);
   }
 
   private publishError(
@@ -586,12 +724,13 @@ export class ModernRequests {
     event: string,
     message: object,
     final: boolean,
+    completesRequest = final,
   ): Promise<void> {
     // Nothing resumes a 2026 stream: its history only bridges the gateway's routing.
     return publishToRequestStream(
       this.deps,
       command,
-      { event, data: message, final },
+      { event, data: message, final, completesRequest },
       SPENT_STREAM_TTL_MS,
     );
   }
@@ -695,6 +834,15 @@ function rpcErrorOf(err: unknown): ErrorDetail & { data?: unknown } {
   return {
     code: RPC_ERRORS.internalError,
     message: err instanceof Error ? err.message : String(err),
+  };
+}
+
+/** A JSON-RPC error as a task's outcome stores it (its message bounded). */
+function boundedError(error: ErrorDetail & { data?: unknown }): Record<string, unknown> {
+  return {
+    code: error.code,
+    message: truncate(error.message, ERROR_MESSAGE_MAX_CHARS),
+    ...(error.data !== undefined ? { data: error.data } : {}),
   };
 }
 

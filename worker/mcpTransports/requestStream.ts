@@ -15,17 +15,21 @@ import { publishCallEvent } from '../callEvents';
 export async function publishToRequestStream(
   deps: { engine: Pick<Engine, 'publish'>; logger: Logger },
   command: McpCommand,
-  message: { event: string; data: object; final: boolean },
+  /**
+   * `completesRequest` (default: `final`) marks the command processed with the message: not
+   * so for a task's CreateTaskResult, which ends the request's stream while the command runs on.
+   */
+  message: { event: string; data: object; final: boolean; completesRequest?: boolean },
   historyTtlMs: number,
 ): Promise<void> {
   const { sessionId, streamId, replyTopic } = command.mcp;
   const topic = mcpNames.streamTopic(sessionId, streamId);
   const options: PublishOptions = {
     historyTtlMs,
-    ...(message.final ? { completesRequest: command.requestId } : {}),
+    ...((message.completesRequest ?? message.final) ? { completesRequest: command.requestId } : {}),
     ...(replyTopic !== undefined ? { copyTo: replyTopic } : {}),
   };
-  const call = { topic, ...message, options };
+  const call = { topic, event: message.event, data: message.data, final: message.final, options };
   await publishCallEvent(deps.engine, deps.logger, command, call, async (detail) => {
     const error = {
       code: RPC_ERRORS.resultTooLarge,

@@ -16,6 +16,7 @@ import { registerBacklogResources } from './backlogResources';
 import { describeProjectList, outlineFeature, outlineProject, outlineStory } from './format';
 import { idempotencyKeyOf, ownerOf } from './requestContext';
 import * as s from './schemas';
+import { TASKS_EXTENSION } from '../../shared/mcpTasks';
 
 /** `_meta` key set on an isError result caused by a failure outside the tool's domain. */
 export const INFRASTRUCTURE_FAILURE_META = 'io.mcpgw/infrastructure-failure';
@@ -267,6 +268,8 @@ export function createBacklogServer(store: BacklogStore): McpServer {
       inputSchema: s.simulateWorkInput,
       outputSchema: s.simulateWorkOutput,
       annotations: reads,
+      // Long-running: in 2026-07-28 a client that declares the Tasks extension gets a task.
+      _meta: { [TASKS_EXTENSION]: { taskSupport: 'optional' } },
     },
     ({ steps, delayMs }, extra) => simulateWork(steps, delayMs, extra),
   );
