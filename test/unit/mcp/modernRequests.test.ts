@@ -6,6 +6,7 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { ElicitResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
+import { waitFor } from '../../../devSupport/waitFor';
 import type { EngineEvent } from '../../../shared/engine/engine';
 import { ZERO_EVENT_ID } from '../../../shared/engine/eventId';
 import { MemoryEngine } from '../../../shared/engine/memory';
@@ -227,6 +228,8 @@ test('a list change the server emits goes to the changes topic, not the request 
   const subscription = await engine.subscribe([mcpNames.changesTopic], (e) => changes.push(e));
   const cmd = command('tools/call', { name: 'grow', arguments: {} });
   await modern.dispatch(cmd);
+  // Published once the server's task is over (what it emits together goes as one event).
+  await waitFor(() => changes.length > 0, 2000, 'the change published');
   await subscription.close();
   expect(changes.map((e) => [e.event, JSON.parse(e.data).method])).toEqual([
     [CHANGE_EVENT, 'notifications/tools/list_changed'],
