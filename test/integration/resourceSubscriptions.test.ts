@@ -8,6 +8,7 @@
  * pods. Processes run the compiled dist/ (make builds it).
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import {
   McpError,
@@ -25,6 +26,7 @@ import { RPC_ERRORS } from '../../shared/protocol';
 import { waitFor } from '../../devSupport/waitFor';
 import { startCluster, type TestCluster } from '../helpers/cluster';
 import { startRoundRobinProxy, type RoundRobinProxy } from '../helpers/roundRobinProxy';
+import { callTool as seedCall, openSseClient } from '../helpers/sseClient';
 
 const SECRET = 'resource-subscriptions-secret-0123456789abcdef';
 const team = (sub: string) => issueToken(SECRET, { type: 'team', sub, ttl: '1h' });
@@ -190,6 +192,45 @@ describe('2025-11-25 sessions: resources/subscribe, updates on the GET stream', 
     await call(session.other, 'add_feature_to_story', { storyId: story.id, title: 'Lines' });
     await waitFor(() => session.updated.length >= 1, 10_000, 'the project update');
     expect(session.updated).toEqual([uri.project()]);
+  });
+
+  it("a change made through the seed API reaches the session's subscription", async () => {
+    const session = await subscriberSession(team('seed-watcher'));
+    await session.client.subscribeResource({ uri: uri.story() });
+    const other = cluster.gateways[writers.indexOf(session.other)]!.url;
+    const seed = await openSseClient(other, team('seed-writer'));
+    closers.push(async () => seed.close());
+    const result = await seedCall(other, team('seed-writer'), seed, 'update_story', {
+      storyId: story.id,
+      description: 'Through /mcp/sse/send',
+    });
+    expect(result.event).toBe('tool-result');
+    await waitFor(() => session.updated.length >= 1, 10_000, 'the story update');
+    expect(session.updated).toEqual([uri.story()]);
+  });
+
+  it('a legacy /sse session subscribes too; its stream carries the updates', async () => {
+    const transport = new SSEClientTransport(new URL(`${cluster.gateways[0]!.url}/sse`), {
+      requestInit: { headers: { Authorization: `Bearer ${team('legacy')}` } },
+      eventSourceInit: {
+        fetch: (input, init) =>
+          fetch(input, {
+            ...init,
+            headers: { ...init?.headers, Authorization: `Bearer ${team('legacy')}` },
+          }),
+      },
+    });
+    const client = new Client({ name: 'resource-subscriptions-legacy', version: '1.0.0' });
+    const updated: string[] = [];
+    client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
+      updated.push(n.params.uri);
+    });
+    await client.connect(transport);
+    closers.push(() => client.close());
+    await client.subscribeResource({ uri: uri.actor() });
+    await call(writers[1]!, 'add_story_to_actor', { actorId: actor.id, title: 'Cast off' });
+    await waitFor(() => updated.length >= 1, 10_000, 'the actor update');
+    expect(updated).toEqual([uri.actor()]);
   });
 
   it('a creation is a list change on every session stream', async () => {
