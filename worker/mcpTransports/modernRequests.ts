@@ -10,6 +10,7 @@ import type { Logger } from '../../shared/logger';
 import {
   MAX_RESOURCE_SUBSCRIPTIONS,
   MCP_LOG_LEVELS,
+  RESOURCE_URI_MAX_CHARS,
   MCP_META,
   SPENT_STREAM_TTL_MS,
   SUPPORTED_PROTOCOL_VERSIONS,
@@ -226,10 +227,13 @@ export class ModernRequests {
       });
       return 'error';
     }
-    if ((filter.resourceSubscriptions?.length ?? 0) > MAX_RESOURCE_SUBSCRIPTIONS) {
+    const uris = filter.resourceSubscriptions ?? [];
+    if (uris.length > MAX_RESOURCE_SUBSCRIPTIONS || uris.some(tooLong)) {
       await this.publishError(command, {
         code: RPC_ERRORS.invalidParams,
-        message: `Invalid params: resourceSubscriptions names more than ${MAX_RESOURCE_SUBSCRIPTIONS} URIs`,
+        message:
+          `Invalid params: resourceSubscriptions names at most ${MAX_RESOURCE_SUBSCRIPTIONS} ` +
+          `URIs of at most ${RESOURCE_URI_MAX_CHARS} characters each`,
       });
       return 'error';
     }
@@ -665,6 +669,10 @@ export function listenFilterOf(value: unknown): ListenFilter | undefined {
     filter.resourceSubscriptions = uris as string[];
   }
   return filter;
+}
+
+function tooLong(uri: string): boolean {
+  return uri.length > RESOURCE_URI_MAX_CHARS;
 }
 
 /**
