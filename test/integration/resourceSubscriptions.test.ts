@@ -296,3 +296,39 @@ describe('2026-07-28: subscriptions/listen with resourceSubscriptions', () => {
     expect(updated).toEqual([uri.project()]);
   });
 });
+
+// Last: it kills a gateway of the shared cluster.
+describe("a pod's death", () => {
+  it('the subscriptions live in the engine: after a SIGKILL of the pod holding the GET stream, the reconnected stream on the other pod gets the updates', async () => {
+    const gets = () => proxy.log.filter((r) => r.method === 'GET' && r.path === '/mcp');
+    const before = gets().length;
+    // The SDK's default reconnection: the GET stream comes back on the surviving pod.
+    const transport = new StreamableHTTPClientTransport(new URL(`${proxy.url}/mcp`), {
+      requestInit: { headers: { Authorization: `Bearer ${team('survivor')}` } },
+    });
+    const client = new Client({ name: 'resource-subscriptions-death', version: '1.0.0' });
+    const updated: string[] = [];
+    client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
+      updated.push(n.params.uri);
+    });
+    await client.connect(transport);
+    closers.push(() => client.close());
+    await waitFor(() => gets().length > before, 5000, 'the GET stream');
+    const holder = gets()[before]!.target;
+    await client.subscribeResource({ uri: uri.story() });
+
+    await cluster.gateways[holder]!.kill('SIGKILL');
+    const survivor = writers[1 - holder]!;
+    await waitFor(() => gets().length > before + 1, 15_000, 'the GET stream reconnected');
+    expect(gets().at(-1)!.target).toBe(1 - holder);
+    // The client cannot see when the new pod has read the session's subscriptions: change the
+    // story until an update arrives (each attempt waits for it).
+    for (let attempt = 1; updated.length === 0; attempt += 1) {
+      await call(survivor, 'update_story', { storyId: story.id, title: `Moor ${attempt}` });
+      await waitFor(() => updated.length > 0, 1000, 'an update').catch((err: unknown) => {
+        if (attempt >= 15) throw err;
+      });
+    }
+    expect(new Set(updated)).toEqual(new Set([uri.story()]));
+  }, 60_000);
+});
