@@ -122,6 +122,40 @@ export interface McpChange {
   params?: Record<string, unknown>;
 }
 
+/**
+ * The changes of one event on mcpNames.changesTopic: a worker publishes those its server
+ * emitted together (one entity change: its resources and the list) as one array; a single
+ * change object is taken too. Malformed entries are left out.
+ */
+export function changesOf(data: string): McpChange[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(data);
+  } catch {
+    return [];
+  }
+  const list = Array.isArray(parsed) ? parsed : [parsed];
+  return list.filter(
+    (change): change is McpChange =>
+      typeof change === 'object' &&
+      change !== null &&
+      typeof (change as McpChange).method === 'string',
+  );
+}
+
+/**
+ * Resource subscriptions a 2025 session may hold at once (resources/subscribe past it gets
+ * -32602), and URIs one 2026-07-28 listen may name in resourceSubscriptions.
+ */
+export const MAX_RESOURCE_SUBSCRIPTIONS = 100;
+/** A subscribed URI longer than this is refused (-32602). */
+export const RESOURCE_URI_MAX_CHARS = 2048;
+
+/** A `subscriptions` event on mcpNames.changesTopic: a session's subscriptions changed. */
+export interface McpSubscriptionsChanged {
+  sessionId: string;
+}
+
 /** Whether a listen stream with this (honored) filter gets the change. */
 export function listenAccepts(filter: ListenFilter, change: McpChange): boolean {
   const flag = CHANGE_NOTIFICATIONS[change.method];
@@ -143,6 +177,11 @@ export interface McpSessionRecord {
   init?: McpSessionInit;
   /** The client's `logging/setLevel` (2025 revisions): applied by every worker serving it. */
   logLevel?: string;
+  /**
+   * Set once the session subscribed to a resource: each request of the session then slides the
+   * TTL of its subscription set (mcpNames.subscriptionsKey) with the record's.
+   */
+  subscribes?: true;
 }
 
 export interface McpSessionInit {
@@ -217,10 +256,14 @@ export const mcpNames = {
    * gateway process hears them on one subscription and hands them to its listen streams.
    */
   changesTopic: 'mcp:changes',
+  /** The resource URIs a 2025 session subscribed to (an engine MemberSets set, session TTL). */
+  subscriptionsKey: (sessionId: string) => `mcp:subs:${sessionId}`,
 };
 
 /** The event name of a change on mcpNames.changesTopic. */
 export const CHANGE_EVENT = 'change';
+/** The event name, on mcpNames.changesTopic, of a session's subscriptions changing. */
+export const SUBSCRIPTIONS_EVENT = 'subscriptions';
 
 /** A `cancel` event: notifications/cancelled for a request of the session. */
 export interface McpCancel {

@@ -9,6 +9,7 @@ import { jsonBody } from '../routes/context';
 import type { TrackedStream } from '../seed/hub';
 import { enqueueRequests, handleClientMessages } from './commands';
 import { mcpRouteGuards, type McpRouteContext } from './mcpContext';
+import { attachChanges } from './streamableHttp';
 import { isRequest, jsonRpcErrors, parseMessages, requireJsonContent } from './protocol';
 import { McpSseStream } from './stream';
 
@@ -63,6 +64,7 @@ export function legacySseRoutes(ctx: McpRouteContext): Router {
     stream.open(ctx.metrics);
     stream.event(undefined, 'endpoint', `/messages?sessionId=${sessionId}`);
     ctx.keeper.add(stream);
+    await attachChanges(ctx, sessionId, stream);
   });
 
   router.post(

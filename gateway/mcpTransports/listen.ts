@@ -4,13 +4,16 @@ import type { Engine, EngineEvent, Subscription } from '../../shared/engine/engi
 import { errors } from '../../shared/errors';
 import {
   CHANGE_EVENT,
+  CHANGE_NOTIFICATIONS,
   MCP_META,
   MODERN_SESSION,
-  listenAccepts,
+  SUBSCRIPTIONS_EVENT,
+  changesOf,
   mcpNames,
   newRequestStreamId,
   type ListenFilter,
   type McpChange,
+  type McpSubscriptionsChanged,
 } from '../../shared/mcpTransports';
 import type { TokenClaims } from '../../shared/types';
 import { replyJson } from '../jsonReply';
@@ -19,6 +22,7 @@ import { modernReplyStatus, type ModernRequest } from './eraSelection';
 import type { McpRouteContext } from './mcpContext';
 import { accepts } from './protocol';
 import { StreamRelay } from './relay';
+import { SessionStreams } from './sessionNotifications';
 import { McpSseStream } from './stream';
 
 const ACKNOWLEDGED = 'notifications/subscriptions/acknowledged';
@@ -31,17 +35,27 @@ export interface ListenEntry {
   deliver(change: McpChange): void;
 }
 
+type ListFlag = Exclude<keyof ListenFilter, 'resourceSubscriptions'>;
+
 /**
  * The change notifications (list changed, resource updated) of every worker, heard by this
  * gateway process over one subscription to mcpNames.changesTopic (not one per stream), and
- * handed to each of its listen streams whose filter takes them.
+ * handed to each of its listen streams whose filter takes them, found by the change's flag or
+ * URI (indexes, not a scan of the streams); and to the 2025 sessions' streams held here
+ * (`sessions`), with the news that a session's subscriptions changed.
  */
 export class ListenHub {
   private readonly entries = new Set<ListenEntry>();
+  private readonly byFlag = new Map<ListFlag, Set<ListenEntry>>();
+  private readonly byUri = new Map<string, Set<ListenEntry>>();
   private subscribing?: Promise<Subscription>;
   private closed = false;
+  /** The 2025 sessions' streams of this process. */
+  readonly sessions: SessionStreams;
 
-  constructor(private readonly engine: Pick<Engine, 'subscribe'>) {}
+  constructor(private readonly engine: Pick<Engine, 'subscribe' | 'sets'>) {
+    this.sessions = new SessionStreams(engine.sets);
+  }
 
   get size(): number {
     return this.entries.size;
@@ -64,30 +78,75 @@ export class ListenHub {
   /** Delivers matching changes to `entry` until the returned function is called. */
   add(entry: ListenEntry): () => void {
     this.entries.add(entry);
-    return () => this.entries.delete(entry);
+    const { filter } = entry;
+    for (const flag of LIST_FLAGS) if (filter[flag] === true) indexed(this.byFlag, flag).add(entry);
+    for (const uri of filter.resourceSubscriptions ?? []) indexed(this.byUri, uri).add(entry);
+    return () => {
+      if (!this.entries.delete(entry)) return;
+      for (const flag of LIST_FLAGS) unindex(this.byFlag, flag, entry);
+      for (const uri of filter.resourceSubscriptions ?? []) unindex(this.byUri, uri, entry);
+    };
   }
 
   async close(): Promise<void> {
     this.closed = true;
     this.entries.clear();
+    this.byFlag.clear();
+    this.byUri.clear();
     const subscribing = this.subscribing;
     this.subscribing = undefined;
     await subscribing?.then((subscription) => subscription.close()).catch(() => undefined);
   }
 
   private readonly dispatch = (event: EngineEvent): void => {
-    if (event.event !== CHANGE_EVENT || this.entries.size === 0) return;
-    let change: McpChange;
-    try {
-      change = JSON.parse(event.data) as McpChange;
-    } catch {
+    if (event.event === SUBSCRIPTIONS_EVENT) {
+      const sessionId = parseSubscriptionsChanged(event.data);
+      if (sessionId !== undefined) this.sessions.subscriptionsChanged(sessionId);
       return;
     }
-    if (typeof change?.method !== 'string') return;
-    for (const entry of this.entries) {
-      if (listenAccepts(entry.filter, change)) entry.deliver(change);
+    if (event.event !== CHANGE_EVENT) return;
+    if (this.entries.size === 0 && this.sessions.size === 0) return;
+    for (const change of changesOf(event.data)) {
+      for (const entry of this.listenersOf(change)) entry.deliver(change);
+      this.sessions.change(change);
     }
   };
+
+  /** The listen streams a change goes to. */
+  private listenersOf(change: McpChange): Iterable<ListenEntry> {
+    const flag = CHANGE_NOTIFICATIONS[change.method];
+    if (flag === undefined) return [];
+    if (flag !== 'resourceSubscriptions') return this.byFlag.get(flag) ?? [];
+    const uri = change.params?.uri;
+    return (typeof uri === 'string' && this.byUri.get(uri)) || [];
+  }
+}
+
+const LIST_FLAGS: readonly ListFlag[] = [
+  'toolsListChanged',
+  'promptsListChanged',
+  'resourcesListChanged',
+];
+
+function indexed<K>(index: Map<K, Set<ListenEntry>>, key: K): Set<ListenEntry> {
+  let entries = index.get(key);
+  if (!entries) index.set(key, (entries = new Set()));
+  return entries;
+}
+
+function unindex<K>(index: Map<K, Set<ListenEntry>>, key: K, entry: ListenEntry): void {
+  const entries = index.get(key);
+  entries?.delete(entry);
+  if (entries?.size === 0) index.delete(key);
+}
+
+function parseSubscriptionsChanged(data: string): string | undefined {
+  try {
+    const payload = JSON.parse(data) as McpSubscriptionsChanged;
+    return typeof payload?.sessionId === 'string' ? payload.sessionId : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -58,6 +58,12 @@ export class McpSessionStore {
     if (record.sub !== claims.sub || record.transport !== transport) {
       throw errors.notFound('Session not found');
     }
+    // Its resource subscriptions live as long as it does (not awaited: nothing waits on it).
+    if (slide && record.subscribes) {
+      this.engine.sets
+        .touch(mcpNames.subscriptionsKey(sessionId), this.ttlMs)
+        .catch(() => undefined);
+    }
     return { sessionId, record };
   }
 
@@ -70,13 +76,21 @@ export class McpSessionStore {
     return this.load(header, claims, 'streamable-http');
   }
 
-  touch(sessionId: string): Promise<boolean> {
-    return this.engine.kv.touch(mcpNames.sessionKey(sessionId), this.ttlMs);
+  /** Slides the session's TTL, and its resource subscriptions' with it. */
+  async touch(sessionId: string): Promise<boolean> {
+    const [touched] = await Promise.all([
+      this.engine.kv.touch(mcpNames.sessionKey(sessionId), this.ttlMs),
+      this.engine.sets.touch(mcpNames.subscriptionsKey(sessionId), this.ttlMs),
+    ]);
+    return touched;
   }
 
   /** Drops the session record only: for a session whose one stream is already gone. */
   async forget(sessionId: string): Promise<void> {
-    await this.engine.kv.delete(mcpNames.sessionKey(sessionId));
+    await Promise.all([
+      this.engine.kv.delete(mcpNames.sessionKey(sessionId)),
+      this.engine.sets.delete(mcpNames.subscriptionsKey(sessionId)),
+    ]);
   }
 
   /**
@@ -84,7 +98,10 @@ export class McpSessionStore {
    * resume the stream any more: its history goes soon (also what calls still running add).
    */
   async end(sessionId: string, openStream = STANDALONE_STREAM): Promise<void> {
-    await this.engine.kv.delete(mcpNames.sessionKey(sessionId));
+    await Promise.all([
+      this.engine.kv.delete(mcpNames.sessionKey(sessionId)),
+      this.engine.sets.delete(mcpNames.subscriptionsKey(sessionId)),
+    ]);
     const topic = mcpNames.streamTopic(sessionId, openStream);
     await this.engine.capHistoryTtl(topic, Math.min(this.streamTtlMs, SPENT_STREAM_TTL_MS));
     await this.engine.publish(topic, MCP_EVENTS.sessionEnded, '{}', {

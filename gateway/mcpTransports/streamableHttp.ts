@@ -421,4 +421,23 @@ async function openStandaloneStream(
   }
   ctx.keeper.add(stream);
   if (afterId !== undefined) await relay.replay(ctx.engine, topic);
+  await attachChanges(ctx, sessionId, stream);
+}
+
+/**
+ * The change notifications of every worker (list changes, updates of the resources the session
+ * subscribed to) on a session's stream, live, until it closes. Written without an SSE id: they
+ * are not in the stream topic's history, so a resume does not replay them.
+ */
+export async function attachChanges(
+  ctx: McpRouteContext,
+  sessionId: string,
+  stream: McpSseStream,
+): Promise<void> {
+  await ctx.listens.ready();
+  if (stream.closed) return;
+  const detach = await ctx.listens.sessions.attach(sessionId, (data) =>
+    stream.event(undefined, 'message', data),
+  );
+  stream.onClose(detach);
 }

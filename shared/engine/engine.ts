@@ -18,6 +18,7 @@ export interface Engine
     RegistryPort,
     DocumentsPort,
     KeyValuePort,
+    SetsPort,
     CountersPort {}
 
 /** Starting, readiness and stopping of the backing store. */
@@ -134,6 +135,11 @@ export interface DocumentsPort {
 /** Short-lived values with a TTL (MCP sessions, stream locks). */
 export interface KeyValuePort {
   readonly kv: KeyValueStore;
+}
+
+/** Small sets of strings with a TTL (an MCP session's resource subscriptions). */
+export interface SetsPort {
+  readonly sets: MemberSets;
 }
 
 /** Fixed-window hit counters (rate limits): cluster-wide with Redis. */
@@ -307,6 +313,31 @@ export interface KeyValueStore {
   touch(key: string, ttlMs: number, expected?: string): Promise<boolean>;
   /** Deletes the key when it exists and (if given) holds `expected`. True when deleted. */
   delete(key: string, expected?: string): Promise<boolean>;
+}
+
+/** What `MemberSets.add` did. */
+export type MemberAdd = 'added' | 'present' | 'full';
+
+/**
+ * Sets of strings that expire as a whole (each write restarts the set's TTL), bounded by the
+ * caller at each add, atomically: two writers racing cannot take the set past its bound. A set
+ * that expired, or lost its last member, reads as empty. Keys are their own namespace (not
+ * KeyValueStore's).
+ */
+export interface MemberSets {
+  /**
+   * Adds `member` unless the set already holds `maxMembers` others ('full': nothing changes);
+   * 'present' when it was there. Either way but 'full', the set's TTL restarts at `ttlMs`.
+   */
+  add(key: string, member: string, ttlMs: number, maxMembers: number): Promise<MemberAdd>;
+  /** Removes `member`; true when it was there. The set's TTL is left as it is. */
+  remove(key: string, member: string): Promise<boolean>;
+  /** The members, in no particular order. */
+  members(key: string): Promise<string[]>;
+  /** Restarts the TTL of a set that exists; true when it did. */
+  touch(key: string, ttlMs: number): Promise<boolean>;
+  /** Drops the set. */
+  delete(key: string): Promise<void>;
 }
 
 export interface WindowCount {

@@ -4,6 +4,7 @@ import { describeEventsContract } from './eventsContract';
 import { describeCommandsContract } from './commandsContract';
 import { describeRegistryContract } from './registryContract';
 import { describeKeyValueContract } from './keyValueContract';
+import { describeSetsContract } from './setsContract';
 import { describeCountersContract } from './countersContract';
 import { describeDocumentsContract } from './documentsContract';
 import { unopenedGates } from './support';
@@ -56,6 +57,7 @@ export function describeEngineContract(
     describeCommandsContract(() => engine);
     describeRegistryContract(() => engine);
     describeKeyValueContract(() => engine);
+    describeSetsContract(() => engine);
     describeCountersContract(() => engine);
     describeDocumentsContract(() => engine);
   });

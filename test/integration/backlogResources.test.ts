@@ -83,7 +83,7 @@ describe('backlog resources, prompts and completion across pods', () => {
       issueToken(SECRET, { type: 'readonly', sub: 'reader', ttl: '1h' }),
     );
     expect(client.getServerCapabilities()).toMatchObject({
-      resources: { listChanged: false, subscribe: false },
+      resources: { listChanged: true, subscribe: true },
       prompts: { listChanged: false },
       completions: {},
     });

@@ -49,9 +49,10 @@ let team: string;
 const aborted = new Map<string, () => void>();
 const abortSeen = (label: string) => new Promise<void>((resolve) => aborted.set(label, resolve));
 
-/** The backlog server plus the two test tools. */
+/** The backlog server plus the test tools; its tool list changes, so it says so. */
 function createTestServer(store: BacklogStore): McpServer {
   const server = createBacklogServer(store);
+  server.server.registerCapabilities({ tools: { listChanged: true } });
   let added = 0;
   server.registerTool(
     'change_tool_list',

@@ -102,6 +102,26 @@ export interface NewFeature {
 }
 
 export type ActorInProject = Actor & { projectId: string };
+
+/** An entity of the backlog, by kind and id. */
+export interface EntityRef {
+  kind: EntityKind;
+  id: string;
+}
+
+/**
+ * What a mutation changed, told to the store's change listeners once it is stored (again on a
+ * redelivery, which changes nothing: listeners must bear a repeat).
+ */
+export interface BacklogChange {
+  /** The entity the mutation created, if any: the list of entities grew. */
+  created?: EntityRef;
+  /**
+   * Existing entities that now read differently: the updated one, and every entity whose tree
+   * holds the changed or created one (parent features, story, actor, project), nearest first.
+   */
+  changed: EntityRef[];
+}
 export type FeatureInStory = Feature & {
   projectId: string;
   storyId: string;
@@ -120,6 +140,7 @@ export type FeatureInStory = Feature & {
 export class BacklogStore {
   private readonly limits: BacklogLimits;
   private readonly now: () => Date;
+  private readonly changeListeners = new Set<(change: BacklogChange) => void>();
 
   constructor(
     private readonly docs: DocumentStore,
@@ -130,6 +151,12 @@ export class BacklogStore {
   }
 
   /** One page of project summaries, in id order, after `afterId`. */
+  /** Calls `listener` after each mutation of this store; until the returned function is called. */
+  onChange(listener: (change: BacklogChange) => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
   async listProjects(page: { afterId?: string; limit?: number } = {}): Promise<ProjectPage> {
     const { docs, more } = await this.docs.page<ProjectDocument>(
       PROJECTS_COLLECTION,
@@ -252,6 +279,7 @@ export class BacklogStore {
       projectId: id,
       name: stored.name,
     });
+    this.changed({ created: ref('project', id), changed: [] });
     return toProject(stored);
   }
 
@@ -290,6 +318,7 @@ export class BacklogStore {
         return created;
       }),
     );
+    this.changed({ created: ref('actor', id), changed: [ref('project', projectId)] });
     return { ...actor, projectId };
   }
 
@@ -325,6 +354,10 @@ export class BacklogStore {
         return created;
       }),
     );
+    this.changed({
+      created: ref('story', id),
+      changed: [ref('actor', actorId), ref('project', projectId)],
+    });
     return { ...story, projectId, actorId };
   }
 
@@ -355,6 +388,9 @@ export class BacklogStore {
       doc.appliedUpdates = [...applied, requestId].slice(-APPLIED_UPDATES_KEPT);
       return hit;
     });
+    this.changed({
+      changed: [ref('story', storyId), ref('actor', found.actor.id), ref('project', projectId)],
+    });
     return { ...found.story, projectId, actorId: found.actor.id };
   }
 
@@ -369,20 +405,25 @@ export class BacklogStore {
     const at = this.timestamp();
     await this.count(owner, 'items', id);
     await this.index(id, 'feature', projectId);
-    const feature = await this.counted(owner, 'items', id, () =>
+    const placed = await this.counted(owner, 'items', id, () =>
       this.mutate(projectId, (doc) => {
         const hit = findStory(doc, storyId);
         if (!hit) throw notFound('story', storyId);
+        const actorId = hit.actor.id;
         const existing = hit.story.features.find((f) => f.id === id);
-        if (existing) return existing;
+        if (existing) return { feature: existing, actorId };
         const created = newFeature(id, input, at);
         hit.story.features.push(created);
         hit.story.updatedAt = at;
         doc.updatedAt = at;
-        return created;
+        return { feature: created, actorId };
       }),
     );
-    return { ...feature, projectId, storyId };
+    this.changed({
+      created: ref('feature', id),
+      changed: [ref('story', storyId), ref('actor', placed.actorId), ref('project', projectId)],
+    });
+    return { ...placed.feature, projectId, storyId };
   }
 
   async addChildFeature(
@@ -407,9 +448,24 @@ export class BacklogStore {
           hit.story.updatedAt = at;
           doc.updatedAt = at;
         }
-        return { feature, storyId: hit.story.id };
+        const lineage = featureLineage(doc, parentFeatureId);
+        return {
+          feature,
+          storyId: hit.story.id,
+          actorId: lineage?.actorId ?? '',
+          ancestors: lineage?.features ?? [parentFeatureId],
+        };
       }),
     );
+    this.changed({
+      created: ref('feature', id),
+      changed: [
+        ...placed.ancestors.map((featureId) => ref('feature', featureId)),
+        ref('story', placed.storyId),
+        ...(placed.actorId ? [ref('actor', placed.actorId)] : []),
+        ref('project', projectId),
+      ],
+    });
     return { ...placed.feature, projectId, storyId: placed.storyId, parentFeatureId };
   }
 
@@ -472,6 +528,17 @@ export class BacklogStore {
   }
 
   // ---- internals ----
+
+  /** Tells the listeners; one that throws is not this mutation's failure (it is stored). */
+  private changed(change: BacklogChange): void {
+    for (const listener of this.changeListeners) {
+      try {
+        listener(change);
+      } catch {
+        // A listener's own fault; the mutation stands.
+      }
+    }
+  }
 
   private timestamp(): string {
     return this.now().toISOString();
@@ -593,6 +660,36 @@ function findFeature(
     for (const story of actor.stories) {
       const hit = findInFeatures(story.features, featureId, undefined);
       if (hit) return { story, ...hit };
+    }
+  }
+  return undefined;
+}
+
+function ref(kind: EntityKind, id: string): EntityRef {
+  return { kind, id };
+}
+
+/**
+ * Where a feature sits: its actor, and the ids of the features from it up to its story's
+ * top-level one (itself first).
+ */
+function featureLineage(
+  doc: Project,
+  featureId: string,
+): { actorId: string; features: string[] } | undefined {
+  const walk = (features: Feature[], path: string[]): string[] | undefined => {
+    for (const feature of features) {
+      const here = [feature.id, ...path];
+      if (feature.id === featureId) return here;
+      const below = walk(feature.children, here);
+      if (below) return below;
+    }
+    return undefined;
+  };
+  for (const actor of doc.actors) {
+    for (const story of actor.stories) {
+      const features = walk(story.features, []);
+      if (features) return { actorId: actor.id, features };
     }
   }
   return undefined;

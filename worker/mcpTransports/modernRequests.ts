@@ -8,7 +8,9 @@ import type {
 import type { Engine } from '../../shared/engine/engine';
 import type { Logger } from '../../shared/logger';
 import {
+  MAX_RESOURCE_SUBSCRIPTIONS,
   MCP_LOG_LEVELS,
+  RESOURCE_URI_MAX_CHARS,
   MCP_META,
   SPENT_STREAM_TTL_MS,
   SUPPORTED_PROTOCOL_VERSIONS,
@@ -260,12 +262,31 @@ export class ModernRequests {
       });
       return 'error';
     }
+    const uris = filter.resourceSubscriptions ?? [];
+    if (uris.length > MAX_RESOURCE_SUBSCRIPTIONS || uris.some(tooLong)) {
+      await this.publishError(command, {
+        code: RPC_ERRORS.invalidParams,
+        message:
+          `Invalid params: resourceSubscriptions names at most ${MAX_RESOURCE_SUBSCRIPTIONS} ` +
+          `URIs of at most ${RESOURCE_URI_MAX_CHARS} characters each`,
+      });
+      return 'error';
+    }
+    const honored = honoredFilter(filter, served.capabilities);
+    if (honored.resourceSubscriptions) {
+      honored.resourceSubscriptions = await subscribableUris(
+        served.transport,
+        command,
+        honored.resourceSubscriptions,
+      );
+      if (honored.resourceSubscriptions.length === 0) delete honored.resourceSubscriptions;
+    }
     const id = command.message.id ?? null;
     const ack = {
       jsonrpc: '2.0',
       method: 'notifications/subscriptions/acknowledged',
       params: {
-        notifications: honoredFilter(filter, served.capabilities),
+        notifications: honored,
         // The server's identity too: the gateway ends the subscription with a result that
         // names it, like every 2026 result.
         _meta: { [MCP_META.subscriptionId]: id, [MCP_META.serverInfo]: served.serverInfo },
@@ -787,6 +808,32 @@ export function listenFilterOf(value: unknown): ListenFilter | undefined {
     filter.resourceSubscriptions = uris as string[];
   }
   return filter;
+}
+
+function tooLong(uri: string): boolean {
+  return uri.length > RESOURCE_URI_MAX_CHARS;
+}
+
+/**
+ * The URIs of a listen the server accepts for this token: each asked of its resources/subscribe
+ * handler (the backlog's checks that the token may read it), the refused ones left out, so a
+ * token never hears of changes to what it cannot read. A server without the handler accepts
+ * none.
+ */
+async function subscribableUris(
+  transport: InProcessTransport,
+  command: McpCommand,
+  uris: string[],
+): Promise<string[]> {
+  const unique = [...new Set(uris)];
+  const extra = { authInfo: authInfoForCommand(command) };
+  const accepted = await Promise.all(
+    unique.map(async (uri) => {
+      const reply = await transport.request('resources/subscribe', { uri }, { extra }).reply;
+      return !('error' in reply);
+    }),
+  );
+  return unique.filter((_, i) => accepted[i]);
 }
 
 /** What of the asked filter a server with these capabilities can honor. */

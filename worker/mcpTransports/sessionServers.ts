@@ -28,6 +28,7 @@ import {
   sessionLogLevel,
   setLevelRefusal,
 } from './sessionLogging';
+import { SUBSCRIPTION_METHODS, SessionSubscriptions } from './resourceSubscriptions';
 
 /** A session's server is closed after this long without a request (rebuilt when needed). */
 export const SESSION_IDLE_MS = 10 * 60_000;
@@ -38,7 +39,7 @@ const SWEEP_EVERY_MS = 30_000;
 const TOOL_NAME_MAX_CHARS = 128;
 
 export interface McpSessionServersDeps {
-  engine: Pick<Engine, 'publish' | 'kv'>;
+  engine: Pick<Engine, 'publish' | 'kv' | 'sets'>;
   /** The permission rule of every transport. */
   permissions: Pick<ToolPermissions, 'refusal' | 'visibleTools'>;
   /** Cancels and client replies arrive on the workers' control topic. */
@@ -87,9 +88,11 @@ export class McpSessionServers {
   private readonly building = new Map<string, Promise<SessionEntry | undefined>>();
   private lastSweep = 0;
   private readonly now: () => number;
+  private readonly subscriptions: SessionSubscriptions;
 
   constructor(private readonly deps: McpSessionServersDeps) {
     this.now = deps.now ?? Date.now;
+    this.subscriptions = new SessionSubscriptions(deps.engine, deps.sessionTtlMs);
     deps.control.on(CONTROL_EVENTS.mcpCancel, (data) => this.onCancel(data));
     deps.control.on(CONTROL_EVENTS.clientResponse, (data) => this.onClientResponse(data));
   }
@@ -117,9 +120,22 @@ export class McpSessionServers {
     if (method === 'tools/call') return this.callTool(command, entry);
     if (method === 'tools/list') return this.listTools(command, entry);
     if (method === 'logging/setLevel') return this.setLogLevel(command, entry);
+    const subscription = SUBSCRIPTION_METHODS.has(method);
+    const refusal = subscription ? await this.subscriptions.refusal(command) : undefined;
+    if (refusal) {
+      await this.publishError(command, refusal);
+      return 'error';
+    }
     const reply = await entry.transport.request(method, command.message.params, {
       extra: { authInfo: authInfoForCommand(command) },
     }).reply;
+    // What the server accepted is kept in the engine, for the session's GET stream on any pod.
+    const unrecorded =
+      subscription && !('error' in reply) ? await this.subscriptions.apply(command) : undefined;
+    if (unrecorded) {
+      await this.publishError(command, unrecorded);
+      return 'error';
+    }
     await this.publishReply(command, reply);
     return 'error' in reply ? 'error' : 'ok';
   }

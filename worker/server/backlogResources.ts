@@ -42,6 +42,12 @@ export function backlogUri(collection: Collection, id: string): string {
   return `backlog://${collection}/${id}`;
 }
 
+/** The collection a backlog URI names, or undefined for another URI. */
+export function resourceCollectionOf(uri: string): Collection | undefined {
+  const match = URI_PATTERN.exec(uri);
+  return match ? (match[1] as Collection) : undefined;
+}
+
 /**
  * The backlog as MCP resources: `backlog://projects/{projectId}`, `backlog://actors/{actorId}`,
  * `backlog://stories/{storyId}` and `backlog://features/{featureId}`, each read as the entity's

@@ -13,6 +13,7 @@ import { backlogCompleters, guardCompletion } from './backlogCompletion';
 import { toolLog, type ToolLog } from './backlogLogging';
 import { registerBacklogPrompts } from './backlogPrompts';
 import { registerBacklogResources } from './backlogResources';
+import { registerBacklogSubscriptions } from './backlogSubscriptions';
 import { describeProjectList, outlineFeature, outlineProject, outlineStory } from './format';
 import { idempotencyKeyOf, ownerOf } from './requestContext';
 import * as s from './schemas';
@@ -277,12 +278,14 @@ export function createBacklogServer(store: BacklogStore): McpServer {
   const completers = backlogCompleters(store);
   registerBacklogResources(server, store, completers);
   registerBacklogPrompts(server, store, completers);
+  registerBacklogSubscriptions(server, store);
   guardCompletion(server);
-  // The SDK advertises listChanged for both once something is registered; neither list
-  // changes (the resources list does, but its notifications are not delivered yet), and
-  // resources/subscribe is not served.
+  // The SDK advertises listChanged for tools and prompts once one is registered: the backlog's
+  // never change at run time, so it is false. Resources: subscriptions and list changes are
+  // delivered across pods (backlogSubscriptions.ts).
   server.server.registerCapabilities({
-    resources: { listChanged: false, subscribe: false },
+    tools: { listChanged: false },
+    resources: { listChanged: true, subscribe: true },
     prompts: { listChanged: false },
   });
 

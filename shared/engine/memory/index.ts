@@ -6,6 +6,7 @@ import type {
   Engine,
   EventPort,
   KeyValueStore,
+  MemberSets,
   RegistryPort,
   WindowCounters,
 } from '../engine';
@@ -19,6 +20,7 @@ import { EventLog } from './eventLog';
 import { memoryEventPort } from './events';
 import { ExpiringSet } from './expiringSet';
 import { MemoryKeyValueStore } from './keyValueStore';
+import { MemoryMemberSets } from './memberSets';
 import { LocalPubSub } from './pubSub';
 import { MemoryWindowCounters } from './windowCounters';
 
@@ -46,6 +48,7 @@ export class MemoryEngine implements Engine {
   readonly kind = 'memory' as const;
   readonly store: DocumentStore = new MemoryDocumentStore();
   readonly kv: KeyValueStore = new MemoryKeyValueStore();
+  readonly sets: MemberSets = new MemoryMemberSets();
   readonly counters: WindowCounters = new MemoryWindowCounters();
 
   private readonly log: EventLog;

@@ -10,6 +10,7 @@ import type {
   Engine,
   EventPort,
   KeyValueStore,
+  MemberSets,
   RegistryPort,
   WindowCounters,
 } from '../engine';
@@ -29,6 +30,7 @@ import { RedisDocumentStore } from './documentStore';
 import { EventLog } from './eventLog';
 import { redisEventPort } from './events';
 import { RedisKeyValueStore } from './keyValueStore';
+import { RedisMemberSets } from './memberSets';
 import { type RedisKeys, redisKeys } from './keys';
 import { Subscriber } from './pubSub';
 import { type ScriptedRedis, defineScripts } from './scripts';
@@ -71,6 +73,7 @@ export class RedisEngine implements Engine {
   readonly kind = 'redis' as const;
   readonly store: DocumentStore;
   readonly kv: KeyValueStore;
+  readonly sets: MemberSets;
   readonly counters: WindowCounters;
 
   private readonly context: ConnectionContext;
@@ -122,6 +125,7 @@ export class RedisEngine implements Engine {
     });
     this.store = new RedisDocumentStore(this.commands, this.keys);
     this.kv = new RedisKeyValueStore(this.commands, this.keys);
+    this.sets = new RedisMemberSets(this.commands, this.keys);
     this.counters = new RedisWindowCounters(this.commands, this.keys);
     this.notifyReconnects();
   }

@@ -17,6 +17,7 @@
  *   <prefix>store:<name>     hash    durable documents of a collection (the backlog; no expiry)
  *   <prefix>kv:<key>         string  short-lived values: MCP sessions, stream locks (PX TTL)
  *   <prefix>rl:<key>         string  rate-limit hits of the current window (PX = the window)
+ *   <prefix>set:<key>        set     small sets with a TTL: an MCP session's resource subscriptions
  */
 export interface RedisKeys {
   readonly prefix: string;
@@ -36,6 +37,7 @@ export interface RedisKeys {
   collection(name: string): string;
   value(key: string): string;
   counter(key: string): string;
+  memberSet(key: string): string;
 }
 
 /** The consumer group every worker joins. */
@@ -59,5 +61,6 @@ export function redisKeys(prefix: string): RedisKeys {
     collection: (name) => `${prefix}store:${name}`,
     value: (key) => `${prefix}kv:${key}`,
     counter: (key) => `${prefix}rl:${key}`,
+    memberSet: (key) => `${prefix}set:${key}`,
   };
 }

@@ -30,6 +30,7 @@ export interface ScriptCommands {
   updateDocument(collectionKey: string, ...args: Arg[]): Promise<number>;
   keyIfValue(key: string, expected: string, ttlMs: number): Promise<number>;
   addToWindow(key: string, windowMs: number, delta: number): Promise<[number, number]>;
+  addMember(key: string, member: string, ttlMs: number, maxMembers: number): Promise<number>;
 }
 
 /**
@@ -53,6 +54,7 @@ const SCRIPTS: Record<keyof ScriptCommands, number | undefined> = {
   updateDocument: 1,
   keyIfValue: 1,
   addToWindow: 1,
+  addMember: 1,
 };
 
 export type ScriptedRedis = Redis & ScriptCommands;

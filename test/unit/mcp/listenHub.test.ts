@@ -1,7 +1,10 @@
 import { ListenHub, type ListenEntry } from '../../../gateway/mcpTransports/listen';
 import { MemoryEngine } from '../../../shared/engine/memory';
+import { waitFor } from '../../../devSupport/waitFor';
 import {
   CHANGE_EVENT,
+  SUBSCRIPTIONS_EVENT,
+  changesOf,
   listenAccepts,
   mcpNames,
   type McpChange,
@@ -67,6 +70,90 @@ describe('ListenHub', () => {
     await change({ method: 'notifications/prompts/list_changed' });
     expect(tools).toHaveLength(1);
     expect(prompts).toEqual([{ method: 'notifications/prompts/list_changed' }]);
+  });
+
+  test('a listen gets the updates of the URIs it names only, from a batch of changes', async () => {
+    await hub.ready();
+    const got: McpChange[] = [];
+    const remove = hub.add({
+      filter: { resourceSubscriptions: ['backlog://stories/s1'], resourcesListChanged: true },
+      deliver: (c) => void got.push(c),
+    });
+    const updated = (uri: string) => ({
+      method: 'notifications/resources/updated',
+      params: { uri },
+    });
+    await change(
+      JSON.stringify([
+        updated('backlog://stories/s1'),
+        updated('backlog://projects/p1'),
+        { method: 'notifications/resources/list_changed' },
+      ]),
+    );
+    expect(got).toEqual([
+      updated('backlog://stories/s1'),
+      { method: 'notifications/resources/list_changed' },
+    ]);
+    remove();
+    await change(updated('backlog://stories/s1'));
+    expect(got).toHaveLength(2);
+  });
+
+  test("a 2025 session's stream gets the updates of its subscribed URIs, read again when they change", async () => {
+    await hub.ready();
+    const key = mcpNames.subscriptionsKey('s-1');
+    await engine.sets.add(key, 'backlog://projects/p1', 60_000, 10);
+    const written: { method: string; params?: { uri?: string } }[] = [];
+    const detach = await hub.sessions.attach('s-1', (data) => void written.push(JSON.parse(data)));
+    const updated = (uri: string) => ({
+      method: 'notifications/resources/updated',
+      params: { uri },
+    });
+
+    await change(
+      JSON.stringify([updated('backlog://projects/p1'), updated('backlog://stories/s1')]),
+    );
+    await change({ method: 'notifications/resources/list_changed' });
+    expect(written.map((m) => m.params?.uri ?? m.method)).toEqual([
+      'backlog://projects/p1',
+      'notifications/resources/list_changed',
+    ]);
+
+    // A worker added the story and removed the project, then said so.
+    await engine.sets.add(key, 'backlog://stories/s1', 60_000, 10);
+    await engine.sets.remove(key, 'backlog://projects/p1');
+    await engine.publish(
+      mcpNames.changesTopic,
+      SUBSCRIPTIONS_EVENT,
+      JSON.stringify({ sessionId: 's-1' }),
+    );
+    written.length = 0;
+    await waitFor(
+      async () => {
+        await change(updated('backlog://stories/s1'));
+        return written.length > 0;
+      },
+      2000,
+      'the new subscription read',
+    );
+    await change(updated('backlog://projects/p1'));
+    expect(written.every((m) => m.params?.uri === 'backlog://stories/s1')).toBe(true);
+
+    detach();
+    written.length = 0;
+    await change(updated('backlog://stories/s1'));
+    await change({ method: 'notifications/resources/list_changed' });
+    expect(written).toEqual([]);
+    expect(hub.sessions.size).toBe(0);
+  });
+
+  test('changesOf takes one change or an array, and drops what is not a change', () => {
+    expect(changesOf('{"method":"m"}')).toEqual([{ method: 'm' }]);
+    expect(changesOf('[{"method":"a"},1,null,{"x":1},{"method":"b"}]')).toEqual([
+      { method: 'a' },
+      { method: 'b' },
+    ]);
+    expect(changesOf('nope')).toEqual([]);
   });
 
   test('a closed hub refuses new listeners (503)', async () => {

@@ -4,8 +4,13 @@
  * worker's real input rounds (worker/server/inputRequired.ts).
  */
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { ElicitResultSchema } from '@modelcontextprotocol/sdk/types.js';
+import {
+  ElicitResultSchema,
+  McpError,
+  SubscribeRequestSchema,
+} from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
+import { waitFor } from '../../../devSupport/waitFor';
 import type { EngineEvent } from '../../../shared/engine/engine';
 import { ZERO_EVENT_ID } from '../../../shared/engine/eventId';
 import { MemoryEngine } from '../../../shared/engine/memory';
@@ -85,6 +90,12 @@ function createServer(): McpServer {
   server.registerTool('grow', {}, () => {
     server.registerTool('grown', {}, () => ({ content: [] }));
     return { content: [{ type: 'text', text: 'grown' }] };
+  });
+  // Subscriptions: accepted for ok:// URIs only (the backlog checks the token may read them).
+  server.server.registerCapabilities({ resources: { subscribe: true } });
+  server.server.setRequestHandler(SubscribeRequestSchema, ({ params }) => {
+    if (!params.uri.startsWith('ok://')) throw new McpError(-32011, 'Permission denied');
+    return {};
   });
   server.registerTool('wait', {}, async (extra) => {
     waitStarted();
@@ -227,6 +238,8 @@ test('a list change the server emits goes to the changes topic, not the request 
   const subscription = await engine.subscribe([mcpNames.changesTopic], (e) => changes.push(e));
   const cmd = command('tools/call', { name: 'grow', arguments: {} });
   await modern.dispatch(cmd);
+  // Published once the server's task is over (what it emits together goes as one event).
+  await waitFor(() => changes.length > 0, 2000, 'the change published');
   await subscription.close();
   expect(changes.map((e) => [e.event, JSON.parse(e.data).method])).toEqual([
     [CHANGE_EVENT, 'notifications/tools/list_changed'],
@@ -257,6 +270,32 @@ test('subscriptions/listen: the acknowledgment holds what the server can honor, 
   const bad = command('subscriptions/listen', { notifications: { toolsListChanged: 'yes' } });
   await modern.dispatch(bad);
   expect((await published(bad))[0][1].error.code).toBe(-32602);
+});
+
+test('subscriptions/listen: only the URIs the server accepts for the token are honored, at most 100', async () => {
+  const cmd = command('subscriptions/listen', {
+    notifications: { resourceSubscriptions: ['ok://a', 'no://b', 'ok://a', 'ok://c'] },
+  });
+  await modern.dispatch(cmd);
+  const [[, ack]] = await published(cmd);
+  expect(ack.params.notifications).toEqual({ resourceSubscriptions: ['ok://a', 'ok://c'] });
+
+  const refused = command('subscriptions/listen', {
+    notifications: { resourceSubscriptions: ['no://b'] },
+  });
+  await modern.dispatch(refused);
+  expect((await published(refused))[0][1].params.notifications).toEqual({});
+
+  for (const uris of [
+    Array.from({ length: 101 }, (_, i) => `ok://${i}`),
+    [`ok://${'x'.repeat(3000)}`],
+  ]) {
+    const over = command('subscriptions/listen', {
+      notifications: { resourceSubscriptions: uris },
+    });
+    await modern.dispatch(over);
+    expect((await published(over))[0][1].error.code).toBe(-32602);
+  }
 });
 
 test("a cancel naming the request's stream stops its handler; only the end is published", async () => {

@@ -1,7 +1,13 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
-import { McpError, type TextResourceContents } from '@modelcontextprotocol/sdk/types.js';
+import {
+  McpError,
+  ResourceListChangedNotificationSchema,
+  ResourceUpdatedNotificationSchema,
+  type TextResourceContents,
+} from '@modelcontextprotocol/sdk/types.js';
+import { waitFor } from '../../../devSupport/waitFor';
 import { MemoryDocumentStore } from '../../../shared/engine/memory/documentStore';
 import { RPC_ERRORS } from '../../../shared/protocol';
 import type { Project } from '../../../worker/backlog/model';
@@ -79,13 +85,76 @@ describe('backlog resources, prompts and completion through the SDK Client', () 
   }
 
   describe('capabilities', () => {
-    it('advertises resources, prompts and completions, and no list changes or subscribe', async () => {
+    it('advertises resource subscriptions and list changes; tools and prompts never change', async () => {
       const client = await connect();
       expect(client.getServerCapabilities()).toMatchObject({
-        resources: { listChanged: false, subscribe: false },
+        tools: { listChanged: false },
+        resources: { listChanged: true, subscribe: true },
         prompts: { listChanged: false },
         completions: {},
       });
+    });
+  });
+
+  describe('subscriptions', () => {
+    it('accepts a subscription to an entity the token may read, refuses the others', async () => {
+      const { project, story } = await shop();
+      const client = await connect({ type: 'readonly' });
+      await expect(
+        client.subscribeResource({ uri: `backlog://projects/${project.id}` }),
+      ).resolves.toEqual({});
+      const unknown = await rpcError(
+        client.subscribeResource({ uri: 'backlog://stories/sty_missing' }),
+      );
+      expect(unknown.code).toBe(RPC_ERRORS.invalidParams);
+      expect(unknown.data).toEqual({ uri: 'backlog://stories/sty_missing' });
+      const foreign = await rpcError(client.subscribeResource({ uri: 'test://watched-resource' }));
+      expect(foreign.code).toBe(RPC_ERRORS.invalidParams);
+      const narrow = await connect({ type: 'readonly', tools: ['get_project_tree'] });
+      const denied = await rpcError(
+        narrow.subscribeResource({ uri: `backlog://stories/${story.id}` }),
+      );
+      expect(denied.code).toBe(RPC_ERRORS.permissionDenied);
+      await expect(
+        narrow.unsubscribeResource({ uri: `backlog://stories/${story.id}` }),
+      ).resolves.toEqual({});
+    });
+
+    it('announces each mutation: the changed entity and every one holding it, and list growth', async () => {
+      const client = await connect();
+      const updated: string[] = [];
+      let listChanges = 0;
+      client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
+        updated.push(n.params.uri);
+      });
+      client.setNotificationHandler(ResourceListChangedNotificationSchema, () => {
+        listChanges += 1;
+      });
+      const { project, actor, story, feature, child } = await shop();
+      await waitFor(() => listChanges === 5, 2000, 'five list changes (five creations)');
+      const uri = (kind: string, id: string) => `backlog://${kind}/${id}`;
+      expect(updated).toEqual([
+        uri('projects', project.id), // the actor added
+        uri('actors', actor.id), // the story added
+        uri('projects', project.id),
+        uri('stories', story.id), // the feature added
+        uri('actors', actor.id),
+        uri('projects', project.id),
+        uri('features', feature.id), // the child feature added
+        uri('stories', story.id),
+        uri('actors', actor.id),
+        uri('projects', project.id),
+      ]);
+      updated.length = 0;
+      await store.updateStory(next(), story.id, { status: 'done' });
+      await waitFor(() => updated.length === 3, 2000, 'the story update announced');
+      expect(updated).toEqual([
+        uri('stories', story.id),
+        uri('actors', actor.id),
+        uri('projects', project.id),
+      ]);
+      expect(listChanges).toBe(5);
+      void child;
     });
   });
 
