@@ -5,15 +5,11 @@
  * Processes run the compiled dist/ (make builds it).
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import {
-  McpError,
-  type CallToolResult,
-  type TextResourceContents,
-} from '@modelcontextprotocol/sdk/types.js';
+import type { TextResourceContents } from '@modelcontextprotocol/sdk/types.js';
 import { issueToken } from '../../shared/auth';
 import { RPC_ERRORS } from '../../shared/protocol';
 import { startCluster, type TestCluster } from '../helpers/cluster';
+import { callOk, rpcError, streamableTransport } from '../helpers/sdkClient';
 import { startRoundRobinProxy, type RoundRobinProxy } from '../helpers/roundRobinProxy';
 
 const SECRET = 'backlog-resources-secret-0123456789abcdef';
@@ -34,35 +30,11 @@ afterAll(async () => {
 });
 
 async function connect(token: string): Promise<Client> {
-  const transport = new StreamableHTTPClientTransport(new URL(`${proxy.url}/mcp`), {
-    requestInit: { headers: { Authorization: `Bearer ${token}` } },
-    // No reconnection: a retry timer left after close would outlive the test.
-    reconnectionOptions: {
-      initialReconnectionDelay: 100,
-      maxReconnectionDelay: 100,
-      reconnectionDelayGrowFactor: 1,
-      maxRetries: 0,
-    },
-  });
+  const transport = streamableTransport(proxy.url, token);
   const client = new Client({ name: 'backlog-resources-test', version: '1.0.0' });
   await client.connect(transport);
   clients.push(client);
   return client;
-}
-
-async function call(client: Client, name: string, args: Record<string, unknown>) {
-  const result = (await client.callTool({ name, arguments: args })) as CallToolResult;
-  expect(result.isError).toBeFalsy();
-  return result.structuredContent as { id: string };
-}
-
-async function rpcError(promise: Promise<unknown>): Promise<McpError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(McpError);
-  return err as McpError;
 }
 
 describe('backlog resources, prompts and completion across pods', () => {
@@ -72,10 +44,10 @@ describe('backlog resources, prompts and completion across pods', () => {
 
   beforeAll(async () => {
     const writer = await connect(issueToken(SECRET, { type: 'team', sub: 'writer', ttl: '1h' }));
-    project = await call(writer, 'create_project', { name: 'Orchard', description: 'Fruit' });
-    actor = await call(writer, 'add_actor', { projectId: project.id, name: 'Picker' });
-    story = await call(writer, 'add_story_to_actor', { actorId: actor.id, title: 'Log a crate' });
-    await call(writer, 'add_feature_to_story', { storyId: story.id, title: 'Scan label' });
+    project = await callOk(writer, 'create_project', { name: 'Orchard', description: 'Fruit' });
+    actor = await callOk(writer, 'add_actor', { projectId: project.id, name: 'Picker' });
+    story = await callOk(writer, 'add_story_to_actor', { actorId: actor.id, title: 'Log a crate' });
+    await callOk(writer, 'add_feature_to_story', { storyId: story.id, title: 'Scan label' });
   }, 30_000);
 
   it('a readonly token lists, reads, gets a prompt and completes', async () => {

@@ -15,7 +15,6 @@ import {
   StreamableHTTPClientTransport as ModernTransport,
 } from '@modelcontextprotocol/client';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import {
   LoggingMessageNotificationSchema,
   type CallToolResult,
@@ -24,6 +23,7 @@ import {
 import { issueToken } from '../../shared/auth';
 import { MCP_META } from '../../shared/mcpTransports';
 import { startCluster, type TestCluster } from '../helpers/cluster';
+import { streamableTransport } from '../helpers/sdkClient';
 import { spawnRole } from '../helpers/processes';
 import { scrapeMetric } from '../helpers/scrape';
 import { startRoundRobinProxy, type RoundRobinProxy } from '../helpers/roundRobinProxy';
@@ -50,16 +50,7 @@ type LogParams = LoggingMessageNotification['params'];
 
 /** A 2025-11-25 session, and what its last call showed the client, in order. */
 async function session() {
-  const transport = new StreamableHTTPClientTransport(new URL(`${proxy.url}/mcp`), {
-    requestInit: { headers: { Authorization: `Bearer ${token}` } },
-    // No reconnection: a retry timer left after close would outlive the test.
-    reconnectionOptions: {
-      initialReconnectionDelay: 100,
-      maxReconnectionDelay: 100,
-      reconnectionDelayGrowFactor: 1,
-      maxRetries: 0,
-    },
-  });
+  const transport = streamableTransport(proxy.url, token);
   const client = new Client({ name: 'mcp-logging-test', version: '1.0.0' });
   await client.connect(transport);
   closers.push(() => client.close());

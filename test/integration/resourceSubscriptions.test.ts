@@ -11,10 +11,8 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import {
-  McpError,
   ResourceListChangedNotificationSchema,
   ResourceUpdatedNotificationSchema,
-  type CallToolResult,
 } from '@modelcontextprotocol/sdk/types.js';
 import {
   Client as ModernClient,
@@ -25,6 +23,7 @@ import { issueToken } from '../../shared/auth';
 import { RPC_ERRORS } from '../../shared/protocol';
 import { waitFor } from '../../devSupport/waitFor';
 import { startCluster, type TestCluster } from '../helpers/cluster';
+import { callOk, rpcError, streamableTransport } from '../helpers/sdkClient';
 import { startRoundRobinProxy, type RoundRobinProxy } from '../helpers/roundRobinProxy';
 import { callTool as seedCall, openSseClient } from '../helpers/sseClient';
 
@@ -58,9 +57,9 @@ beforeAll(async () => {
   writers = await Promise.all(
     cluster.gateways.map((g) => connectLegacyEra(g.url, team('writer')).then((c) => c.client)),
   );
-  project = await call(writers[0]!, 'create_project', { name: 'Harbour' });
-  actor = await call(writers[0]!, 'add_actor', { projectId: project.id, name: 'Skipper' });
-  story = await call(writers[1]!, 'add_story_to_actor', { actorId: actor.id, title: 'Moor' });
+  project = await callOk(writers[0]!, 'create_project', { name: 'Harbour' });
+  actor = await callOk(writers[0]!, 'add_actor', { projectId: project.id, name: 'Skipper' });
+  story = await callOk(writers[1]!, 'add_story_to_actor', { actorId: actor.id, title: 'Moor' });
 }, 60_000);
 
 afterAll(async () => {
@@ -71,15 +70,7 @@ afterAll(async () => {
 
 /** A 2025-11-25 session (the SDK opens its GET stream after initialize). */
 async function connectLegacyEra(base: string, token: string) {
-  const transport = new StreamableHTTPClientTransport(new URL(`${base}/mcp`), {
-    requestInit: { headers: { Authorization: `Bearer ${token}` } },
-    reconnectionOptions: {
-      initialReconnectionDelay: 100,
-      maxReconnectionDelay: 100,
-      reconnectionDelayGrowFactor: 1,
-      maxRetries: 0,
-    },
-  });
+  const transport = streamableTransport(base, token);
   const client = new Client({ name: 'resource-subscriptions-test', version: '1.0.0' });
   const updated: string[] = [];
   const listChanges: number[] = [];
@@ -106,7 +97,7 @@ async function subscriberSession(token: string) {
   const holder = gets()[before]!.target;
   // A creation through the other pod proves the stream is served (list_changed arrives on it).
   const seen = session.listChanges.length;
-  await call(writers[1 - holder]!, 'create_project', { name: 'Probe' });
+  await callOk(writers[1 - holder]!, 'create_project', { name: 'Probe' });
   await waitFor(() => session.listChanges.length > seen, 10_000, 'list_changed on the GET stream');
   return { ...session, other: writers[1 - holder]! };
 }
@@ -144,21 +135,6 @@ async function listen(client: ModernClient, filter: Parameters<ModernClient['lis
   return { subscription, other: writers[1 - entry!.target]! };
 }
 
-async function call(client: Client, name: string, args: Record<string, unknown>) {
-  const result = (await client.callTool({ name, arguments: args })) as CallToolResult;
-  expect(result.isError).toBeFalsy();
-  return result.structuredContent as { id: string };
-}
-
-async function rpcError(promise: Promise<unknown>): Promise<McpError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(McpError);
-  return err as McpError;
-}
-
 describe('2025-11-25 sessions: resources/subscribe, updates on the GET stream', () => {
   it('advertises subscriptions and resource list changes; tools and prompts never change', () => {
     expect(writers[0]!.getServerCapabilities()).toMatchObject({
@@ -176,20 +152,20 @@ describe('2025-11-25 sessions: resources/subscribe, updates on the GET stream', 
     const subscribes = proxy.log.filter((r) => r.body.includes('"resources/subscribe"'));
     expect(new Set(subscribes.slice(-2).map((r) => r.target)).size).toBe(2);
 
-    await call(session.other, 'update_story', { storyId: story.id, status: 'in_progress' });
+    await callOk(session.other, 'update_story', { storyId: story.id, status: 'in_progress' });
     await waitFor(() => session.updated.length >= 2, 10_000, 'the story and project updates');
     // One event carries the change's URIs: the story, its actor (not subscribed), its project.
     expect(session.updated).toEqual([uri.story(), uri.project()]);
 
     await session.client.unsubscribeResource({ uri: uri.story() });
     session.updated.length = 0;
-    await call(session.other, 'update_story', { storyId: story.id, status: 'done' });
+    await callOk(session.other, 'update_story', { storyId: story.id, status: 'done' });
     await waitFor(() => session.updated.length >= 1, 10_000, 'the project update');
     expect(session.updated).toEqual([uri.project()]);
 
     // A feature added under the story touches the project too (its tree holds it).
     session.updated.length = 0;
-    await call(session.other, 'add_feature_to_story', { storyId: story.id, title: 'Lines' });
+    await callOk(session.other, 'add_feature_to_story', { storyId: story.id, title: 'Lines' });
     await waitFor(() => session.updated.length >= 1, 10_000, 'the project update');
     expect(session.updated).toEqual([uri.project()]);
   });
@@ -228,7 +204,7 @@ describe('2025-11-25 sessions: resources/subscribe, updates on the GET stream', 
     await client.connect(transport);
     closers.push(() => client.close());
     await client.subscribeResource({ uri: uri.actor() });
-    await call(writers[1]!, 'add_story_to_actor', { actorId: actor.id, title: 'Cast off' });
+    await callOk(writers[1]!, 'add_story_to_actor', { actorId: actor.id, title: 'Cast off' });
     await waitFor(() => updated.length >= 1, 10_000, 'the actor update');
     expect(updated).toEqual([uri.actor()]);
   });
@@ -236,7 +212,7 @@ describe('2025-11-25 sessions: resources/subscribe, updates on the GET stream', 
   it('a creation is a list change on every session stream', async () => {
     const session = await subscriberSession(team('lister'));
     const seen = session.listChanges.length;
-    await call(session.other, 'add_actor', { projectId: project.id, name: 'Harbour master' });
+    await callOk(session.other, 'add_actor', { projectId: project.id, name: 'Harbour master' });
     await waitFor(() => session.listChanges.length > seen, 10_000, 'list_changed');
     expect(session.updated).toEqual([]);
   });
@@ -269,17 +245,17 @@ describe('2026-07-28: subscriptions/listen with resourceSubscriptions', () => {
       resourceSubscriptions: [uri.story()],
       resourcesListChanged: true,
     });
-    await call(first.other, 'update_story', { storyId: story.id, priority: 'high' });
+    await callOk(first.other, 'update_story', { storyId: story.id, priority: 'high' });
     await waitFor(() => updated.length >= 1, 10_000, 'the story update');
     expect(updated).toEqual([uri.story()]);
-    await call(first.other, 'create_project', { name: 'Dock' });
+    await callOk(first.other, 'create_project', { name: 'Dock' });
     await waitFor(() => listChanges.length >= 1, 10_000, 'list_changed');
 
     // Unsubscribing is listening without it: the old stream closed, the new one names the actor.
     await first.subscription.close();
     updated.length = 0;
     const second = await listen(client, { resourceSubscriptions: [uri.actor()] });
-    await call(second.other, 'update_story', { storyId: story.id, priority: 'low' });
+    await callOk(second.other, 'update_story', { storyId: story.id, priority: 'low' });
     await waitFor(() => updated.length >= 1, 10_000, 'the actor update');
     expect(updated).toEqual([uri.actor()]);
   });
@@ -291,7 +267,7 @@ describe('2026-07-28: subscriptions/listen with resourceSubscriptions', () => {
     });
     // Only the project: the story needs get_story_tree, the other story does not exist.
     expect(subscription.honoredFilter).toEqual({ resourceSubscriptions: [uri.project()] });
-    await call(other, 'update_story', { storyId: story.id, title: 'Moor safely' });
+    await callOk(other, 'update_story', { storyId: story.id, title: 'Moor safely' });
     await waitFor(() => updated.length >= 1, 10_000, 'the project update');
     expect(updated).toEqual([uri.project()]);
   });
@@ -324,7 +300,7 @@ describe("a pod's death", () => {
     // The client cannot see when the new pod has read the session's subscriptions: change the
     // story until an update arrives (each attempt waits for it).
     for (let attempt = 1; updated.length === 0; attempt += 1) {
-      await call(survivor, 'update_story', { storyId: story.id, title: `Moor ${attempt}` });
+      await callOk(survivor, 'update_story', { storyId: story.id, title: `Moor ${attempt}` });
       await waitFor(() => updated.length > 0, 1000, 'an update').catch((err: unknown) => {
         if (attempt >= 15) throw err;
       });

@@ -1,0 +1,42 @@
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+
+/** Helpers for tests driving the cluster with the SDK 1.x `Client`. */
+
+/**
+ * A Streamable HTTP transport to `${baseUrl}/mcp` with a Bearer token and no reconnection: a
+ * retry timer left after close would outlive the test.
+ */
+export function streamableTransport(baseUrl: string, token: string): StreamableHTTPClientTransport {
+  return new StreamableHTTPClientTransport(new URL(`${baseUrl}/mcp`), {
+    requestInit: { headers: { Authorization: `Bearer ${token}` } },
+    reconnectionOptions: {
+      initialReconnectionDelay: 100,
+      maxReconnectionDelay: 100,
+      reconnectionDelayGrowFactor: 1,
+      maxRetries: 0,
+    },
+  });
+}
+
+/** Calls a tool that must succeed; its structured content (the entity, with its id). */
+export async function callOk(
+  client: Client,
+  name: string,
+  args: Record<string, unknown>,
+): Promise<{ id: string }> {
+  const result = (await client.callTool({ name, arguments: args })) as CallToolResult;
+  expect(result.isError).toBeFalsy();
+  return result.structuredContent as { id: string };
+}
+
+/** The JSON-RPC error a request must fail with. */
+export async function rpcError(promise: Promise<unknown>): Promise<McpError> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(McpError);
+  return err as McpError;
+}
