@@ -40,6 +40,8 @@ interface FanoutPlan {
   perSecond: number;
   /** Also read the holders' memory once it settled with the streams idle (see settledRssKb). */
   settleIdleMemory?: boolean;
+  /** The text of each broadcast, to set its size (bench/eventFiller.ts); a short line if unset. */
+  filler?: string;
 }
 
 /** One measurement of one target. */
@@ -78,6 +80,10 @@ export interface FanoutRun {
   holdersCpuMicrosPerDelivery: number | null;
   cpuMicrosPerDeliveryByProcess: Record<string, number | null>;
   latencyMs: ReturnType<Histogram['summary']>;
+  /** Response body bytes read per delivery, warm-up included (compressed when gzipStreams > 0). */
+  wireBytesPerDelivery: number | null;
+  /** Streams answered with `Content-Encoding: gzip`. */
+  gzipStreams: number;
   memory: {
     holdersBaselineKb: number;
     /** The holders' RSS without streams once settled (null unless the plan asked). */
@@ -204,6 +210,8 @@ async function measureOne(
       WARM_EVENT,
       settings.warmupBroadcasts,
       plan.perSecond,
+      undefined,
+      plan.filler,
     );
     if (warm.failures.length) throw new Error(`warm-up broadcast failed: ${warm.failures[0]}`);
     await waitFor(
@@ -223,7 +231,14 @@ async function measureOne(
   const cpuBefore = sampleCpu({ ...target.servers, ...clients });
   const started = performance.now();
   const firstSent = now();
-  const sent = await broadcast(target.publish, BENCH_EVENT, plan.broadcasts, plan.perSecond);
+  const sent = await broadcast(
+    target.publish,
+    BENCH_EVENT,
+    plan.broadcasts,
+    plan.perSecond,
+    undefined,
+    plan.filler,
+  );
   const expected = opened * (plan.broadcasts - sent.failures.length);
   let complete = true;
   try {
@@ -288,6 +303,9 @@ async function measureOne(
       serverNames.map((name) => [name, perDelivery(cpu[name].total, deliveries)]),
     ),
     latencyMs: latency.summary(),
+    // The counters (and bytes) reset before the warm-up: its deliveries are in both.
+    wireBytesPerDelivery: perDelivery(sum('wireBytes'), deliveries + sum('warm')),
+    gzipStreams: sum('gzipStreams'),
     memory: {
       holdersBaselineKb,
       holdersIdleBaselineKb,

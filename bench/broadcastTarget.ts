@@ -59,6 +59,8 @@ export async function startProject(
   secret: string,
   gateways: number,
   profileName: string,
+  /** Gateway settings under test (e.g. SSE_BATCH_MS, SSE_COMPRESSION) and stream headers. */
+  variant: { env?: Record<string, string>; streamHeaders?: Record<string, string> } = {},
 ): Promise<BroadcastTarget> {
   const redis = await spawnRedis('redis (project)');
   // --expose-gc + a SIGUSR2 handler: memory is read after a full GC (bench/gcOnSignal.ts).
@@ -70,7 +72,7 @@ export async function startProject(
         spawnRole(
           `gateway-${i + 1}`,
           'gateway',
-          { ...serverEnv(redis.url, secret), POD_ID: `bench-gateway-${i + 1}` },
+          { ...serverEnv(redis.url, secret), POD_ID: `bench-gateway-${i + 1}`, ...variant.env },
           [...nodeArgs, ...profileArgs(`${profileName}-gateway-${i + 1}`)],
         ),
       ),
@@ -91,7 +93,7 @@ export async function startProject(
   return {
     label: `project (${gateways} gateway${gateways > 1 ? 's' : ''} + Redis)`,
     streamUrls: pods.map((p) => `${p.url}/mcp/sse`),
-    streamHeaders: { Authorization: `Bearer ${team}` },
+    streamHeaders: { ...variant.streamHeaders, Authorization: `Bearer ${team}` },
     publish: (message) => publishBroadcast(agent, pods[turn++ % pods.length].url, master, message),
     holders,
     servers: { ...holders, redis: redis.proc },

@@ -49,8 +49,15 @@ export const settings = {
   /** At most this long for the holders' RSS to settle with the streams idle (memory row). */
   idleSettleS: envInt('BENCH_IDLE_SETTLE_S', 20, 0),
   // The tools/call comparison alone takes 1-3 minutes (6 runs of 11,000 calls on fresh processes).
-  timeoutS: envInt('BENCH_TIMEOUT_S', 900, 10),
+  timeoutS: envInt('BENCH_TIMEOUT_S', 1200, 10),
   cpuProfile: process.env.BENCH_CPU_PROFILE === '1',
+  /** batching: the SSE_BATCH_MS values compared (the first is the baseline). */
+  batchWindowsMs: envList('BENCH_BATCH_MS', [0, 5, 20], 0),
+  /** compression: its own, smaller plan (a 50 KB event to every stream is heavy). */
+  compressionSubscribers: envInt('BENCH_COMPRESSION_SUBSCRIBERS', 100, 1),
+  compressionBroadcasts: envInt('BENCH_COMPRESSION_BROADCASTS', 50, 1),
+  compressionRate: envInt('BENCH_COMPRESSION_RATE', 10, 1),
+  compressionEventBytes: envList('BENCH_COMPRESSION_EVENT_BYTES', [200, 51_200], 150),
 };
 
 export const RESULTS_DIR = path.join(ROOT, 'bench/results');

@@ -5,6 +5,7 @@
  * latency, and which (connection, seq) arrived, to find losses and duplicates.
  */
 import http from 'node:http';
+import zlib from 'node:zlib';
 import { performance } from 'node:perf_hooks';
 import { closeStreamsAndExit } from './loadgenExit';
 import { DeliveryCounter, tally, type CountedStream } from './deliveryCounter';
@@ -26,6 +27,8 @@ let opened = 0;
 let failed = 0;
 let unexpectedCloses = 0;
 let broadcasts = 0;
+let wireBytes = 0;
+let gzipStreams = 0;
 /** The last `expect` command's epoch: progress reports it once the counters are reset. */
 let epoch = 0;
 
@@ -74,8 +77,20 @@ function openStream(url: string, headers: Record<string, string>): Promise<void>
           res.on('end', () => fail(stream, `HTTP ${res.statusCode} ${body.slice(0, 200)}`));
           return;
         }
-        res.setEncoding('latin1');
-        res.on('data', (chunk: string) => onChunk(stream, chunk));
+        if (res.headers['content-encoding'] === 'gzip') {
+          // Compressed (SSE_COMPRESSION=gzip): each event is flushed, so it inflates on arrival.
+          gzipStreams++;
+          res.on('data', (raw: Buffer) => (wireBytes += raw.length));
+          const body = res.pipe(zlib.createGunzip({ flush: zlib.constants.Z_SYNC_FLUSH }));
+          body.setEncoding('latin1');
+          body.on('data', (chunk: string) => onChunk(stream, chunk));
+          body.on('error', (err) => fail(stream, `gunzip: ${err.message}`));
+        } else {
+          res.on('data', (raw: Buffer) => {
+            wireBytes += raw.length;
+            onChunk(stream, raw.toString('latin1'));
+          });
+        }
         res.on('close', () => {
           if (!closing && stream.welcomed) unexpectedCloses++;
         });
@@ -131,6 +146,8 @@ function report(): LoadgenReport {
     latency: counter.latency.toJSON(),
     lastArrival: counter.lastArrival,
     cpuMicros: cpu.user + cpu.system,
+    wireBytes,
+    gzipStreams,
   };
 }
 
@@ -151,6 +168,7 @@ function expect(count: number, next: number): void {
   broadcasts = count;
   for (const s of streams) s.got = new Uint8Array(count);
   counter = new DeliveryCounter();
+  wireBytes = 0;
   epoch = next;
   sendProgress();
 }

@@ -104,6 +104,8 @@ export async function broadcast(
   count: number,
   perSecond: number,
   inFlight = 8,
+  /** Filler in each message's text, to set the event's size (bench/eventFiller.ts). */
+  filler = 'Server maintenance in 5 minutes',
 ): Promise<{ failures: string[]; lastSent: number }> {
   const interval = 1000 / perSecond;
   const start = performance.now();
@@ -115,7 +117,7 @@ export async function broadcast(
       type: event,
       seq,
       sentAt: now(),
-      result: { message: 'Server maintenance in 5 minutes', level: 'warning' },
+      result: { message: filler, level: 'warning' },
     };
     const post = publish(message).catch((err: unknown) => String(err));
     posts.push(post);

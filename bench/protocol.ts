@@ -64,6 +64,10 @@ export interface LoadgenReport {
   lastArrival: number;
   /** This load generator's own CPU time (user + system), µs. */
   cpuMicros: number;
+  /** Response body bytes read off the sockets since the last `expect`, compressed or not. */
+  wireBytes: number;
+  /** Streams whose response came with `Content-Encoding: gzip` (decompressed as they arrive). */
+  gzipStreams: number;
 }
 
 export type FromLoadgen = LoadgenProgress | LoadgenReport | { type: 'error'; message: string };

@@ -27,10 +27,16 @@
  *   gateways, one SIGKILLed mid-broadcast; lost, duplicated, reordered, recovery percentiles
  *   (`make bench-resume-storm` runs it alone; BENCH_STORM_* settings in that file).
  *
+ * batching, compression (bench/streamOptionsScenario.ts): the project against itself with
+ *   SSE_BATCH_MS at BENCH_BATCH_MS (0,5,20), and SSE_COMPRESSION off vs gzip with events of
+ *   BENCH_COMPRESSION_EVENT_BYTES (200,51200) to BENCH_COMPRESSION_SUBSCRIBERS (100) streams,
+ *   BENCH_COMPRESSION_BROADCASTS (50) at BENCH_COMPRESSION_RATE (10/s): CPU per delivery,
+ *   p99, bytes on the wire (gzip n/a, with the reason, when the gateway does not compress).
+ *
  * BENCH_SCENARIOS=fanoutSweep,... runs only the scenarios named (all by default).
  * BENCH_CPU_PROFILE=1 writes V8 CPU profiles of the gateways and workers to
  * bench/results/profiles/. Every process started is stopped before exit; the whole run is
- * bounded by BENCH_TIMEOUT_S (900).
+ * bounded by BENCH_TIMEOUT_S (1200).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -44,6 +50,7 @@ import { settings, RESULTS_DIR, log } from './common';
 import { fanoutAtRate, fanoutSaturated, fanoutSweep } from './broadcastScenario';
 import { benchMcpCalls } from './mcpCallScenario';
 import { benchResumeStorm } from './resumeStormScenario';
+import { benchBatching, benchCompression } from './streamOptionsScenario';
 
 interface Scenario {
   name: string;
@@ -57,6 +64,8 @@ const scenarios: Scenario[] = [
   { name: 'fanoutSweep', run: fanoutSweep },
   { name: 'mcpCalls', run: benchMcpCalls },
   { name: 'resumeStorm', run: benchResumeStorm },
+  { name: 'batching', run: benchBatching },
+  { name: 'compression', run: benchCompression },
 ];
 
 /** BENCH_SCENARIOS (comma-separated names) runs only those, e.g. while profiling one. */
