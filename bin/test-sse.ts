@@ -14,8 +14,8 @@ async function main(): Promise<number> {
     options = parseOptions(process.argv.slice(2), process.env);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
-    console.error(`test-sse: ${err.message}\n\n${USAGE}`);
-    return 2;
+    console.error(`test-sse: FAILED: ${err.message}${err.exitCode === 2 ? `\n\n${USAGE}` : ''}`);
+    return err.exitCode;
   }
   if (options === 'help') {
     console.log(USAGE);

@@ -27,7 +27,15 @@ stream is resumed with Last-Event-ID. Exit 1 on any failure or after TEST_SSE_TI
   --step-ms MS   simulate_work time per step, 0-2000 ms (default 200)
   --help         this text`;
 
-export class UsageError extends Error {}
+/** A bad flag exits 2; a missing setting (the token) exits 1, like any other failure. */
+export class UsageError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 2,
+  ) {
+    super(message);
+  }
+}
 
 function intFlag(name: string, value: string | undefined, min: number, max: number): number {
   const n = Number(value);
@@ -83,6 +91,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): TestSseOpt
   if (!options.token) {
     throw new UsageError(
       'MCP_AUTH_TOKEN is not set (npm start prints tokens when JWT_SECRET is unset)',
+      1,
     );
   }
   return options;

@@ -221,7 +221,7 @@ export function runSession(options: TestSseOptions, out: Output): Promise<void> 
       dropped = false;
     };
     es.onerror = (err) => {
-      if (es.readyState === EventSource.CONNECTING) {
+      if (es.readyState === EventSource.CONNECTING && connectionId) {
         // EventSource retries by itself, sending Last-Event-ID: the gateway replays what we missed.
         if (!dropped) {
           resumeFrom = lastEventId;
@@ -233,10 +233,11 @@ export function runSession(options: TestSseOptions, out: Output): Promise<void> 
         dropped = true;
         return;
       }
+      // Refused, or never reached: no point retrying what never worked.
       const why = err.code
         ? `HTTP ${err.code}${openFailure ? ` ${openFailure}` : ''}`
-        : err.message;
-      finish(new TestSseFailure(`stream failed: ${why ?? 'closed'}`));
+        : `${err.message ?? 'closed'}${connectionId ? '' : ` (is ${options.serverUrl} up?)`}`;
+      finish(new TestSseFailure(`stream failed: ${why}`));
     };
   });
 }

@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { createTokenVerifier } from '../../shared/auth';
 import { reapAll, spawnRole, type SpawnedProcess } from '../helpers/processes';
 import { waitFor } from '../../devSupport/waitFor';
+import { freePort } from '../../devSupport/ports';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(__dirname, '../..');
@@ -37,9 +38,9 @@ test('npm run test-sse lists the tools, calls one and exits 0 with a printed tok
     env: { PATH: process.env.PATH, SERVER_URL: start.url, MCP_AUTH_TOKEN: printedTokens.readonly },
     timeout: 20_000,
   });
-  expect(stdout).toMatch(/Tools: .*list_projects/);
-  expect(stdout).toMatch(/← tool-result .*"method":"list_projects"/);
-  expect(stdout).toContain('test-sse: OK');
+  expect(stdout).toMatch(/^• tools\/list: \d+ tools: .*list_projects/m);
+  expect(stdout).toMatch(/^• list_projects: \d+ projects$/m);
+  expect(stdout.trimEnd().split('\n').pop()).toBe('OK');
 });
 
 test('npm run test-sse exits non-zero on a bad token or an unreachable server', async () => {
@@ -55,6 +56,16 @@ test('npm run test-sse exits non-zero on a bad token or an unreachable server', 
       timeout: 20_000,
     }),
   ).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining('MCP_AUTH_TOKEN') });
+  const nobody = `http://127.0.0.1:${await freePort()}`; // nothing listens there
+  await expect(
+    run(process.execPath, [bin('test-sse')], {
+      env: { PATH: process.env.PATH, SERVER_URL: nobody, MCP_AUTH_TOKEN: 'x' },
+      timeout: 20_000,
+    }),
+  ).rejects.toMatchObject({
+    code: 1,
+    stderr: expect.stringContaining(`(is ${nobody} up?)`),
+  });
 });
 
 test('npm run token signs a token the gateway accepts, with type, sub, ttl and tools', async () => {
