@@ -39,7 +39,10 @@ export function parseEventFilter(header: string | undefined, query: unknown): Ev
     const name = raw.trim();
     if (!name) continue;
     if (FILTERABLE_EVENTS.includes(name)) names.add(name);
-    else if (name.startsWith(BROADCAST_PREFIX) && SAFE_EVENT_NAME.test(name.slice(BROADCAST_PREFIX.length)))
+    else if (
+      name.startsWith(BROADCAST_PREFIX) &&
+      SAFE_EVENT_NAME.test(name.slice(BROADCAST_PREFIX.length))
+    )
       names.add(name.slice(BROADCAST_PREFIX.length));
     else unknown.push(name);
   }

@@ -35,6 +35,7 @@ export const SSE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   'Cache-Control': 'no-cache',
   Connection: 'close',
   'X-Accel-Buffering': 'no',
-  'Access-Control-Allow-Headers': 'Authorization, Cache-Control, Content-Type, Last-Event-ID',
+  'Access-Control-Allow-Headers':
+    'Authorization, Cache-Control, Content-Type, Last-Event-ID, X-SSE-Events',
   'Access-Control-Allow-Methods': 'GET, OPTIONS',
 });
