@@ -275,3 +275,41 @@ describe('SSE_COMPRESSION=gzip', () => {
     }
   }, 30_000);
 });
+
+describe('the demo page', () => {
+  it('has a filter box that reconnects the stream with ?events=', async () => {
+    const browser: Browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run'],
+    });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${gatewayB.url}/demo`);
+      await page.fill('#token', tokens.team);
+      await page.fill('#event-filter', 'broadcast:tick');
+      const opened = page.waitForRequest((r) => r.url().includes('/mcp/sse?'));
+      await page.click('#connect');
+      expect((await opened).url()).toContain('events=broadcast%3Atick');
+      await page.waitForSelector('#status[data-state="connected"]');
+      const run = `d${Date.now()}`;
+      const logged = (event: string) =>
+        page.locator(`#log .entry[data-event="${event}"]`, { hasText: run }).count();
+      await broadcast('other', run, 1);
+      await broadcast('tick', run, 2);
+      await waitFor(async () => (await logged('tick')) === 1, 5000, 'tick in the log');
+      expect(await logged('other')).toBe(0);
+
+      await page.fill('#event-filter', 'broadcast:other');
+      const reopened = page.waitForRequest((r) => r.url().includes('events=broadcast%3Aother'));
+      await page.click('#apply-filter');
+      await reopened;
+      await page.waitForSelector('#status[data-state="connected"]');
+      await broadcast('tick', run, 3);
+      await broadcast('other', run, 4);
+      await waitFor(async () => (await logged('other')) === 1, 5000, 'other in the log');
+      expect(await logged('tick')).toBe(1);
+    } finally {
+      await browser.close();
+    }
+  }, 30_000);
+});
