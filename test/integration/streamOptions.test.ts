@@ -1,9 +1,12 @@
 /**
  * Issue 16 (gateway side): SSE_COMPRESSION=gzip and per-stream event filters, with real clients
  * (headless Chromium's EventSource, the `eventsource` package, `curl --compressed`) against two
- * gateway processes on one real Redis. Broadcasts of chosen types are the events (no worker).
+ * gateway processes and a worker on one real Redis. Broadcasts of chosen types are the events;
+ * the worker answers the /mcp requests whose replies are compressed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
+import { gunzipSync } from 'node:zlib';
 import { existsSync } from 'node:fs';
 import { EventSource } from 'eventsource';
 import { chromium, type Browser } from 'playwright-core';
@@ -12,6 +15,7 @@ import type { TokenType } from '../../shared/types';
 import { startCluster, type TestCluster } from '../helpers/cluster';
 import type { SpawnedProcess } from '../helpers/processes';
 import { waitFor } from '../../devSupport/waitFor';
+import { initializeSession } from '../helpers/mcpHttp';
 import { openRawSse, type RawSseStream, type WireEvent } from '../unit/gateway/rawSse';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -27,7 +31,7 @@ const cleanups: Array<() => void> = [];
 beforeAll(async () => {
   cluster = await startCluster('streamopts', {
     gateways: 2,
-    workers: 0,
+    workers: 1,
     jwtSecret: SECRET,
     env: { SSE_COMPRESSION: 'gzip', HEARTBEAT_INTERVAL_MS: '500', RESUME_GRACE_MS: '30000' },
   });
@@ -274,6 +278,82 @@ describe('SSE_COMPRESSION=gzip', () => {
       await browser.close();
     }
   }, 30_000);
+});
+
+/** POSTs a JSON-RPC request to /mcp with raw http; resolves with the status, headers and raw body. */
+function rawMcpPost(
+  url: string,
+  session: string,
+  accept: string,
+  body: unknown,
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      `${url}/mcp`,
+      {
+        method: 'POST',
+        headers: {
+          Authorization: `Bearer ${tokens.team}`,
+          'Content-Type': 'application/json',
+          Accept: accept,
+          'Accept-Encoding': 'gzip',
+          'Mcp-Session-Id': session,
+          'MCP-Protocol-Version': '2025-11-25',
+        },
+      },
+      (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(parts),
+          }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}
+
+describe('SSE_COMPRESSION=gzip on /mcp', () => {
+  it('gzips a POST reply stream (complete gzip member) and a JSON reply over 1 KiB', async () => {
+    const session = await initializeSession(gatewayA.url, tokens.team);
+    const list = { jsonrpc: '2.0', id: 2, method: 'tools/list' };
+    const stream = await rawMcpPost(
+      gatewayA.url,
+      session,
+      'application/json, text/event-stream',
+      list,
+    );
+    expect(stream.status).toBe(200);
+    expect(stream.headers['content-type']).toContain('text/event-stream');
+    expect(stream.headers['content-encoding']).toBe('gzip');
+    expect(stream.headers.vary).toContain('Accept-Encoding');
+    // gunzipSync throws on a member without its trailer: the stream ended cleanly.
+    const sse = gunzipSync(stream.body).toString();
+    expect(sse).toContain('"tools":[');
+
+    const json = await rawMcpPost(gatewayB.url, session, 'application/json', { ...list, id: 3 });
+    expect(json.status).toBe(200);
+    expect(json.headers['content-encoding']).toBe('gzip');
+    expect(Number(json.headers['content-length'])).toBe(json.body.length);
+    const reply = JSON.parse(gunzipSync(json.body).toString()) as { result: { tools: unknown[] } };
+    expect(reply.result.tools.length).toBeGreaterThan(0);
+    expect(json.body.length).toBeLessThan(Buffer.byteLength(JSON.stringify(reply)));
+
+    // A small JSON reply stays as it is.
+    const ping = await rawMcpPost(gatewayA.url, session, 'application/json', {
+      jsonrpc: '2.0',
+      id: 4,
+      method: 'ping',
+    });
+    expect(ping.headers['content-encoding']).toBeUndefined();
+    expect(JSON.parse(ping.body.toString())).toMatchObject({ id: 4, result: {} });
+  });
 });
 
 describe('the demo page', () => {
