@@ -13,7 +13,8 @@ import { chromium, type Browser } from 'playwright-core';
 import { issueToken } from '../../shared/auth';
 import type { TokenType } from '../../shared/types';
 import { startCluster, type TestCluster } from '../helpers/cluster';
-import type { SpawnedProcess } from '../helpers/processes';
+import { spawnRole, type SpawnedProcess } from '../helpers/processes';
+import { uniquePrefix } from '../../devSupport/redis';
 import { waitFor } from '../../devSupport/waitFor';
 import { initializeSession } from '../helpers/mcpHttp';
 import { openRawSse, type RawSseStream, type WireEvent } from '../unit/gateway/rawSse';
@@ -47,8 +48,8 @@ afterAll(async () => {
 });
 
 /** Broadcasts an event named `type` (data carries `seq` and `run`) to every token type. */
-async function broadcast(type: string, run: string, seq: number): Promise<void> {
-  const res = await fetch(`${gatewayA.url}/mcp/sse/broadcast`, {
+async function broadcast(type: string, run: string, seq: number, via = gatewayA): Promise<void> {
+  const res = await fetch(`${via.url}/mcp/sse/broadcast`, {
     method: 'POST',
     headers: { Authorization: `Bearer ${tokens.master}`, 'Content-Type': 'application/json' },
     body: JSON.stringify({ message: { type, run, seq } }),
@@ -118,12 +119,41 @@ describe('event filters', () => {
     for (const [i, type] of ['mcp-error', 'tick'].entries()) await broadcast(type, run, 20 + i);
     await resumed.next((e) => e.event === 'tick' && e.data.includes('"seq":21'));
     expect(ofRun(resumed.events, run)).toEqual(['tick:11', 'tool-result:13', 'tick:15', 'tick:21']);
+    expect(resumed.events.some((e) => e.data.includes('history-lost'))).toBe(false);
     expect(resumed.events.some((e) => e.event === 'heartbeat' || e.event === 'mcp-error')).toBe(
       false,
     );
     // Ids stay resume points: every written event's id names the resumed connection.
     const connectionId = (JSON.parse(welcome.data) as { connectionId: string }).connectionId;
     for (const e of resumed.events.filter((x) => x.id)) expect(e.id!.startsWith(connectionId));
+  });
+
+  it('tells history-lost on a filtered resume when only filtered-out events were dropped', async () => {
+    // Two more gateways with a short history, on their own prefix.
+    const env = {
+      ...cluster.env,
+      REDIS_PREFIX: uniquePrefix('streamopts-short'),
+      HISTORY_MAXLEN: '5',
+    };
+    const [c, d] = await Promise.all([
+      spawnRole('gateway', { ...env, POD_ID: 'gateway-c' }),
+      spawnRole('gateway', { ...env, POD_ID: 'gateway-d' }),
+    ]);
+    const run = `l${Date.now()}`;
+    const first = await raw(c, '?events=broadcast:tick');
+    await first.next((e) => e.event === 'mcp-notification');
+    const lastId = first.events.filter((e) => e.id !== undefined).at(-1)!.id!;
+    first.close();
+    await first.ended;
+    for (let seq = 1; seq <= 30; seq++) await broadcast('other', run, seq, c);
+    await broadcast('tick', run, 31, c);
+    const resumed = await raw(d, '?events=broadcast:tick', { 'Last-Event-ID': lastId });
+    await resumed.next((e) => e.event === 'tick' && e.data.includes('"seq":31'));
+    const statuses = resumed.events
+      .filter((e) => e.event === 'connection-status')
+      .map((e) => (JSON.parse(e.data) as { status: string }).status);
+    expect(statuses).toEqual(['history-lost', 'resumed']);
+    expect(ofRun(resumed.events, run)).toEqual(['tick:31']);
   });
 
   it('takes the filter from the X-SSE-Events header (eventsource package)', async () => {
