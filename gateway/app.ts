@@ -21,6 +21,7 @@ import { DrainState } from './drainState';
 import { HotRoutes, type HttpListener } from './hotRoutes';
 import { ConnectionHub } from './seed/hub';
 import { setSseBatchWindow } from './sse/writer';
+import { setCompression } from './sse/compression';
 
 export interface GatewayDeps {
   config: Config;
@@ -57,6 +58,7 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
   // Draining is the app's state: every transport's routes and the seed hub read it.
   const drain = new DrainState();
   setSseBatchWindow(config.sseBatchMs);
+  setCompression(config.sseCompression);
   const hub = new ConnectionHub({ config, engine, logger, metrics, drain });
   const resource = config.oauth ? new ProtectedResource(config.oauth) : undefined;
   const hotRoutes = new HotRoutes();

@@ -2,7 +2,8 @@ import type { Request, RequestHandler } from 'express';
 import type { Config } from '../../shared/config';
 import { errors, type GatewayError } from '../../shared/errors';
 
-export const CORS_ALLOWED_HEADERS = 'Authorization, Content-Type, Cache-Control, Last-Event-ID';
+export const CORS_ALLOWED_HEADERS =
+  'Authorization, Content-Type, Cache-Control, Last-Event-ID, X-SSE-Events';
 /** The MCP transports' routes also take their session and version headers. */
 const MCP_PATHS = new Set(['/mcp', '/sse', '/messages']);
 const MCP_ALLOWED_HEADERS = `${CORS_ALLOWED_HEADERS}, Mcp-Session-Id, MCP-Protocol-Version, Mcp-Method, Mcp-Name`;

@@ -3,12 +3,14 @@ import { errors } from '../../shared/errors';
 import { claimsOf } from '../middleware/auth';
 import { markStreamStarted } from '../middleware/requestMetrics';
 import { parseEventId, type ParsedEventId } from '../seed/cursor';
+import { parseEventFilter } from '../seed/eventFilter';
 import { guarded, type RouteContext } from './context';
 
 /**
  * GET /mcp/sse: opens an event stream (Bearer header, or ?token= for browsers' EventSource).
  * With `Last-Event-ID` (or ?lastEventId= for clients that cannot set headers) it resumes that
- * connection, on any pod.
+ * connection, on any pod. `?events=a,b` (or `X-SSE-Events: a,b`) limits the stream to those
+ * event types (see eventFilter.ts); a resume repeats it, as EventSource does with its URL.
  */
 export function sseRoutes(ctx: RouteContext): Router {
   const router = Router();
@@ -21,6 +23,7 @@ export function sseRoutes(ctx: RouteContext): Router {
         claimsOf(res),
         clientIP,
         resumePoint(req.get('Last-Event-ID'), req.query.lastEventId),
+        parseEventFilter(req.get('X-SSE-Events'), req.query.events),
       );
       if (res.headersSent) markStreamStarted(res);
     },

@@ -3,6 +3,7 @@ import type { Subscription } from '../../shared/engine/engine';
 import type { TokenType } from '../../shared/types';
 import { OVERFLOW, SKIPPED, SseWriter, type PeerClose, type SendQueueLimits } from '../sse/writer';
 import { START_CURSOR, formatEventId, isAfter, type StreamCursor } from './cursor';
+import type { EventFilter } from './eventFilter';
 import { SSE_HEADERS, idLine } from './frame';
 
 export { OVERFLOW, SKIPPED, type SendQueueLimits } from '../sse/writer';
@@ -30,6 +31,7 @@ type ConnectionState = 'opening' | 'open' | 'closed';
 interface HeldEvent {
   fromTypeTopic: boolean;
   id: string;
+  event: string;
   body: string | Buffer;
   progressOf?: string;
 }
@@ -52,6 +54,11 @@ export class SseConnection extends SseWriter {
   /** Engine state released when the connection closes. */
   subscription: Subscription | undefined;
   registered = false;
+  /**
+   * The wire event names this stream is limited to (`?events=`); null: all. A filtered event
+   * still moves the cursor, so ids stay resume points and a replay skips it again.
+   */
+  filter: EventFilter = null;
 
   /** Where the stream stands (a StreamCursor, kept as two fields: one object less per stream). */
   private cursorConnection: string;
@@ -137,7 +144,7 @@ export class SseConnection extends SseWriter {
     this.held = null;
     let result = SKIPPED;
     for (const e of held ?? []) {
-      result = this.deliver(e.fromTypeTopic, e.id, e.body, e.progressOf);
+      result = this.deliver(e.fromTypeTopic, e.id, e.event, e.body, e.progressOf);
       if (result === OVERFLOW) break;
     }
     return result;
@@ -147,8 +154,14 @@ export class SseConnection extends SseWriter {
    * Writes a replayed (history) event while live events are held. The caller awaits drained()
    * whenever the socket is blocked, so a replay never fills the send queue.
    */
-  replay(fromTypeTopic: boolean, id: string, body: string | Buffer, progressOf?: string): number {
-    return this.offer(fromTypeTopic, id, body, progressOf);
+  replay(
+    fromTypeTopic: boolean,
+    id: string,
+    event: string,
+    body: string | Buffer,
+    progressOf?: string,
+  ): number {
+    return this.offer(fromTypeTopic, id, event, body, progressOf);
   }
 
   /**
@@ -158,19 +171,31 @@ export class SseConnection extends SseWriter {
    * `progressOf` names the request of a progress event: while it waits in a backed-up queue,
    * a newer progress of that request replaces it (latest wins; results are never dropped).
    */
-  deliver(fromTypeTopic: boolean, id: string, body: string | Buffer, progressOf?: string): number {
+  deliver(
+    fromTypeTopic: boolean,
+    id: string,
+    event: string,
+    body: string | Buffer,
+    progressOf?: string,
+  ): number {
     if (this.holding && this.state !== 'closed') {
       this.held ??= [];
       if (this.held.length >= this.limits.maxEvents) return OVERFLOW;
-      this.held.push({ fromTypeTopic, id, body, progressOf });
+      this.held.push({ fromTypeTopic, id, event, body, progressOf });
       return SKIPPED;
     }
-    return this.offer(fromTypeTopic, id, body, progressOf);
+    return this.offer(fromTypeTopic, id, event, body, progressOf);
+  }
+
+  /** False when the stream's filter leaves this wire event name out. */
+  wants(event: string): boolean {
+    return this.filter === null || this.filter.has(event);
   }
 
   private offer(
     fromTypeTopic: boolean,
     id: string,
+    event: string,
     body: string | Buffer,
     progressOf?: string,
   ): number {
@@ -182,6 +207,7 @@ export class SseConnection extends SseWriter {
       if (!isAfter(id, this.cursorConnection)) return SKIPPED;
       this.cursorConnection = id;
     }
+    if (this.filter !== null && !this.filter.has(event)) return SKIPPED;
     return this.writeFrame(idLine(this.eventId), body, progressOf);
   }
 
@@ -192,6 +218,12 @@ export class SseConnection extends SseWriter {
   sendLocal(body: string | Buffer, droppable: boolean): number {
     if (this.state !== 'open' || (droppable && this.isBlocked)) return SKIPPED;
     return this.writeFrame(idLine(this.eventId), body);
+  }
+
+  /** Writes an SSE comment (no event, no id: clients ignore it); skipped while backed up. */
+  sendComment(body: Buffer): number {
+    if (this.state !== 'open' || this.isBlocked) return SKIPPED;
+    return this.writeFrame('', body);
   }
 
   /** Ends the stream gracefully (what was written still reaches the client). */

@@ -8,9 +8,14 @@ export const SAFE_EVENT_NAME = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 const LINE_BREAK = /\r\n|\r|\n/;
 
+/** The event name written to the wire for `event` (unsafe names become `message`). */
+export function wireEventName(event: string): string {
+  return SAFE_EVENT_NAME.test(event) ? event : 'message';
+}
+
 /** `event: <name>\ndata: <data>\n\n`; data with line breaks becomes several `data:` lines. */
 export function eventBody(event: string, data: string): string {
-  const name = SAFE_EVENT_NAME.test(event) ? event : 'message';
+  const name = wireEventName(event);
   // JSON.stringify never emits raw line breaks, so the split is the rare path.
   if (!LINE_BREAK.test(data)) return `event: ${name}\ndata: ${data}\n\n`;
   return `event: ${name}\ndata: ${data.split(LINE_BREAK).join('\ndata: ')}\n\n`;
@@ -30,6 +35,7 @@ export const SSE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   'Cache-Control': 'no-cache',
   Connection: 'close',
   'X-Accel-Buffering': 'no',
-  'Access-Control-Allow-Headers': 'Authorization, Cache-Control, Content-Type, Last-Event-ID',
+  'Access-Control-Allow-Headers':
+    'Authorization, Cache-Control, Content-Type, Last-Event-ID, X-SSE-Events',
   'Access-Control-Allow-Methods': 'GET, OPTIONS',
 });

@@ -22,7 +22,8 @@ import { BackgroundWork } from '../background';
 import type { DrainState } from '../drainState';
 import { OVERFLOW, SseConnection, type ConnectionOwner, type SendQueueLimits } from './connection';
 import type { ParsedEventId } from './cursor';
-import { eventBody } from './frame';
+import type { EventFilter } from './eventFilter';
+import { eventBody, wireEventName } from './frame';
 import { RegistryUpkeep, type LapsedListener, type TrackedStream } from './registryUpkeep';
 import {
   ResumeHandshake,
@@ -31,7 +32,6 @@ import {
   statusBody,
 } from './resumeHandshake';
 import type { Replay } from './replay';
-import { seedWireEvent } from '../../shared/protocol';
 
 export type { LapsedListener, TrackedStream } from './registryUpkeep';
 
@@ -72,6 +72,9 @@ const SEED_EVENT_NAMES: ReadonlySet<string> = new Set<SSEEventType>([
   'tool-result',
   'connection-status',
 ]);
+
+/** A heartbeat for a stream whose filter leaves heartbeats out: an SSE comment, no event. */
+const HEARTBEAT_COMMENT = Buffer.from(': heartbeat\n\n');
 
 export interface LocalStats {
   totalConnections: number;
@@ -291,6 +294,7 @@ export class ConnectionHub {
     claims: TokenClaims,
     clientIP: string,
     resumeFrom?: ParsedEventId,
+    filter: EventFilter = null,
   ): Promise<void> {
     if (this.closed || this.drainState.active) {
       throw errors.unavailable('This gateway is not accepting new streams; reconnect', 1);
@@ -329,6 +333,7 @@ export class ConnectionHub {
       this.connectionOwner,
       resumed ? resumeFrom.cursor : undefined,
     );
+    conn.filter = filter;
     this.add(conn);
 
     const id = conn.connectionId;
@@ -432,7 +437,9 @@ export class ConnectionHub {
     let count = 0;
     let bytes = 0;
     for (const conn of this.connections.values()) {
-      const written = conn.sendLocal(body, true);
+      const written = conn.wants('heartbeat')
+        ? conn.sendLocal(body, true)
+        : conn.sendComment(HEARTBEAT_COMMENT);
       if (written > 0) {
         count++;
         bytes += written;
@@ -498,12 +505,13 @@ export class ConnectionHub {
     const targets = type && this.byType.get(type);
     if (!targets || targets.size === 0) return;
     const started = performance.now();
-    const body = Buffer.from(eventBody(ev.event, ev.data));
+    const event = wireEventName(ev.event);
+    const body = Buffer.from(eventBody(event, ev.data));
     let count = 0;
     let bytes = 0;
     let overflowed: SseConnection[] | undefined;
     for (const conn of targets) {
-      const written = conn.deliver(true, ev.id, body);
+      const written = conn.deliver(true, ev.id, event, body);
       if (written > 0) {
         count++;
         bytes += written;
@@ -518,11 +526,10 @@ export class ConnectionHub {
   }
 
   private onConnectionEvent(conn: SseConnection, ev: EngineEvent): void {
-    const [body, progressOf] = connectionEventFrame(ev);
-    const written = conn.deliver(false, ev.id, body, progressOf);
+    const [body, progressOf, event] = connectionEventFrame(ev);
+    const written = conn.deliver(false, ev.id, event, body, progressOf);
     if (written === OVERFLOW) return this.closeSlowConsumer(conn);
     if (written > 0) {
-      const event = seedWireEvent(ev.event);
       this.metrics.eventsWritten.inc({ event: SEED_EVENT_NAMES.has(event) ? event : 'other' });
       this.metrics.eventBytesWritten.inc(written);
     }

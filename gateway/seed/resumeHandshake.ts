@@ -5,7 +5,7 @@ import { SEED_EVENTS, progressRequestId, seedWireEvent } from '../../shared/prot
 import type { EngineEvent } from '../../shared/engine/engine';
 import { OVERFLOW, type SseConnection } from './connection';
 import type { ParsedEventId } from './cursor';
-import { eventBody } from './frame';
+import { eventBody, wireEventName } from './frame';
 import { SharedHistoryReads, readMissed, type Replay } from './replay';
 
 export interface ResumeHandshakeDeps {
@@ -62,7 +62,9 @@ export class ResumeHandshake {
     const first = [
       reconnectRetryLine() +
         statusBody(id, 'resumed', 'Connection resumed; replaying missed events', {
-          missed: history.events.length,
+          missed: conn.filter
+            ? history.events.filter(({ ev }) => conn.wants(replayFrame(ev)[2])).length
+            : history.events.length,
         }),
     ];
     if (history.truncated) {
@@ -83,7 +85,8 @@ export class ResumeHandshake {
     let bytes = 0;
     for (const { fromTypeTopic, ev } of history.events) {
       if (conn.isClosed) return;
-      const written = conn.replay(fromTypeTopic, ev.id, ...replayFrame(ev));
+      const [body, progressOf, event] = replayFrame(ev);
+      const written = conn.replay(fromTypeTopic, ev.id, event, body, progressOf);
       if (written > 0) {
         count++;
         bytes += written;
@@ -123,19 +126,23 @@ export class ResumeHandshake {
  * The SSE body of an event of a connection (or token-type) topic, and for progress the request
  * it is about (the send queue coalesces queued progress per request).
  */
-export function connectionEventFrame(ev: EngineEvent): [string, string | undefined] {
-  const body = eventBody(seedWireEvent(ev.event), ev.data);
+export function connectionEventFrame(ev: EngineEvent): EventFrame {
+  const event = wireEventName(seedWireEvent(ev.event));
+  const body = eventBody(event, ev.data);
   const progressOf = ev.event === SEED_EVENTS.toolProgress ? progressRequestId(ev.data) : undefined;
-  return [body, progressOf];
+  return [body, progressOf, event];
 }
+
+/** An event's SSE body, the request a progress event is about, and its wire event name. */
+export type EventFrame = [string, string | undefined, string];
 
 /**
  * Frames of replayed events, kept while the event is: a broadcast replayed to thousands of
  * resumed streams (the same object, their history reads being shared) is framed once.
  */
-const replayFrames = new WeakMap<EngineEvent, [string, string | undefined]>();
+const replayFrames = new WeakMap<EngineEvent, EventFrame>();
 
-function replayFrame(ev: EngineEvent): [string, string | undefined] {
+function replayFrame(ev: EngineEvent): EventFrame {
   let frame = replayFrames.get(ev);
   if (!frame) replayFrames.set(ev, (frame = connectionEventFrame(ev)));
   return frame;

@@ -1,6 +1,14 @@
 // Over 300 lines: the one SSE writer (head, detach from the HTTP layer, framing, per-tick batching, send queue, close).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
+import {
+  acceptsGzip,
+  compressionOn,
+  createStreamGzip,
+  gzipEnd,
+  gzipFrame,
+  type StreamGzip,
+} from './compression';
 
 /** Result of writing a frame: bytes accepted (> 0), SKIPPED or OVERFLOW. */
 export const SKIPPED = 0;
@@ -103,6 +111,8 @@ export abstract class SseWriter {
   private drainWaiters: Array<() => void> | null = null;
   /** `close` framing: the response, until the HTTP layer lets the socket go. */
   private detaching: ServerResponse | null = null;
+  /** SSE_COMPRESSION=gzip and a client that accepts it: this stream's own deflate state. */
+  private gzip: StreamGzip | null = null;
 
   constructor(protected readonly limits: SendQueueLimits) {}
 
@@ -141,6 +151,8 @@ export abstract class SseWriter {
     const socket = res.socket as Owned<Socket> | null;
     // Gone or HEAD: the response's 'close' (watchResponse) reports the end to the owner.
     if (!socket || socket.destroyed || res.destroyed || res.writableEnded) return false;
+    const gzip = compressionOn() && acceptsGzip(res.req.headers['accept-encoding']);
+    if (gzip) headers = { ...headers, 'Content-Encoding': 'gzip', Vary: 'Accept-Encoding' };
     if (framing === 'close') {
       res.useChunkedEncodingByDefault = false;
       res.writeHead(200, { ...headers, Connection: 'close' });
@@ -152,6 +164,7 @@ export abstract class SseWriter {
       return false;
     }
     res.flushHeaders();
+    if (gzip) this.gzip = createStreamGzip();
     this.wireState = 'open';
     this.socket = socket;
     socket[kWriter] = this;
@@ -254,6 +267,11 @@ export abstract class SseWriter {
       }
     }
     this.flush();
+    // The gzip trailer, so a client reading to the end sees a complete gzip member.
+    if (this.gzip && this.socket && !this.socket.destroyed) {
+      const trailer = gzipEnd(this.gzip);
+      this.socket.write(this.response ? chunk(trailer) : trailer);
+    }
     this.release();
     if (this.response) this.response.end();
     else if (this.socket) endSocket(this.socket);
@@ -295,6 +313,9 @@ export abstract class SseWriter {
     this.socket = null;
     this.response = null;
     this.detaching = null;
+    // Its native memory is freed now, not at some later garbage collection.
+    this.gzip?.close();
+    this.gzip = null;
   }
 
   /**
@@ -324,7 +345,9 @@ export abstract class SseWriter {
     this.pendingBytes = 0;
     const socket = this.socket;
     if (!socket || this.wireState !== 'open') return;
-    const data = more === null ? oneWrite(head, body) : gather(head, body, more);
+    let data = more === null ? oneWrite(head, body) : gather(head, body, more);
+    // Compressed and sync-flushed as one block: the client can decode every event at once.
+    if (this.gzip) data = gzipFrame(this.gzip, data);
     socket.write(this.response ? chunk(data) : data);
     this.checkBackpressure();
   }

@@ -106,15 +106,15 @@ const body = (name: string, n: number) => eventBody(name, JSON.stringify({ n }))
 /** Fills the socket: a frame far larger than the kernel's buffers, while the client reads nothing. */
 function backUp(conn: SseConnection, client: RawClient, id = '1-0'): number {
   client.socket.pause();
-  return conn.deliver(false, id, eventBody('big', 'x'.repeat(32 << 20)));
+  return conn.deliver(false, id, 'e', eventBody('big', 'x'.repeat(32 << 20)));
 }
 
 describe('SseConnection on the SSE writer', () => {
   it('writes a close-delimited head and exactly the SSE frames, then ends the connection', async () => {
     const { client, conn } = await connect();
     conn.open(body('welcome', 0));
-    conn.deliver(false, '1-0', body('r', 1));
-    conn.deliver(true, '2-0', Buffer.from(body('b', 2)));
+    conn.deliver(false, '1-0', 'e', body('r', 1));
+    conn.deliver(true, '2-0', 'e', Buffer.from(body('b', 2)));
     conn.end();
     await client.ended;
     const text = client.text();
@@ -152,7 +152,7 @@ describe('SseConnection on the SSE writer', () => {
     client.socket.destroy();
     await waitFor(() => gone.length > 0, 5000, 'client gone noticed');
     expect(gone).toHaveLength(1);
-    expect(conn.deliver(false, '1-0', body('r', 1))).toBe(SKIPPED);
+    expect(conn.deliver(false, '1-0', 'e', body('r', 1))).toBe(SKIPPED);
   });
 
   it('answers a HEAD with the head alone and reports the stream gone', async () => {
@@ -166,9 +166,9 @@ describe('SseConnection on the SSE writer', () => {
 
   it('holds events that arrive while opening and writes them after the welcome, deduplicated', async () => {
     const { client, conn } = await connect();
-    expect(conn.deliver(false, '5-0', body('mcp-response', 1))).toBe(SKIPPED);
-    expect(conn.deliver(true, '7-0', Buffer.from(body('b', 1)))).toBe(SKIPPED);
-    expect(conn.deliver(true, '9-0', Buffer.from(body('b', 2)))).toBe(SKIPPED);
+    expect(conn.deliver(false, '5-0', 'e', body('mcp-response', 1))).toBe(SKIPPED);
+    expect(conn.deliver(true, '7-0', 'e', Buffer.from(body('b', 1)))).toBe(SKIPPED);
+    expect(conn.deliver(true, '9-0', 'e', Buffer.from(body('b', 2)))).toBe(SKIPPED);
     conn.startTypeTopicAt('7-0'); // the broadcast 7-0 came before the connection's start
     conn.open(body('mcp-notification', 0));
     conn.end();
@@ -183,11 +183,11 @@ describe('SseConnection on the SSE writer', () => {
   it('drops events at or before the cursor of their topic', async () => {
     const { client, conn } = await connect();
     conn.open(body('w', 0));
-    expect(conn.deliver(false, '2-0', body('r', 1))).toBeGreaterThan(0);
-    expect(conn.deliver(false, '2-0', body('r', 1))).toBe(SKIPPED);
-    expect(conn.deliver(false, '1-9', body('r', 0))).toBe(SKIPPED);
-    expect(conn.deliver(true, '1-0', Buffer.from(body('b', 1)))).toBeGreaterThan(0);
-    expect(conn.deliver(true, '1-0', Buffer.from(body('b', 1)))).toBe(SKIPPED);
+    expect(conn.deliver(false, '2-0', 'e', body('r', 1))).toBeGreaterThan(0);
+    expect(conn.deliver(false, '2-0', 'e', body('r', 1))).toBe(SKIPPED);
+    expect(conn.deliver(false, '1-9', 'e', body('r', 0))).toBe(SKIPPED);
+    expect(conn.deliver(true, '1-0', 'e', Buffer.from(body('b', 1)))).toBeGreaterThan(0);
+    expect(conn.deliver(true, '1-0', 'e', Buffer.from(body('b', 1)))).toBe(SKIPPED);
     expect(conn.eventId).toBe(`${CID}_2-0_1-0`);
     conn.end();
     await client.ended;
@@ -200,7 +200,7 @@ describe('SseConnection on the SSE writer', () => {
     await nextTurn();
     const writev = jest.spyOn(socket as unknown as { _writev: () => void }, '_writev');
     const write = jest.spyOn(socket as unknown as { _write: () => void }, '_write');
-    for (let i = 1; i <= 5; i++) conn.deliver(true, `${i}-0`, Buffer.from(body('b', i)));
+    for (let i = 1; i <= 5; i++) conn.deliver(true, `${i}-0`, 'e', Buffer.from(body('b', i)));
     await nextTurn();
     // Gathered by the writer: one plain write of one chunk (no cork, no writev).
     expect(writev).not.toHaveBeenCalled();
@@ -218,11 +218,11 @@ describe('SseConnection on the SSE writer', () => {
     const writes = streams.map(({ socket }) =>
       jest.spyOn(socket as unknown as { _write: () => void }, '_write'),
     );
-    for (const { conn } of streams) conn.deliver(true, '1-0', Buffer.from(body('b', 1)));
+    for (const { conn } of streams) conn.deliver(true, '1-0', 'e', Buffer.from(body('b', 1)));
     await new Promise((resolve) => process.nextTick(resolve)); // after the first slice
     expect(writes.map((w) => w.mock.calls.length)).toEqual([1, 1, 0]);
     // The third waits for the next turn; what it gets meanwhile joins its write, in order.
-    streams[2].conn.deliver(true, '2-0', Buffer.from(body('b', 2)));
+    streams[2].conn.deliver(true, '2-0', 'e', Buffer.from(body('b', 2)));
     await nextTurn();
     expect(writes.map((w) => w.mock.calls.length)).toEqual([1, 1, 1]);
     const third = String((writes[2].mock.calls[0] as unknown[])[0]);
@@ -239,9 +239,9 @@ describe('SseConnection on the SSE writer', () => {
     conn.open(body('w', 0));
     await nextTurn();
     const write = jest.spyOn(socket as unknown as { _write: () => void }, '_write');
-    conn.deliver(false, '1-0', eventBody('r', JSON.stringify({ text: 'é€😀' })));
-    conn.deliver(true, '1-0', Buffer.from(eventBody('b', JSON.stringify({ text: 'ü✓' }))));
-    conn.deliver(false, '2-0', body('r', 2));
+    conn.deliver(false, '1-0', 'e', eventBody('r', JSON.stringify({ text: 'é€😀' })));
+    conn.deliver(true, '1-0', 'e', Buffer.from(eventBody('b', JSON.stringify({ text: 'ü✓' }))));
+    conn.deliver(false, '2-0', 'e', body('r', 2));
     await nextTurn();
     expect(write).toHaveBeenCalledTimes(1);
     conn.end();
@@ -263,9 +263,9 @@ describe('SseConnection on the SSE writer', () => {
     const writev = jest.spyOn(socket as unknown as { _writev: () => void }, '_writev');
     const write = jest.spyOn(socket as unknown as { _write: () => void }, '_write');
     const before = client.received();
-    conn.deliver(true, '1-0', Buffer.from(body('b', 1)));
+    conn.deliver(true, '1-0', 'e', Buffer.from(body('b', 1)));
     await nextTurn();
-    conn.deliver(true, '2-0', Buffer.from(body('b', 2)));
+    conn.deliver(true, '2-0', 'e', Buffer.from(body('b', 2)));
     await nextTurn();
     expect(writev).not.toHaveBeenCalled();
     expect(write).not.toHaveBeenCalled();
@@ -286,9 +286,9 @@ describe('SseConnection on the SSE writer', () => {
     await nextTurn();
     const writev = jest.spyOn(socket as unknown as { _writev: () => void }, '_writev');
     const write = jest.spyOn(socket as unknown as { _write: () => void }, '_write');
-    conn.deliver(true, '1-0', Buffer.from(body('b', 1)));
+    conn.deliver(true, '1-0', 'e', Buffer.from(body('b', 1)));
     await nextTurn();
-    conn.deliver(true, '2-0', Buffer.from(body('b', 2)));
+    conn.deliver(true, '2-0', 'e', Buffer.from(body('b', 2)));
     await nextTurn();
     expect(writev.mock.calls.length + write.mock.calls.length).toBe(2);
     conn.end();
@@ -301,8 +301,8 @@ describe('SseConnection on the SSE writer', () => {
     expect(backUp(conn, client)).toBeGreaterThan(0);
     await nextTurn();
     expect(conn.isBlocked).toBe(true);
-    expect(conn.deliver(false, '2-0', body('r', 2))).toBeGreaterThan(0);
-    expect(conn.deliver(true, '3-0', Buffer.from(body('b', 3)))).toBeGreaterThan(0);
+    expect(conn.deliver(false, '2-0', 'e', body('r', 2))).toBeGreaterThan(0);
+    expect(conn.deliver(true, '3-0', 'e', Buffer.from(body('b', 3)))).toBeGreaterThan(0);
     expect(conn.sendLocal(body('heartbeat', 0), true)).toBe(SKIPPED);
     const drained = conn.drained();
     client.socket.resume();
@@ -344,13 +344,13 @@ describe('SseConnection on the SSE writer', () => {
     backUp(conn, client);
     await nextTurn();
     // The hub names the request of each tool-progress event (its own kind on the engine).
-    conn.deliver(false, '2-0', progress('a', 1), 'a');
-    conn.deliver(false, '3-0', progress('b', 1), 'b');
-    conn.deliver(false, '4-0', result('b'));
-    conn.deliver(false, '5-0', progress('a', 2), 'a');
+    conn.deliver(false, '2-0', 'e', progress('a', 1), 'a');
+    conn.deliver(false, '3-0', 'e', progress('b', 1), 'b');
+    conn.deliver(false, '4-0', 'e', result('b'));
+    conn.deliver(false, '5-0', 'e', progress('a', 2), 'a');
     for (let i = 3; i <= 9; i++)
-      expect(conn.deliver(false, `6-${i}`, progress('a', i), 'a')).toBeGreaterThan(0);
-    expect(conn.deliver(false, '7-0', result('a'))).toBeGreaterThan(0);
+      expect(conn.deliver(false, `6-${i}`, 'e', progress('a', i), 'a')).toBeGreaterThan(0);
+    expect(conn.deliver(false, '7-0', 'e', result('a'))).toBeGreaterThan(0);
     client.socket.resume();
     await waitFor(() => client.text().includes('7-0'), 10_000, 'queued frames to arrive');
     const wire = bodyOf(client.text()).slice(32 << 20);
@@ -369,8 +369,8 @@ describe('SseConnection on the SSE writer', () => {
     backUp(conn, client);
     await nextTurn();
     for (let i = 1; i <= 3; i++)
-      expect(conn.deliver(false, `${i + 1}-0`, body('r', i))).toBeGreaterThan(0);
-    expect(conn.deliver(false, '9-0', body('r', 9))).toBe(OVERFLOW);
+      expect(conn.deliver(false, `${i + 1}-0`, 'e', body('r', i))).toBeGreaterThan(0);
+    expect(conn.deliver(false, '9-0', 'e', body('r', 9))).toBe(OVERFLOW);
     // The hub then drops the connection: the client sees its socket close.
     conn.destroy();
     client.socket.resume();
@@ -383,8 +383,8 @@ describe('SseConnection on the SSE writer', () => {
     conn.open(body('w', 0));
     backUp(conn, client);
     await nextTurn();
-    expect(conn.deliver(false, '2-0', eventBody('r', 'x'.repeat(100)))).toBeGreaterThan(0);
-    expect(conn.deliver(false, '3-0', eventBody('r', 'x'.repeat(100)))).toBe(OVERFLOW);
+    expect(conn.deliver(false, '2-0', 'e', eventBody('r', 'x'.repeat(100)))).toBeGreaterThan(0);
+    expect(conn.deliver(false, '3-0', 'e', eventBody('r', 'x'.repeat(100)))).toBe(OVERFLOW);
     conn.destroy();
     client.socket.resume();
     await client.ended;
@@ -415,7 +415,7 @@ describe('SseConnection on the SSE writer', () => {
     conn.open(body('w', 0));
     backUp(conn, client);
     await nextTurn();
-    expect(conn.deliver(false, '2-0', body('r', 2))).toBeGreaterThan(0);
+    expect(conn.deliver(false, '2-0', 'e', body('r', 2))).toBeGreaterThan(0);
     conn.end();
     client.socket.resume();
     await client.ended;
@@ -426,7 +426,7 @@ describe('SseConnection on the SSE writer', () => {
     const { client, conn } = await connect();
     conn.open(body('w', 0));
     conn.end();
-    expect(conn.deliver(false, '1-0', body('r', 1))).toBe(SKIPPED);
+    expect(conn.deliver(false, '1-0', 'e', body('r', 1))).toBe(SKIPPED);
     expect(conn.sendLocal(body('s', 1), false)).toBe(SKIPPED);
     await client.ended;
     expect(bodyOf(client.text())).toBe(`id: ${CID}_0-0_0-0\n${body('w', 0)}`);

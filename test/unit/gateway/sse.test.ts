@@ -156,7 +156,7 @@ describe('CORS', () => {
       expect(res.headers.get('access-control-allow-origin')).toBe('*');
       expect(res.headers.get('access-control-allow-methods')).toContain('POST');
       expect(res.headers.get('access-control-allow-headers')).toBe(
-        'Authorization, Content-Type, Cache-Control, Last-Event-ID',
+        'Authorization, Content-Type, Cache-Control, Last-Event-ID, X-SSE-Events',
       );
     });
   });
