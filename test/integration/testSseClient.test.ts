@@ -155,6 +155,13 @@ test('--events: the filter is named, and a step whose answer it filters out is n
   expect(out).toMatch(/^• tools\/list: sent, its answer is filtered out \(--events\)$/m);
   expect(out).toMatch(/^• simulate_work: Completed 1 step/m);
   expect(out.trimEnd().endsWith('OK')).toBe(true);
+  // The gateway filtered the stream: after the welcome (an mcp-notification, always written),
+  // only the named types came in.
+  const received = [...out.matchAll(/^← (\S+) \[/gm)].map((m) => m[1]);
+  expect(received[0]).toBe('mcp-notification');
+  expect(received).toContain('tool-result');
+  const allowed = ['tool-result', 'mcp-error', 'connection-status'];
+  expect(received.slice(1).filter((name) => !allowed.includes(name!))).toEqual([]);
 }, 40_000);
 
 test('failures exit non-zero and say why: a refused token, a bad flag', async () => {
