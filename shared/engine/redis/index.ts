@@ -19,25 +19,23 @@ import { validateByteLimits, validateHistoryOptions } from '../limits';
 import { CommandQueue } from './commandQueue';
 import { type RedisCommandPort, redisCommandPort } from './commands';
 import { ConnectionRegistry } from './connectionRegistry';
-import {
-  type ConnectionContext,
-  closeConnection,
-  openConnection,
-  redactUrl,
-  whenReady,
-} from './connections';
+import { type ConnectionContext, closeConnection, openConnection, whenReady } from './connections';
 import { RedisDocumentStore } from './documentStore';
 import { EventLog } from './eventLog';
 import { redisEventPort } from './events';
 import { RedisKeyValueStore } from './keyValueStore';
 import { RedisMemberSets } from './memberSets';
 import { type RedisKeys, redisKeys } from './keys';
+import { type RedisTarget, describeTarget } from './redisConnections';
 import { Subscriber } from './pubSub';
 import { type ScriptedRedis, defineScripts } from './scripts';
 import { RedisWindowCounters } from './windowCounters';
 
 export interface RedisEngineOptions {
-  url: string;
+  /** A single Redis (REDIS_URL); or give `target`. */
+  url?: string;
+  /** Where Redis is (a URL or a Cluster's seed nodes); wins over `url`. */
+  target?: RedisTarget;
   /** Starts every key and channel (REDIS_PREFIX). */
   prefix: string;
   /** Events kept per topic (exactly this many after each trim, at most ~10% more between). */
@@ -89,15 +87,17 @@ export class RedisEngine implements Engine {
   private readonly reconnectListeners: (() => void)[] = [];
 
   constructor(options: RedisEngineOptions) {
-    const { url, prefix, historyMaxLen, historyTtlS, logger, metrics } = options;
-    if (!url) throw new RangeError('url is required');
+    const { prefix, historyMaxLen, historyTtlS, logger, metrics } = options;
+    const target =
+      options.target ?? (options.url ? { kind: 'url' as const, url: options.url } : undefined);
+    if (!target) throw new RangeError('url or target is required');
     validateHistoryOptions(historyMaxLen, historyTtlS);
     const historyMaxBytes = options.historyMaxBytes ?? DEFAULT_HISTORY_MAX_BYTES;
     const eventMaxBytes = options.eventMaxBytes ?? DEFAULT_EVENT_MAX_BYTES;
     validateByteLimits(historyMaxBytes, eventMaxBytes);
     this.startTimeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
-    this.keys = redisKeys(prefix);
-    this.context = { url, prefix, logger, metrics };
+    this.keys = redisKeys(prefix, { hashTags: target.kind === 'cluster' });
+    this.context = { target, prefix, logger, metrics };
     this.commands = defineScripts(openConnection(this.context, 'commands'));
     this.subscriberConnection = openConnection(this.context, 'subscriber');
     this.subscriber = new Subscriber(this.subscriberConnection, this.keys, logger);
@@ -177,13 +177,13 @@ export class RedisEngine implements Engine {
   // ---- lifecycle ----
 
   private async connect(): Promise<void> {
-    const what = `Redis engine (${redactUrl(this.context.url)})`;
+    const what = `Redis engine (${describeTarget(this.context.target)})`;
     await Promise.all([
       whenReady(this.commands, this.startTimeoutMs, what),
       whenReady(this.subscriberConnection, this.startTimeoutMs, what),
     ]);
     this.context.logger.info('redis engine connected', {
-      url: redactUrl(this.context.url),
+      redis: describeTarget(this.context.target),
       prefix: this.keys.prefix,
     });
   }
