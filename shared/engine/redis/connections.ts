@@ -48,7 +48,7 @@ export function openConnection(
     // engine does not hold the process open for the 2 s default.
     disconnectTimeout: 500,
   };
-  const connection = createRedisClient(context.target, options);
+  const connection = createRedisClient(context.target, options, role);
   watchHealth(connection, context, name);
   return connection;
 }

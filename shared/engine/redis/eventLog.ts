@@ -62,6 +62,9 @@ export class EventLog {
     if (processedKey && this.keys.hashTags) {
       return this.publishThenMarkProcessed(topic, event, data, processedKey, historyTtlMs, copyTo);
     }
+    if (copy && this.keys.hashTags) {
+      return this.publishThenCopy(topic, event, data, processedKey, historyTtlMs, copyTo);
+    }
     const history = this.keys.history(topic);
     const meta = this.keys.historyMeta(topic);
     const keys: [string, ...string[]] = processedKey
@@ -78,7 +81,8 @@ export class EventLog {
       this.ttlMs,
       this.maxBytes,
       historyTtlMs !== undefined ? Math.max(1, Math.round(historyTtlMs)) : '',
-      ...(copy ? [this.keys.channel(copyTo), topic] : []),
+      this.keys.hashTags ? 'SPUBLISH' : 'PUBLISH',
+      ...(copy && !this.keys.hashTags ? [this.keys.channel(copyTo), topic] : []),
     );
   }
 
@@ -98,6 +102,24 @@ export class EventLog {
   ): Promise<string> {
     const id = await this.publish(topic, event, data, undefined, historyTtlMs, copyTo);
     await this.redis.set(processedKey, '1', 'PX', this.ttlMs);
+    return id;
+  }
+
+  /**
+   * Cluster only: the copy's channel is in the other topic's slot, so it is published after
+   * the script, in the same payload form ("\n<topic>\n<id>\n<event>\n<data>"). Copies of one
+   * topic keep their order when its publisher awaits each publish (one request's stream does).
+   */
+  private async publishThenCopy(
+    topic: string,
+    event: string,
+    data: string,
+    processedKey: string | undefined,
+    historyTtlMs: number | undefined,
+    copyTo: string,
+  ): Promise<string> {
+    const id = await this.publish(topic, event, data, processedKey, historyTtlMs);
+    await this.redis.spublish(this.keys.channel(copyTo), `\n${topic}\n${id}\n${event}\n${data}`);
     return id;
   }
 

@@ -22,7 +22,8 @@
  * On a Redis Cluster (`hashTags`) every script and pipeline must keep its keys in one hash slot,
  * so the keys that scripts use together carry the same hash tag (`{...}`), while unrelated
  * owners get different tags and spread over the shards:
- *   - a topic's history and meta: `{t:<topic>}` (publishEvent, capHistory); one slot per topic.
+ *   - a topic's history, meta and shard channel: `{t:<topic>}` (publishEvent, capHistory); one
+ *     slot per topic.
  *   - the command stream, its dead letters and every in-flight set: `{cmd}` (enqueue, ack,
  *     dead-letter scripts touch them together, and the per-token admission count must be
  *     atomic with the XADD).
@@ -38,6 +39,8 @@ export interface RedisKeys {
   history(topic: string): string;
   historyMeta(topic: string): string;
   channel(topic: string): string;
+  /** The topic a channel of channel() carries. */
+  topicOfChannel(channel: string): string;
   readonly commands: string;
   readonly deadLetters: string;
   /** Prefix of the in-flight sets; the set of a token is this + its sub. */
@@ -76,7 +79,12 @@ export function redisKeys(prefix: string, options: KeyLayoutOptions = {}): Redis
     hashTags: options.hashTags === true,
     history: (topic) => topicKey('h', topic),
     historyMeta: (topic) => topicKey('hm', topic),
-    channel: (topic) => `${prefix}ev:${topic}`,
+    // On a Cluster a topic's channel is a shard channel of the topic's slot (SPUBLISH from its
+    // publish script, SSUBSCRIBE on the slot's master): same tag as its history.
+    channel: (topic) => topicKey('ev', topic),
+    topicOfChannel: options.hashTags
+      ? (channel) => channel.slice(`${prefix}ev:{t:`.length, -1)
+      : (channel) => channel.slice(`${prefix}ev:`.length),
     commands: queue,
     deadLetters: `${queue}:dead`,
     inFlightPrefix,

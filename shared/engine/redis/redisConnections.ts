@@ -21,7 +21,11 @@ const CLUSTER_RETRY_DELAY_MS = 200;
  * Redis for keys of one slot (which the engine's key layout guarantees, keys.ts), so the engine
  * uses it through the Redis type: the one place where the two differ is construction, here.
  */
-export function createRedisClient(target: RedisTarget, options: RedisOptions): Redis {
+export function createRedisClient(
+  target: RedisTarget,
+  options: RedisOptions,
+  role: 'commands' | 'subscriber' | 'blocking',
+): Redis {
   if (target.kind === 'url') return new Redis(target.url, options);
   const { enableAutoPipelining, lazyConnect, retryStrategy, ...redisOptions } = options;
   const cluster = new Cluster(target.nodes, {
@@ -31,6 +35,8 @@ export function createRedisClient(target: RedisTarget, options: RedisOptions): R
     retryDelayOnFailover: CLUSTER_RETRY_DELAY_MS,
     retryDelayOnClusterDown: CLUSTER_RETRY_DELAY_MS,
     retryDelayOnTryAgain: CLUSTER_RETRY_DELAY_MS,
+    // The subscriber holds one connection per master, each following its slots' moves.
+    shardedSubscribers: role === 'subscriber',
     redisOptions,
   });
   return cluster as unknown as Redis;
