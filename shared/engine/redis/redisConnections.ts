@@ -27,10 +27,13 @@ export function createRedisClient(
   role: 'commands' | 'subscriber' | 'blocking',
 ): Redis {
   if (target.kind === 'url') return new Redis(target.url, options);
-  const { enableAutoPipelining, lazyConnect, retryStrategy, ...redisOptions } = options;
+  const { lazyConnect, retryStrategy, ...redisOptions } = options;
   const cluster = new Cluster(target.nodes, {
     lazyConnect,
-    enableAutoPipelining,
+    // Off on a Cluster: ioredis groups auto-pipelined commands by the slot of their first
+    // string argument, which for XINFO, XGROUP and the like is a subcommand, not the key; one
+    // misgrouped command fails the whole batch (every command in it) with a slot error.
+    enableAutoPipelining: false,
     clusterRetryStrategy: retryStrategy,
     retryDelayOnFailover: CLUSTER_RETRY_DELAY_MS,
     retryDelayOnClusterDown: CLUSTER_RETRY_DELAY_MS,
