@@ -14,6 +14,8 @@ export interface ProvidedRedisCluster {
   nodes: string;
   /** Every server's client port, masters first (in creation order). */
   ports: number[];
+  /** SIGKILLs the server on this port (a shard master's crash) and waits for its exit. */
+  killNode(port: number): Promise<void>;
   /** Kills every server, waits for their exits and removes their directory. */
   stop(): Promise<void>;
 }
@@ -74,8 +76,14 @@ export async function startRedisCluster(
       ],
       { timeout: START_TIMEOUT_MS },
     );
-    await waitForClusterOk(servers);
-    return { nodes: addresses.join(','), ports: servers.map((s) => s.port), stop };
+    await waitForClusterOk(servers, masters * replicasPerMaster);
+    const killNode = async (port: number) => {
+      const server = servers.find((s) => s.port === port);
+      if (!server) throw new Error(`no cluster node on port ${port}`);
+      server.child.kill('SIGKILL');
+      await server.exited;
+    };
+    return { nodes: addresses.join(','), ports: servers.map((s) => s.port), killNode, stop };
   } catch (error) {
     await stop();
     throw error;
@@ -98,6 +106,9 @@ async function startServer(dir: string, port: number, busPort: number): Promise<
       path.join(dir, `nodes-${port}.conf`),
       '--cluster-node-timeout',
       '2000',
+      // A replica may take over however long its link was down (tests kill masters early).
+      '--cluster-replica-validity-factor',
+      '0',
       '--save',
       '',
       '--appendonly',
@@ -143,19 +154,23 @@ async function startServer(dir: string, port: number, busPort: number): Promise<
   return server;
 }
 
-/** Every node must see the whole cluster as ok (slots all assigned, gossip converged). */
-async function waitForClusterOk(servers: ClusterServer[]): Promise<void> {
+/**
+ * Every node must see the whole cluster as ok (slots all assigned, gossip converged), know
+ * every replica, and every replica must have its replication link up (else it could not take
+ * over from its master, which the fault tests rely on).
+ */
+async function waitForClusterOk(servers: ClusterServer[], replicas: number): Promise<void> {
   const deadline = Date.now() + START_TIMEOUT_MS;
+  const cli = async (port: number, ...args: string[]) =>
+    (await execFileAsync('redis-cli', ['-p', String(port), ...args])).stdout;
   for (;;) {
     const states = await Promise.all(
       servers.map(async (server) => {
-        const { stdout } = await execFileAsync('redis-cli', [
-          '-p',
-          String(server.port),
-          'cluster',
-          'info',
-        ]);
-        return /cluster_state:ok/.test(stdout);
+        if (!/cluster_state:ok/.test(await cli(server.port, 'cluster', 'info'))) return false;
+        const nodes = await cli(server.port, 'cluster', 'nodes');
+        if ((nodes.match(/\bslave\b/g) ?? []).length !== replicas) return false;
+        const replication = await cli(server.port, 'info', 'replication');
+        return !/role:slave/.test(replication) || /master_link_status:up/.test(replication);
       }),
     );
     if (states.every(Boolean)) return;

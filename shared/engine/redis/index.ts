@@ -139,19 +139,25 @@ export class RedisEngine implements Engine {
    * once commands flow again too, tells the listeners: the store may have lost data meanwhile.
    */
   private notifyReconnects(): void {
-    let everReady = false;
-    this.subscriberConnection.on('ready', () => {
-      if (!everReady) {
-        everReady = true;
-        return;
-      }
-      whenReady(this.commands, this.startTimeoutMs, 'reconnect').then(
-        () => {
-          for (const listener of this.reconnectListeners) listener();
-        },
-        () => undefined, // still down: the next 'ready' tries again
-      );
-    });
+    const afterFirst = (event: string) => {
+      let everReady = false;
+      this.subscriberConnection.on(event, () => {
+        if (!everReady) {
+          everReady = true;
+          return;
+        }
+        whenReady(this.commands, this.startTimeoutMs, 'reconnect').then(
+          () => {
+            for (const listener of this.reconnectListeners) listener();
+          },
+          () => undefined, // still down: the next 'ready' tries again
+        );
+      });
+    };
+    afterFirst('ready');
+    // On a Cluster, ioredis re-creates the per-master shard subscribers when the slot map
+    // changes (a failover, a slot moved) and says so once they are subscribed again.
+    if (this.keys.hashTags) afterFirst('subscribersReady');
   }
 
   start(): Promise<void> {
