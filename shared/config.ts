@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { type RedisTarget, parseClusterNodes } from './engine/redis/redisConnections';
 
 /**
  * Secrets shipped in this repository for local try-outs (docker-compose.yml, the k8s dev
@@ -31,6 +32,7 @@ const envSchema = z.object({
   HOST: z.string().default('0.0.0.0'),
   LISTEN_BACKLOG: z.coerce.number().int().min(1).max(MAX_LISTEN_BACKLOG).default(16_384),
   REDIS_URL: z.preprocess(emptyAsUndefined, z.string().url().optional()),
+  REDIS_CLUSTER_NODES: z.preprocess(emptyAsUndefined, z.string().optional()),
   REDIS_PREFIX: z.string().default('mcpgw:'),
   JWT_SECRET: z.preprocess(emptyAsUndefined, z.string().min(16).optional()),
   JWT_PUBLIC_KEY: z.preprocess(emptyAsUndefined, z.string().optional()),
@@ -111,8 +113,10 @@ const configSchema = envSchema.transform((e, ctx) => ({
    * default holds the reconnects of ~16,000 streams where Node's 511 drops SYNs (1 s, 3 s retries).
    */
   listenBacklog: e.LISTEN_BACKLOG,
-  /** Unset: the in-process memory engine. */
+  /** Unset (with REDIS_CLUSTER_NODES unset too): the in-process memory engine. */
   redisUrl: e.REDIS_URL,
+  /** Where the Redis engine's Redis is (REDIS_URL or REDIS_CLUSTER_NODES); unset: memory. */
+  redis: redisTargetOf(e, ctx),
   redisPrefix: e.REDIS_PREFIX,
   /**
    * HS256 secret. Parsing makes none: without a static key `npm start` makes one for its run,
@@ -217,6 +221,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     throw new Error(`Invalid configuration: ${detail}`);
   }
   return Object.freeze(parsed.data);
+}
+
+/** One Redis mode at most: a URL, or a Cluster's seed nodes. */
+function redisTargetOf(e: Env, ctx: Ctx): RedisTarget | undefined {
+  const modes = [e.REDIS_URL && 'REDIS_URL', e.REDIS_CLUSTER_NODES && 'REDIS_CLUSTER_NODES'];
+  const set = modes.filter((mode): mode is string => Boolean(mode));
+  if (set.length > 1) {
+    ctx.addIssue(`Set only one Redis mode, not ${set.join(' and ')}`);
+    return undefined;
+  }
+  if (e.REDIS_CLUSTER_NODES) {
+    try {
+      return { kind: 'cluster', nodes: parseClusterNodes(e.REDIS_CLUSTER_NODES) };
+    } catch (error) {
+      ctx.addIssue((error as Error).message);
+      return undefined;
+    }
+  }
+  return e.REDIS_URL ? { kind: 'url', url: e.REDIS_URL } : undefined;
 }
 
 /**

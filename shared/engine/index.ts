@@ -8,7 +8,7 @@ import { RedisEngine } from './redis';
 export * from './engine';
 export { ZERO_EVENT_ID, compareEventIds, isEventId } from './eventId';
 
-/** The memory engine unless REDIS_URL is set. */
+/** The memory engine unless REDIS_URL or REDIS_CLUSTER_NODES is set. */
 export function createEngine(config: Config, logger: Logger, metrics?: Metrics): Engine {
   const history = {
     historyMaxLen: config.historyMaxLen,
@@ -16,9 +16,9 @@ export function createEngine(config: Config, logger: Logger, metrics?: Metrics):
     historyMaxBytes: config.historyMaxBytes,
     eventMaxBytes: config.eventMaxBytes,
   };
-  if (!config.redisUrl) return new MemoryEngine(history);
+  if (!config.redis) return new MemoryEngine(history);
   return new RedisEngine({
-    url: config.redisUrl,
+    target: config.redis,
     prefix: config.redisPrefix,
     ...history,
     logger: logger.child({ component: 'redis-engine' }),

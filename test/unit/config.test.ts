@@ -48,3 +48,30 @@ test('MCP_SERVER_MODULE: unset or empty means the backlog, else the path as give
     loadConfig({ POD_ID: 'p', MCP_SERVER_MODULE: 'examples/echo-server.mjs' }).mcpServerModule,
   ).toBe('examples/echo-server.mjs');
 });
+
+test('REDIS_CLUSTER_NODES: seed nodes of a Redis Cluster, never together with REDIS_URL', () => {
+  expect(loadConfig({ POD_ID: 'p' }).redis).toBeUndefined();
+  expect(loadConfig({ POD_ID: 'p', REDIS_URL: 'redis://r:6379' }).redis).toEqual({
+    kind: 'url',
+    url: 'redis://r:6379',
+  });
+  expect(
+    loadConfig({ POD_ID: 'p', REDIS_CLUSTER_NODES: 'a:7000, b:7001,[::1]:7002' }).redis,
+  ).toEqual({
+    kind: 'cluster',
+    nodes: [
+      { host: 'a', port: 7000 },
+      { host: 'b', port: 7001 },
+      { host: '::1', port: 7002 },
+    ],
+  });
+  // Empty counts as unset (the ConfigMap's default).
+  expect(loadConfig({ POD_ID: 'p', REDIS_CLUSTER_NODES: '' }).redis).toBeUndefined();
+  expect(() => loadConfig({ REDIS_URL: 'redis://r:6379', REDIS_CLUSTER_NODES: 'a:7000' })).toThrow(
+    /Set only one Redis mode, not REDIS_URL and REDIS_CLUSTER_NODES/,
+  );
+  expect(() => loadConfig({ REDIS_CLUSTER_NODES: 'a:7000,b' })).toThrow(
+    /REDIS_CLUSTER_NODES: "b" is not host:port/,
+  );
+  expect(() => loadConfig({ REDIS_CLUSTER_NODES: 'a:0' })).toThrow(/"a:0" is not host:port/);
+});

@@ -57,6 +57,14 @@ export class EventLog {
     const bytes = exceedsBytes(data, this.eventMaxBytes);
     if (bytes !== undefined)
       return Promise.reject(engineErrors.eventTooLarge(bytes, this.eventMaxBytes));
+    // On a Cluster the done-key hashes to another slot than the topic, so the script cannot set
+    // it: it is set right after the publish instead (see publishThenMarkProcessed).
+    if (processedKey && this.keys.hashTags) {
+      return this.publishThenMarkProcessed(topic, event, data, processedKey, historyTtlMs, copyTo);
+    }
+    if (copy && this.keys.hashTags) {
+      return this.publishThenCopy(topic, event, data, processedKey, historyTtlMs, copyTo);
+    }
     const history = this.keys.history(topic);
     const meta = this.keys.historyMeta(topic);
     const keys: [string, ...string[]] = processedKey
@@ -73,8 +81,46 @@ export class EventLog {
       this.ttlMs,
       this.maxBytes,
       historyTtlMs !== undefined ? Math.max(1, Math.round(historyTtlMs)) : '',
-      ...(copy ? [this.keys.channel(copyTo), topic] : []),
+      this.keys.hashTags ? 'SPUBLISH' : 'PUBLISH',
+      ...(copy && !this.keys.hashTags ? [this.keys.channel(copyTo), topic] : []),
     );
+  }
+
+  /**
+   * Cluster only: the event, then its request's done-key. A worker killed between the two
+   * leaves the command unmarked: its redelivery runs it again and publishes the result twice
+   * (README, Redis Cluster). The window is one round trip, like the one between a handler's
+   * effect and its publish that exists on a single Redis too.
+   */
+  private async publishThenMarkProcessed(
+    topic: string,
+    event: string,
+    data: string,
+    processedKey: string,
+    historyTtlMs?: number,
+    copyTo?: string,
+  ): Promise<string> {
+    const id = await this.publish(topic, event, data, undefined, historyTtlMs, copyTo);
+    await this.redis.set(processedKey, '1', 'PX', this.ttlMs);
+    return id;
+  }
+
+  /**
+   * Cluster only: the copy's channel is in the other topic's slot, so it is published after
+   * the script, in the same payload form ("\n<topic>\n<id>\n<event>\n<data>"). Copies of one
+   * topic keep their order when its publisher awaits each publish (one request's stream does).
+   */
+  private async publishThenCopy(
+    topic: string,
+    event: string,
+    data: string,
+    processedKey: string | undefined,
+    historyTtlMs: number | undefined,
+    copyTo: string,
+  ): Promise<string> {
+    const id = await this.publish(topic, event, data, processedKey, historyTtlMs);
+    await this.redis.spublish(this.keys.channel(copyTo), `\n${topic}\n${id}\n${event}\n${data}`);
+    return id;
   }
 
   /** See Engine.capHistoryTtl. */

@@ -19,25 +19,23 @@ import { validateByteLimits, validateHistoryOptions } from '../limits';
 import { CommandQueue } from './commandQueue';
 import { type RedisCommandPort, redisCommandPort } from './commands';
 import { ConnectionRegistry } from './connectionRegistry';
-import {
-  type ConnectionContext,
-  closeConnection,
-  openConnection,
-  redactUrl,
-  whenReady,
-} from './connections';
+import { type ConnectionContext, closeConnection, openConnection, whenReady } from './connections';
 import { RedisDocumentStore } from './documentStore';
 import { EventLog } from './eventLog';
 import { redisEventPort } from './events';
 import { RedisKeyValueStore } from './keyValueStore';
 import { RedisMemberSets } from './memberSets';
 import { type RedisKeys, redisKeys } from './keys';
+import { type RedisTarget, describeTarget } from './redisConnections';
 import { Subscriber } from './pubSub';
 import { type ScriptedRedis, defineScripts } from './scripts';
 import { RedisWindowCounters } from './windowCounters';
 
 export interface RedisEngineOptions {
-  url: string;
+  /** A single Redis (REDIS_URL); or give `target`. */
+  url?: string;
+  /** Where Redis is (a URL or a Cluster's seed nodes); wins over `url`. */
+  target?: RedisTarget;
   /** Starts every key and channel (REDIS_PREFIX). */
   prefix: string;
   /** Events kept per topic (exactly this many after each trim, at most ~10% more between). */
@@ -89,15 +87,17 @@ export class RedisEngine implements Engine {
   private readonly reconnectListeners: (() => void)[] = [];
 
   constructor(options: RedisEngineOptions) {
-    const { url, prefix, historyMaxLen, historyTtlS, logger, metrics } = options;
-    if (!url) throw new RangeError('url is required');
+    const { prefix, historyMaxLen, historyTtlS, logger, metrics } = options;
+    const target =
+      options.target ?? (options.url ? { kind: 'url' as const, url: options.url } : undefined);
+    if (!target) throw new RangeError('url or target is required');
     validateHistoryOptions(historyMaxLen, historyTtlS);
     const historyMaxBytes = options.historyMaxBytes ?? DEFAULT_HISTORY_MAX_BYTES;
     const eventMaxBytes = options.eventMaxBytes ?? DEFAULT_EVENT_MAX_BYTES;
     validateByteLimits(historyMaxBytes, eventMaxBytes);
     this.startTimeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
-    this.keys = redisKeys(prefix);
-    this.context = { url, prefix, logger, metrics };
+    this.keys = redisKeys(prefix, { hashTags: target.kind === 'cluster' });
+    this.context = { target, prefix, logger, metrics };
     this.commands = defineScripts(openConnection(this.context, 'commands'));
     this.subscriberConnection = openConnection(this.context, 'subscriber');
     this.subscriber = new Subscriber(this.subscriberConnection, this.keys, logger);
@@ -139,19 +139,25 @@ export class RedisEngine implements Engine {
    * once commands flow again too, tells the listeners: the store may have lost data meanwhile.
    */
   private notifyReconnects(): void {
-    let everReady = false;
-    this.subscriberConnection.on('ready', () => {
-      if (!everReady) {
-        everReady = true;
-        return;
-      }
-      whenReady(this.commands, this.startTimeoutMs, 'reconnect').then(
-        () => {
-          for (const listener of this.reconnectListeners) listener();
-        },
-        () => undefined, // still down: the next 'ready' tries again
-      );
-    });
+    const afterFirst = (event: string) => {
+      let everReady = false;
+      this.subscriberConnection.on(event, () => {
+        if (!everReady) {
+          everReady = true;
+          return;
+        }
+        whenReady(this.commands, this.startTimeoutMs, 'reconnect').then(
+          () => {
+            for (const listener of this.reconnectListeners) listener();
+          },
+          () => undefined, // still down: the next 'ready' tries again
+        );
+      });
+    };
+    afterFirst('ready');
+    // On a Cluster, ioredis re-creates the per-master shard subscribers when the slot map
+    // changes (a failover, a slot moved) and says so once they are subscribed again.
+    if (this.keys.hashTags) afterFirst('subscribersReady');
   }
 
   start(): Promise<void> {
@@ -177,13 +183,13 @@ export class RedisEngine implements Engine {
   // ---- lifecycle ----
 
   private async connect(): Promise<void> {
-    const what = `Redis engine (${redactUrl(this.context.url)})`;
+    const what = `Redis engine (${describeTarget(this.context.target)})`;
     await Promise.all([
       whenReady(this.commands, this.startTimeoutMs, what),
       whenReady(this.subscriberConnection, this.startTimeoutMs, what),
     ]);
     this.context.logger.info('redis engine connected', {
-      url: redactUrl(this.context.url),
+      redis: describeTarget(this.context.target),
       prefix: this.keys.prefix,
     });
   }

@@ -18,12 +18,29 @@
  *   <prefix>kv:<key>         string  short-lived values: MCP sessions, stream locks (PX TTL)
  *   <prefix>rl:<key>         string  rate-limit hits of the current window (PX = the window)
  *   <prefix>set:<key>        set     small sets with a TTL: an MCP session's resource subscriptions
+ *
+ * On a Redis Cluster (`hashTags`) every script and pipeline must keep its keys in one hash slot,
+ * so the keys that scripts use together carry the same hash tag (`{...}`), while unrelated
+ * owners get different tags and spread over the shards:
+ *   - a topic's history, meta and shard channel: `{t:<topic>}` (publishEvent, capHistory); one
+ *     slot per topic.
+ *   - the command stream, its dead letters and every in-flight set: `{cmd}` (enqueue, ack,
+ *     dead-letter scripts touch them together, and the per-token admission count must be
+ *     atomic with the XADD).
+ *   - the four registry keys: `{conns}` (register/release/touch/sweep update them together).
+ *   - single-key values (documents, kv, counters, sets, done-keys) need no tag: each key
+ *     hashes on its own name and so spreads by itself.
+ * A single Redis keeps the names above unchanged (no migration for existing deployments).
  */
 export interface RedisKeys {
   readonly prefix: string;
+  /** Cluster layout: keys that scripts use together share a hash tag. */
+  readonly hashTags: boolean;
   history(topic: string): string;
   historyMeta(topic: string): string;
   channel(topic: string): string;
+  /** The topic a channel of channel() carries. */
+  topicOfChannel(channel: string): string;
   readonly commands: string;
   readonly deadLetters: string;
   /** Prefix of the in-flight sets; the set of a token is this + its sub. */
@@ -43,21 +60,40 @@ export interface RedisKeys {
 /** The consumer group every worker joins. */
 export const COMMAND_GROUP = 'workers';
 
-export function redisKeys(prefix: string): RedisKeys {
+export interface KeyLayoutOptions {
+  /** Hash tags that keep each script's keys in one Cluster slot (see above). */
+  hashTags?: boolean;
+}
+
+export function redisKeys(prefix: string, options: KeyLayoutOptions = {}): RedisKeys {
+  // A `}` in a topic ends its tag early, but both keys of the topic end it alike. A prefix with
+  // a `{...}` of its own tags every key alike: one slot, still correct, just not spread.
+  const topicKey = options.hashTags
+    ? (kind: string, topic: string) => `${prefix}${kind}:{t:${topic}}`
+    : (kind: string, topic: string) => `${prefix}${kind}:${topic}`;
+  const queue = options.hashTags ? `${prefix}{cmd}` : `${prefix}cmd`;
+  const inFlightPrefix = options.hashTags ? `${prefix}{cmd}inflight:` : `${prefix}inflight:`;
+  const registry = options.hashTags ? `${prefix}{conns}` : `${prefix}conns`;
   return {
     prefix,
-    history: (topic) => `${prefix}h:${topic}`,
-    historyMeta: (topic) => `${prefix}hm:${topic}`,
-    channel: (topic) => `${prefix}ev:${topic}`,
-    commands: `${prefix}cmd`,
-    deadLetters: `${prefix}cmd:dead`,
-    inFlightPrefix: `${prefix}inflight:`,
-    inFlight: (sub) => `${prefix}inflight:${sub}`,
+    hashTags: options.hashTags === true,
+    history: (topic) => topicKey('h', topic),
+    historyMeta: (topic) => topicKey('hm', topic),
+    // On a Cluster a topic's channel is a shard channel of the topic's slot (SPUBLISH from its
+    // publish script, SSUBSCRIBE on the slot's master): same tag as its history.
+    channel: (topic) => topicKey('ev', topic),
+    topicOfChannel: options.hashTags
+      ? (channel) => channel.slice(`${prefix}ev:{t:`.length, -1)
+      : (channel) => channel.slice(`${prefix}ev:`.length),
+    commands: queue,
+    deadLetters: `${queue}:dead`,
+    inFlightPrefix,
+    inFlight: (sub) => `${inFlightPrefix}${sub}`,
     processed: (requestId) => `${prefix}done:${requestId}`,
-    connections: `${prefix}conns`,
-    connectionsSeen: `${prefix}conns:seen`,
-    connectionsClosed: `${prefix}conns:closed`,
-    connectionsBySub: `${prefix}conns:subs`,
+    connections: registry,
+    connectionsSeen: `${registry}:seen`,
+    connectionsClosed: `${registry}:closed`,
+    connectionsBySub: `${registry}:subs`,
     collection: (name) => `${prefix}store:${name}`,
     value: (key) => `${prefix}kv:${key}`,
     counter: (key) => `${prefix}rl:${key}`,

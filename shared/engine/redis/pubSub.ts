@@ -65,8 +65,12 @@ const CHANNELS_PER_COMMAND = 5000;
  */
 export class Subscriber {
   private readonly byChannel = new Map<string, TopicListeners>();
-  /** A channel is this prefix and its topic: the topic is sliced off per message, not kept. */
-  private readonly channelPrefixLength: number;
+  /**
+   * Cluster: shard channels (SSUBSCRIBE on the slot's master, one channel per command since a
+   * command's channels must share a slot). Single Redis: plain channels, many per command.
+   */
+  private readonly sharded: boolean;
+  private readonly channelsPerCommand: number;
   private subscribeBatch?: SubscribeBatch;
   private readonly unsubscribeChannels = new Set<string>();
   private flushScheduled = false;
@@ -76,8 +80,11 @@ export class Subscriber {
     private readonly keys: RedisKeys,
     private readonly logger: Logger,
   ) {
-    this.channelPrefixLength = keys.channel('').length;
-    connection.on('message', (channel: string, message: string) => this.deliver(channel, message));
+    this.sharded = keys.hashTags;
+    this.channelsPerCommand = this.sharded ? 1 : CHANNELS_PER_COMMAND;
+    connection.on(this.sharded ? 'smessage' : 'message', (channel: string, message: string) =>
+      this.deliver(channel, message),
+    );
   }
 
   async subscribe(topics: string[], listener: EventListener): Promise<Subscription> {
@@ -141,7 +148,7 @@ export class Subscriber {
     }
     // Frozen: the same object goes to every listener, none may alter it.
     const event: EngineEvent = Object.freeze({
-      topic: topic ?? channel.slice(this.channelPrefixLength),
+      topic: topic ?? this.keys.topicOfChannel(channel),
       id: message.slice(start, idEnd),
       event: message.slice(idEnd + 1, eventEnd),
       data: message.slice(eventEnd + 1),
@@ -201,8 +208,11 @@ export class Subscriber {
       (channel) => !this.byChannel.has(channel),
     );
     this.unsubscribeChannels.clear();
-    for (const chunk of chunks(released, CHANNELS_PER_COMMAND)) {
-      this.connection.unsubscribe(...chunk).catch((error: unknown) => {
+    for (const chunk of chunks(released, this.channelsPerCommand)) {
+      const sent = this.sharded
+        ? this.connection.sunsubscribe(...chunk)
+        : this.connection.unsubscribe(...chunk);
+      sent.catch((error: unknown) => {
         // Harmless: a stray subscription only delivers messages nobody listens to.
         this.logger.debug('unsubscribe failed', { error: String(error) });
       });
@@ -211,8 +221,8 @@ export class Subscriber {
     const batch = this.subscribeBatch;
     this.subscribeBatch = undefined;
     if (!batch) return;
-    const sent = chunks(batch.channels, CHANNELS_PER_COMMAND).map((chunk) =>
-      this.connection.subscribe(...chunk),
+    const sent = chunks(batch.channels, this.channelsPerCommand).map((chunk) =>
+      this.sharded ? this.connection.ssubscribe(...chunk) : this.connection.subscribe(...chunk),
     );
     Promise.all(sent).then(
       () => batch.resolve(),

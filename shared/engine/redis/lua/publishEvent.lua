@@ -7,7 +7,7 @@
             and data, t = cap on the history's TTL in ms (capHistory.lua), same TTL as the stream
     KEYS[3] optional: done-key of the request this event completes (<prefix>done:<requestId>),
             set with the same TTL, so "result published" and "request processed" are one step
-    ARGV[1] pub/sub channel of the topic (<prefix>ev:<topic>)
+    ARGV[1] pub/sub channel of the topic (<prefix>ev:<topic>; a shard channel on a Cluster)
     ARGV[2] event name (no newline)
     ARGV[3] data (JSON text)
     ARGV[4] max length: events readers get (readHistory.lua hides the older ones)
@@ -15,9 +15,11 @@
     ARGV[6] TTL in ms, refreshed on every publish
     ARGV[7] max bytes: the oldest events are dropped while the stream holds more (never the newest)
     ARGV[8] optional: the history's TTL in ms instead of ARGV[6] (the done-key keeps ARGV[6]);
-            '' for none when ARGV[9] follows
-    ARGV[9] optional: another topic's channel that gets a copy of the event (PublishOptions.copyTo)
-    ARGV[10] with ARGV[9]: this topic's name, carried in the copy (no newline)
+            '' for none
+    ARGV[9] PUBLISH, or SPUBLISH on a Cluster (the channel shares the topic's slot)
+    ARGV[10] optional: another topic's channel that gets a copy of the event (PublishOptions.copyTo;
+             single Redis only: on a Cluster it is another slot, copied by the caller)
+    ARGV[11] with ARGV[10]: this topic's name, carried in the copy (no newline)
 
   Output:
     the new event id (stream id)
@@ -97,8 +99,8 @@ if KEYS[3] then
   redis.call('SET', KEYS[3], '1', 'PX', ARGV[6])
 end
 local payload = id .. '\n' .. ARGV[2] .. '\n' .. ARGV[3]
-redis.call('PUBLISH', ARGV[1], payload)
-if ARGV[9] then
-  redis.call('PUBLISH', ARGV[9], '\n' .. ARGV[10] .. '\n' .. payload)
+redis.call(ARGV[9], ARGV[1], payload)
+if ARGV[10] then
+  redis.call(ARGV[9], ARGV[10], '\n' .. ARGV[11] .. '\n' .. payload)
 end
 return id

@@ -1,0 +1,202 @@
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { freePort } from './ports';
+import { answersPing } from './redis';
+
+const execFileAsync = promisify(execFile);
+
+/** A Redis Cluster of loopback redis-servers that this process started (tests, bench). */
+export interface ProvidedRedisCluster {
+  /** Seed nodes in REDIS_CLUSTER_NODES form: `127.0.0.1:p1,127.0.0.1:p2,...`. */
+  nodes: string;
+  /** Every server's client port, masters first (in creation order). */
+  ports: number[];
+  /** SIGKILLs the server on this port (a shard master's crash) and waits for its exit. */
+  killNode(port: number): Promise<void>;
+  /** Kills every server, waits for their exits and removes their directory. */
+  stop(): Promise<void>;
+}
+
+export interface RedisClusterOptions {
+  /** Masters (slot owners); at least 3, as `redis-cli --cluster create` demands. */
+  masters?: number;
+  /** Replicas per master. */
+  replicasPerMaster?: number;
+}
+
+const START_TIMEOUT_MS = 20_000;
+const STOP_GRACE_MS = 5_000;
+
+interface ClusterServer {
+  port: number;
+  child: ChildProcess;
+  exited: Promise<void>;
+  output: string;
+}
+
+const liveChildren = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+/**
+ * Starts `masters x (1 + replicasPerMaster)` redis-servers with cluster mode on, free loopback
+ * ports (client and bus), persistence off, each in its own directory under one temp dir; joins
+ * them with `redis-cli --cluster create`; resolves when every node reports `cluster_state:ok`.
+ */
+export async function startRedisCluster(
+  options: RedisClusterOptions = {},
+): Promise<ProvidedRedisCluster> {
+  const masters = options.masters ?? 3;
+  const replicasPerMaster = options.replicasPerMaster ?? 0;
+  if (masters < 3) throw new RangeError('a Redis Cluster needs at least 3 masters');
+  installExitHook();
+  const dir = mkdtempSync(path.join(tmpdir(), 'redis-cluster-'));
+  const servers: ClusterServer[] = [];
+  const stop = async () => {
+    await Promise.all(servers.map(stopServer));
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const count = masters * (1 + replicasPerMaster);
+    for (let i = 0; i < count; i += 1) {
+      servers.push(await startServer(dir, await freePort(), await freePort()));
+    }
+    const addresses = servers.map((server) => `127.0.0.1:${server.port}`);
+    await execFileAsync(
+      'redis-cli',
+      [
+        '--cluster',
+        'create',
+        ...addresses,
+        '--cluster-replicas',
+        String(replicasPerMaster),
+        '--cluster-yes',
+      ],
+      { timeout: START_TIMEOUT_MS },
+    );
+    await waitForClusterOk(servers, masters * replicasPerMaster);
+    const killNode = async (port: number) => {
+      const server = servers.find((s) => s.port === port);
+      if (!server) throw new Error(`no cluster node on port ${port}`);
+      server.child.kill('SIGKILL');
+      await server.exited;
+    };
+    return { nodes: addresses.join(','), ports: servers.map((s) => s.port), killNode, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+async function startServer(dir: string, port: number, busPort: number): Promise<ClusterServer> {
+  const child = spawn(
+    'redis-server',
+    [
+      '--port',
+      String(port),
+      '--cluster-port',
+      String(busPort),
+      '--bind',
+      '127.0.0.1',
+      '--cluster-enabled',
+      'yes',
+      '--cluster-config-file',
+      path.join(dir, `nodes-${port}.conf`),
+      '--cluster-node-timeout',
+      '2000',
+      // A replica may take over however long its link was down (tests kill masters early).
+      '--cluster-replica-validity-factor',
+      '0',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      dir,
+      '--dbfilename',
+      `dump-${port}.rdb`,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir },
+  );
+  const server: ClusterServer = { port, child, exited: Promise.resolve(), output: '' };
+  const collect = (chunk: Buffer) => {
+    server.output = (server.output + chunk.toString()).slice(-4000);
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  liveChildren.add(child);
+  let failure: Error | undefined;
+  server.exited = new Promise<void>((resolve) => {
+    child.once('error', (error) => {
+      failure = error;
+      liveChildren.delete(child);
+      resolve();
+    });
+    child.once('exit', (code, signal) => {
+      failure ??= new Error(
+        `redis-server exited (${code ?? signal}) on port ${port}:\n${server.output}`,
+      );
+      liveChildren.delete(child);
+      resolve();
+    });
+  });
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  while (!(await answersPing(port))) {
+    if (failure) throw failure;
+    if (Date.now() > deadline) {
+      await stopServer(server);
+      throw new Error(`redis-server on port ${port} did not answer PING:\n${server.output}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return server;
+}
+
+/**
+ * Every node must see the whole cluster as ok (slots all assigned, gossip converged), know
+ * every replica, and every replica must have its replication link up (else it could not take
+ * over from its master, which the fault tests rely on).
+ */
+async function waitForClusterOk(servers: ClusterServer[], replicas: number): Promise<void> {
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  const cli = async (port: number, ...args: string[]) =>
+    (await execFileAsync('redis-cli', ['-p', String(port), ...args])).stdout;
+  for (;;) {
+    const states = await Promise.all(
+      servers.map(async (server) => {
+        if (!/cluster_state:ok/.test(await cli(server.port, 'cluster', 'info'))) return false;
+        const nodes = await cli(server.port, 'cluster', 'nodes');
+        if ((nodes.match(/\bslave\b/g) ?? []).length !== replicas) return false;
+        const replication = await cli(server.port, 'info', 'replication');
+        return !/role:slave/.test(replication) || /master_link_status:up/.test(replication);
+      }),
+    );
+    if (states.every(Boolean)) return;
+    if (Date.now() > deadline) throw new Error('Redis Cluster did not reach cluster_state:ok');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+async function stopServer(server: ClusterServer): Promise<void> {
+  const { child, exited } = server;
+  if (child.exitCode === null && child.signalCode === null) {
+    child.kill('SIGTERM');
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), STOP_GRACE_MS);
+    });
+    if ((await Promise.race([exited, grace])) === 'timeout') child.kill('SIGKILL');
+    clearTimeout(timer);
+  }
+  await exited;
+}
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const child of liveChildren) child.kill('SIGKILL');
+  });
+}
