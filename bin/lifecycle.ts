@@ -40,8 +40,10 @@ export function runProcess(
 
 /** What a role cannot start without; checked before anything connects. */
 function checkRoleConfig(role: Role, config: Readonly<Config>): void {
-  if (role !== 'all' && !config.redisUrl) {
-    throw new Error(`REDIS_URL is required for a ${role} process (use npm start for one process)`);
+  if (role !== 'all' && !config.redisUrl && !config.redisSentinel) {
+    throw new Error(
+      `REDIS_URL is required for a ${role} process, or REDIS_SENTINELS (use npm start for one process)`,
+    );
   }
   // npm start makes a secret for its run (bin/start.ts); pods must all verify the same tokens.
   if (role === 'gateway' && !config.jwtSecret && !config.jwtPublicKey && !config.oauth) {

@@ -32,6 +32,10 @@ const envSchema = z.object({
   LISTEN_BACKLOG: z.coerce.number().int().min(1).max(MAX_LISTEN_BACKLOG).default(16_384),
   REDIS_URL: z.preprocess(emptyAsUndefined, z.string().url().optional()),
   REDIS_PREFIX: z.string().default('mcpgw:'),
+  REDIS_SENTINELS: z.preprocess(emptyAsUndefined, z.string().optional()),
+  REDIS_SENTINEL_MASTER: z.preprocess(emptyAsUndefined, z.string().optional()),
+  REDIS_PASSWORD: z.preprocess(emptyAsUndefined, z.string().optional()),
+  REDIS_SENTINEL_PASSWORD: z.preprocess(emptyAsUndefined, z.string().optional()),
   JWT_SECRET: z.preprocess(emptyAsUndefined, z.string().min(16).optional()),
   JWT_PUBLIC_KEY: z.preprocess(emptyAsUndefined, z.string().optional()),
   ALLOWED_ORIGINS: z.string().default(''),
@@ -110,8 +114,10 @@ const configSchema = envSchema.transform((e, ctx) => ({
    * default holds the reconnects of ~16,000 streams where Node's 511 drops SYNs (1 s, 3 s retries).
    */
   listenBacklog: e.LISTEN_BACKLOG,
-  /** Unset: the in-process memory engine. */
+  /** Unset (and no REDIS_SENTINELS): the in-process memory engine. */
   redisUrl: e.REDIS_URL,
+  /** Set: Redis is the master of this Sentinel group, found again after each failover. */
+  redisSentinel: redisSentinelOf(e, ctx),
   redisPrefix: e.REDIS_PREFIX,
   /**
    * HS256 secret. Parsing makes none: without a static key `npm start` makes one for its run,
@@ -275,6 +281,48 @@ function oauthOf(e: Env, ctx: Ctx) {
     jwksCooldownMs: e.OAUTH_JWKS_COOLDOWN_MS,
     /** The JWKS is fetched again after this long even without an unknown `kid`. */
     jwksCacheMaxAgeMs: e.OAUTH_JWKS_MAX_AGE_MS,
+  });
+}
+
+/** A host:port list entry: a hostname or IPv4 address, or an IPv6 one in brackets. */
+const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):(\d{1,5})$/;
+
+/** REDIS_SENTINELS and its companions; one Redis mode only (REDIS_URL or the sentinels). */
+function redisSentinelOf(e: Env, ctx: Ctx) {
+  if (!e.REDIS_SENTINELS) {
+    if (e.REDIS_SENTINEL_MASTER || e.REDIS_SENTINEL_PASSWORD) {
+      ctx.addIssue('REDIS_SENTINEL_MASTER and REDIS_SENTINEL_PASSWORD need REDIS_SENTINELS');
+    }
+    if (e.REDIS_PASSWORD) {
+      ctx.addIssue('REDIS_PASSWORD needs REDIS_SENTINELS (a REDIS_URL carries its own password)');
+    }
+    return undefined;
+  }
+  if (e.REDIS_URL) {
+    ctx.addIssue('set one Redis mode: REDIS_URL or REDIS_SENTINELS, not both');
+    return undefined;
+  }
+  if (!e.REDIS_SENTINEL_MASTER) {
+    ctx.addIssue('REDIS_SENTINELS needs REDIS_SENTINEL_MASTER (the master group name)');
+    return undefined;
+  }
+  const sentinels = [];
+  for (const entry of e.REDIS_SENTINELS.split(',').map((s) => s.trim())) {
+    const match = HOST_PORT.exec(entry);
+    const port = Number(match?.[2]);
+    if (!match || port < 1 || port > 65_535) {
+      ctx.addIssue(`REDIS_SENTINELS must list host:port entries (bad entry: "${entry}")`);
+      return undefined;
+    }
+    sentinels.push({ host: match[1].replace(/^\[|\]$/g, ''), port });
+  }
+  return Object.freeze({
+    sentinels,
+    masterName: e.REDIS_SENTINEL_MASTER,
+    /** AUTH for the master and its replicas. */
+    password: e.REDIS_PASSWORD,
+    /** AUTH for the sentinels (they may have their own requirepass). */
+    sentinelPassword: e.REDIS_SENTINEL_PASSWORD,
   });
 }
 

@@ -4,11 +4,12 @@ import type { Metrics } from '../metrics';
 import type { Engine } from './engine';
 import { MemoryEngine } from './memory';
 import { RedisEngine } from './redis';
+import type { RedisTarget } from './redis/redisConnections';
 
 export * from './engine';
 export { ZERO_EVENT_ID, compareEventIds, isEventId } from './eventId';
 
-/** The memory engine unless REDIS_URL is set. */
+/** The memory engine unless REDIS_URL or REDIS_SENTINELS is set. */
 export function createEngine(config: Config, logger: Logger, metrics?: Metrics): Engine {
   const history = {
     historyMaxLen: config.historyMaxLen,
@@ -16,9 +17,14 @@ export function createEngine(config: Config, logger: Logger, metrics?: Metrics):
     historyMaxBytes: config.historyMaxBytes,
     eventMaxBytes: config.eventMaxBytes,
   };
-  if (!config.redisUrl) return new MemoryEngine(history);
+  const target: RedisTarget | undefined = config.redisSentinel
+    ? { mode: 'sentinel', ...config.redisSentinel }
+    : config.redisUrl
+      ? { mode: 'standalone', url: config.redisUrl }
+      : undefined;
+  if (!target) return new MemoryEngine(history);
   return new RedisEngine({
-    url: config.redisUrl,
+    target,
     prefix: config.redisPrefix,
     ...history,
     logger: logger.child({ component: 'redis-engine' }),

@@ -1,7 +1,9 @@
-import Redis, { type RedisOptions } from 'ioredis';
+import type Redis from 'ioredis';
+import type { RedisOptions } from 'ioredis';
 import { EngineError, engineErrors } from '../../errors';
 import type { Logger } from '../../logger';
 import type { Metrics } from '../../metrics';
+import { type RedisTarget, createRedisClient } from './redisConnections';
 
 /**
  * What each connection is for. They are separate because a connection in subscriber mode can
@@ -10,7 +12,7 @@ import type { Metrics } from '../../metrics';
 export type ConnectionRole = 'commands' | 'subscriber' | 'blocking';
 
 export interface ConnectionContext {
-  url: string;
+  target: RedisTarget;
   prefix: string;
   logger: Logger;
   metrics?: Metrics;
@@ -46,7 +48,7 @@ export function openConnection(
     // engine does not hold the process open for the 2 s default.
     disconnectTimeout: 500,
   };
-  const connection = new Redis(context.url, options);
+  const connection = createRedisClient(context.target, options);
   watchHealth(connection, context, name);
   return connection;
 }
@@ -117,17 +119,6 @@ export async function closeConnection(connection: Redis): Promise<void> {
 /** CLIENT SETNAME refuses spaces and newlines (the whole connection would fail): replace them. */
 function connectionName(name: string): string {
   return name.replace(/[^\x21-\x7e]/g, '_');
-}
-
-/** A Redis URL fit for logs: the password, if any, masked. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return '<invalid url>';
-  }
 }
 
 /** Redis failures on the request path surface as engine errors (the gateway answers 503). */

@@ -23,9 +23,9 @@ import {
   type ConnectionContext,
   closeConnection,
   openConnection,
-  redactUrl,
   whenReady,
 } from './connections';
+import { type RedisTarget, describeTarget } from './redisConnections';
 import { RedisDocumentStore } from './documentStore';
 import { EventLog } from './eventLog';
 import { redisEventPort } from './events';
@@ -37,7 +37,10 @@ import { type ScriptedRedis, defineScripts } from './scripts';
 import { RedisWindowCounters } from './windowCounters';
 
 export interface RedisEngineOptions {
-  url: string;
+  /** One Redis server (REDIS_URL); the same as `target: { mode: 'standalone', url }`. */
+  url?: string;
+  /** Where Redis is when not one URL: a Sentinel group's master (redisConnections.ts). */
+  target?: RedisTarget;
   /** Starts every key and channel (REDIS_PREFIX). */
   prefix: string;
   /** Events kept per topic (exactly this many after each trim, at most ~10% more between). */
@@ -89,15 +92,18 @@ export class RedisEngine implements Engine {
   private readonly reconnectListeners: (() => void)[] = [];
 
   constructor(options: RedisEngineOptions) {
-    const { url, prefix, historyMaxLen, historyTtlS, logger, metrics } = options;
-    if (!url) throw new RangeError('url is required');
+    const { prefix, historyMaxLen, historyTtlS, logger, metrics } = options;
+    if (options.url && options.target) throw new RangeError('give url or target, not both');
+    const target: RedisTarget | undefined =
+      options.target ?? (options.url ? { mode: 'standalone', url: options.url } : undefined);
+    if (!target) throw new RangeError('url or target is required');
     validateHistoryOptions(historyMaxLen, historyTtlS);
     const historyMaxBytes = options.historyMaxBytes ?? DEFAULT_HISTORY_MAX_BYTES;
     const eventMaxBytes = options.eventMaxBytes ?? DEFAULT_EVENT_MAX_BYTES;
     validateByteLimits(historyMaxBytes, eventMaxBytes);
     this.startTimeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
     this.keys = redisKeys(prefix);
-    this.context = { url, prefix, logger, metrics };
+    this.context = { target, prefix, logger, metrics };
     this.commands = defineScripts(openConnection(this.context, 'commands'));
     this.subscriberConnection = openConnection(this.context, 'subscriber');
     this.subscriber = new Subscriber(this.subscriberConnection, this.keys, logger);
@@ -177,13 +183,13 @@ export class RedisEngine implements Engine {
   // ---- lifecycle ----
 
   private async connect(): Promise<void> {
-    const what = `Redis engine (${redactUrl(this.context.url)})`;
+    const what = `Redis engine (${describeTarget(this.context.target)})`;
     await Promise.all([
       whenReady(this.commands, this.startTimeoutMs, what),
       whenReady(this.subscriberConnection, this.startTimeoutMs, what),
     ]);
     this.context.logger.info('redis engine connected', {
-      url: redactUrl(this.context.url),
+      redis: describeTarget(this.context.target),
       prefix: this.keys.prefix,
     });
   }
