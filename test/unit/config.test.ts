@@ -48,3 +48,55 @@ test('MCP_SERVER_MODULE: unset or empty means the backlog, else the path as give
     loadConfig({ POD_ID: 'p', MCP_SERVER_MODULE: 'examples/echo-server.mjs' }).mcpServerModule,
   ).toBe('examples/echo-server.mjs');
 });
+
+describe('Redis Sentinel mode', () => {
+  const sentinelEnv = {
+    POD_ID: 'p',
+    REDIS_SENTINELS: 'sentinel-1:26379, 10.0.0.2:26380,[::1]:26381',
+    REDIS_SENTINEL_MASTER: 'mcpgw',
+  };
+
+  test('REDIS_SENTINELS is parsed into addresses, with the master name and passwords', () => {
+    const config = loadConfig({
+      ...sentinelEnv,
+      REDIS_PASSWORD: 'data-secret',
+      REDIS_SENTINEL_PASSWORD: 'sentinel-secret',
+    });
+    expect(config.redisUrl).toBeUndefined();
+    expect(config.redisSentinel).toEqual({
+      sentinels: [
+        { host: 'sentinel-1', port: 26379 },
+        { host: '10.0.0.2', port: 26380 },
+        { host: '::1', port: 26381 },
+      ],
+      masterName: 'mcpgw',
+      password: 'data-secret',
+      sentinelPassword: 'sentinel-secret',
+    });
+    expect(Object.isFrozen(config.redisSentinel)).toBe(true);
+    expect(loadConfig({ POD_ID: 'p', REDIS_SENTINELS: '' }).redisSentinel).toBeUndefined();
+  });
+
+  test('REDIS_URL and REDIS_SENTINELS together are a start-up error', () => {
+    expect(() => loadConfig({ ...sentinelEnv, REDIS_URL: 'redis://127.0.0.1:6379' })).toThrow(
+      /set one Redis mode: REDIS_URL or REDIS_SENTINELS, not both/,
+    );
+  });
+
+  test('a bad sentinel list, a missing master name or a stray companion are named', () => {
+    for (const bad of ['sentinel-1', 'sentinel-1:', 'h:70000', 'a:1,,b:2', 'h:port']) {
+      expect(() => loadConfig({ ...sentinelEnv, REDIS_SENTINELS: bad })).toThrow(
+        /REDIS_SENTINELS must list host:port entries/,
+      );
+    }
+    expect(() => loadConfig({ POD_ID: 'p', REDIS_SENTINELS: 'h:1' })).toThrow(
+      /REDIS_SENTINELS needs REDIS_SENTINEL_MASTER/,
+    );
+    expect(() => loadConfig({ POD_ID: 'p', REDIS_SENTINEL_MASTER: 'm' })).toThrow(
+      /need REDIS_SENTINELS/,
+    );
+    expect(() =>
+      loadConfig({ POD_ID: 'p', REDIS_URL: 'redis://h:6379', REDIS_PASSWORD: 'x' }),
+    ).toThrow(/REDIS_PASSWORD needs REDIS_SENTINELS \(a REDIS_URL carries its own password\)/);
+  });
+});

@@ -19,12 +19,7 @@ import { validateByteLimits, validateHistoryOptions } from '../limits';
 import { CommandQueue } from './commandQueue';
 import { type RedisCommandPort, redisCommandPort } from './commands';
 import { ConnectionRegistry } from './connectionRegistry';
-import {
-  type ConnectionContext,
-  closeConnection,
-  openConnection,
-  whenReady,
-} from './connections';
+import { type ConnectionContext, closeConnection, openConnection, whenReady } from './connections';
 import { type RedisTarget, describeTarget } from './redisConnections';
 import { RedisDocumentStore } from './documentStore';
 import { EventLog } from './eventLog';
