@@ -22,6 +22,11 @@ export interface SentinelGroup {
   masterPort(): Promise<number>;
   /** SIGKILLs the current master (no shutdown, no save) and waits for its exit. */
   killMaster(): Promise<number>;
+  /**
+   * A switchover (SENTINEL FAILOVER): the replica is promoted while the master lives on and is
+   * turned into its replica. Resolves with the new master's port once the old one follows it.
+   */
+  switchover(): Promise<number>;
   /** Waits until every sentinel names a master other than `oldPort`, and it accepts writes. */
   waitForFailover(oldPort: number, timeoutMs?: number): Promise<number>;
   /** Kills every process of the group and removes its files. */
@@ -124,6 +129,29 @@ export async function startSentinelGroup(masterName = 'mcpgw'): Promise<Sentinel
       )) as string[];
       return Number(reply[1]);
     };
+    const waitForFailover = async (oldPort: number, timeoutMs = 30_000): Promise<number> => {
+      let promoted = 0;
+      await waitFor(
+        async () => {
+          const ports = await Promise.all(
+            admins.map(async (admin) => {
+              const reply = (await admin.call(
+                'SENTINEL',
+                'GET-MASTER-ADDR-BY-NAME',
+                masterName,
+              )) as string[];
+              return Number(reply[1]);
+            }),
+          );
+          if (ports.some((port) => port === oldPort || port !== ports[0])) return false;
+          promoted = ports[0];
+          return (await info(promoted)).includes('role:master');
+        },
+        timeoutMs,
+        `the sentinels to promote a replica of port ${oldPort}`,
+      );
+      return promoted;
+    };
     return {
       masterName,
       sentinelPorts,
@@ -137,29 +165,25 @@ export async function startSentinelGroup(masterName = 'mcpgw'): Promise<Sentinel
         await node.exited;
         return port;
       },
-      async waitForFailover(oldPort, timeoutMs = 30_000) {
-        let promoted = 0;
+      async switchover() {
+        const oldPort = await masterPortNow();
+        await admins[0].call('SENTINEL', 'FAILOVER', masterName);
+        const newPort = await waitForFailover(oldPort);
         await waitFor(
           async () => {
-            const ports = await Promise.all(
-              admins.map(async (admin) => {
-                const reply = (await admin.call(
-                  'SENTINEL',
-                  'GET-MASTER-ADDR-BY-NAME',
-                  masterName,
-                )) as string[];
-                return Number(reply[1]);
-              }),
+            const replication = await info(oldPort);
+            return (
+              replication.includes('role:slave') &&
+              replication.includes(`master_port:${newPort}`) &&
+              replication.includes('master_link_status:up')
             );
-            if (ports.some((port) => port === oldPort || port !== ports[0])) return false;
-            promoted = ports[0];
-            return (await info(promoted)).includes('role:master');
           },
-          timeoutMs,
-          `the sentinels to promote a replica of port ${oldPort}`,
+          30_000,
+          `the old master on port ${oldPort} to follow the new one`,
         );
-        return promoted;
+        return newPort;
       },
+      waitForFailover,
       stop,
     };
   } catch (error) {

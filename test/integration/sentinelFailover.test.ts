@@ -76,6 +76,34 @@ const readyStatus = async (p: SpawnedProcess) => {
   }
 };
 
+test('a switchover (SENTINEL FAILOVER) moves every process to the new master, no restart', async () => {
+  const [gatewayA, gatewayB] = gateways;
+  const client = await openSseClient(gatewayA.url, tokens.team, { extraEvents: ['tick'] });
+  clients.push(client);
+  const oldPort = await group.masterPort();
+  const newPort = await group.switchover();
+  expect(newPort).not.toBe(oldPort);
+  // The old master is a replica now: a process still writing to it would get READONLY. Each
+  // must have moved (ioredis hears +switch-master from the sentinels).
+  for (const p of [...gateways, ...workers]) {
+    await waitFor(async () => (await readyStatus(p)) === 200, 20_000, `${p.role} ready`);
+  }
+  await waitFor(async () => (await broadcast(gatewayB, 0)) === 202, 20_000, 'broadcast accepted');
+  await client.next((e) => e.event === 'tick' && e.json.seq === 0, 10_000);
+  const { status, body } = await sendCommand(gatewayB.url, tokens.team, client.connectionId, {
+    method: 'tools/call',
+    params: { name: 'create_project', arguments: { name: 'after-switchover' } },
+  });
+  expect(status).toBe(202);
+  const result = await client.next(
+    (e) => e.json.requestId === body.requestId && ['tool-result', 'mcp-error'].includes(e.event),
+    15_000,
+  );
+  expect(result.event).toBe('tool-result');
+  for (const p of [...gateways, ...workers]) expect(p.child.exitCode).toBeNull();
+  client.close();
+}, 90_000);
+
 test('a SIGKILLed master is replaced by its replica: every process rides it out, streams resume', async () => {
   const [gatewayA, gatewayB] = gateways;
   const onA = await openSseClient(gatewayA.url, tokens.team, { extraEvents: ['tick'] });

@@ -24,7 +24,7 @@ export type RedisTarget =
       sentinelPassword?: string;
     };
 
-/** Every longest wait for the sentinels' answer: a dead sentinel is skipped after this. */
+/** The longest wait for a sentinel's answer: a dead one is skipped after this. */
 const SENTINEL_COMMAND_TIMEOUT_MS = 1000;
 
 /**
@@ -44,8 +44,9 @@ export function createRedisClient(target: RedisTarget, options: RedisOptions): R
     // Asking the sentinels again on every reconnect attempt finds the promoted replica as soon
     // as they agree on it; the attempt's delay is the connection's own retryStrategy.
     sentinelRetryStrategy: (attempt) => Math.min(100 * attempt, 1000),
-    // Subscribes to +switch-master on the sentinels: a failover moves the connection at once
-    // instead of when the old master's socket finally errors.
+    // Subscribes to +switch-master on the sentinels (one connection to each, per client). The
+    // sentinels kill the clients of a master they demote if they reach it; this also moves a
+    // connection whose old master they could not reach (a partition) and that still answers.
     failoverDetector: true,
   });
 }
