@@ -60,7 +60,24 @@ function sentinelCommand(configFile: string): [string, string[]] {
   return ['redis-server', [configFile, '--sentinel']];
 }
 
-export async function startSentinelGroup(masterName = 'mcpgw'): Promise<SentinelGroup> {
+export interface SentinelGroupOptions {
+  /** The master group name (default `mcpgw`). */
+  masterName?: string;
+  /** requirepass (and masterauth) of the master and replica: REDIS_PASSWORD. */
+  password?: string;
+  /** requirepass of the sentinels: REDIS_SENTINEL_PASSWORD. */
+  sentinelPassword?: string;
+}
+
+export async function startSentinelGroup(
+  options: SentinelGroupOptions = {},
+): Promise<SentinelGroup> {
+  const { masterName = 'mcpgw', password, sentinelPassword } = options;
+  const dataServerArgs = (port: number): string[] => [
+    ...['--port', `${port}`, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    ...(password ? ['--requirepass', password, '--masterauth', password] : []),
+  ];
+  const info = (port: number) => replicationInfo(port, password);
   installExitHook();
   const dir = mkdtempSync(path.join(tmpdir(), 'mcpgw-sentinel-'));
   const nodes = new Map<number, Node>();
@@ -72,16 +89,19 @@ export async function startSentinelGroup(masterName = 'mcpgw'): Promise<Sentinel
   };
   try {
     const masterPort = await freePort();
-    nodes.set(masterPort, await startNode(dataServerArgs(masterPort)));
+    nodes.set(
+      masterPort,
+      await startNode(dataServerArgs(masterPort), undefined, undefined, password),
+    );
     const replicaPort = await freePort();
     nodes.set(
       replicaPort,
-      await startNode([
-        ...dataServerArgs(replicaPort),
-        '--replicaof',
-        '127.0.0.1',
-        `${masterPort}`,
-      ]),
+      await startNode(
+        [...dataServerArgs(replicaPort), '--replicaof', '127.0.0.1', `${masterPort}`],
+        undefined,
+        undefined,
+        password,
+      ),
     );
     const sentinelPorts: number[] = [];
     for (let i = 0; i < 3; i++) {
@@ -98,15 +118,26 @@ export async function startSentinelGroup(masterName = 'mcpgw'): Promise<Sentinel
           `sentinel down-after-milliseconds ${masterName} ${DOWN_AFTER_MS}`,
           `sentinel failover-timeout ${masterName} ${FAILOVER_TIMEOUT_MS}`,
           `sentinel parallel-syncs ${masterName} 1`,
+          ...(password ? [`sentinel auth-pass ${masterName} ${password}`] : []),
+          // Sentinels talk to each other with sentinel-pass, to everyone else with requirepass.
+          ...(sentinelPassword
+            ? [`requirepass ${sentinelPassword}`, `sentinel sentinel-pass ${sentinelPassword}`]
+            : []),
           '',
         ].join('\n'),
       );
       const [command, args] = sentinelCommand(configFile);
-      nodes.set(port, await startNode(['--port', `${port}`], command, args));
+      nodes.set(port, await startNode(['--port', `${port}`], command, args, sentinelPassword));
       sentinelPorts.push(port);
     }
     for (const port of sentinelPorts) {
-      admins.push(new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1 }));
+      admins.push(
+        new Redis(port, '127.0.0.1', {
+          lazyConnect: true,
+          maxRetriesPerRequest: 1,
+          password: sentinelPassword,
+        }),
+      );
     }
     // Agreed: every sentinel knows the other two and the replica, and the replica is in sync.
     await waitFor(
@@ -195,6 +226,7 @@ export async function startSentinelGroup(masterName = 'mcpgw'): Promise<Sentinel
     args: string[],
     command = 'redis-server',
     commandArgs: string[] = args,
+    requirepass?: string,
   ): Promise<Node> {
     const port = Number(args[args.indexOf('--port') + 1]);
     const child = spawn(command, commandArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -224,7 +256,7 @@ export async function startSentinelGroup(masterName = 'mcpgw'): Promise<Sentinel
     await waitFor(
       async () => {
         if (failure) throw failure;
-        return answersPing(port);
+        return requirepass ? answersPingWith(port, requirepass) : answersPing(port);
       },
       START_TIMEOUT_MS,
       `${command} on port ${port} to answer PING`,
@@ -233,12 +265,32 @@ export async function startSentinelGroup(masterName = 'mcpgw'): Promise<Sentinel
   }
 }
 
-function dataServerArgs(port: number): string[] {
-  return ['--port', `${port}`, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
+/** PING with AUTH: a node with requirepass answers a bare PING with NOAUTH. */
+async function answersPingWith(port: number, password: string): Promise<boolean> {
+  const client = new Redis(port, '127.0.0.1', {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    password,
+  });
+  client.on('error', () => undefined);
+  try {
+    return (await client.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    client.disconnect();
+  }
 }
 
-async function info(port: number): Promise<string> {
-  const client = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0 });
+async function replicationInfo(port: number, password?: string): Promise<string> {
+  const client = new Redis(port, '127.0.0.1', {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    password,
+  });
+  client.on('error', () => undefined);
   try {
     return await client.info('replication');
   } catch {
