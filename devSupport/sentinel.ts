@@ -73,13 +73,15 @@ export async function startSentinelGroup(
   options: SentinelGroupOptions = {},
 ): Promise<SentinelGroup> {
   const { masterName = 'mcpgw', password, sentinelPassword } = options;
+  const dir = mkdtempSync(path.join(tmpdir(), 'mcpgw-sentinel-'));
   const dataServerArgs = (port: number): string[] => [
     ...['--port', `${port}`, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    // A replica writes the snapshot of its full sync to disk: into the group's directory.
+    ...['--dir', dir, '--dbfilename', `dump-${port}.rdb`],
     ...(password ? ['--requirepass', password, '--masterauth', password] : []),
   ];
   const info = (port: number) => replicationInfo(port, password);
   installExitHook();
-  const dir = mkdtempSync(path.join(tmpdir(), 'mcpgw-sentinel-'));
   const nodes = new Map<number, Node>();
   const admins: Redis[] = [];
   const stop = async () => {
