@@ -215,6 +215,12 @@ test('a SIGKILLed master is replaced by its replica: every process rides it out,
       lostOnB: lostOn(onB),
       historyLostOnA: historyLost(onA),
       historyLostOnB: historyLost(onB),
+      historyLostMessages: [onA, onB].flatMap((c) =>
+        c
+          .named('connection-status')
+          .filter((e) => e.json.status === 'history-lost')
+          .map((e) => e.json.message),
+      ),
     },
     toolCalls: Object.fromEntries(
       ['before', 'during', 'after'].map((p) => [
