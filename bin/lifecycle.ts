@@ -42,7 +42,7 @@ export function runProcess(
 function checkRoleConfig(role: Role, config: Readonly<Config>): void {
   if (role !== 'all' && !config.redis) {
     throw new Error(
-      `REDIS_URL is required for a ${role} process (or REDIS_CLUSTER_NODES; npm start runs one process)`,
+      `a ${role} process needs Redis: REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS (npm start runs one process)`,
     );
   }
   // npm start makes a secret for its run (bin/start.ts); pods must all verify the same tokens.

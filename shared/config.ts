@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { type RedisTarget, parseClusterNodes } from './engine/redis/redisConnections';
+import { type RedisTarget, parseHostPorts } from './engine/redis/redisConnections';
 
 /**
  * Secrets shipped in this repository for local try-outs (docker-compose.yml, the k8s dev
@@ -34,6 +34,10 @@ const envSchema = z.object({
   REDIS_URL: z.preprocess(emptyAsUndefined, z.string().url().optional()),
   REDIS_CLUSTER_NODES: z.preprocess(emptyAsUndefined, z.string().optional()),
   REDIS_PREFIX: z.string().default('mcpgw:'),
+  REDIS_SENTINELS: z.preprocess(emptyAsUndefined, z.string().optional()),
+  REDIS_SENTINEL_MASTER: z.preprocess(emptyAsUndefined, z.string().optional()),
+  REDIS_PASSWORD: z.preprocess(emptyAsUndefined, z.string().optional()),
+  REDIS_SENTINEL_PASSWORD: z.preprocess(emptyAsUndefined, z.string().optional()),
   JWT_SECRET: z.preprocess(emptyAsUndefined, z.string().min(16).optional()),
   JWT_PUBLIC_KEY: z.preprocess(emptyAsUndefined, z.string().optional()),
   ALLOWED_ORIGINS: z.string().default(''),
@@ -113,9 +117,10 @@ const configSchema = envSchema.transform((e, ctx) => ({
    * default holds the reconnects of ~16,000 streams where Node's 511 drops SYNs (1 s, 3 s retries).
    */
   listenBacklog: e.LISTEN_BACKLOG,
-  /** Unset (with REDIS_CLUSTER_NODES unset too): the in-process memory engine. */
-  redisUrl: e.REDIS_URL,
-  /** Where the Redis engine's Redis is (REDIS_URL or REDIS_CLUSTER_NODES); unset: memory. */
+  /**
+   * Where the Redis engine's Redis is: REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS (one of
+   * them, with REDIS_PASSWORD and the like); unset: the in-process memory engine.
+   */
   redis: redisTargetOf(e, ctx),
   redisPrefix: e.REDIS_PREFIX,
   /**
@@ -223,25 +228,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
   return Object.freeze(parsed.data);
 }
 
-/** One Redis mode at most: a URL, or a Cluster's seed nodes. */
-function redisTargetOf(e: Env, ctx: Ctx): RedisTarget | undefined {
-  const modes = [e.REDIS_URL && 'REDIS_URL', e.REDIS_CLUSTER_NODES && 'REDIS_CLUSTER_NODES'];
-  const set = modes.filter((mode): mode is string => Boolean(mode));
-  if (set.length > 1) {
-    ctx.addIssue(`Set only one Redis mode, not ${set.join(' and ')}`);
-    return undefined;
-  }
-  if (e.REDIS_CLUSTER_NODES) {
-    try {
-      return { kind: 'cluster', nodes: parseClusterNodes(e.REDIS_CLUSTER_NODES) };
-    } catch (error) {
-      ctx.addIssue((error as Error).message);
-      return undefined;
-    }
-  }
-  return e.REDIS_URL ? { kind: 'url', url: e.REDIS_URL } : undefined;
-}
-
 /**
  * An event must fit its topic's history, and a socket's send queue with room to spare (else it
  * could never be delivered). Unset, it is the default within both bounds.
@@ -305,6 +291,55 @@ function oauthOf(e: Env, ctx: Ctx) {
     /** The JWKS is fetched again after this long even without an unknown `kid`. */
     jwksCacheMaxAgeMs: e.OAUTH_JWKS_MAX_AGE_MS,
   });
+}
+
+const REDIS_MODES = ['REDIS_URL', 'REDIS_CLUSTER_NODES', 'REDIS_SENTINELS'] as const;
+
+/**
+ * One Redis mode at most, with its companions: REDIS_PASSWORD for a Cluster's nodes or a Sentinel
+ * group's data servers (a REDIS_URL carries its own), REDIS_SENTINEL_MASTER and
+ * REDIS_SENTINEL_PASSWORD for the sentinels.
+ */
+function redisTargetOf(e: Env, ctx: Ctx): Readonly<RedisTarget> | undefined {
+  const set = REDIS_MODES.filter((mode) => e[mode]);
+  if (set.length > 1) {
+    ctx.addIssue(`set only one Redis mode: ${REDIS_MODES.join(', ')} (got ${set.join(' and ')})`);
+    return undefined;
+  }
+  if (!e.REDIS_SENTINELS && (e.REDIS_SENTINEL_MASTER || e.REDIS_SENTINEL_PASSWORD)) {
+    ctx.addIssue('REDIS_SENTINEL_MASTER and REDIS_SENTINEL_PASSWORD need REDIS_SENTINELS');
+    return undefined;
+  }
+  if (e.REDIS_PASSWORD && !e.REDIS_CLUSTER_NODES && !e.REDIS_SENTINELS) {
+    ctx.addIssue(
+      'REDIS_PASSWORD needs REDIS_CLUSTER_NODES or REDIS_SENTINELS (a REDIS_URL carries its own password)',
+    );
+    return undefined;
+  }
+  const password = e.REDIS_PASSWORD ? { password: e.REDIS_PASSWORD } : {};
+  try {
+    if (e.REDIS_CLUSTER_NODES) {
+      const nodes = parseHostPorts('REDIS_CLUSTER_NODES', e.REDIS_CLUSTER_NODES);
+      return Object.freeze({ kind: 'cluster', nodes, ...password });
+    }
+    if (e.REDIS_SENTINELS) {
+      if (!e.REDIS_SENTINEL_MASTER) {
+        ctx.addIssue('REDIS_SENTINELS needs REDIS_SENTINEL_MASTER (the master group name)');
+        return undefined;
+      }
+      return Object.freeze({
+        kind: 'sentinel',
+        sentinels: parseHostPorts('REDIS_SENTINELS', e.REDIS_SENTINELS),
+        masterName: e.REDIS_SENTINEL_MASTER,
+        ...password,
+        ...(e.REDIS_SENTINEL_PASSWORD ? { sentinelPassword: e.REDIS_SENTINEL_PASSWORD } : {}),
+      });
+    }
+  } catch (error) {
+    ctx.addIssue((error as Error).message);
+    return undefined;
+  }
+  return e.REDIS_URL ? Object.freeze({ kind: 'url', url: e.REDIS_URL }) : undefined;
 }
 
 /** '' or 'false': none; 'true': all; a number: that many hops; else a list of addresses. */

@@ -8,7 +8,7 @@ import { RedisEngine } from './redis';
 export * from './engine';
 export { ZERO_EVENT_ID, compareEventIds, isEventId } from './eventId';
 
-/** The memory engine unless REDIS_URL or REDIS_CLUSTER_NODES is set. */
+/** The memory engine unless a Redis mode (REDIS_URL, REDIS_CLUSTER_NODES, REDIS_SENTINELS) is set. */
 export function createEngine(config: Config, logger: Logger, metrics?: Metrics): Engine {
   const history = {
     historyMaxLen: config.historyMaxLen,

@@ -49,29 +49,104 @@ test('MCP_SERVER_MODULE: unset or empty means the backlog, else the path as give
   ).toBe('examples/echo-server.mjs');
 });
 
-test('REDIS_CLUSTER_NODES: seed nodes of a Redis Cluster, never together with REDIS_URL', () => {
-  expect(loadConfig({ POD_ID: 'p' }).redis).toBeUndefined();
-  expect(loadConfig({ POD_ID: 'p', REDIS_URL: 'redis://r:6379' }).redis).toEqual({
-    kind: 'url',
-    url: 'redis://r:6379',
+describe('Redis modes', () => {
+  test('REDIS_URL: one server, its password in the URL', () => {
+    expect(loadConfig({ POD_ID: 'p' }).redis).toBeUndefined();
+    expect(loadConfig({ POD_ID: 'p', REDIS_URL: 'redis://r:6379' }).redis).toEqual({
+      kind: 'url',
+      url: 'redis://r:6379',
+    });
+    expect(() =>
+      loadConfig({ POD_ID: 'p', REDIS_URL: 'redis://h:6379', REDIS_PASSWORD: 'x' }),
+    ).toThrow(
+      /REDIS_PASSWORD needs REDIS_CLUSTER_NODES or REDIS_SENTINELS \(a REDIS_URL carries its own password\)/,
+    );
   });
-  expect(
-    loadConfig({ POD_ID: 'p', REDIS_CLUSTER_NODES: 'a:7000, b:7001,[::1]:7002' }).redis,
-  ).toEqual({
-    kind: 'cluster',
-    nodes: [
-      { host: 'a', port: 7000 },
-      { host: 'b', port: 7001 },
-      { host: '::1', port: 7002 },
-    ],
+
+  test('REDIS_CLUSTER_NODES: seed nodes of a Redis Cluster, with REDIS_PASSWORD', () => {
+    expect(
+      loadConfig({ POD_ID: 'p', REDIS_CLUSTER_NODES: 'a:7000, b:7001,[::1]:7002' }).redis,
+    ).toEqual({
+      kind: 'cluster',
+      nodes: [
+        { host: 'a', port: 7000 },
+        { host: 'b', port: 7001 },
+        { host: '::1', port: 7002 },
+      ],
+    });
+    const secured = loadConfig({ POD_ID: 'p', REDIS_CLUSTER_NODES: 'a:1', REDIS_PASSWORD: 's' });
+    expect(secured.redis).toEqual({
+      kind: 'cluster',
+      nodes: [{ host: 'a', port: 1 }],
+      password: 's',
+    });
+    expect(Object.isFrozen(secured.redis)).toBe(true);
+    // Empty counts as unset (the ConfigMap's default).
+    expect(loadConfig({ POD_ID: 'p', REDIS_CLUSTER_NODES: '' }).redis).toBeUndefined();
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: 'a:7000,b' })).toThrow(
+      /REDIS_CLUSTER_NODES: "b" is not host:port/,
+    );
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: 'a:0' })).toThrow(/"a:0" is not host:port/);
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: ' , ' })).toThrow(
+      /REDIS_CLUSTER_NODES lists no host:port/,
+    );
   });
-  // Empty counts as unset (the ConfigMap's default).
-  expect(loadConfig({ POD_ID: 'p', REDIS_CLUSTER_NODES: '' }).redis).toBeUndefined();
-  expect(() => loadConfig({ REDIS_URL: 'redis://r:6379', REDIS_CLUSTER_NODES: 'a:7000' })).toThrow(
-    /Set only one Redis mode, not REDIS_URL and REDIS_CLUSTER_NODES/,
-  );
-  expect(() => loadConfig({ REDIS_CLUSTER_NODES: 'a:7000,b' })).toThrow(
-    /REDIS_CLUSTER_NODES: "b" is not host:port/,
-  );
-  expect(() => loadConfig({ REDIS_CLUSTER_NODES: 'a:0' })).toThrow(/"a:0" is not host:port/);
+
+  const sentinelEnv = {
+    POD_ID: 'p',
+    REDIS_SENTINELS: 'sentinel-1:26379, 10.0.0.2:26380,[::1]:26381',
+    REDIS_SENTINEL_MASTER: 'mcpgw',
+  };
+
+  test('REDIS_SENTINELS is parsed into addresses, with the master name and passwords', () => {
+    const config = loadConfig({
+      ...sentinelEnv,
+      REDIS_PASSWORD: 'data-secret',
+      REDIS_SENTINEL_PASSWORD: 'sentinel-secret',
+    });
+    expect(config.redis).toEqual({
+      kind: 'sentinel',
+      sentinels: [
+        { host: 'sentinel-1', port: 26379 },
+        { host: '10.0.0.2', port: 26380 },
+        { host: '::1', port: 26381 },
+      ],
+      masterName: 'mcpgw',
+      password: 'data-secret',
+      sentinelPassword: 'sentinel-secret',
+    });
+    expect(Object.isFrozen(config.redis)).toBe(true);
+    expect(loadConfig({ POD_ID: 'p', REDIS_SENTINELS: '' }).redis).toBeUndefined();
+  });
+
+  test('more than one mode is a start-up error naming the three', () => {
+    const url = { REDIS_URL: 'redis://127.0.0.1:6379' };
+    const cluster = { REDIS_CLUSTER_NODES: 'a:7000' };
+    const modes = /set only one Redis mode: REDIS_URL, REDIS_CLUSTER_NODES, REDIS_SENTINELS/;
+    expect(() => loadConfig({ ...sentinelEnv, ...url })).toThrow(modes);
+    expect(() => loadConfig({ ...sentinelEnv, ...url })).toThrow(
+      /\(got REDIS_URL and REDIS_SENTINELS\)/,
+    );
+    expect(() => loadConfig({ ...url, ...cluster })).toThrow(
+      /\(got REDIS_URL and REDIS_CLUSTER_NODES\)/,
+    );
+    expect(() => loadConfig({ ...sentinelEnv, ...cluster })).toThrow(modes);
+  });
+
+  test('a bad sentinel list, a missing master name or a stray companion are named', () => {
+    for (const bad of ['sentinel-1', 'sentinel-1:', 'h:70000', 'a:1,,b:2', 'h:port']) {
+      expect(() => loadConfig({ ...sentinelEnv, REDIS_SENTINELS: bad })).toThrow(
+        /REDIS_SENTINELS: ".*" is not host:port/,
+      );
+    }
+    expect(() => loadConfig({ POD_ID: 'p', REDIS_SENTINELS: 'h:1' })).toThrow(
+      /REDIS_SENTINELS needs REDIS_SENTINEL_MASTER/,
+    );
+    expect(() => loadConfig({ POD_ID: 'p', REDIS_SENTINEL_MASTER: 'm' })).toThrow(
+      /need REDIS_SENTINELS/,
+    );
+    expect(() =>
+      loadConfig({ POD_ID: 'p', REDIS_CLUSTER_NODES: 'a:1', REDIS_SENTINEL_PASSWORD: 'x' }),
+    ).toThrow(/need REDIS_SENTINELS/);
+  });
 });

@@ -83,19 +83,30 @@ function watchHealth(connection: Redis, context: ConnectionContext, name: string
   });
 }
 
-/** Resolves once the connection is ready; rejects after `timeoutMs`. Starts connecting if idle. */
+/**
+ * Resolves once the connection is ready; rejects after `timeoutMs`, naming the last error seen
+ * (a refused connection, a wrong password, unreachable sentinels). Starts connecting if idle.
+ */
 export function whenReady(connection: Redis, timeoutMs: number, what: string): Promise<void> {
   if (connection.status === 'ready') return Promise.resolve();
   return new Promise((resolve, reject) => {
+    let lastError: string | undefined;
+    const onError = (error: Error) => {
+      lastError = error.message;
+    };
     const timer = setTimeout(() => {
       connection.off('ready', onReady);
-      reject(new Error(`${what}: Redis not ready within ${timeoutMs} ms`));
+      connection.off('error', onError);
+      const cause = lastError ? ` (last error: ${lastError})` : '';
+      reject(new Error(`${what}: Redis not ready within ${timeoutMs} ms${cause}`));
     }, timeoutMs);
     const onReady = () => {
       clearTimeout(timer);
+      connection.off('error', onError);
       resolve();
     };
     connection.once('ready', onReady);
+    connection.on('error', onError);
     // connect() rejects on the first failed attempt, but ioredis keeps retrying by itself.
     if (connection.status === 'wait') connection.connect().catch(() => undefined);
   });

@@ -32,9 +32,9 @@ import { type ScriptedRedis, defineScripts } from './scripts';
 import { RedisWindowCounters } from './windowCounters';
 
 export interface RedisEngineOptions {
-  /** A single Redis (REDIS_URL); or give `target`. */
+  /** One Redis server (REDIS_URL); the same as `target: { kind: 'url', url }`. */
   url?: string;
-  /** Where Redis is (a URL or a Cluster's seed nodes); wins over `url`. */
+  /** Where Redis is: a URL, a Cluster's seed nodes or a Sentinel group (redisConnections.ts). */
   target?: RedisTarget;
   /** Starts every key and channel (REDIS_PREFIX). */
   prefix: string;
@@ -88,8 +88,9 @@ export class RedisEngine implements Engine {
 
   constructor(options: RedisEngineOptions) {
     const { prefix, historyMaxLen, historyTtlS, logger, metrics } = options;
-    const target =
-      options.target ?? (options.url ? { kind: 'url' as const, url: options.url } : undefined);
+    if (options.url && options.target) throw new RangeError('give url or target, not both');
+    const target: RedisTarget | undefined =
+      options.target ?? (options.url ? { kind: 'url', url: options.url } : undefined);
     if (!target) throw new RangeError('url or target is required');
     validateHistoryOptions(historyMaxLen, historyTtlS);
     const historyMaxBytes = options.historyMaxBytes ?? DEFAULT_HISTORY_MAX_BYTES;
