@@ -25,6 +25,8 @@ export interface RedisClusterOptions {
   masters?: number;
   /** Replicas per master. */
   replicasPerMaster?: number;
+  /** requirepass (and masterauth) of every node, set once the cluster is formed: REDIS_PASSWORD. */
+  password?: string;
 }
 
 const START_TIMEOUT_MS = 20_000;
@@ -77,6 +79,11 @@ export async function startRedisCluster(
       { timeout: START_TIMEOUT_MS },
     );
     await waitForClusterOk(servers, masters * replicasPerMaster);
+    // Set after forming: redis-cli --cluster create and the readiness checks need no AUTH, and
+    // the replication links already up stay authenticated.
+    if (options.password) {
+      for (const server of servers) await requirePassword(server.port, options.password);
+    }
     const killNode = async (port: number) => {
       const server = servers.find((s) => s.port === port);
       if (!server) throw new Error(`no cluster node on port ${port}`);
@@ -177,6 +184,12 @@ async function waitForClusterOk(servers: ClusterServer[], replicas: number): Pro
     if (Date.now() > deadline) throw new Error('Redis Cluster did not reach cluster_state:ok');
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+async function requirePassword(port: number, password: string): Promise<void> {
+  const cli = (...args: string[]) => execFileAsync('redis-cli', ['-p', String(port), ...args]);
+  await cli('config', 'set', 'masterauth', password);
+  await cli('config', 'set', 'requirepass', password);
 }
 
 async function stopServer(server: ClusterServer): Promise<void> {

@@ -86,3 +86,43 @@ test('the cluster spreads topic histories over more than one master', async () =
     await engine.close();
   }
 });
+
+describe('with a password (REDIS_PASSWORD)', () => {
+  let secured: ProvidedRedisCluster;
+  const engines: RedisEngine[] = [];
+  const engineFor = (password?: string) => {
+    const engine = new RedisEngine({
+      target: { kind: 'cluster', nodes: parseClusterNodes(secured.nodes), password },
+      prefix: uniquePrefix('cluster-auth'),
+      historyMaxLen: 10,
+      historyTtlS: 60,
+      logger: silentLogger(),
+      startTimeoutMs: 1500,
+    });
+    engines.push(engine);
+    return engine;
+  };
+
+  beforeAll(async () => {
+    secured = await startRedisCluster({ masters: 3, password: 'cluster-pass-0123' });
+  });
+
+  afterAll(async () => {
+    await Promise.all(engines.map((engine) => engine.close()));
+    await secured?.stop();
+  });
+
+  test('an engine with the password works through the cluster', async () => {
+    const engine = engineFor('cluster-pass-0123');
+    await engine.start();
+    for (let i = 0; i < 10; i += 1) await engine.kv.set(`k-${i}`, 'v', 10_000);
+    expect(await engine.kv.get('k-9')).toBe('v');
+  });
+
+  test('without it the engine does not start, and says why', async () => {
+    const engine = engineFor(undefined);
+    const started = engine.start();
+    await expect(started).rejects.toThrow(/Redis not ready within 1500 ms \(last error: .*NOAUTH/);
+    expect(engine.isReady()).toBe(false);
+  });
+});

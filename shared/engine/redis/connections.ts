@@ -91,8 +91,10 @@ export function whenReady(connection: Redis, timeoutMs: number, what: string): P
   if (connection.status === 'ready') return Promise.resolve();
   return new Promise((resolve, reject) => {
     let lastError: string | undefined;
-    const onError = (error: Error) => {
-      lastError = error.message;
+    const onError = (error: Error & { lastNodeError?: Error }) => {
+      // A Cluster client that reached no node says only that; the node's own error says why.
+      const nodeError = error.lastNodeError?.message;
+      lastError = nodeError ? `${error.message} ${nodeError}` : error.message;
     };
     const timer = setTimeout(() => {
       connection.off('ready', onReady);
