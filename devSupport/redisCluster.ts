@@ -1,10 +1,11 @@
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from './ports';
 import { answersPing } from './redis';
+import { spawnRedisProcess, type RedisProcess } from './redisProcess';
 
 const execFileAsync = promisify(execFile);
 
@@ -32,15 +33,7 @@ export interface RedisClusterOptions {
 const START_TIMEOUT_MS = 20_000;
 const STOP_GRACE_MS = 5_000;
 
-interface ClusterServer {
-  port: number;
-  child: ChildProcess;
-  exited: Promise<void>;
-  output: string;
-}
-
-const liveChildren = new Set<ChildProcess>();
-let exitHookInstalled = false;
+type ClusterServer = RedisProcess;
 
 /**
  * Starts `masters x (1 + replicasPerMaster)` redis-servers with cluster mode on, free loopback
@@ -53,7 +46,6 @@ export async function startRedisCluster(
   const masters = options.masters ?? 3;
   const replicasPerMaster = options.replicasPerMaster ?? 0;
   if (masters < 3) throw new RangeError('a Redis Cluster needs at least 3 masters');
-  installExitHook();
   const dir = mkdtempSync(path.join(tmpdir(), 'redis-cluster-'));
   const servers: ClusterServer[] = [];
   const stop = async () => {
@@ -98,7 +90,7 @@ export async function startRedisCluster(
 }
 
 async function startServer(dir: string, port: number, busPort: number): Promise<ClusterServer> {
-  const child = spawn(
+  const server: ClusterServer = spawnRedisProcess(
     'redis-server',
     [
       '--port',
@@ -125,32 +117,12 @@ async function startServer(dir: string, port: number, busPort: number): Promise<
       '--dbfilename',
       `dump-${port}.rdb`,
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir },
+    port,
+    { cwd: dir },
   );
-  const server: ClusterServer = { port, child, exited: Promise.resolve(), output: '' };
-  const collect = (chunk: Buffer) => {
-    server.output = (server.output + chunk.toString()).slice(-4000);
-  };
-  child.stdout?.on('data', collect);
-  child.stderr?.on('data', collect);
-  liveChildren.add(child);
-  let failure: Error | undefined;
-  server.exited = new Promise<void>((resolve) => {
-    child.once('error', (error) => {
-      failure = error;
-      liveChildren.delete(child);
-      resolve();
-    });
-    child.once('exit', (code, signal) => {
-      failure ??= new Error(
-        `redis-server exited (${code ?? signal}) on port ${port}:\n${server.output}`,
-      );
-      liveChildren.delete(child);
-      resolve();
-    });
-  });
   const deadline = Date.now() + START_TIMEOUT_MS;
   while (!(await answersPing(port))) {
+    const failure = server.failure();
     if (failure) throw failure;
     if (Date.now() > deadline) {
       await stopServer(server);
@@ -204,12 +176,4 @@ async function stopServer(server: ClusterServer): Promise<void> {
     clearTimeout(timer);
   }
   await exited;
-}
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const child of liveChildren) child.kill('SIGKILL');
-  });
 }

@@ -1,10 +1,11 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Redis from 'ioredis';
 import { freePort } from './ports';
 import { answersPing } from './redis';
+import { spawnRedisProcess, type RedisProcess } from './redisProcess';
 import { waitFor } from './waitFor';
 
 /**
@@ -33,21 +34,13 @@ export interface SentinelGroup {
   stop(): Promise<void>;
 }
 
-interface Node {
-  port: number;
-  child: ChildProcess;
-  exited: Promise<void>;
-  output: string;
-}
+type Node = RedisProcess;
 
 /** The master is subjectively down after this much silence (the default is 30 s). */
 const DOWN_AFTER_MS = 1000;
 /** Least time between two failover attempts of the same master (the default is 3 min). */
 const FAILOVER_TIMEOUT_MS = 5000;
 const START_TIMEOUT_MS = 15_000;
-
-const liveChildren = new Set<ChildProcess>();
-let exitHookInstalled = false;
 
 /**
  * The sentinel binary: Debian's `redis-sentinel` when installed, else `redis-server --sentinel`
@@ -81,7 +74,6 @@ export async function startSentinelGroup(
     ...(password ? ['--requirepass', password, '--masterauth', password] : []),
   ];
   const info = (port: number) => replicationInfo(port, password);
-  installExitHook();
   const nodes = new Map<number, Node>();
   const admins: Redis[] = [];
   const stop = async () => {
@@ -231,32 +223,11 @@ export async function startSentinelGroup(
     requirepass?: string,
   ): Promise<Node> {
     const port = Number(args[args.indexOf('--port') + 1]);
-    const child = spawn(command, commandArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const node: Node = { port, child, output: '', exited: Promise.resolve() };
-    const collect = (chunk: Buffer) => {
-      node.output = (node.output + chunk.toString()).slice(-4000);
-    };
-    child.stdout?.on('data', collect);
-    child.stderr?.on('data', collect);
-    liveChildren.add(child);
-    let failure: Error | undefined;
-    node.exited = new Promise<void>((resolve) => {
-      child.once('error', (error) => {
-        failure = error;
-        liveChildren.delete(child);
-        resolve();
-      });
-      child.once('exit', (code, signal) => {
-        failure ??= new Error(
-          `${command} on port ${port} exited (${code ?? signal}):\n${node.output}`,
-        );
-        liveChildren.delete(child);
-        resolve();
-      });
-    });
+    const node: Node = spawnRedisProcess(command, commandArgs, port);
     nodes.set(port, node);
     await waitFor(
       async () => {
+        const failure = node.failure();
         if (failure) throw failure;
         return requirepass ? answersPingWith(port, requirepass) : answersPing(port);
       },
@@ -311,12 +282,4 @@ function toRecord(flat: string[]): Record<string, string> {
 async function killNode(node: Node): Promise<void> {
   if (node.child.exitCode === null && node.child.signalCode === null) node.child.kill('SIGKILL');
   await node.exited;
-}
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const child of liveChildren) child.kill('SIGKILL');
-  });
 }

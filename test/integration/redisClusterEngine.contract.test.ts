@@ -1,15 +1,8 @@
 import { Cluster } from 'ioredis';
-import type { Engine } from '../../shared/engine/engine';
 import { RedisEngine } from '../../shared/engine/redis';
 import { parseClusterNodes } from '../../shared/engine/redis/redisConnections';
 import { silentLogger } from '../../shared/logger';
-import {
-  CONTRACT_EVENT_MAX_BYTES,
-  CONTRACT_HISTORY_MAX_BYTES,
-  CONTRACT_HISTORY_MAX_LEN,
-  CONTRACT_HISTORY_TTL_S,
-  describeEngineContract,
-} from '../contract/engineContract';
+import { describeRedisEngineContract } from './redisContract';
 import { uniquePrefix } from '../../devSupport/redis';
 import { startRedisCluster, type ProvidedRedisCluster } from '../../devSupport/redisCluster';
 
@@ -24,7 +17,6 @@ jest.setTimeout(60_000);
 let cluster: ProvidedRedisCluster;
 /** Deletes each engine's keys afterwards, on every master. */
 let admin: Cluster;
-const prefixes = new WeakMap<Engine, string>();
 
 beforeAll(async () => {
   cluster = await startRedisCluster({ masters: 3 });
@@ -36,35 +28,10 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-describeEngineContract(
+describeRedisEngineContract(
   'redis cluster',
-  async () => {
-    const prefix = uniquePrefix('cluster-contract');
-    const engine = new RedisEngine({
-      target: { kind: 'cluster', nodes: parseClusterNodes(cluster.nodes) },
-      prefix,
-      historyMaxLen: CONTRACT_HISTORY_MAX_LEN,
-      historyTtlS: CONTRACT_HISTORY_TTL_S,
-      historyMaxBytes: CONTRACT_HISTORY_MAX_BYTES,
-      eventMaxBytes: CONTRACT_EVENT_MAX_BYTES,
-      logger: silentLogger(),
-    });
-    prefixes.set(engine, prefix);
-    return engine;
-  },
-  async (engine) => {
-    const prefix = prefixes.get(engine);
-    if (!prefix) return;
-    for (const master of admin.nodes('master')) {
-      let cursor = '0';
-      do {
-        const [next, keys] = await master.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-        cursor = next;
-        // One UNLINK per key: keys of different slots cannot go in one command.
-        for (const key of keys) await master.unlink(key);
-      } while (cursor !== '0');
-    }
-  },
+  () => ({ kind: 'cluster', nodes: parseClusterNodes(cluster.nodes) }),
+  () => admin.nodes('master'),
 );
 
 test('the cluster spreads topic histories over more than one master', async () => {

@@ -1,14 +1,7 @@
 import Redis from 'ioredis';
-import type { Engine } from '../../shared/engine/engine';
 import { RedisEngine } from '../../shared/engine/redis';
 import { silentLogger } from '../../shared/logger';
-import {
-  CONTRACT_EVENT_MAX_BYTES,
-  CONTRACT_HISTORY_MAX_BYTES,
-  CONTRACT_HISTORY_MAX_LEN,
-  CONTRACT_HISTORY_TTL_S,
-  describeEngineContract,
-} from '../contract/engineContract';
+import { describeRedisEngineContract } from './redisContract';
 import { uniquePrefix } from '../../devSupport/redis';
 import { type SentinelGroup, startSentinelGroup } from '../../devSupport/sentinel';
 
@@ -20,7 +13,6 @@ import { type SentinelGroup, startSentinelGroup } from '../../devSupport/sentine
 let group: SentinelGroup;
 /** Deletes each engine's keys afterwards, on the master. */
 let admin: Redis;
-const prefixes = new WeakMap<Engine, string>();
 
 beforeAll(async () => {
   group = await startSentinelGroup();
@@ -36,36 +28,14 @@ afterAll(async () => {
   await group?.stop();
 });
 
-describeEngineContract(
+describeRedisEngineContract(
   'redis (sentinel)',
-  async () => {
-    const prefix = uniquePrefix('sentinel-contract');
-    const engine = new RedisEngine({
-      target: {
-        kind: 'sentinel',
-        sentinels: group.sentinelPorts.map((port) => ({ host: '127.0.0.1', port })),
-        masterName: group.masterName,
-      },
-      prefix,
-      historyMaxLen: CONTRACT_HISTORY_MAX_LEN,
-      historyTtlS: CONTRACT_HISTORY_TTL_S,
-      historyMaxBytes: CONTRACT_HISTORY_MAX_BYTES,
-      eventMaxBytes: CONTRACT_EVENT_MAX_BYTES,
-      logger: silentLogger(),
-    });
-    prefixes.set(engine, prefix);
-    return engine;
-  },
-  async (engine) => {
-    const prefix = prefixes.get(engine);
-    if (!prefix) return;
-    let cursor = '0';
-    do {
-      const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await admin.unlink(...keys);
-    } while (cursor !== '0');
-  },
+  () => ({
+    kind: 'sentinel',
+    sentinels: group.sentinelPorts.map((port) => ({ host: '127.0.0.1', port })),
+    masterName: group.masterName,
+  }),
+  () => [admin],
 );
 
 describe('with passwords (REDIS_PASSWORD, REDIS_SENTINEL_PASSWORD)', () => {
