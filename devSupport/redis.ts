@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { freePort } from './ports';
+import { stopProcess } from './redisProcess';
 
 /** A Redis for tests: REDIS_URL when set, else a redis-server this process spawned. */
 export interface ProvidedRedis {
@@ -120,16 +121,7 @@ async function stopServer(server: SpawnedServer): Promise<void> {
   const { child, exited } = server;
   if (!child || !exited) return;
   server.child = undefined;
-  if (child.exitCode === null && child.signalCode === null) {
-    child.kill('SIGTERM');
-    let timer: NodeJS.Timeout | undefined;
-    const grace = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), STOP_GRACE_MS);
-    });
-    if ((await Promise.race([exited, grace])) === 'timeout') child.kill('SIGKILL');
-    clearTimeout(timer);
-  }
-  await exited;
+  await stopProcess(child, exited, STOP_GRACE_MS);
 }
 
 /** Sends PING on a raw socket: true on +PONG, false on anything else (refused, loading...). */

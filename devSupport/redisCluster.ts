@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from './ports';
 import { answersPing } from './redis';
-import { spawnRedisProcess, type RedisProcess } from './redisProcess';
+import { spawnRedisProcess, stopProcess, type RedisProcess } from './redisProcess';
 
 const execFileAsync = promisify(execFile);
 
@@ -166,14 +166,5 @@ async function requirePassword(port: number, password: string): Promise<void> {
 
 async function stopServer(server: ClusterServer): Promise<void> {
   const { child, exited } = server;
-  if (child.exitCode === null && child.signalCode === null) {
-    child.kill('SIGTERM');
-    let timer: NodeJS.Timeout | undefined;
-    const grace = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), STOP_GRACE_MS);
-    });
-    if ((await Promise.race([exited, grace])) === 'timeout') child.kill('SIGKILL');
-    clearTimeout(timer);
-  }
-  await exited;
+  await stopProcess(child, exited, STOP_GRACE_MS);
 }

@@ -57,6 +57,24 @@ export function spawnRedisProcess(
   return proc;
 }
 
+/** SIGTERM, then SIGKILL after `graceMs`; resolves once it has exited. */
+export async function stopProcess(
+  child: ChildProcess,
+  exited: Promise<unknown>,
+  graceMs: number,
+): Promise<void> {
+  if (child.exitCode === null && child.signalCode === null) {
+    child.kill('SIGTERM');
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), graceMs);
+    });
+    if ((await Promise.race([exited, grace])) === 'timeout') child.kill('SIGKILL');
+    clearTimeout(timer);
+  }
+  await exited;
+}
+
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;

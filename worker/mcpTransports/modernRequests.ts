@@ -33,7 +33,7 @@ import {
   type ParamHeaderDeclaration,
 } from './paramHeaders';
 import type { ToolPermissions } from '../toolPermissions';
-import { publishToRequestStream } from './requestStream';
+import { errorReply, publishToRequestStream } from './requestStream';
 import {
   TASK_TTL_MS,
   TASKS_EXTENSION,
@@ -724,20 +724,14 @@ export class ModernRequests {
       command.message.method === 'resources/read' &&
       (error.code === RESOURCE_NOT_FOUND || error.code === RPC_ERRORS.invalidParams) &&
       typeof uri === 'string';
-    const bounded = {
+    const modern = {
       ...error,
       // 2026-07-28: an unknown resource is invalid params (SEP-2164), never -32002, and names
       // the URI asked for.
       code: error.code === RESOURCE_NOT_FOUND ? RPC_ERRORS.invalidParams : error.code,
-      message: truncate(error.message, ERROR_MESSAGE_MAX_CHARS),
       ...(unknownResource && error.data === undefined ? { data: { uri } } : {}),
     };
-    return this.publish(
-      command,
-      MCP_EVENTS.response,
-      { jsonrpc: '2.0', id: command.message.id ?? null, error: bounded },
-      true,
-    );
+    return this.publish(command, MCP_EVENTS.response, errorReply(command, modern), true);
   }
 
   private publish(

@@ -1,7 +1,8 @@
 import type { Engine, PublishOptions } from '../../shared/engine/engine';
 import type { Logger } from '../../shared/logger';
 import { mcpNames } from '../../shared/mcpTransports';
-import { MCP_EVENTS, RPC_ERRORS } from '../../shared/protocol';
+import { MCP_EVENTS, RPC_ERRORS, type ErrorDetail } from '../../shared/protocol';
+import { ERROR_MESSAGE_MAX_CHARS, truncate } from '../../shared/text';
 import type { McpCommand } from '../../shared/types';
 import { publishCallEvent } from '../callEvents';
 
@@ -38,4 +39,13 @@ export async function publishToRequestStream(
     const reply = { jsonrpc: '2.0', id: command.message.id ?? null, error };
     await deps.engine.publish(topic, MCP_EVENTS.response, JSON.stringify(reply), options);
   });
+}
+
+/**
+ * The JSON-RPC error reply that ends a request's stream, its message bounded (messages may quote
+ * what the client sent).
+ */
+export function errorReply(command: McpCommand, error: ErrorDetail & { data?: unknown }): object {
+  const bounded = { ...error, message: truncate(error.message, ERROR_MESSAGE_MAX_CHARS) };
+  return { jsonrpc: '2.0', id: command.message.id ?? null, error: bounded };
 }

@@ -4,7 +4,7 @@ import type { JSONRPCRequest, RequestId, Tool } from '@modelcontextprotocol/sdk/
 import type { Engine } from '../../shared/engine/engine';
 import type { Logger } from '../../shared/logger';
 import { RPC_ERRORS, type ErrorDetail } from '../../shared/protocol';
-import { ERROR_MESSAGE_MAX_CHARS, truncate } from '../../shared/text';
+import { truncate } from '../../shared/text';
 import {
   mcpNames,
   type McpCancel,
@@ -21,7 +21,7 @@ import type { DispatchOutcome } from '../outcomes';
 import { runToolCall, toolCallOutcome, type Outbox } from '../toolCallRunner';
 import type { ToolPermissions } from '../toolPermissions';
 import { changePublisher } from './changes';
-import { publishToRequestStream } from './requestStream';
+import { errorReply, publishToRequestStream } from './requestStream';
 import {
   passesSessionLevel,
   recordSessionLogLevel,
@@ -427,14 +427,7 @@ export class McpSessionServers {
   }
 
   private publishError(command: McpCommand, error: ErrorDetail): Promise<void> {
-    // Messages may quote what the client sent: bounded.
-    const bounded = { ...error, message: truncate(error.message, ERROR_MESSAGE_MAX_CHARS) };
-    return this.publish(
-      command,
-      MCP_EVENTS.response,
-      { jsonrpc: '2.0', id: command.message.id ?? null, error: bounded },
-      true,
-    );
+    return this.publish(command, MCP_EVENTS.response, errorReply(command, error), true);
   }
 
   private publish(
