@@ -71,9 +71,13 @@ export const log = (line: string) =>
  * generator are raised; heartbeats and the cleanup sweep (periodic work per connection, not per
  * event) are pushed past the run, so they do not land inside a measurement window.
  */
-export function serverEnv(redisUrl: string, secret: string): Record<string, string> {
+export function serverEnv(
+  /** A redis:// URL, or the variables of a Redis mode (bench/benchRedis.ts: a Cluster's nodes). */
+  redis: string | Record<string, string>,
+  secret: string,
+): Record<string, string> {
   return {
-    REDIS_URL: redisUrl,
+    ...(typeof redis === 'string' ? { REDIS_URL: redis } : redis),
     REDIS_PREFIX: 'bench:',
     JWT_SECRET: secret,
     LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',

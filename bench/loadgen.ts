@@ -15,6 +15,10 @@ const OPEN_TIMEOUT_MS = 30_000;
 
 interface Stream extends CountedStream {
   failed: boolean;
+  /** The project's welcome names it (nchan has none): the stream's own topic, conn:<id>. */
+  connectionId?: string;
+  /** The stream's first bytes until the welcome's connectionId was read in them. */
+  head: string;
   req?: http.ClientRequest;
   onWelcome?: () => void;
 }
@@ -51,6 +55,7 @@ function openStream(url: string, headers: Record<string, string>): Promise<void>
     carry: '',
     welcomed: false,
     failed: false,
+    head: '',
     got: new Uint8Array(broadcasts),
   };
   streams.push(stream);
@@ -101,9 +106,21 @@ function openStream(url: string, headers: Record<string, string>): Promise<void>
   });
 }
 
+const CONNECTION_ID = /"connectionId":"([^"]+)"/;
+/** Past this many bytes without a connectionId the stream has none (nchan's). */
+const HEAD_MAX = 4096;
+
 function onChunk(stream: Stream, chunk: string): void {
   const now = performance.timeOrigin + performance.now();
   if (stream.failed) return;
+  if (stream.connectionId === undefined && stream.head.length < HEAD_MAX) {
+    stream.head += chunk;
+    const match = CONNECTION_ID.exec(stream.head);
+    if (match) {
+      stream.connectionId = match[1];
+      stream.head = '';
+    }
+  }
   if (counter.onChunk(stream, chunk, now)) {
     opened++;
     stream.onWelcome?.();
@@ -148,6 +165,9 @@ function report(): LoadgenReport {
     cpuMicros: cpu.user + cpu.system,
     wireBytes,
     gzipStreams,
+    connectionIds: streams.flatMap((s) =>
+      s.welcomed && s.connectionId !== undefined ? [s.connectionId] : [],
+    ),
   };
 }
 

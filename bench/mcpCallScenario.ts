@@ -23,14 +23,14 @@ import { Histogram, round } from './histogram';
 import {
   issueToken,
   sdkExampleServer,
+  machineCpuTimes,
   sdkVersion,
   sleep,
-  spawnRedis,
   spawnRole,
   spawnSdkServer,
-  type Proc,
   type SpawnedRole,
 } from './procs';
+import { startOneRedis, type BenchRedis } from './benchRedis';
 import { McpHttpSession, SeedSession, type ToolCaller } from './mcpClient';
 import {
   DIST_BENCH,
@@ -43,6 +43,7 @@ import {
   serverEnv,
   settings,
   type CpuUse,
+  type Pid,
 } from './common';
 
 export const mcpCallSettings = {
@@ -52,7 +53,7 @@ export const mcpCallSettings = {
   rounds: envInt('BENCH_ROUNDS', 2, 1),
 };
 
-type Target = 'sdk' | 'mcp' | 'seed';
+export type Target = 'sdk' | 'mcp' | 'seed';
 
 /** The tool each side calls: the SDK example's `greet` and the project's `list_projects`. */
 const TOOLS: Record<Target, { name: string; args: Record<string, unknown> }> = {
@@ -77,6 +78,11 @@ export interface CallRun {
   /** This (client) process's CPU per call, µs: not counted as server CPU. */
   clientCpuMicrosPerCall: number | null;
   cpuMicros: CpuUse;
+  /**
+   * The whole machine's busy CPU over the window in % of one core (at most 100 × cores),
+   * whoever used it: what is left for the servers on a machine busy with other work.
+   */
+  machineBusyPercent: number | null;
   /**
    * The measured window on CLOCK_MONOTONIC in µs, the clock of V8's CPU profiles: with
    * BENCH_CPU_PROFILE=1, the samples between these two are the measured calls' (startup and
@@ -125,6 +131,16 @@ class RedisCommandStats {
   }
 }
 
+/** The machine's busy share between two machineCpuTimes() readings, in % of one core. */
+export function busyPercent(
+  before: { busy: number; total: number },
+  after: { busy: number; total: number },
+): number | null {
+  const total = after.total - before.total;
+  if (total <= 0) return null;
+  return Math.round(((after.busy - before.busy) / total) * os.cpus().length * 100);
+}
+
 const monotonicMicros = () => Number(process.hrtime.bigint() / 1000n);
 
 /** The closed loop: each caller makes calls back to back until `total` have been started. */
@@ -155,20 +171,23 @@ async function closedLoop(
 }
 
 /** Warm-up, then the measured calls with the servers' CPU sampled around them. */
-async function measure(
+export async function measure(
   target: Target,
   roundNo: number,
   callers: ToolCaller[],
-  procs: Record<string, Proc>,
+  procs: Record<string, Pid>,
   roleOf: (procName: string) => string,
   redisStats?: RedisCommandStats,
+  /** Calls measured and warm-up calls before them. */
+  plan: { calls: number; warmupCalls: number } = mcpCallSettings,
 ): Promise<CallRun> {
   const tool = TOOLS[target];
-  const warm = await closedLoop(callers, mcpCallSettings.warmupCalls, tool);
+  const warm = await closedLoop(callers, plan.warmupCalls, tool);
   await sleep(300);
   await redisStats?.reset();
-  const calls = mcpCallSettings.calls;
+  const calls = plan.calls;
   const cpuBefore = sampleCpu(procs);
+  const machineBefore = machineCpuTimes();
   const clientBefore = process.cpuUsage();
   const latency = new Histogram();
   const windowStart = monotonicMicros();
@@ -177,6 +196,7 @@ async function measure(
   const seconds = (performance.now() - t0) / 1000;
   const windowEnd = monotonicMicros();
   const cpu = cpuDelta(cpuBefore, sampleCpu(procs));
+  const machineAfter = machineCpuTimes();
   const client = process.cpuUsage(clientBefore);
   const redisCommandsPerCall = await redisStats?.perCall(calls);
 
@@ -202,6 +222,7 @@ async function measure(
     ),
     clientCpuMicrosPerCall: perCall(client.user + client.system),
     cpuMicros: cpu,
+    machineBusyPercent: busyPercent(machineBefore, machineAfter),
     windowMonotonicMicros: [windowStart, windowEnd],
     ...(redisCommandsPerCall ? { redisCommandsPerCall } : {}),
   };
@@ -229,17 +250,18 @@ async function measure(
   return run;
 }
 
-/** Opens one session per client, spread round-robin over `urls`. */
-async function openCallers<T extends ToolCaller>(
+/** Opens one session per client (client `j` of `clients`), spread round-robin over `urls`. */
+export async function openCallers<T extends ToolCaller>(
   urls: string[],
-  open: (url: string) => Promise<T>,
+  open: (url: string, client: number) => Promise<T>,
+  clients = mcpCallSettings.clients,
 ): Promise<T[]> {
   const callers: T[] = [];
   // A few at a time: opening sessions is not what is measured.
-  for (let i = 0; i < mcpCallSettings.clients; i += 10) {
+  for (let i = 0; i < clients; i += 10) {
     const batch = [];
-    for (let j = i; j < Math.min(i + 10, mcpCallSettings.clients); j++) {
-      batch.push(open(urls[j % urls.length]));
+    for (let j = i; j < Math.min(i + 10, clients); j++) {
+      batch.push(open(urls[j % urls.length], j));
     }
     callers.push(...(await Promise.all(batch)));
   }
@@ -265,17 +287,26 @@ async function runSdk(roundNo: number, agent: http.Agent): Promise<CallRun> {
   }
 }
 
-interface Cluster {
+export interface Cluster {
   gateways: SpawnedRole[];
-  redisUrl: string;
-  procs: Record<string, Proc>;
+  redis: BenchRedis;
+  /** Gateways, workers and every redis-server. */
+  procs: Record<string, Pid>;
   stop(): Promise<void>;
 }
 
-/** redis-server, 2 gateways and 2 workers, as in the issue's measurements. */
-async function startCluster(label: Target, roundNo: number, secret: string): Promise<Cluster> {
-  const redis = await spawnRedis(`redis (${label})`);
-  const env = serverEnv(redis.url, secret);
+/**
+ * 2 gateways and 2 workers, as in the issue's measurements, on `redis` (one redis-server unless
+ * given; it is stopped with them), with `env` (settings under test) added to theirs.
+ */
+export async function startCluster(
+  label: string,
+  roundNo: number,
+  secret: string,
+  options: { redis?: BenchRedis; env?: Record<string, string> } = {},
+): Promise<Cluster> {
+  const redis = options.redis ?? (await startOneRedis(`redis (${label})`));
+  const env = { ...serverEnv(redis.env, secret), ...options.env };
   const role = (kind: 'gateway' | 'worker', n: number) =>
     spawnRole(
       `${kind}${n}`,
@@ -283,26 +314,34 @@ async function startCluster(label: Target, roundNo: number, secret: string): Pro
       { ...env, POD_ID: `bench-${kind}-${n}` },
       profileArgs(`${label}-${kind}${n}-${roundNo}`),
     );
-  const [g1, g2, w1, w2] = await Promise.all([
+  const started = await Promise.allSettled([
     role('gateway', 1),
     role('gateway', 2),
     role('worker', 1),
     role('worker', 2),
   ]);
+  const pods = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const stop = async () => {
+    await Promise.all(pods.map((p) => p.proc.stop('SIGTERM', 10_000)));
+    await redis.stop();
+  };
+  const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) {
+    await stop();
+    throw failed.reason;
+  }
+  const [g1, g2, w1, w2] = pods;
   return {
     gateways: [g1, g2],
-    redisUrl: redis.url,
+    redis,
     procs: {
       gateway1: g1.proc,
       gateway2: g2.proc,
       worker1: w1.proc,
       worker2: w2.proc,
-      redis: redis.proc,
+      ...redis.servers,
     },
-    stop: async () => {
-      await Promise.all([g1, g2, w1, w2].map((p) => p.proc.stop('SIGTERM', 10_000)));
-      await redis.proc.stop('SIGTERM', 5000);
-    },
+    stop,
   };
 }
 
@@ -317,7 +356,7 @@ async function runProject(
   agent: http.Agent,
 ): Promise<CallRun> {
   const cluster = await startCluster(target, roundNo, secret);
-  const redisStats = new RedisCommandStats(cluster.redisUrl);
+  const redisStats = new RedisCommandStats(cluster.redis.env.REDIS_URL);
   try {
     const urls = cluster.gateways.map((g) => g.url);
     const open = (url: string): Promise<ToolCaller> =>

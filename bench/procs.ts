@@ -297,9 +297,23 @@ async function startSdkServer(
   return { proc, port, url };
 }
 
-/** A forked Node script with an IPC channel (the load generators). */
-export function forkScript(name: string, script: string, args: string[] = []): Proc {
-  return track(name, fork(script, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] }));
+/**
+ * A forked Node script with an IPC channel (the load generators); `env`, when given, is its
+ * whole environment besides PATH (the publishers' Redis settings).
+ */
+export function forkScript(
+  name: string,
+  script: string,
+  args: string[] = [],
+  env?: Record<string, string>,
+): Proc {
+  return track(
+    name,
+    fork(script, args, {
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      ...(env ? { env: { PATH: process.env.PATH ?? '', ...env } } : {}),
+    }),
+  );
 }
 
 function httpStatus(url: string): Promise<number> {
@@ -360,6 +374,21 @@ export function cpuTimes(pid: number): { user: number; system: number } {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const tick = cpuTickMicros();
   return { user: Number(fields[11]) * tick, system: Number(fields[12]) * tick };
+}
+
+/**
+ * CPU time of the whole machine so far, in µs summed over its cores, from /proc/stat's `cpu`
+ * line: `busy` (every state but idle and iowait) and `total`. Over a window, busy / total is how
+ * busy the cores were, whoever used them (other work on the machine included).
+ */
+export function machineCpuTimes(): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0];
+  const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = ticks.reduce((a, b) => a + b, 0);
+  // user nice system idle iowait irq softirq steal
+  const idle = ticks[3] + ticks[4];
+  const tick = cpuTickMicros();
+  return { busy: (total - idle) * tick, total: total * tick };
 }
 
 /** Resident set size of a process in KB, from /proc/<pid>/status (VmRSS). */

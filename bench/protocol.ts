@@ -68,6 +68,8 @@ export interface LoadgenReport {
   wireBytes: number;
   /** Streams whose response came with `Content-Encoding: gzip` (decompressed as they arrive). */
   gzipStreams: number;
+  /** The project's open streams' connection ids, from their welcome (each its own topic). */
+  connectionIds: string[];
 }
 
 export type FromLoadgen = LoadgenProgress | LoadgenReport | { type: 'error'; message: string };

@@ -33,6 +33,14 @@
  *   BENCH_COMPRESSION_BROADCASTS (50) at BENCH_COMPRESSION_RATE (10/s): CPU per delivery,
  *   p99, bytes on the wire (gzip n/a, with the reason, when the gateway does not compress).
  *
+ * redisCluster (bench/redisClusterScenario.ts): one redis-server against a Redis Cluster of
+ *   BENCH_CLUSTER_MASTERS (3) masters, same processes, interleaved over BENCH_ROUNDS: events to
+ *   BENCH_CLUSTER_TOPICS (600) topics (one stream each, 2 gateways) from BENCH_CLUSTER_PUBLISHERS
+ *   (2) engine publishers at full speed, and seed-API tools/call from BENCH_CLUSTER_CLIENTS (50)
+ *   tokens through 2 gateways + 2 workers (COMMAND_PARTITIONS=BENCH_CLUSTER_COMMAND_PARTITIONS
+ *   (3) on the Cluster); deliveries/s, calls/s, each process's share of a core, each shard's
+ *   CPU. BENCH_CLUSTER_* settings in that file.
+ *
  * BENCH_SCENARIOS=fanoutSweep,... runs only the scenarios named (all by default).
  * BENCH_CPU_PROFILE=1 writes V8 CPU profiles of the gateways and workers to
  * bench/results/profiles/. Every process started is stopped before exit; the whole run is
@@ -51,6 +59,7 @@ import { fanoutAtRate, fanoutSaturated, fanoutSweep } from './broadcastScenario'
 import { benchMcpCalls } from './mcpCallScenario';
 import { benchResumeStorm } from './resumeStormScenario';
 import { benchBatching, benchCompression } from './streamOptionsScenario';
+import { benchRedisCluster } from './redisClusterScenario';
 
 interface Scenario {
   name: string;
@@ -66,6 +75,7 @@ const scenarios: Scenario[] = [
   { name: 'resumeStorm', run: benchResumeStorm },
   { name: 'batching', run: benchBatching },
   { name: 'compression', run: benchCompression },
+  { name: 'redisCluster', run: benchRedisCluster },
 ];
 
 /** BENCH_SCENARIOS (comma-separated names) runs only those, e.g. while profiling one. */

@@ -15,6 +15,8 @@ export interface ProvidedRedisCluster {
   nodes: string;
   /** Every server's client port, masters first (in creation order). */
   ports: number[];
+  /** Every server's process id, in the order of `ports` (the bench reads their CPU). */
+  pids: number[];
   /** SIGKILLs the server on this port (a shard master's crash) and waits for its exit. */
   killNode(port: number): Promise<void>;
   /** Kills every server, waits for their exits and removes their directory. */
@@ -82,7 +84,13 @@ export async function startRedisCluster(
       server.child.kill('SIGKILL');
       await server.exited;
     };
-    return { nodes: addresses.join(','), ports: servers.map((s) => s.port), killNode, stop };
+    return {
+      nodes: addresses.join(','),
+      ports: servers.map((s) => s.port),
+      pids: servers.map((s) => s.child.pid ?? 0),
+      killNode,
+      stop,
+    };
   } catch (error) {
     await stop();
     throw error;
