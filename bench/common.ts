@@ -49,7 +49,7 @@ export const settings = {
   /** At most this long for the holders' RSS to settle with the streams idle (memory row). */
   idleSettleS: envInt('BENCH_IDLE_SETTLE_S', 20, 0),
   // The tools/call comparison alone takes 1-3 minutes (6 runs of 11,000 calls on fresh processes).
-  timeoutS: envInt('BENCH_TIMEOUT_S', 1200, 10),
+  timeoutS: envInt('BENCH_TIMEOUT_S', 1500, 10),
   cpuProfile: process.env.BENCH_CPU_PROFILE === '1',
   /** batching: the SSE_BATCH_MS values compared (the first is the baseline). */
   batchWindowsMs: envList('BENCH_BATCH_MS', [0, 5, 20], 0),

@@ -21,6 +21,7 @@
  * of one core, each redis-server apart, with the load generators and publishers: whether one
  * Redis (or one shard) was saturated, or the Node processes and the machine's cores were.
  */
+import http from 'node:http';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import path from 'node:path';
@@ -50,7 +51,6 @@ import {
 } from './procs';
 import { BENCH_EVENT, WARM_EVENT } from './protocol';
 import type { FromPublisher, ToPublisher } from './topicPublisher';
-import http from 'node:http';
 import {
   DIST_BENCH,
   cpuDelta,
@@ -274,6 +274,7 @@ async function measureTopics(mode: Mode, roundNo: number, secret: string): Promi
     const done = await publishRound(publishers, topics, eventsPerTopic, BENCH_EVENT);
     const published = done.reduce((a, d) => a + d.published, 0);
     const publishFailed = done.reduce((a, d) => a + d.failed, 0);
+    // One stream per topic: every event published is one delivery.
     const expected = published;
     let complete = true;
     try {

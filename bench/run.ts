@@ -44,7 +44,7 @@
  * BENCH_SCENARIOS=fanoutSweep,... runs only the scenarios named (all by default).
  * BENCH_CPU_PROFILE=1 writes V8 CPU profiles of the gateways and workers to
  * bench/results/profiles/. Every process started is stopped before exit; the whole run is
- * bounded by BENCH_TIMEOUT_S (1200).
+ * bounded by BENCH_TIMEOUT_S (1500).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
