@@ -1,6 +1,7 @@
 import Redis, { type RedisOptions } from 'ioredis';
 import type { Logger } from '../../logger';
 import type { Metrics } from '../../metrics';
+import { connectionName } from './connections';
 import type { RedisNodeAddress, RedisTarget } from './redisConnections';
 
 /** A node's PING (and its connect, when it has to reconnect) taking longer counts as down. */
@@ -122,9 +123,10 @@ export class NodeHealthProbe {
     ];
     for (const address of new Set(candidates)) {
       try {
-        const connection = this.connection(address);
         const [nodes, info] = await withTimeout(
-          Promise.all([connection.cluster('NODES'), connection.cluster('INFO')]),
+          this.connected(this.connection(address)).then((connection) =>
+            Promise.all([connection.cluster('NODES'), connection.cluster('INFO')]),
+          ),
         );
         return { nodes: parseClusterNodes(String(nodes)), cluster: parseClusterInfo(String(info)) };
       } catch {
@@ -140,12 +142,14 @@ export class NodeHealthProbe {
   ): Promise<Topology | undefined> {
     for (const sentinel of sentinels) {
       try {
-        const connection = this.connection(`sentinel ${hostPort(sentinel)}`, sentinel);
         const [master, replicas] = await withTimeout(
-          Promise.all([
-            connection.call('SENTINEL', 'MASTER', masterName),
-            connection.call('SENTINEL', 'REPLICAS', masterName),
-          ]),
+          this.connected(this.connection(`sentinel ${hostPort(sentinel)}`, sentinel)).then(
+            (connection) =>
+              Promise.all([
+                connection.call('SENTINEL', 'MASTER', masterName),
+                connection.call('SENTINEL', 'REPLICAS', masterName),
+              ]),
+          ),
         );
         const fields = toRecord(master as string[]);
         const nodes: RedisNode[] = [
@@ -167,9 +171,7 @@ export class NodeHealthProbe {
     try {
       return await withTimeout(
         (async () => {
-          if (connection.status === 'wait' || connection.status === 'end') {
-            await connection.connect();
-          }
+          await this.connected(connection);
           const started = performance.now();
           await connection.ping();
           return (performance.now() - started) / 1000;
@@ -178,6 +180,12 @@ export class NodeHealthProbe {
     } catch {
       return undefined;
     }
+  }
+
+  /** Connects a probe connection not connected yet, or closed since (it never reconnects). */
+  private async connected(connection: Redis): Promise<Redis> {
+    if (connection.status === 'wait' || connection.status === 'end') await connection.connect();
+    return connection;
   }
 
   /**
@@ -193,7 +201,7 @@ export class NodeHealthProbe {
       maxRetriesPerRequest: 0,
       retryStrategy: () => null,
       enableReadyCheck: false,
-      connectionName: `${this.prefix}health`.replace(/[^\x21-\x7e]/g, '_'),
+      connectionName: connectionName(`${this.prefix}health`),
     };
     const { target } = this;
     if (target.kind === 'url') {
