@@ -38,6 +38,7 @@ const envSchema = z.object({
   REDIS_SENTINEL_MASTER: z.preprocess(emptyAsUndefined, z.string().optional()),
   REDIS_PASSWORD: z.preprocess(emptyAsUndefined, z.string().optional()),
   REDIS_SENTINEL_PASSWORD: z.preprocess(emptyAsUndefined, z.string().optional()),
+  REDIS_HEALTH_INTERVAL_MS: int(5000, 100),
   JWT_SECRET: z.preprocess(emptyAsUndefined, z.string().min(16).optional()),
   JWT_PUBLIC_KEY: z.preprocess(emptyAsUndefined, z.string().optional()),
   ALLOWED_ORIGINS: z.string().default(''),
@@ -123,6 +124,8 @@ const configSchema = envSchema.transform((e, ctx) => ({
    */
   redis: redisTargetOf(e, ctx),
   redisPrefix: e.REDIS_PREFIX,
+  /** How often the Redis engine PINGs every data node for mcpgw_redis_node_up and the like. */
+  redisHealthIntervalMs: e.REDIS_HEALTH_INTERVAL_MS,
   /**
    * HS256 secret. Parsing makes none: without a static key `npm start` makes one for its run,
    * and a gateway pod refuses to start unless OAUTH_ISSUER is set (bin/lifecycle.ts).

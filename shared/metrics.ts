@@ -141,6 +141,39 @@ export function createMetrics(role: 'gateway' | 'worker' | 'all') {
       help: 'Errors reported by Redis connections',
       registers: r,
     }),
+    // Per-node health from the Redis engine's probe (engine/redis/nodeHealth.ts), every
+    // REDIS_HEALTH_INTERVAL_MS. Labels: the nodes of the one Cluster or Sentinel group only;
+    // redis_role, as `role` is the process's (gateway, worker).
+    redisNodeUp: new Gauge({
+      name: 'mcpgw_redis_node_up',
+      help: 'Whether a Redis data node answered PING at the last probe (1) or not (0), by node (host:port), redis_role (master, replica) and shard (Cluster: its hash slots)',
+      labelNames: ['node', 'redis_role', 'shard'],
+      registers: r,
+    }),
+    redisNodePing: new Gauge({
+      name: 'mcpgw_redis_node_ping_seconds',
+      help: 'PING round trip to a Redis data node at the last probe (nodes that answered)',
+      labelNames: ['node', 'redis_role', 'shard'],
+      registers: r,
+    }),
+    redisClusterState: new Gauge({
+      name: 'mcpgw_redis_cluster_state',
+      help: 'Redis Cluster mode: 1 for the cluster_state a node reports (ok or fail), 0 for the other; fail when no node answers',
+      labelNames: ['state'],
+      registers: r,
+    }),
+    redisClusterSlots: new Gauge({
+      name: 'mcpgw_redis_cluster_slots',
+      help: 'Redis Cluster mode: hash slots by state (ok, pfail, fail), as a node reports them',
+      labelNames: ['state'],
+      registers: r,
+    }),
+    redisMasterChanges: new Counter({
+      name: 'mcpgw_redis_master_changes_total',
+      help: 'A shard (Cluster) or the Sentinel group answering from another master than at the previous probe: failovers seen',
+      labelNames: ['shard'],
+      registers: r,
+    }),
     authFailures: new Counter({
       name: 'mcpgw_auth_failures_total',
       help: 'Requests refused for their token (401, or 403 for a missing scope or token type), by reason: missing, malformed, signature, expired, not_before, issuer, audience, claims, scope',

@@ -130,7 +130,7 @@ export async function closeConnection(connection: Redis): Promise<void> {
 }
 
 /** CLIENT SETNAME refuses spaces and newlines (the whole connection would fail): replace them. */
-function connectionName(name: string): string {
+export function connectionName(name: string): string {
   return name.replace(/[^\x21-\x7e]/g, '_');
 }
 

@@ -25,6 +25,7 @@ import { EventLog } from './eventLog';
 import { redisEventPort } from './events';
 import { RedisKeyValueStore } from './keyValueStore';
 import { RedisMemberSets } from './memberSets';
+import { NodeHealthProbe } from './nodeHealth';
 import { type RedisKeys, redisKeys } from './keys';
 import { type RedisTarget, describeTarget } from './redisConnections';
 import { Subscriber } from './pubSub';
@@ -53,9 +54,12 @@ export interface RedisEngineOptions {
   metrics?: Metrics;
   /** How long start() waits for Redis before failing (default 30 s). */
   startTimeoutMs?: number;
+  /** Period of the per-node health probe, run when `metrics` is given (default 5 s). */
+  healthIntervalMs?: number;
 }
 
 const DEFAULT_START_TIMEOUT_MS = 30_000;
+const DEFAULT_HEALTH_INTERVAL_MS = 5_000;
 
 // The command, event and registry ports are its parts' (assemblePorts), not methods here.
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
@@ -85,6 +89,7 @@ export class RedisEngine implements Engine {
   private starting?: Promise<void>;
   private closing?: Promise<void>;
   private readonly reconnectListeners: (() => void)[] = [];
+  private readonly healthProbe?: NodeHealthProbe;
 
   constructor(options: RedisEngineOptions) {
     const { prefix, historyMaxLen, historyTtlS, logger, metrics } = options;
@@ -128,6 +133,15 @@ export class RedisEngine implements Engine {
     this.kv = new RedisKeyValueStore(this.commands, this.keys);
     this.sets = new RedisMemberSets(this.commands, this.keys);
     this.counters = new RedisWindowCounters(this.commands, this.keys);
+    if (metrics) {
+      this.healthProbe = new NodeHealthProbe(
+        target,
+        prefix,
+        metrics,
+        logger,
+        options.healthIntervalMs ?? DEFAULT_HEALTH_INTERVAL_MS,
+      );
+    }
     this.notifyReconnects();
   }
 
@@ -189,6 +203,7 @@ export class RedisEngine implements Engine {
       whenReady(this.commands, this.startTimeoutMs, what),
       whenReady(this.subscriberConnection, this.startTimeoutMs, what),
     ]);
+    this.healthProbe?.start();
     this.context.logger.info('redis engine connected', {
       redis: describeTarget(this.context.target),
       prefix: this.keys.prefix,
@@ -197,6 +212,7 @@ export class RedisEngine implements Engine {
 
   private async shutdown(): Promise<void> {
     // Handlers still running may publish their results: let them, then shut the doors.
+    this.healthProbe?.stop();
     await this.commandPort.stopConsumers();
     this.gate.closed = true;
     this.subscriber.clear();

@@ -70,11 +70,11 @@ function validator() {
   return ajv.compile({ ...strip(composeSchema), $schema: ajv.defaultMeta() as string });
 }
 
-/** Parsed, then interpolated value by value, as Compose does, with an empty environment. */
-function loadCompose(text = readText('docker-compose.yml')) {
+/** Parsed, then interpolated value by value, as Compose does (an empty environment by default). */
+function loadCompose(text = readText('docker-compose.yml'), env: Record<string, string> = {}) {
   const noDefault = new Set<string>();
   const walk = (v: Json): Json => {
-    if (typeof v === 'string') return interpolate(v, {}, noDefault);
+    if (typeof v === 'string') return interpolate(v, env, noDefault);
     if (Array.isArray(v)) return v.map(walk);
     if (v && typeof v === 'object') {
       return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]));
@@ -85,6 +85,27 @@ function loadCompose(text = readText('docker-compose.yml')) {
 }
 
 const services = (): Record<string, Json> => loadCompose().doc.services;
+
+/** A Compose env file (`--env-file`): KEY=VALUE lines, comments and blank lines skipped. */
+function readEnvFile(rel: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const line of readText(rel).split('\n')) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line.trim());
+    if (m) env[m[1]] = m[2];
+  }
+  return env;
+}
+
+/** Services of a profile (`docker compose --profile <p>` or COMPOSE_PROFILES=<p>). */
+const inProfile = (profile: string) =>
+  Object.entries(services()).filter(([, s]) => (s.profiles ?? []).includes(profile));
+
+/** host:port entries of a Redis mode variable (REDIS_CLUSTER_NODES, REDIS_SENTINELS). */
+const hostPorts = (list: string) =>
+  list.split(',').map((entry) => {
+    const [host, port] = entry.split(':');
+    return { host, port: Number(port) };
+  });
 const commandOf = (s: Json) => [].concat(s.command ?? []).join(' ');
 const byRole = (role: 'gateway' | 'worker') =>
   Object.entries(services()).filter(([, s]) => commandOf(s) === npmScriptCommand(role).join(' '));
@@ -233,4 +254,104 @@ describe('docker-compose.yml', () => {
         expect([name, m.source, existsSync(repoPath(m.source))]).toEqual([name, m.source, true]);
     }
   });
+});
+
+describe.each([
+  ['sentinel', 'deploy/compose-sentinel.env'],
+  ['cluster', 'deploy/compose-cluster.env'],
+] as const)('the %s profile, with %s', (profile, envFile) => {
+  const env = () => readEnvFile(envFile);
+  const apps = () => {
+    const { doc } = loadCompose(undefined, env());
+    return Object.entries(doc.services as Record<string, Json>).filter(([name]) =>
+      [...byRole('gateway'), ...byRole('worker')].some(([n]) => n === name),
+    );
+  };
+
+  test('the env file turns the profile on and every app to that Redis mode', () => {
+    expect(env().COMPOSE_PROFILES).toBe(profile);
+    expect(inProfile(profile).length).toBeGreaterThan(0);
+    expect(apps().length).toBeGreaterThanOrEqual(4);
+    for (const [name, s] of apps()) {
+      const config = loadConfig({ ...s.environment });
+      expect([name, config.redis?.kind]).toEqual([name, profile]);
+    }
+    // The file's first line says how to use it; README and deploy/README.md say it too.
+    expect(readText(envFile).split('\n')[0]).toBe(
+      `# docker compose --env-file ${envFile} up --build`,
+    );
+    expect(readText('README.md')).toContain(`--env-file ${envFile}`);
+    expect(readText('deploy/README.md')).toContain(`--env-file ${envFile}`);
+  });
+
+  test('every service of the profile has a health check and restarts by itself', () => {
+    for (const [name, s] of inProfile(profile)) {
+      if (s.restart === 'no') continue; // a one-shot job
+      expect([name, s.healthcheck?.test?.join(' ')]).toEqual([
+        name,
+        expect.stringMatching(/redis-cli.*ping/),
+      ]);
+      expect([name, s.restart]).toEqual([name, 'unless-stopped']);
+    }
+  });
+
+  if (profile === 'sentinel') {
+    test('the apps ask the sentinels of the profile for the master group they monitor', () => {
+      const sentinels = new Map(
+        inProfile('sentinel').filter(([, s]) => commandOf(s).includes('--sentinel')),
+      );
+      expect(sentinels.size).toBeGreaterThanOrEqual(3);
+      const { REDIS_SENTINELS, REDIS_SENTINEL_MASTER } = env();
+      for (const { host, port } of hostPorts(REDIS_SENTINELS)) {
+        const command = commandOf(sentinels.get(host));
+        expect([host, command.includes(`port ${port}`)]).toEqual([host, true]);
+        expect(command).toContain(`sentinel monitor ${REDIS_SENTINEL_MASTER} redis 6379`);
+      }
+      expect(hostPorts(REDIS_SENTINELS)).toHaveLength(sentinels.size);
+    });
+  } else {
+    test('six nodes in cluster mode announce their service name, with AOF on their own volume', () => {
+      const { doc } = loadCompose(undefined, env());
+      const nodes = inProfile('cluster').filter(([, s]) =>
+        commandOf(s).includes('--cluster-enabled yes'),
+      );
+      expect(nodes).toHaveLength(6);
+      const volumes = new Set<string>();
+      for (const [name, s] of nodes) {
+        const command = commandOf(s);
+        // `$(hostname)` in the container is its `hostname:`, which is also its service name.
+        expect([name, s.hostname]).toEqual([name, name]);
+        expect(command).toContain('--cluster-announce-hostname "$(hostname)"');
+        expect(command).toContain('--cluster-preferred-endpoint-type hostname');
+        expect(command).toMatch(/--appendonly yes/);
+        const volume = (s.volumes as string[]).find((v) => v.endsWith(':/data'))!.split(':')[0];
+        expect(Object.keys(doc.volumes)).toContain(volume);
+        volumes.add(volume);
+      }
+      expect(volumes.size).toBe(6);
+    });
+
+    test('redis-cluster-init forms them into 3 masters with a replica each, once', () => {
+      const nodes = inProfile('cluster')
+        .filter(([, s]) => commandOf(s).includes('--cluster-enabled yes'))
+        .map(([name]) => name);
+      const init = services()['redis-cluster-init'];
+      const command = commandOf(init);
+      expect(command).toContain(
+        `redis-cli --cluster create ${nodes.map((n) => `${n}:6379`).join(' ')} --cluster-replicas 1 --cluster-yes`,
+      );
+      // Formed already (a restart): not created again.
+      expect(command).toMatch(/cluster_known_nodes:6' \|\| redis-cli --cluster create/);
+      expect(init.restart).toBe('no');
+      for (const n of nodes)
+        expect([n, init.depends_on[n]?.condition]).toEqual([n, 'service_healthy']);
+    });
+
+    test('the apps seed from nodes of the profile', () => {
+      const nodes = new Set(inProfile('cluster').map(([name]) => name));
+      for (const { host, port } of hostPorts(env().REDIS_CLUSTER_NODES)) {
+        expect([host, nodes.has(host), port]).toEqual([host, true, 6379]);
+      }
+    });
+  }
 });

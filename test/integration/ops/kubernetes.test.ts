@@ -228,7 +228,10 @@ describe('Kubernetes manifests (deploy/k8s)', () => {
         const value = secret?.stringData?.[ref.key] ?? secret?.data?.[ref.key];
         if (value !== undefined) withSecrets[k] = value;
         else if (!ref.optional) {
-          withSecrets[k] = k === 'REDIS_URL' ? 'redis://redis.invalid:6379' : 'x'.repeat(32);
+          // A Secret made out of band: REDIS_URL empty where the ConfigMap names another mode.
+          const otherMode = env.REDIS_CLUSTER_NODES || env.REDIS_SENTINELS;
+          withSecrets[k] =
+            k === 'REDIS_URL' ? (otherMode ? '' : 'redis://redis.invalid:6379') : 'x'.repeat(32);
         }
       }
       return { env, fromSecret, config: loadConfig(withSecrets) };
@@ -300,6 +303,21 @@ describe('Kubernetes manifests (deploy/k8s)', () => {
         const doc = readText(`deploy/k8s/overlays/${overlay}/kustomization.yaml`);
         expect(doc).toContain(`create secret generic ${name}`);
         for (const k of SECRET_KEYS) expect(doc).toContain(`--from-literal=${k}=`);
+      }
+    });
+
+    test('the Redis mode is the one the overlay is named for (redis-<mode>), else REDIS_URL', () => {
+      const mode = /^redis-(cluster|sentinel)$/.exec(overlay)?.[1] ?? 'url';
+      for (const role of ['gateway', 'worker'] as const) {
+        const { config } = effectiveConfig(app(role).container);
+        expect([role, config.redis?.kind]).toEqual([role, mode]);
+      }
+      if (mode !== 'url') {
+        // The Secret it documents leaves REDIS_URL empty, and the README points to the overlay.
+        const doc = readText(`deploy/k8s/overlays/${overlay}/kustomization.yaml`);
+        expect(doc).toMatch(/--from-literal=REDIS_URL= \\\n/);
+        expect(readText('deploy/README.md')).toContain(`deploy/k8s/overlays/${overlay}`);
+        expect(readText('README.md')).toContain(`deploy/k8s/overlays/${overlay}`);
       }
     });
 

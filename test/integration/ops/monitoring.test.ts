@@ -161,6 +161,10 @@ describe('metrics the dashboard and the alerts query', () => {
       'mcpgw_process_cpu_seconds_total',
       'mcpgw_process_resident_memory_bytes',
       'sum by (status) (rate(mcpgw_http_requests_total',
+      // Per-node Redis health: masters by shard, every node, PING latency.
+      'max by (shard, node) (mcpgw_redis_node_up{namespace=~"$namespace", redis_role="master"})',
+      'min by (node, redis_role) (mcpgw_redis_node_up',
+      'max by (node) (mcpgw_redis_node_ping_seconds',
     ]) {
       expect([needle, all.includes(needle)]).toEqual([needle, true]);
     }
@@ -206,6 +210,8 @@ describe('alert rules', () => {
       ['McpGatewayDeadLetters', 'mcpgw_commands_dead_lettered_total'],
       ['McpGatewaySlowConsumerSpike', 'mcpgw_slow_consumer_disconnects_total'],
       ['McpGatewayRedisDown', 'mcpgw_redis_errors_total'],
+      ['McpGatewayRedisNodeDown', 'mcpgw_redis_node_up'],
+      ['McpGatewayRedisClusterFail', 'mcpgw_redis_cluster_state{state="fail"}'],
     ];
     for (const [alert, needle] of expectations) {
       expect([alert, byName.get(alert)?.includes(needle)]).toEqual([alert, true]);
