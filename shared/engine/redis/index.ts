@@ -26,6 +26,7 @@ import { redisEventPort } from './events';
 import { RedisKeyValueStore } from './keyValueStore';
 import { RedisMemberSets } from './memberSets';
 import { type RedisKeys, redisKeys } from './keys';
+import { type LostCommandsListener, LostCommandWatch } from './lostCommands';
 import { type RedisTarget, describeTarget } from './redisConnections';
 import { Subscriber } from './pubSub';
 import { type ScriptedRedis, defineScripts } from './scripts';
@@ -85,6 +86,7 @@ export class RedisEngine implements Engine {
   private starting?: Promise<void>;
   private closing?: Promise<void>;
   private readonly reconnectListeners: (() => void)[] = [];
+  private readonly lostWatch: LostCommandWatch;
 
   constructor(options: RedisEngineOptions) {
     const { prefix, historyMaxLen, historyTtlS, logger, metrics } = options;
@@ -102,6 +104,7 @@ export class RedisEngine implements Engine {
     this.commands = defineScripts(openConnection(this.context, 'commands'));
     this.subscriberConnection = openConnection(this.context, 'subscriber');
     this.subscriber = new Subscriber(this.subscriberConnection, this.keys, logger);
+    this.lostWatch = new LostCommandWatch(this.commands, this.keys, logger);
     const historyTtlMs = Math.max(1, Math.round(historyTtlS * 1000));
     const log = new EventLog(
       this.commands,
@@ -118,6 +121,7 @@ export class RedisEngine implements Engine {
       queue: new CommandQueue(this.commands, this.keys),
       processedTtlMs: historyTtlMs,
       gate: this.gate,
+      lostWatch: this.lostWatch,
     });
     assemblePorts(this, {
       commands: this.commandPort,
@@ -129,10 +133,40 @@ export class RedisEngine implements Engine {
     this.sets = new RedisMemberSets(this.commands, this.keys);
     this.counters = new RedisWindowCounters(this.commands, this.keys);
     this.notifyReconnects();
+    this.watchForLostCommands();
   }
 
   onReconnect(listener: () => void): void {
     this.reconnectListeners.push(listener);
+  }
+
+  onCommandsLost(listener: LostCommandsListener): void {
+    this.lostWatch.onLost(listener);
+  }
+
+  /**
+   * A failover to a replica that had not yet received the last writes (or a restart without
+   * persistence) loses the commands enqueued just before it: once connected again, the watch
+   * asks which of the recently enqueued ones are gone (lostCommands.ts). The connection
+   * dropping marks a loss as possible; being ready again (on a Cluster, a new slot map after a
+   * node failed) checks.
+   */
+  private watchForLostCommands(): void {
+    const watch = this.lostWatch;
+    let everReady = false;
+    this.commands.on('close', () => watch.suspectLoss());
+    this.commands.on('ready', () => {
+      if (everReady) void watch.check();
+      everReady = true;
+    });
+    if (!this.keys.hashTags) return;
+    // A Cluster client stays 'ready' while one shard fails over: its node's connection fails,
+    // then the slot map is refreshed with the promoted replica.
+    this.commands.on('node error', () => watch.suspectLoss());
+    this.commands.on('-node', () => watch.suspectLoss());
+    this.commands.on('refresh', () => {
+      if (watch.lossSuspected) void watch.check();
+    });
   }
 
   /**
@@ -149,6 +183,7 @@ export class RedisEngine implements Engine {
         }
         whenReady(this.commands, this.startTimeoutMs, 'reconnect').then(
           () => {
+            void this.lostWatch.check();
             for (const listener of this.reconnectListeners) listener();
           },
           () => undefined, // still down: the next 'ready' tries again

@@ -1,0 +1,176 @@
+import type { Logger } from '../../logger';
+import type { CommandEnvelope } from '../../types';
+import type { QueuedEntries } from './commandQueue';
+import type { RedisKeys } from './keys';
+import type { ScriptedRedis } from './scripts';
+
+/**
+ * How long after its enqueue a command is watched. Redis replicates asynchronously: a failover
+ * can lose only what the promoted replica had not yet received, i.e. the last moments of writes
+ * before the master died (its replication lag, normally milliseconds). A minute covers that with
+ * a wide margin; the time the failover itself takes does not count (see `suspectLoss`).
+ */
+export const LOSS_WATCH_WINDOW_MS = 60_000;
+/** At most this many commands are watched per process (the oldest are let go first). */
+export const LOSS_WATCH_MAX = 10_000;
+
+/** What a listener gets for each lost command: the envelope, its message without params. */
+export type LostCommandsListener = (commands: CommandEnvelope[]) => void;
+
+interface Watched {
+  /** The envelope as enqueued, its message reduced to id and method (what an answer needs). */
+  command: CommandEnvelope;
+  stream: string;
+  entryId: string;
+  /** Epoch ms of the enqueue. */
+  at: number;
+}
+
+/**
+ * The commands this process enqueued recently, and the check that tells which of them a Redis
+ * failover (or a restart without persistence) lost. Cheap on the hot path: `remember` is an
+ * array push (the enqueue script already returns the entry ids); Redis is asked only after a
+ * reconnect, for all watched commands in one batch.
+ *
+ * A command is lost when its stream entry is gone and its done-key was never set: a worker
+ * sets the done-key (with the final result, or before acking a duplicate or a notification)
+ * before the entry is deleted by its ack, and replication keeps that order, so any server
+ * that lacks both never received the command or any result of it.
+ */
+export class LostCommandWatch {
+  /** Oldest first, from `start` on (those before were let go, and are cut off the array in bulk). */
+  private watched: Watched[] = [];
+  private start = 0;
+  /** The connection dropped since the last check: keep every entry, however old, until then. */
+  private suspect = false;
+  private checking?: Promise<void>;
+  private checkAgain = false;
+  private readonly listeners: LostCommandsListener[] = [];
+
+  constructor(
+    private readonly redis: ScriptedRedis,
+    private readonly keys: RedisKeys,
+    private readonly logger: Logger,
+    private readonly windowMs = LOSS_WATCH_WINDOW_MS,
+    private readonly maxWatched = LOSS_WATCH_MAX,
+  ) {}
+
+  onLost(listener: LostCommandsListener): void {
+    this.listeners.push(listener);
+  }
+
+  /** Watches commands just queued (in order, as `queued` lists their entries). */
+  remember(commands: CommandEnvelope[], queued: QueuedEntries, now = Date.now()): void {
+    commands.forEach((command, i) => {
+      const entryId = queued.entryIds[i];
+      if (entryId === undefined) return;
+      const { id, method } = command.message;
+      const message = id === undefined ? { method } : { id, method };
+      this.watched.push({
+        command: { ...command, message },
+        stream: queued.stream,
+        entryId,
+        at: now,
+      });
+    });
+    this.prune(now);
+  }
+
+  /**
+   * The connection to Redis dropped: what was watched stays watched until the next check, even
+   * past the window (a failover takes longer than the replication lag it may lose).
+   */
+  suspectLoss(): void {
+    this.suspect = true;
+  }
+
+  /** True from a dropped connection until a check succeeded. */
+  get lossSuspected(): boolean {
+    return this.suspect;
+  }
+
+  /**
+   * Asks Redis which watched commands it no longer has (after a reconnect), tells the listeners
+   * about those and stops watching them. One check at a time; one asked meanwhile runs after.
+   * A check that fails (Redis down again) leaves everything watched for the next one.
+   */
+  check(): Promise<void> {
+    if (this.checking) {
+      this.checkAgain = true;
+      return this.checking;
+    }
+    const run = async () => {
+      do {
+        this.checkAgain = false;
+        await this.checkOnce();
+      } while (this.checkAgain);
+    };
+    this.checking = run().finally(() => {
+      this.checking = undefined;
+    });
+    return this.checking;
+  }
+
+  /** Commands watched now (for tests). */
+  get size(): number {
+    return this.watched.length - this.start;
+  }
+
+  private async checkOnce(): Promise<void> {
+    const snapshot = this.watched.slice(this.start);
+    if (snapshot.length === 0) {
+      this.suspect = false;
+      return;
+    }
+    let present: boolean[];
+    try {
+      // Each command is one XRANGE of its entry and one EXISTS of its done-key; the commands
+      // connection pipelines them (a Cluster client sends each to its slot's node).
+      present = await Promise.all(
+        snapshot.map(async ({ command, stream, entryId }) => {
+          const [entries, done] = await Promise.all([
+            this.redis.xrange(stream, entryId, entryId),
+            this.redis.exists(this.keys.processed(command.requestId)),
+          ]);
+          return entries.length > 0 || done === 1;
+        }),
+      );
+    } catch (error) {
+      this.logger.warn('redis: could not check for lost commands; will check at next reconnect', {
+        watched: snapshot.length,
+        error: error instanceof Error ? error.message : String(error),
+      });
+      return;
+    }
+    const lost = new Set(snapshot.filter((_, i) => !present[i]));
+    this.suspect = false;
+    if (lost.size > 0) {
+      this.watched = this.watched.slice(this.start).filter((entry) => !lost.has(entry));
+      this.start = 0;
+    }
+    this.prune(Date.now());
+    if (lost.size === 0) return;
+    const commands = [...lost].map((entry) => entry.command);
+    this.logger.warn('redis lost commands it had accepted (failover or restart)', {
+      lost: commands.length,
+      checked: snapshot.length,
+    });
+    for (const listener of this.listeners) listener(commands);
+  }
+
+  /** Lets go of the oldest: past the window (unless a loss is suspected), past the maximum. */
+  private prune(now: number): void {
+    const { watched } = this;
+    this.start = Math.max(this.start, watched.length - this.maxWatched);
+    if (!this.suspect) {
+      while (this.start < watched.length && watched[this.start].at < now - this.windowMs) {
+        this.start += 1;
+      }
+    }
+    // Dropped in bulk once half the array is let go: pruning stays O(1) per command on average.
+    if (this.start > 1024 && this.start * 2 > watched.length) {
+      this.watched = watched.slice(this.start);
+      this.start = 0;
+    }
+  }
+}
