@@ -224,6 +224,7 @@ export class RedisEngine implements Engine {
       whenReady(this.commands, this.startTimeoutMs, what),
       whenReady(this.subscriberConnection, this.startTimeoutMs, what),
     ]);
+    this.lostWatch.start();
     this.context.logger.info('redis engine connected', {
       redis: describeTarget(this.context.target),
       prefix: this.keys.prefix,
@@ -234,6 +235,7 @@ export class RedisEngine implements Engine {
     // Handlers still running may publish their results: let them, then shut the doors.
     await this.commandPort.stopConsumers();
     this.gate.closed = true;
+    this.lostWatch.stop();
     this.subscriber.clear();
     await Promise.all([closeConnection(this.subscriberConnection), closeConnection(this.commands)]);
   }

@@ -13,6 +13,12 @@ import type { ScriptedRedis } from './scripts';
 export const LOSS_WATCH_WINDOW_MS = 60_000;
 /** At most this many commands are watched per process (the oldest are let go first). */
 export const LOSS_WATCH_MAX = 10_000;
+/**
+ * How often the watch lets go of the commands a worker finished (their done-key is set): one
+ * batch of EXISTS for all watched commands, so that a later loss of the done-key (a restart
+ * without persistence) is not mistaken for a loss of the command, whose result went out.
+ */
+export const SETTLE_INTERVAL_MS = 2000;
 
 /** What a listener gets for each lost command: the envelope, its message without params. */
 export type LostCommandsListener = (commands: CommandEnvelope[]) => void;
@@ -32,19 +38,24 @@ interface Watched {
  * array push (the enqueue script already returns the entry ids); Redis is asked only after a
  * reconnect, for all watched commands in one batch.
  *
+ * Every SETTLE_INTERVAL_MS, the commands whose done-key is set are let go: their result was
+ * published (with the done-key, in one step).
+ *
  * A command is lost when its stream entry is gone and its done-key was never set: a worker
  * sets the done-key (with the final result, or before acking a duplicate or a notification)
  * before the entry is deleted by its ack, and replication keeps that order, so any server
  * that lacks both never received the command or any result of it.
  */
 export class LostCommandWatch {
-  /** Oldest first, from `start` on (those before were let go, and are cut off the array in bulk). */
+  /** Oldest first, from `first` on (those before were let go, and are cut off the array in bulk). */
   private watched: Watched[] = [];
-  private start = 0;
+  private first = 0;
   /** The connection dropped since the last check: keep every entry, however old, until then. */
   private suspect = false;
   private checking?: Promise<void>;
   private checkAgain = false;
+  private settling = false;
+  private settleTimer?: NodeJS.Timeout;
   private readonly listeners: LostCommandsListener[] = [];
 
   constructor(
@@ -57,6 +68,16 @@ export class LostCommandWatch {
 
   onLost(listener: LostCommandsListener): void {
     this.listeners.push(listener);
+  }
+
+  /** Starts letting go of finished commands every SETTLE_INTERVAL_MS. */
+  start(intervalMs = SETTLE_INTERVAL_MS): void {
+    this.settleTimer ??= setInterval(() => void this.settle(), intervalMs).unref();
+  }
+
+  stop(): void {
+    clearInterval(this.settleTimer);
+    this.settleTimer = undefined;
   }
 
   /** Watches commands just queued (in order, as `queued` lists their entries). */
@@ -113,11 +134,11 @@ export class LostCommandWatch {
 
   /** Commands watched now (for tests). */
   get size(): number {
-    return this.watched.length - this.start;
+    return this.watched.length - this.first;
   }
 
   private async checkOnce(): Promise<void> {
-    const snapshot = this.watched.slice(this.start);
+    const snapshot = this.watched.slice(this.first);
     if (snapshot.length === 0) {
       this.suspect = false;
       return;
@@ -145,8 +166,8 @@ export class LostCommandWatch {
     const lost = new Set(snapshot.filter((_, i) => !present[i]));
     this.suspect = false;
     if (lost.size > 0) {
-      this.watched = this.watched.slice(this.start).filter((entry) => !lost.has(entry));
-      this.start = 0;
+      this.watched = this.watched.slice(this.first).filter((entry) => !lost.has(entry));
+      this.first = 0;
     }
     this.prune(Date.now());
     if (lost.size === 0) return;
@@ -158,19 +179,39 @@ export class LostCommandWatch {
     for (const listener of this.listeners) listener(commands);
   }
 
+  /** Lets go of the commands a worker finished (done-key set); not while a loss is suspected. */
+  private async settle(): Promise<void> {
+    if (this.suspect || this.checking || this.settling || this.size === 0) return;
+    this.settling = true;
+    try {
+      const snapshot = this.watched.slice(this.first);
+      const done = await Promise.all(
+        snapshot.map(({ command }) => this.redis.exists(this.keys.processed(command.requestId))),
+      );
+      const finished = new Set(snapshot.filter((_, i) => done[i] === 1));
+      if (finished.size === 0) return;
+      this.watched = this.watched.slice(this.first).filter((entry) => !finished.has(entry));
+      this.first = 0;
+    } catch {
+      // Redis is down: a reconnect's check follows.
+    } finally {
+      this.settling = false;
+    }
+  }
+
   /** Lets go of the oldest: past the window (unless a loss is suspected), past the maximum. */
   private prune(now: number): void {
     const { watched } = this;
-    this.start = Math.max(this.start, watched.length - this.maxWatched);
+    this.first = Math.max(this.first, watched.length - this.maxWatched);
     if (!this.suspect) {
-      while (this.start < watched.length && watched[this.start].at < now - this.windowMs) {
-        this.start += 1;
+      while (this.first < watched.length && watched[this.first].at < now - this.windowMs) {
+        this.first += 1;
       }
     }
     // Dropped in bulk once half the array is let go: pruning stays O(1) per command on average.
-    if (this.start > 1024 && this.start * 2 > watched.length) {
-      this.watched = watched.slice(this.start);
-      this.start = 0;
+    if (this.first > 1024 && this.first * 2 > watched.length) {
+      this.watched = watched.slice(this.first);
+      this.first = 0;
     }
   }
 }
