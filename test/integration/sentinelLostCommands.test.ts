@@ -5,7 +5,8 @@
  * runs meanwhile, so nothing is finished before the failover. Each lost command's client must
  * get exactly one -32012 error on the channel it waits on (a seed connection's stream, a
  * 2025-11-25 session's POST stream, a 2026-07-28 POST), each command the replica had received
- * exactly one result (from a worker started after the failover), and nothing else.
+ * exactly one result (from a worker started after the failover), and nothing else. A client
+ * whose last event the replica never got is told `history-lost`.
  */
 import Redis from 'ioredis';
 import { issueToken } from '../../shared/auth';
@@ -19,6 +20,7 @@ import { callTool, openSseClient, sendCommand, type SseClient } from '../helpers
 
 const SECRET = 'sentinel-lost-secret-0123456789abcdef';
 const team = issueToken(SECRET, { type: 'team', sub: 'team-lost', ttl: '1h' });
+const master = issueToken(SECRET, { type: 'master', sub: 'master-lost', ttl: '1h' });
 
 let group: SentinelGroup;
 let env: Record<string, string>;
@@ -87,6 +89,17 @@ function postMcp(body: object, headers: Record<string, string>): Promise<Respons
   });
 }
 
+/** A broadcast to team tokens; its HTTP status. */
+async function broadcast(seq: number): Promise<number> {
+  const res = await fetch(`${gateway.url}/mcp/sse/broadcast`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${master}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ message: { type: 'tick', seq }, filter: { tokenTypes: ['team'] } }),
+  });
+  await res.text();
+  return res.status;
+}
+
 const createProject = (name: string) => ({
   method: 'tools/call',
   params: { name: 'create_project', arguments: { name } },
@@ -98,8 +111,10 @@ test('commands the promoted replica never received get one -32012 each; the othe
   const initWorker = await spawnRole('worker', { ...env, POD_ID: 'worker-init' });
   const sessionId = await initializeSession(gateway.url, team);
   await initWorker.kill('SIGTERM');
-  client = await openSseClient(gateway.url, team);
+  client = await openSseClient(gateway.url, team, { extraEvents: ['tick'] });
   const seed = client;
+  expect(await broadcast(1)).toBe(202);
+  await seed.next((e) => e.event === 'tick' && e.json.seq === 1);
 
   // Received by the replica: queued, then replicated (WAIT after a write of our own: the
   // replica acknowledged everything written before it).
@@ -116,14 +131,17 @@ test('commands the promoted replica never received get one -32012 each; the othe
   }
   const oldPort = await group.masterPort();
   const replicaPort = await group.replicaPort();
-  const master = admin(oldPort);
-  await master.set('lost-test:marker', '1');
-  expect(await master.wait(1, 10_000)).toBe(1);
+  const masterServer = admin(oldPort);
+  await masterServer.set('lost-test:marker', '1');
+  expect(await masterServer.wait(1, 10_000)).toBe(1);
 
   // Missed by the replica: queued on the master while the replica is frozen and cut off (a
   // frozen replica alone would still find the writes in its socket buffer when thawed).
   group.signalDataServer(replicaPort, 'SIGSTOP');
-  await master.call('CLIENT', 'KILL', 'TYPE', 'replica');
+  await masterServer.call('CLIENT', 'KILL', 'TYPE', 'replica');
+  // A broadcast the client gets live, which the replica never gets: the client's last event.
+  expect(await broadcast(2)).toBe(202);
+  await seed.next((e) => e.event === 'tick' && e.json.seq === 2);
   const lost: string[] = [];
   for (let i = 0; i < 5; i++) {
     const { status, body } = await sendCommand(
@@ -166,7 +184,7 @@ test('commands the promoted replica never received get one -32012 each; the othe
   );
   // Both POSTs are queued on the master (7 commands since the frozen replica's last one).
   await waitFor(
-    async () => (await master.xlen(`${env.REDIS_PREFIX}cmd`)) === 12,
+    async () => (await masterServer.xlen(`${env.REDIS_PREFIX}cmd`)) === 12,
     10_000,
     'the POSTs queued on the master',
   );
@@ -216,6 +234,12 @@ test('commands the promoted replica never received get one -32012 each; the othe
   for (const requestId of lost)
     expect(byRequest(requestId).map((e) => e.event)).toEqual(['mcp-error']);
   expect(finals).toHaveLength(survivors.length + lost.length);
+
+  // The history lost the client's last event (tick 2): it cannot show what followed, so the
+  // client is told, once; the broadcasts before and after reached it once each.
+  const statuses = seed.named('connection-status').map((e) => e.json.status);
+  expect(statuses).toEqual(['history-lost']);
+  expect(seed.named('tick').map((e) => e.json.seq)).toEqual([1, 2]);
 
   const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
   expect(metrics).toMatch(/^mcpgw_commands_lost_total{role="gateway"} 7$/m);
