@@ -17,6 +17,12 @@ export interface ProvidedRedisCluster {
   ports: number[];
   /** SIGKILLs the server on this port (a shard master's crash) and waits for its exit. */
   killNode(port: number): Promise<void>;
+  /**
+   * Sends a signal to the server on this port: SIGSTOP freezes a replica, SIGCONT thaws it
+   * (frozen and cut off by its master with CLIENT KILL TYPE replica, it misses the writes made
+   * meanwhile, which a failover to it then loses).
+   */
+  signalNode(port: number, signal: NodeJS.Signals): void;
   /** Kills every server, waits for their exits and removes their directory. */
   stop(): Promise<void>;
 }
@@ -82,7 +88,18 @@ export async function startRedisCluster(
       server.child.kill('SIGKILL');
       await server.exited;
     };
-    return { nodes: addresses.join(','), ports: servers.map((s) => s.port), killNode, stop };
+    const signalNode = (port: number, signal: NodeJS.Signals) => {
+      const server = servers.find((s) => s.port === port);
+      if (!server) throw new Error(`no cluster node on port ${port}`);
+      server.child.kill(signal);
+    };
+    return {
+      nodes: addresses.join(','),
+      ports: servers.map((s) => s.port),
+      killNode,
+      signalNode,
+      stop,
+    };
   } catch (error) {
     await stop();
     throw error;

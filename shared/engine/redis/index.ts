@@ -148,8 +148,8 @@ export class RedisEngine implements Engine {
    * A failover to a replica that had not yet received the last writes (or a restart without
    * persistence) loses the commands enqueued just before it: once connected again, the watch
    * asks which of the recently enqueued ones are gone (lostCommands.ts). The connection
-   * dropping marks a loss as possible; being ready again (on a Cluster, a new slot map after a
-   * node failed) checks.
+   * dropping marks a loss as possible; being ready again checks (on a Cluster, a node's
+   * connection lost starts checking at once, until the promoted replica answers).
    */
   private watchForLostCommands(): void {
     const watch = this.lostWatch;
@@ -160,12 +160,13 @@ export class RedisEngine implements Engine {
       everReady = true;
     });
     if (!this.keys.hashTags) return;
-    // A Cluster client stays 'ready' while one shard fails over: its node's connection fails,
-    // then the slot map is refreshed with the promoted replica.
-    this.commands.on('node error', () => watch.suspectLoss());
-    this.commands.on('-node', () => watch.suspectLoss());
-    this.commands.on('refresh', () => {
-      if (watch.lossSuspected) void watch.check();
+    // A Cluster client stays 'ready' while one shard fails over: it drops the dead node's
+    // connection, and learns the promoted replica only when a command is redirected. The check
+    // is that command: it fails (and is tried again) until the replica serves the slot.
+    this.commands.on('-node', () => {
+      if (watch.lossSuspected) return; // a check is under way, or will be tried again
+      watch.suspectLoss();
+      void watch.check();
     });
   }
 

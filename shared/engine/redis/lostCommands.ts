@@ -19,6 +19,8 @@ export const LOSS_WATCH_MAX = 10_000;
  * without persistence) is not mistaken for a loss of the command, whose result went out.
  */
 export const SETTLE_INTERVAL_MS = 2000;
+/** A check that failed while a loss is suspected (Redis still down) is tried again this much later. */
+export const CHECK_RETRY_MS = 1000;
 
 /** What a listener gets for each lost command: the envelope, its message without params. */
 export type LostCommandsListener = (commands: CommandEnvelope[]) => void;
@@ -56,6 +58,8 @@ export class LostCommandWatch {
   private checkAgain = false;
   private settling = false;
   private settleTimer?: NodeJS.Timeout;
+  private retryTimer?: NodeJS.Timeout;
+  private stopped = false;
   private readonly listeners: LostCommandsListener[] = [];
 
   constructor(
@@ -76,8 +80,10 @@ export class LostCommandWatch {
   }
 
   stop(): void {
+    this.stopped = true;
     clearInterval(this.settleTimer);
-    this.settleTimer = undefined;
+    clearTimeout(this.retryTimer);
+    this.settleTimer = this.retryTimer = undefined;
   }
 
   /** Watches commands just queued (in order, as `queued` lists their entries). */
@@ -113,7 +119,8 @@ export class LostCommandWatch {
   /**
    * Asks Redis which watched commands it no longer has (after a reconnect), tells the listeners
    * about those and stops watching them. One check at a time; one asked meanwhile runs after.
-   * A check that fails (Redis down again) leaves everything watched for the next one.
+   * A check that fails (Redis still or again down) leaves everything watched, and is tried again
+   * CHECK_RETRY_MS later while a loss is suspected.
    */
   check(): Promise<void> {
     if (this.checking) {
@@ -157,10 +164,16 @@ export class LostCommandWatch {
         }),
       );
     } catch (error) {
-      this.logger.warn('redis: could not check for lost commands; will check at next reconnect', {
+      this.logger.debug('redis: could not check for lost commands yet; trying again', {
         watched: snapshot.length,
         error: error instanceof Error ? error.message : String(error),
       });
+      if (this.suspect && !this.stopped) {
+        this.retryTimer ??= setTimeout(() => {
+          this.retryTimer = undefined;
+          void this.check();
+        }, CHECK_RETRY_MS).unref();
+      }
       return;
     }
     const lost = new Set(snapshot.filter((_, i) => !present[i]));
