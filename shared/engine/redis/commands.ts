@@ -4,7 +4,7 @@ import type { CommandPort } from '../engine';
 import type { EngineGate } from '../gate';
 import { validateConsumeOptions } from '../limits';
 import { RedisCommandConsumer } from './commandConsumer';
-import type { CommandQueue } from './commandQueue';
+import type { CommandQueue, QueuedEntries } from './commandQueue';
 import { type ConnectionContext, openConnection, unavailable } from './connections';
 import { COMMAND_GROUP, type RedisKeys } from './keys';
 import type { LostCommandWatch } from './lostCommands';
@@ -44,7 +44,7 @@ export function redisCommandPort(deps: RedisCommandPortDeps): RedisCommandPort {
       gate.assertOpen();
       assertOneToken(commands);
       if (commands.length === 0) return;
-      let queued;
+      let queued: QueuedEntries;
       try {
         queued = await queue.enqueue(commands, limits);
       } catch (error) {

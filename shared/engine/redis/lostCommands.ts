@@ -37,16 +37,15 @@ interface Watched {
 /**
  * The commands this process enqueued recently, and the check that tells which of them a Redis
  * failover (or a restart without persistence) lost. Cheap on the hot path: `remember` is an
- * array push (the enqueue script already returns the entry ids); Redis is asked only after a
- * reconnect, for all watched commands in one batch.
+ * array push (the enqueue script already returns the entry ids); Redis is asked in batches, off
+ * the request path: every SETTLE_INTERVAL_MS, which commands have their done-key (those are let
+ * go: their result was published with it, in one step), and after a reconnect, which are lost.
  *
- * Every SETTLE_INTERVAL_MS, the commands whose done-key is set are let go: their result was
- * published (with the done-key, in one step).
- *
- * A command is lost when its stream entry is gone and its done-key was never set: a worker
- * sets the done-key (with the final result, or before acking a duplicate or a notification)
- * before the entry is deleted by its ack, and replication keeps that order, so any server
- * that lacks both never received the command or any result of it.
+ * A command is lost when its stream entry is gone and its done-key is not set: a worker sets
+ * the done-key (with the final result, or before acking a duplicate or a notification) before
+ * its ack deletes the entry, and replication keeps that order, so a server that lacks both
+ * never had the command, nor the record that it was finished (a result published in the same
+ * unreplicated moment may still have gone out live: README, Redis modes).
  */
 export class LostCommandWatch {
   /** Oldest first, from `first` on (those before were let go, and are cut off the array in bulk). */
