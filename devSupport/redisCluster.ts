@@ -19,6 +19,12 @@ export interface ProvidedRedisCluster {
   pids: number[];
   /** SIGKILLs the server on this port (a shard master's crash) and waits for its exit. */
   killNode(port: number): Promise<void>;
+  /**
+   * Sends a signal to the server on this port: SIGSTOP freezes a replica, SIGCONT thaws it
+   * (frozen and cut off by its master with CLIENT KILL TYPE replica, it misses the writes made
+   * meanwhile, which a failover to it then loses).
+   */
+  signalNode(port: number, signal: NodeJS.Signals): void;
   /** Kills every server, waits for their exits and removes their directory. */
   stop(): Promise<void>;
 }
@@ -78,17 +84,25 @@ export async function startRedisCluster(
     if (options.password) {
       for (const server of servers) await requirePassword(server.port, options.password);
     }
-    const killNode = async (port: number) => {
+    const serverOn = (port: number) => {
       const server = servers.find((s) => s.port === port);
       if (!server) throw new Error(`no cluster node on port ${port}`);
+      return server;
+    };
+    const killNode = async (port: number) => {
+      const server = serverOn(port);
       server.child.kill('SIGKILL');
       await server.exited;
+    };
+    const signalNode = (port: number, signal: NodeJS.Signals) => {
+      serverOn(port).child.kill(signal);
     };
     return {
       nodes: addresses.join(','),
       ports: servers.map((s) => s.port),
       pids: servers.map((s) => s.child.pid ?? 0),
       killNode,
+      signalNode,
       stop,
     };
   } catch (error) {

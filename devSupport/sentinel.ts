@@ -23,6 +23,14 @@ export interface SentinelGroup {
   masterPort(): Promise<number>;
   /** SIGKILLs the current master (no shutdown, no save) and waits for its exit. */
   killMaster(): Promise<number>;
+  /** The port of the data server that is not the current master (the replica, or the dead one). */
+  replicaPort(): Promise<number>;
+  /**
+   * Sends a signal to the data server on `port`: SIGSTOP freezes a replica, SIGCONT thaws it.
+   * Frozen and cut off by its master (CLIENT KILL TYPE replica), a replica misses the writes made
+   * meanwhile: a failover to it loses them.
+   */
+  signalDataServer(port: number, signal: NodeJS.Signals): void;
   /**
    * A switchover (SENTINEL FAILOVER): the replica is promoted while the master lives on and is
    * turned into its replica. Resolves with the new master's port once the old one follows it.
@@ -88,6 +96,7 @@ export async function startSentinelGroup(
       await startNode(dataServerArgs(masterPort), undefined, undefined, password),
     );
     const replicaPort = await freePort();
+    const dataPorts = [masterPort, replicaPort];
     nodes.set(
       replicaPort,
       await startNode(
@@ -189,6 +198,15 @@ export async function startSentinelGroup(
         node.child.kill('SIGKILL');
         await node.exited;
         return port;
+      },
+      async replicaPort() {
+        const master = await masterPortNow();
+        return dataPorts.find((port) => port !== master)!;
+      },
+      signalDataServer(port, signal) {
+        const node = dataPorts.includes(port) ? nodes.get(port) : undefined;
+        if (!node) throw new Error(`no data server on port ${port}`);
+        node.child.kill(signal);
       },
       async switchover() {
         const oldPort = await masterPortNow();

@@ -19,6 +19,7 @@ import { sseRoutes } from './routes/sse';
 import { statsRoutes } from './routes/stats';
 import { DrainState } from './drainState';
 import { HotRoutes, type HttpListener } from './hotRoutes';
+import { answerLostCommands } from './lostCommands';
 import { ConnectionHub } from './seed/hub';
 import { setSseBatchWindow } from './sse/writer';
 import { setCompression } from './sse/compression';
@@ -60,6 +61,7 @@ export function createGatewayApp(deps: GatewayDeps): GatewayApp {
   setSseBatchWindow(config.sseBatchMs);
   setCompression(config.sseCompression);
   const hub = new ConnectionHub({ config, engine, logger, metrics, drain });
+  answerLostCommands({ config, engine, logger, metrics });
   const resource = config.oauth ? new ProtectedResource(config.oauth) : undefined;
   const hotRoutes = new HotRoutes();
   const ctx: RouteContext = {

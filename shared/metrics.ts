@@ -87,6 +87,11 @@ export function createMetrics(role: 'gateway' | 'worker' | 'all') {
       labelNames: ['reason'],
       registers: r,
     }),
+    commandsLost: new Counter({
+      name: 'mcpgw_commands_lost_total',
+      help: 'Commands accepted, then lost by a Redis failover or restart before a worker finished them (their clients got -32012)',
+      registers: r,
+    }),
     commandsCompleted: new Counter({
       name: 'mcpgw_commands_completed_total',
       help: 'Commands finished by workers, by outcome',

@@ -25,6 +25,11 @@ export const RPC_ERRORS = {
   resultTooLarge: -32010,
   /** The token may not call this tool (readonly token and a writing tool, or not allow-listed). */
   permissionDenied: -32011,
+  /**
+   * The command was accepted, then lost by Redis (a failover to a replica that had not received
+   * it, or a restart without persistence) before any worker finished it: it may not have run.
+   */
+  commandLost: -32012,
   /** The client cancelled the call (notifications/cancelled); MCP's own code. */
   requestCancelled: -32800,
 } as const;

@@ -37,6 +37,14 @@ export interface EngineLifecycle {
    * Never called by the memory engine.
    */
   onReconnect(listener: () => void): void;
+  /**
+   * Runs `listener` with the commands this process enqueued (accepted: 202, or a POST stream
+   * opened) that the backing store then lost before any worker finished them: a Redis failover
+   * to a replica that had not yet received them, or a restart without persistence. Checked
+   * after each reconnect, for commands enqueued within the last minute (lostCommands.ts); their
+   * message carries only its id and method. Never called by the memory engine.
+   */
+  onCommandsLost(listener: (commands: CommandEnvelope[]) => void): void;
 }
 
 /** Commands: gateway -> worker, at-least-once. */

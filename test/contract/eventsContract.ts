@@ -127,6 +127,27 @@ export function describeEventsContract(current: CurrentEngine): void {
       });
     });
 
+    it('reports truncated to a reader whose last event the history does not hold', async () => {
+      // As after a failover to a replica that never received the events a reader was sent live:
+      // the history cannot show what followed the reader's last event.
+      const topic = unique('gone');
+      const kept = await engine.publish(topic, 'e', 'kept');
+      const [ms, seq] = kept.split('-').map(Number);
+      const seen = `${ms}-${seq + 1}`; // the next id, which the history will never hold
+      await waitFor(() => Date.now() > ms + 1, 1000, 'the clock to pass the kept event');
+      const next = await engine.publish(topic, 'e', 'next');
+      expect(compareEventIds(next, seen)).toBeGreaterThan(0);
+      expect(await engine.readHistory(topic, seen, 100)).toMatchObject({
+        events: [{ id: next }],
+        truncated: true,
+      });
+      // A reader whose last event is held is not told so.
+      expect(await engine.readHistory(topic, kept, 100)).toMatchObject({
+        events: [{ id: next }],
+        truncated: false,
+      });
+    });
+
     it('gives concurrent publishes unique ids and keeps history in id order', async () => {
       const topic = unique('concurrent');
       const ids = await Promise.all(

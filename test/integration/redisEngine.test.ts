@@ -2,6 +2,9 @@ import Redis from 'ioredis';
 import type { EngineEvent, QueuedCommand } from '../../shared/engine/engine';
 import { ZERO_EVENT_ID, compareEventIds } from '../../shared/engine/eventId';
 import { RedisEngine, type RedisEngineOptions } from '../../shared/engine/redis';
+import { redisKeys } from '../../shared/engine/redis/keys';
+import { LostCommandWatch } from '../../shared/engine/redis/lostCommands';
+import type { ScriptedRedis } from '../../shared/engine/redis/scripts';
 import { EngineError } from '../../shared/errors';
 import { silentLogger } from '../../shared/logger';
 import { createMetrics } from '../../shared/metrics';
@@ -707,6 +710,60 @@ describe('RedisEngine', () => {
       await waitFor(() => handled.includes(command.requestId), 20_000, 'command after restart');
       await consumer.stop();
       expect((await metrics.redisReconnects.get()).values[0].value).toBeGreaterThanOrEqual(2);
+    });
+
+    it('reports the commands a restart without persistence lost, once, without their params', async () => {
+      if (!redis.spawned) return; // REDIS_URL: a shared server is not ours to restart
+      const engine = await makeEngine(uniquePrefix('lost'));
+      const reported: CommandEnvelope[][] = [];
+      engine.onCommandsLost((commands) => reported.push(commands));
+      const waiting = [makeCommand(), makeCommand('tools/call')];
+      waiting[1].message.params = { name: 'create_project', arguments: { name: 'x' } };
+      await engine.enqueueCommands(waiting);
+
+      await restartRedis(redis, () =>
+        waitFor(() => !engine.isReady(), 10_000, 'engine to notice Redis is down'),
+      );
+      await waitFor(() => reported.length > 0, 20_000, 'the lost commands to be reported');
+      expect(reported).toEqual([
+        waiting.map((command) => ({ ...command, message: { method: command.message.method } })),
+      ]);
+      // Queued after the restart: on the server, not lost.
+      await engine.enqueueCommand(makeCommand());
+      expect(reported).toHaveLength(1);
+    });
+
+    it('LostCommandWatch: lets go of finished commands, reports those with no entry and no done-key', async () => {
+      const prefix = uniquePrefix('watch');
+      prefixesUsed.push(prefix);
+      const keys = redisKeys(prefix);
+      const watch = new LostCommandWatch(admin as unknown as ScriptedRedis, keys, silentLogger());
+      const lost: string[][] = [];
+      watch.onLost((commands) => lost.push(commands.map((command) => command.requestId)));
+      const [finished, kept, gone] = [makeCommand(), makeCommand(), makeCommand()];
+      const entryIds: string[] = [];
+      for (const command of [finished, kept, gone]) {
+        entryIds.push((await admin.xadd(keys.commands, '*', 'r', command.requestId))!);
+      }
+      watch.remember([finished, kept, gone], { stream: keys.commands, entryIds });
+      expect(watch.size).toBe(3);
+
+      // A worker finished one (done-key set, entry acked): the watch lets it go.
+      await admin.set(keys.processed(finished.requestId), '1', 'PX', 60_000);
+      await admin.xdel(keys.commands, entryIds[0]);
+      watch.start(20);
+      await waitFor(() => watch.size === 2, 5000, 'the finished command to be let go');
+      watch.stop();
+
+      // Redis lost one (as a failover to a replica that never got it): reported once.
+      await admin.xdel(keys.commands, entryIds[2]);
+      watch.suspectLoss();
+      await watch.check();
+      expect(lost).toEqual([[gone.requestId]]);
+      expect(watch.lossSuspected).toBe(false);
+      await watch.check();
+      expect(lost).toHaveLength(1);
+      expect(watch.size).toBe(1);
     });
 
     it('close() is idempotent, quits every connection and refuses new work', async () => {

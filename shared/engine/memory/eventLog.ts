@@ -91,9 +91,14 @@ export class EventLog {
       // Nothing is known of the topic: a reader who had seen some of it has lost the rest.
       return { events: [], truncated: compareEventIds(afterId, ZERO_EVENT_ID) > 0 };
     }
-    const truncated = compareEventIds(afterId, history.maxDeletedId) < 0;
     const events = history.events;
     const start = firstIndexAfter(events, afterId);
+    // Retention dropped events after afterId, or the history does not hold the event at afterId
+    // (a reader's position this history never gave out): it cannot vouch for what followed.
+    const truncated =
+      compareEventIds(afterId, history.maxDeletedId) < 0 ||
+      (compareEventIds(afterId, history.maxDeletedId) > 0 &&
+        (start === 0 || events.at(start - 1).id !== afterId));
     const end = Math.min(events.length, start + Math.max(0, limit));
     const page: EngineEvent[] = [];
     for (let i = start; i < end; i += 1) page.push(events.at(i));

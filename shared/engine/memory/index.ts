@@ -10,6 +10,7 @@ import type {
   RegistryPort,
   WindowCounters,
 } from '../engine';
+import type { CommandEnvelope } from '../../types';
 import { EngineGate } from '../gate';
 import { validateByteLimits, validateHistoryOptions } from '../limits';
 import { CommandQueue } from './commandQueue';
@@ -88,6 +89,9 @@ export class MemoryEngine implements Engine {
 
   /** Memory never loses its connection to itself. */
   onReconnect(_listener: () => void): void {}
+
+  /** Memory loses nothing it accepted while the process lives. */
+  onCommandsLost(_listener: (commands: CommandEnvelope[]) => void): void {}
 
   close(): Promise<void> {
     if (!this.closing) {

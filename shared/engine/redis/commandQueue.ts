@@ -7,6 +7,12 @@ import type { ScriptedRedis } from './scripts';
 /** Dead letters kept for inspection; older ones are trimmed. */
 export const DEAD_LETTER_MAX_LEN = 10_000;
 
+/** Where enqueue put commands: the stream and each command's entry id, in order. */
+export interface QueuedEntries {
+  stream: string;
+  entryIds: string[];
+}
+
 /** The command stream itself: enqueue (with admission) and the consumer group. */
 export class CommandQueue {
   constructor(
@@ -17,8 +23,9 @@ export class CommandQueue {
   /**
    * Queues commands of one token, all or none, after the admission check of `limits` (in the
    * same Lua step). The stream is never trimmed: the queue's bound is that admission check.
+   * Returns where they are, so a failover that lost them can be told (lostCommands.ts).
    */
-  async enqueue(commands: CommandEnvelope[], limits?: AdmissionLimits): Promise<void> {
+  async enqueue(commands: CommandEnvelope[], limits?: AdmissionLimits): Promise<QueuedEntries> {
     const sub = commands[0].sub;
     const args: (string | number)[] = [
       limits?.maxQueued ?? 0,
@@ -27,13 +34,15 @@ export class CommandQueue {
       sub,
     ];
     for (const command of commands) args.push(command.requestId, JSON.stringify(command));
-    const [outcome] = (await this.redis.enqueueCommands(
-      this.keys.commands,
+    const stream = this.keys.commands;
+    const [outcome, ...entryIds] = (await this.redis.enqueueCommands(
+      stream,
       this.keys.inFlight(sub),
       ...args,
-    )) as [string, number?];
+    )) as [string, ...string[]];
     if (outcome === 'queue_full') throw engineErrors.queueFull(limits?.maxQueued ?? 0);
     if (outcome === 'inflight') throw engineErrors.inFlightLimit(limits?.maxInFlightPerToken ?? 0);
+    return { stream, entryIds };
   }
 
   /**

@@ -4,9 +4,10 @@ import type { CommandPort } from '../engine';
 import type { EngineGate } from '../gate';
 import { validateConsumeOptions } from '../limits';
 import { RedisCommandConsumer } from './commandConsumer';
-import type { CommandQueue } from './commandQueue';
+import type { CommandQueue, QueuedEntries } from './commandQueue';
 import { type ConnectionContext, openConnection, unavailable } from './connections';
 import { COMMAND_GROUP, type RedisKeys } from './keys';
+import type { LostCommandWatch } from './lostCommands';
 import type { ScriptedRedis } from './scripts';
 
 export interface RedisCommandPortDeps {
@@ -18,6 +19,8 @@ export interface RedisCommandPortDeps {
   /** How long a processed request id is remembered (as long as the history, like memory). */
   processedTtlMs: number;
   gate: EngineGate;
+  /** Watches what this process enqueued, for a failover that loses it. */
+  lostWatch: LostCommandWatch;
 }
 
 export interface RedisCommandPort extends CommandPort {
@@ -30,7 +33,7 @@ export interface RedisCommandPort extends CommandPort {
  * each), the requests' done-keys and the backlog.
  */
 export function redisCommandPort(deps: RedisCommandPortDeps): RedisCommandPort {
-  const { context, redis, keys, queue, processedTtlMs, gate } = deps;
+  const { context, redis, keys, queue, processedTtlMs, gate, lostWatch } = deps;
   const consumers = new Set<RedisCommandConsumer>();
   const port: RedisCommandPort = {
     enqueueCommand(command, limits) {
@@ -41,11 +44,13 @@ export function redisCommandPort(deps: RedisCommandPortDeps): RedisCommandPort {
       gate.assertOpen();
       assertOneToken(commands);
       if (commands.length === 0) return;
+      let queued: QueuedEntries;
       try {
-        await queue.enqueue(commands, limits);
+        queued = await queue.enqueue(commands, limits);
       } catch (error) {
         throw unavailable('Command queue unavailable', error);
       }
+      lostWatch.remember(commands, queued);
     },
 
     consumeCommands(handler, options) {

@@ -153,7 +153,9 @@ export class EventLog {
     for (const [id, fields] of entries) {
       if (fields) events.push(toEvent(topic, id, fields));
     }
-    return { events, truncated: compareEventIds(afterId, maxDeletedId) < 0 };
+    // Retention dropped events after afterId, or the store lost the event at afterId itself.
+    const gone = reply[3] === 1;
+    return { events, truncated: gone || compareEventIds(afterId, maxDeletedId) < 0 };
   }
 
   async lastEventId(topic: string): Promise<string> {

@@ -27,6 +27,7 @@ import { RedisKeyValueStore } from './keyValueStore';
 import { RedisMemberSets } from './memberSets';
 import { NodeHealthProbe } from './nodeHealth';
 import { type RedisKeys, redisKeys } from './keys';
+import { type LostCommandsListener, LostCommandWatch } from './lostCommands';
 import { type RedisTarget, describeTarget } from './redisConnections';
 import { Subscriber } from './pubSub';
 import { type ScriptedRedis, defineScripts } from './scripts';
@@ -90,6 +91,7 @@ export class RedisEngine implements Engine {
   private closing?: Promise<void>;
   private readonly reconnectListeners: (() => void)[] = [];
   private readonly healthProbe?: NodeHealthProbe;
+  private readonly lostWatch: LostCommandWatch;
 
   constructor(options: RedisEngineOptions) {
     const { prefix, historyMaxLen, historyTtlS, logger, metrics } = options;
@@ -107,6 +109,7 @@ export class RedisEngine implements Engine {
     this.commands = defineScripts(openConnection(this.context, 'commands'));
     this.subscriberConnection = openConnection(this.context, 'subscriber');
     this.subscriber = new Subscriber(this.subscriberConnection, this.keys, logger);
+    this.lostWatch = new LostCommandWatch(this.commands, this.keys, logger);
     const historyTtlMs = Math.max(1, Math.round(historyTtlS * 1000));
     const log = new EventLog(
       this.commands,
@@ -123,6 +126,7 @@ export class RedisEngine implements Engine {
       queue: new CommandQueue(this.commands, this.keys),
       processedTtlMs: historyTtlMs,
       gate: this.gate,
+      lostWatch: this.lostWatch,
     });
     assemblePorts(this, {
       commands: this.commandPort,
@@ -143,10 +147,41 @@ export class RedisEngine implements Engine {
       );
     }
     this.notifyReconnects();
+    this.watchForLostCommands();
   }
 
   onReconnect(listener: () => void): void {
     this.reconnectListeners.push(listener);
+  }
+
+  onCommandsLost(listener: LostCommandsListener): void {
+    this.lostWatch.onLost(listener);
+  }
+
+  /**
+   * A failover to a replica that had not yet received the last writes (or a restart without
+   * persistence) loses the commands enqueued just before it: once connected again, the watch
+   * asks which of the recently enqueued ones are gone (lostCommands.ts). The connection
+   * dropping marks a loss as possible; being ready again checks (on a Cluster, a node's
+   * connection lost starts checking at once, until the promoted replica answers).
+   */
+  private watchForLostCommands(): void {
+    const watch = this.lostWatch;
+    let everReady = false;
+    this.commands.on('close', () => watch.suspectLoss());
+    this.commands.on('ready', () => {
+      if (everReady) void watch.check();
+      everReady = true;
+    });
+    if (!this.keys.hashTags) return;
+    // A Cluster client stays 'ready' while one shard fails over: it drops the dead node's
+    // connection, and learns the promoted replica only when a command is redirected. The check
+    // is that command: it fails (and is tried again) until the replica serves the slot.
+    this.commands.on('-node', () => {
+      if (watch.lossSuspected) return; // a check is under way, or will be tried again
+      watch.suspectLoss();
+      void watch.check();
+    });
   }
 
   /**
@@ -163,6 +198,7 @@ export class RedisEngine implements Engine {
         }
         whenReady(this.commands, this.startTimeoutMs, 'reconnect').then(
           () => {
+            void this.lostWatch.check();
             for (const listener of this.reconnectListeners) listener();
           },
           () => undefined, // still down: the next 'ready' tries again
@@ -204,6 +240,7 @@ export class RedisEngine implements Engine {
       whenReady(this.subscriberConnection, this.startTimeoutMs, what),
     ]);
     this.healthProbe?.start();
+    this.lostWatch.start();
     this.context.logger.info('redis engine connected', {
       redis: describeTarget(this.context.target),
       prefix: this.keys.prefix,
@@ -215,6 +252,7 @@ export class RedisEngine implements Engine {
     this.healthProbe?.stop();
     await this.commandPort.stopConsumers();
     this.gate.closed = true;
+    this.lostWatch.stop();
     this.subscriber.clear();
     await Promise.all([closeConnection(this.subscriberConnection), closeConnection(this.commands)]);
   }

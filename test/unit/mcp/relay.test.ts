@@ -1,7 +1,7 @@
 import type { EngineEvent } from '../../../shared/engine/engine';
 import { MemoryEngine } from '../../../shared/engine/memory';
 import { newRequestStreamId, requestStreamReplies } from '../../../shared/mcpTransports';
-import { MCP_EVENTS } from '../../../shared/protocol';
+import { MCP_EVENTS, RPC_ERRORS } from '../../../shared/protocol';
 import { StreamRelay } from '../../../gateway/mcpTransports/relay';
 
 function sink() {
@@ -76,5 +76,29 @@ test('the session ending ends a stream that waits for nothing else', () => {
   const relay = new StreamRelay(s.sink, Infinity);
   relay.listener(event('1-0', MCP_EVENTS.notification, 'n'));
   relay.listener(event('2-0', MCP_EVENTS.sessionEnded));
+  expect(s.done()).toBe(1);
+});
+
+test('a batch gets one final answer per request: a -32012 and a late result of one id are one reply', () => {
+  const reply = (id: number, outcome: object) => JSON.stringify({ jsonrpc: '2.0', id, ...outcome });
+  const lostError = { error: { code: RPC_ERRORS.commandLost, message: 'lost' } };
+  const s = sink();
+  const relay = new StreamRelay(s.sink, 3);
+  relay.listener(event('1-0', MCP_EVENTS.response, reply(1, lostError)));
+  relay.listener(event('2-0', MCP_EVENTS.response, reply(1, { result: {} }))); // late: dropped
+  relay.listener(event('3-0', MCP_EVENTS.response, reply(2, { result: {} })));
+  relay.listener(event('4-0', MCP_EVENTS.response, reply(2, lostError))); // after a result: dropped
+  expect(s.done()).toBe(0);
+  relay.listener(event('5-0', MCP_EVENTS.response, reply(3, { result: {} })));
+  expect(s.messages.map((m) => m.split(':')[0])).toEqual(['1-0', '3-0', '5-0']);
+  expect(s.done()).toBe(1);
+});
+
+test('a batch reusing an id (no -32012 involved) still gets every reply', () => {
+  const s = sink();
+  const relay = new StreamRelay(s.sink, 2);
+  relay.listener(event('1-0', MCP_EVENTS.response, '{"jsonrpc":"2.0","id":1,"result":{}}'));
+  relay.listener(event('2-0', MCP_EVENTS.response, '{"jsonrpc":"2.0","id":1,"result":{}}'));
+  expect(s.messages).toHaveLength(2);
   expect(s.done()).toBe(1);
 });

@@ -12,7 +12,7 @@
     ARGV[5..] requestId, payload, requestId, payload, ...
 
   Output:
-    { 'ok' }                  queued
+    { 'ok', id, id, ... }     queued: the stream entry id of each command, in order
     { 'queue_full', length }  the stream holds too many: nothing queued
     { 'inflight', count }     the token has too many in flight: nothing queued
 
@@ -45,8 +45,9 @@ if maxInFlight > 0 then
   end
 end
 
+local result = { 'ok' }
 for i = 5, #ARGV, 2 do
-  redis.call('XADD', queue, '*', 'c', ARGV[i + 1], 's', sub, 'r', ARGV[i])
+  result[#result + 1] = redis.call('XADD', queue, '*', 'c', ARGV[i + 1], 's', sub, 'r', ARGV[i])
   if maxInFlight > 0 then
     redis.call('ZADD', inflight, now + leaseMs, ARGV[i])
   end
@@ -54,4 +55,4 @@ end
 if maxInFlight > 0 then
   redis.call('PEXPIRE', inflight, leaseMs)
 end
-return { 'ok' }
+return result

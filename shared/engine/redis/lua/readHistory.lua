@@ -10,11 +10,17 @@
 
   Output:
     { 0 }                                   when the stream does not exist (expired or never written)
-    { 1, maxDeletedId, { {id, {field, value, ...}}, ... } }   otherwise
+    { 1, maxDeletedId, { {id, {field, value, ...}}, ... }, gone }   otherwise; gone is 1 when
+                                            the reader's own last event (afterId) is missing
+                                            though retention kept everything after maxDeletedId
 
   publishEvent.lua trims in steps, so the stream may hold a few more than max length; those
   are treated as already dropped. maxDeletedId is the newest dropped event: a reader whose
   afterId is older has missed events. One script, so the range and the boundary agree.
+
+  `gone`: the history lost the event the reader saw last (a failover to a replica that had not
+  received it, a restart): it cannot show what followed that event either, so the reader is told
+  as when retention dropped events (the stream's newer events are still returned).
 ]]
 local key = KEYS[1]
 if redis.call('EXISTS', key) == 0 then
@@ -61,4 +67,11 @@ local limit = tonumber(ARGV[2])
 if limit > 0 then
   events = redis.call('XRANGE', key, '(' .. startAfter, '+', 'COUNT', limit)
 end
-return { 1, maxDeletedId, events }
+
+local gone = 0
+if ARGV[1] ~= '0-0' and isOlder(maxDeletedId, ARGV[1]) then
+  if #redis.call('XRANGE', key, ARGV[1], ARGV[1]) == 0 then
+    gone = 1
+  end
+end
+return { 1, maxDeletedId, events, gone }
