@@ -20,6 +20,7 @@ export function createEngine(config: Config, logger: Logger, metrics?: Metrics):
   return new RedisEngine({
     target: config.redis,
     prefix: config.redisPrefix,
+    commandPartitions: config.commandPartitions,
     ...history,
     logger: logger.child({ component: 'redis-engine' }),
     metrics,
