@@ -212,6 +212,38 @@ describe.each([
     await waitFor(() => floodHandled === flood.length, 10_000, 'the flood drained');
   });
 
+  test("a worker with no free slot leaves other partitions' commands to other workers", async () => {
+    const engine = await makeEngine();
+    const [busy] = subsIn(0, 1, 'busy');
+    const [waiting] = subsIn(1, 1, 'waiting');
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const byFull: string[] = [];
+    const byFree: string[] = [];
+    engine.consumeCommands(
+      async ({ command }) => {
+        byFull.push(command.sub);
+        await released;
+      },
+      { ...consumeDefaults, consumerId: 'full', concurrency: 1 },
+    );
+    await engine.enqueueCommand(commandOf(busy));
+    await waitFor(() => byFull.length === 1, 5000, 'the full worker busy');
+    engine.consumeCommands(async ({ command }) => void byFree.push(command.sub), {
+      ...consumeDefaults,
+      consumerId: 'free',
+      concurrency: 1,
+    });
+    await engine.enqueueCommand(commandOf(waiting));
+    // Taken by the worker with a free slot, not held by the full one (which would run it only
+    // after its long command).
+    await waitFor(() => byFree.length === 1, 5000, 'the free worker ran it');
+    expect(byFree).toEqual([waiting]);
+    expect(byFull).toEqual([busy]);
+    expect(await engine.commandBacklog()).toMatchObject({ waiting: 0, pending: 1 });
+    release();
+  });
+
   test("a dead consumer's entries are reclaimed in every partition", async () => {
     const engine = await makeEngine();
     const subs = [0, 1, 2].map((i) => subsIn(i, 1, 'reclaim')[0]);

@@ -34,14 +34,6 @@ describeRedisEngineContract(
   () => admin.nodes('master'),
 );
 
-// Commands spread over three streams, one per master (tags {cmd}, {cmd:1}, {cmd:2}).
-describeRedisEngineContract(
-  'redis cluster, COMMAND_PARTITIONS=3',
-  () => ({ kind: 'cluster', nodes: parseClusterNodes(cluster.nodes) }),
-  () => admin.nodes('master'),
-  3,
-);
-
 test('the cluster spreads topic histories over more than one master', async () => {
   const engine = new RedisEngine({
     target: { kind: 'cluster', nodes: parseClusterNodes(cluster.nodes) },

@@ -16,13 +16,12 @@ import { uniquePrefix } from '../../devSupport/redis';
  * The engine contract against a real Redis of any mode: each engine on its own key prefix, its
  * keys deleted afterwards on every server that holds data (`dataNodes`: the one server, the
  * Sentinel master, every Cluster master), one UNLINK per key (a Cluster refuses keys of
- * different slots in one command). `commandPartitions`: COMMAND_PARTITIONS of every engine.
+ * different slots in one command).
  */
 export function describeRedisEngineContract(
   label: string,
   target: () => RedisTarget,
   dataNodes: () => Redis[],
-  commandPartitions = 1,
 ): void {
   const prefixes = new WeakMap<Engine, string>();
   describeEngineContract(
@@ -37,7 +36,6 @@ export function describeRedisEngineContract(
         historyMaxBytes: CONTRACT_HISTORY_MAX_BYTES,
         eventMaxBytes: CONTRACT_EVENT_MAX_BYTES,
         logger: silentLogger(),
-        commandPartitions,
       });
       prefixes.set(engine, prefix);
       return engine;

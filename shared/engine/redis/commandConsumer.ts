@@ -64,13 +64,13 @@ export interface ConsumerDeps {
 
 /**
  * One worker's consumer of the command streams (one per partition, COMMAND_PARTITIONS):
- * - a read loop per partition on its own connection: XREADGROUP ... BLOCK for its share of the
- *   free slots (all of them with one partition), so a flooded partition cannot take every slot
- *   while another has commands; the slots are shared: handlers run at most `concurrency` at
- *   once, at most `maxPerToken` of one token (the others of that token wait in hand, oldest
- *   first, while other tokens' commands start); resolved => XACK + XDEL + in-flight release
- *   (the commands finished in one turn together, one script call per partition), rejected =>
- *   the entry stays pending;
+ * - a read loop per partition on its own connection, taking as many commands as there are
+ *   free slots (with one partition one XREADGROUP ... BLOCK; with several, see takeOrWait),
+ *   the slots shared by every partition: handlers run at most `concurrency` at once, at most
+ *   `maxPerToken` of one token (the others of that token wait in hand, oldest first, while
+ *   other tokens' commands start); resolved => XACK + XDEL + in-flight release (the commands
+ *   finished in one turn together, one script call per partition), rejected => the entry
+ *   stays pending;
  * - a reclaim round every claimIdleMs/3, over each partition in turn (starting with the next
  *   one each round): keeps the entries it holds claimed (a slow handler is not a dead worker),
  *   moves entries delivered maxDeliveries times to the partition's dead-letter stream, and
@@ -86,6 +86,8 @@ export class RedisCommandConsumer implements CommandConsumer {
   private readonly running = new Map<string, Taken>();
   /** Running handlers per token (sub), for the per-token cap. */
   private readonly runningByToken = new Map<string, number>();
+  /** Slots set aside for takes in flight (several partitions: takeOrWait). */
+  private reserved = 0;
   /** Handler runs and dead-letter callbacks, awaited by stop(). */
   private readonly work = new Set<Promise<void>>();
   private readonly readLoops: Promise<void>[];
@@ -139,29 +141,15 @@ export class RedisCommandConsumer implements CommandConsumer {
         continue;
       }
       try {
-        if (this.blockingClientIds[index] === undefined) {
-          this.blockingClientIds[index] = Number(await connection.call('CLIENT', ['ID']));
+        if (queue.partitions.length > 1) {
+          await this.takeOrWait(connection, partition, free);
+        } else {
+          if (this.blockingClientIds[index] === undefined) {
+            this.blockingClientIds[index] = Number(await connection.call('CLIENT', ['ID']));
+          }
+          await this.readBlocking(connection, partition, free);
         }
-        // An equal share of the free slots per partition (all of them with one partition):
-        // the loops read at once, so together they take at most partitions - 1 more than free
-        // (those wait in hand, oldest first), and a partition with a backlog cannot take the
-        // slots another partition's next command needs.
-        const reply = (await connection.call('XREADGROUP', [
-          'GROUP',
-          COMMAND_GROUP,
-          this.options.consumerId,
-          'COUNT',
-          Math.ceil(free / queue.partitions.length),
-          'BLOCK',
-          BLOCK_MS,
-          'STREAMS',
-          partition.commands,
-          '>',
-        ])) as ReadReply | null;
         failures = 0;
-        for (const [, entries] of reply ?? []) {
-          for (const entry of entries) this.take(partition, entry, 1);
-        }
       } catch (error) {
         if (this.stopRequested) break;
         if (isNoGroup(error) && (await this.tryEnsureGroup(partition))) continue;
@@ -178,6 +166,71 @@ export class RedisCommandConsumer implements CommandConsumer {
     }
   }
 
+  /** One partition: one blocking XREADGROUP for up to `free` commands, one round trip. */
+  private async readBlocking(
+    connection: Redis,
+    partition: CommandPartitionKeys,
+    free: number,
+  ): Promise<void> {
+    const reply = (await connection.call('XREADGROUP', [
+      'GROUP',
+      COMMAND_GROUP,
+      this.options.consumerId,
+      'COUNT',
+      free,
+      'BLOCK',
+      BLOCK_MS,
+      'STREAMS',
+      partition.commands,
+      '>',
+    ])) as ReadReply | null;
+    for (const [, entries] of reply ?? []) {
+      for (const entry of entries) this.take(partition, entry, 1);
+    }
+  }
+
+  /**
+   * Several partitions, each loop sharing the slots: takes its share of the free slots without
+   * blocking (reserved for that one round trip, so the loops never take more than the free
+   * slots between them), or, when the partition has nothing new, waits for its next entry
+   * with XREAD BLOCK, which takes nothing. A wait on an idle partition so holds no slot; and
+   * a slot freed wakes the paused loops in the order they paused, so a partition with a
+   * backlog takes turns with the others rather than every slot.
+   */
+  private async takeOrWait(
+    connection: Redis,
+    partition: CommandPartitionKeys,
+    free: number,
+  ): Promise<void> {
+    const count = Math.ceil(free / this.deps.queue.partitions.length);
+    this.reserved += count;
+    let entries: StreamEntry[];
+    let waitFrom: string;
+    try {
+      [entries, waitFrom] = await this.deps.commands.takeCommands(
+        partition.commands,
+        COMMAND_GROUP,
+        this.options.consumerId,
+        count,
+      );
+    } finally {
+      this.reserved -= count;
+    }
+    for (const entry of entries) this.take(partition, entry, 1);
+    // Slots reserved but not filled: loops that paused meanwhile may fill them from theirs.
+    if (entries.length < count) this.wakeReaders();
+    if (entries.length > 0 || this.stopRequested) return;
+    await connection.call('XREAD', [
+      'COUNT',
+      1,
+      'BLOCK',
+      BLOCK_MS,
+      'STREAMS',
+      partition.commands,
+      waitFrom,
+    ]);
+  }
+
   /**
    * How many more commands to take: free handler slots, minus the commands in hand that could
    * take them (those of a token at its cap cannot), while the held-back ones stay within bound.
@@ -186,7 +239,10 @@ export class RedisCommandConsumer implements CommandConsumer {
     const { concurrency } = this.options;
     const runnable = this.runnableQueued();
     const held = this.queued.length - runnable;
-    return Math.min(concurrency - this.running.size - runnable, concurrency * HELD_FACTOR - held);
+    return Math.min(
+      concurrency - this.running.size - runnable - this.reserved,
+      concurrency * HELD_FACTOR - held,
+    );
   }
 
   /** Commands in hand that would start if slots were free (their token is below its cap). */
@@ -563,12 +619,18 @@ export class RedisCommandConsumer implements CommandConsumer {
   }
 
   /**
-   * Ends every blocked XREADGROUP early: CLIENT UNBLOCK makes it return empty, so no entry is
-   * delivered to a consumer that is going away. If that is not possible (Redis down), the
-   * blocking connections are dropped after at most one BLOCK period.
+   * Ends every blocked read early. With several partitions the blocked reads are XREADs,
+   * which take nothing: their connections are simply dropped. With one, CLIENT UNBLOCK makes
+   * the XREADGROUP return empty, so no entry is delivered to a consumer that is going away; if
+   * that is not possible (Redis down), the connection is dropped after at most one BLOCK period.
    */
   private async interruptReads(): Promise<void> {
-    const { commands, blocking } = this.deps;
+    const { commands, blocking, queue } = this.deps;
+    if (queue.partitions.length > 1) {
+      for (const connection of blocking) connection.disconnect();
+      await Promise.all(this.readLoops);
+      return;
+    }
     if (commands.status === 'ready') {
       await Promise.all(
         this.blockingClientIds.map((clientId) =>
