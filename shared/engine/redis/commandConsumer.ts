@@ -86,8 +86,10 @@ export class RedisCommandConsumer implements CommandConsumer {
   private readonly running = new Map<string, Taken>();
   /** Running handlers per token (sub), for the per-token cap. */
   private readonly runningByToken = new Map<string, number>();
-  /** Slots set aside for takes in flight (several partitions: takeOrWait). */
+  /** Slots set aside for takes in flight (several partitions: takeShare). */
   private reserved = 0;
+  /** Partitions beyond this process's count being drained (drain()). */
+  private readonly draining = new Set<number>();
   /** Handler runs and dead-letter callbacks, awaited by stop(). */
   private readonly work = new Set<Promise<void>>();
   private readonly readLoops: Promise<void>[];
@@ -202,6 +204,28 @@ export class RedisCommandConsumer implements CommandConsumer {
     partition: CommandPartitionKeys,
     free: number,
   ): Promise<void> {
+    const { taken, waitFrom } = await this.takeShare(partition, free);
+    if (taken > 0 || this.stopRequested) return;
+    await connection.call('XREAD', [
+      'COUNT',
+      1,
+      'BLOCK',
+      BLOCK_MS,
+      'STREAMS',
+      partition.commands,
+      waitFrom,
+    ]);
+  }
+
+  /**
+   * Takes up to this partition's share of the `free` slots without blocking, the slots
+   * reserved for that round trip. Returns how many it took and, if none, the id after which
+   * the partition's next new entry will come.
+   */
+  private async takeShare(
+    partition: CommandPartitionKeys,
+    free: number,
+  ): Promise<{ taken: number; waitFrom: string }> {
     const count = Math.ceil(free / this.deps.queue.partitions.length);
     this.reserved += count;
     let entries: StreamEntry[];
@@ -219,16 +243,35 @@ export class RedisCommandConsumer implements CommandConsumer {
     for (const entry of entries) this.take(partition, entry, 1);
     // Slots reserved but not filled: loops that paused meanwhile may fill them from theirs.
     if (entries.length < count) this.wakeReaders();
-    if (entries.length > 0 || this.stopRequested) return;
-    await connection.call('XREAD', [
-      'COUNT',
-      1,
-      'BLOCK',
-      BLOCK_MS,
-      'STREAMS',
-      partition.commands,
-      waitFrom,
-    ]);
+    return { taken: entries.length, waitFrom };
+  }
+
+  /**
+   * Reads a partition beyond this process's count (started by a reclaim round that found
+   * commands in it) like the others, without blocking, until it has nothing new.
+   */
+  private async drain(partition: CommandPartitionKeys): Promise<void> {
+    try {
+      while (!this.stopRequested) {
+        const free = this.freeSlots();
+        if (free <= 0) {
+          await this.pause();
+          continue;
+        }
+        if ((await this.takeShare(partition, free)).taken === 0) return;
+      }
+    } catch (error) {
+      // The next reclaim round starts it again.
+      if (isNoGroup(error)) await this.tryEnsureGroup(partition);
+      else {
+        this.deps.logger.warn('draining a command partition failed', {
+          partition: partition.index,
+          error: String(error),
+        });
+      }
+    } finally {
+      this.draining.delete(partition.index);
+    }
   }
 
   /**
@@ -451,7 +494,10 @@ export class RedisCommandConsumer implements CommandConsumer {
         // A partition beyond this process's count is read here, and only while it holds some.
         if (!own && (await this.deps.commands.xlen(partition.commands)) === 0) continue;
         await this.reclaimPartition(partition, held.get(partition.index) ?? [], prune);
-        if (!own) await this.readWithoutBlocking(partition);
+        if (!own && !this.draining.has(partition.index) && !this.stopRequested) {
+          this.draining.add(partition.index);
+          this.track(this.drain(partition));
+        }
       } catch (error) {
         if (isNoGroup(error)) await this.tryEnsureGroup(partition);
         else failure ??= error;
@@ -524,25 +570,6 @@ export class RedisCommandConsumer implements CommandConsumer {
 
     if (prune) {
       await commands.pruneIdleConsumers(partition.commands, COMMAND_GROUP, IDLE_CONSUMER_MS);
-    }
-  }
-
-  /** New commands of a partition no read loop serves, as many as there are free slots. */
-  private async readWithoutBlocking(partition: CommandPartitionKeys): Promise<void> {
-    const free = this.freeSlots();
-    if (free <= 0 || this.stopRequested) return;
-    const reply = (await this.deps.commands.call('XREADGROUP', [
-      'GROUP',
-      COMMAND_GROUP,
-      this.options.consumerId,
-      'COUNT',
-      free,
-      'STREAMS',
-      partition.commands,
-      '>',
-    ])) as ReadReply | null;
-    for (const [, entries] of reply ?? []) {
-      for (const entry of entries) this.take(partition, entry, 1);
     }
   }
 
