@@ -74,9 +74,9 @@ export interface ConsumerDeps {
  * - a reclaim round every claimIdleMs/3, over each partition in turn (starting with the next
  *   one each round): keeps the entries it holds claimed (a slow handler is not a dead worker),
  *   moves entries delivered maxDeliveries times to the partition's dead-letter stream, and
- *   XCLAIMs entries idle for claimIdleMs (left by a dead worker or a failed handler). Partitions
- *   beyond this process's count that still hold commands (a larger COMMAND_PARTITIONS used
- *   before or elsewhere) are drained there too, read without blocking.
+ *   XCLAIMs entries idle for claimIdleMs (left by a dead worker or a failed handler). A
+ *   partition beyond this process's count that holds commands (a larger COMMAND_PARTITIONS
+ *   used before or elsewhere) is found there and drained (drain()).
  * Redis errors are logged and retried; nothing here throws into the process.
  */
 export class RedisCommandConsumer implements CommandConsumer {
@@ -103,7 +103,7 @@ export class RedisCommandConsumer implements CommandConsumer {
   private stopping?: Promise<void>;
   /** Wake the read loops from waiting for a slot or from a retry delay. */
   private readonly wakers = new Set<() => void>();
-  /** CLIENT ID of each blocking connection, to interrupt its XREADGROUP on stop. */
+  /** CLIENT ID of the blocking connection (one partition), to interrupt its XREADGROUP on stop. */
   private readonly blockingClientIds: (number | undefined)[] = [];
   /** Acks gathered in this turn, sent together (see ack()). */
   private acks?: AckBatch;
