@@ -227,21 +227,25 @@ describe.each([
       },
       { ...consumeDefaults, consumerId: 'full', concurrency: 1 },
     );
-    await engine.enqueueCommand(commandOf(busy));
-    await waitFor(() => byFull.length === 1, 5000, 'the full worker busy');
-    engine.consumeCommands(async ({ command }) => void byFree.push(command.sub), {
-      ...consumeDefaults,
-      consumerId: 'free',
-      concurrency: 1,
-    });
-    await engine.enqueueCommand(commandOf(waiting));
-    // Taken by the worker with a free slot, not held by the full one (which would run it only
-    // after its long command).
-    await waitFor(() => byFree.length === 1, 5000, 'the free worker ran it');
-    expect(byFree).toEqual([waiting]);
-    expect(byFull).toEqual([busy]);
-    expect(await engine.commandBacklog()).toMatchObject({ waiting: 0, pending: 1 });
-    release();
+    try {
+      await engine.enqueueCommand(commandOf(busy));
+      await waitFor(() => byFull.length === 1, 5000, 'the full worker busy');
+      engine.consumeCommands(async ({ command }) => void byFree.push(command.sub), {
+        ...consumeDefaults,
+        consumerId: 'free',
+        concurrency: 1,
+      });
+      await engine.enqueueCommand(commandOf(waiting));
+      // Taken by the worker with a free slot, not held by the full one (which would run it
+      // only after its long command).
+      await waitFor(() => byFree.length === 1, 5000, 'the free worker ran it');
+      expect(byFree).toEqual([waiting]);
+      expect(byFull).toEqual([busy]);
+      expect(await engine.commandBacklog()).toMatchObject({ waiting: 0, pending: 1 });
+    } finally {
+      // Else closing the engine would wait for the held handler.
+      release();
+    }
   });
 
   test("a dead consumer's entries are reclaimed in every partition", async () => {
