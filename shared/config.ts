@@ -70,6 +70,7 @@ const envSchema = z.object({
   MCP_STREAM_TTL_S: int(300, 1),
   MCP_TASK_TTL_S: int(3600, 1),
   COMMAND_QUEUE_MAX: int(10_000, 1),
+  COMMAND_PARTITIONS: int(1, 1),
   MAX_INFLIGHT_PER_TOKEN: int(32, 1),
   WORKER_SLOTS_PER_TOKEN: int(8, 1),
   TOOL_TIMEOUT_MS: int(60_000, 100),
@@ -191,6 +192,11 @@ const configSchema = envSchema.transform((e, ctx) => ({
   mcpTaskTtlS: e.MCP_TASK_TTL_S,
   /** Commands waiting or running in the shared queue; past it, new commands get 503. */
   commandQueueMax: e.COMMAND_QUEUE_MAX,
+  /**
+   * Streams the Redis engine spreads commands over, each with its own consumer group (on a
+   * Cluster, on different shards); a token's commands all go to one. The memory engine ignores it.
+   */
+  commandPartitions: e.COMMAND_PARTITIONS,
   /** Commands of one token (sub) queued or running, cluster-wide; past it, 429. */
   maxInflightPerToken: e.MAX_INFLIGHT_PER_TOKEN,
   /** Handler slots of one worker one token may hold (at most workerConcurrency - 1). */

@@ -194,7 +194,10 @@ export interface HistoryPage {
 }
 
 export interface QueuedCommand {
-  /** Engine's id of this queue entry (a stream id in Redis). */
+  /**
+   * Engine's id of this queue entry (in Redis its stream id, beyond partition 0 of
+   * COMMAND_PARTITIONS prefixed with `<partition>/`, so ids are unique across partitions).
+   */
   deliveryId: string;
   command: CommandEnvelope;
   /** 1 on first delivery. */

@@ -21,6 +21,7 @@ export function createEngine(config: Config, logger: Logger, metrics?: Metrics):
     target: config.redis,
     prefix: config.redisPrefix,
     healthIntervalMs: config.redisHealthIntervalMs,
+    commandPartitions: config.commandPartitions,
     ...history,
     logger: logger.child({ component: 'redis-engine' }),
     metrics,

@@ -16,8 +16,11 @@ const SECRET = 'cluster-test-secret-0123456789abcdef';
 const token = (type: TokenType, sub = `${type}-1`) => issueToken(SECRET, { type, sub, ttl: '1h' });
 const tokens = { master: token('master'), team: token('team'), readonly: token('readonly') };
 
-/** The suite on pods sharing a Redis of this mode. */
-export function describeClusterSuite(mode: RedisMode): void {
+/**
+ * The suite on pods sharing a Redis of this mode; `commandPartitions` sets COMMAND_PARTITIONS
+ * on every process.
+ */
+export function describeClusterSuite(mode: RedisMode, commandPartitions = 1): void {
   let cluster: PodsOnRedis;
   let env: Record<string, string>;
   let gatewayA: SpawnedProcess;
@@ -74,6 +77,7 @@ export function describeClusterSuite(mode: RedisMode): void {
         // (test/integration/fairness.test.ts covers the per-token limit).
         MAX_INFLIGHT_PER_TOKEN: '1000',
         MAX_PROJECTS_PER_TOKEN: '1000',
+        COMMAND_PARTITIONS: String(commandPartitions),
       },
     });
     ({ env, workers } = cluster);
@@ -224,17 +228,16 @@ export function describeClusterSuite(mode: RedisMode): void {
     await waitFor(() => finals().length >= 20, 20_000, 'first results');
     // Kill worker-1 while it holds commands (read from the stream, not yet acked).
     const redisClient = cluster.admin();
-    const heldByWorker1 = async () =>
-      (
-        (await redisClient.xpending(
-          cluster.keys.commands,
-          'workers',
-          '-',
-          '+',
-          100,
-          'worker-1',
-        )) as unknown[]
-      ).length;
+    const heldByWorker1 = async () => {
+      let held = 0;
+      for (let i = 0; i < commandPartitions; i += 1) {
+        const stream = cluster.keys.commandPartition(i).commands;
+        const rows = (await redisClient.xpending(stream, 'workers', '-', '+', 100, 'worker-1')) as
+          unknown[] | undefined;
+        held += rows?.length ?? 0;
+      }
+      return held;
+    };
     await waitFor(async () => (await heldByWorker1()) > 0, 10_000, 'worker-1 holding commands');
     const killed = workers.shift()!;
     await killed.kill('SIGKILL');

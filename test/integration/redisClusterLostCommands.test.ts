@@ -76,7 +76,7 @@ test('commands the promoted replica of the {cmd} shard never received are report
   try {
     const kept = [command(), command()];
     await engine.enqueueCommands(kept);
-    const masterPort = await masterPortOf(keys.commands);
+    const masterPort = await masterPortOf(keys.commandPartition(0).commands);
     const master = connect(masterPort);
     const replication = await master.info('replication');
     const replicaPort = Number(/^slave0:.*port=(\d+)/m.exec(replication)?.[1]);
@@ -89,18 +89,19 @@ test('commands the promoted replica of the {cmd} shard never received are report
     await master.call('CLIENT', 'KILL', 'TYPE', 'replica');
     const lost = [command(), command(), command()];
     await engine.enqueueCommands(lost);
-    expect(await master.xlen(keys.commands)).toBe(5);
+    expect(await master.xlen(keys.commandPartition(0).commands)).toBe(5);
 
     await cluster.killNode(masterPort);
     cluster.signalNode(replicaPort, 'SIGCONT');
     await waitFor(
-      async () => (await masterPortOf(keys.commands).catch(() => 0)) === replicaPort,
+      async () =>
+        (await masterPortOf(keys.commandPartition(0).commands).catch(() => 0)) === replicaPort,
       30_000,
       'the replica promoted',
     );
     await waitFor(() => reported.length >= lost.length, 30_000, 'the lost commands reported');
     expect(reported.sort()).toEqual(lost.map((c) => c.requestId).sort());
-    expect(await connect(replicaPort).xlen(keys.commands)).toBe(2);
+    expect(await connect(replicaPort).xlen(keys.commandPartition(0).commands)).toBe(2);
   } finally {
     await engine.close();
   }

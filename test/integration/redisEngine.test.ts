@@ -743,20 +743,25 @@ describe('RedisEngine', () => {
       const [finished, kept, gone] = [makeCommand(), makeCommand(), makeCommand()];
       const entryIds: string[] = [];
       for (const command of [finished, kept, gone]) {
-        entryIds.push((await admin.xadd(keys.commands, '*', 'r', command.requestId))!);
+        entryIds.push(
+          (await admin.xadd(keys.commandPartition(0).commands, '*', 'r', command.requestId))!,
+        );
       }
-      watch.remember([finished, kept, gone], { stream: keys.commands, entryIds });
+      watch.remember([finished, kept, gone], {
+        stream: keys.commandPartition(0).commands,
+        entryIds,
+      });
       expect(watch.size).toBe(3);
 
       // A worker finished one (done-key set, entry acked): the watch lets it go.
       await admin.set(keys.processed(finished.requestId), '1', 'PX', 60_000);
-      await admin.xdel(keys.commands, entryIds[0]);
+      await admin.xdel(keys.commandPartition(0).commands, entryIds[0]);
       watch.start(20);
       await waitFor(() => watch.size === 2, 5000, 'the finished command to be let go');
       watch.stop();
 
       // Redis lost one (as a failover to a replica that never got it): reported once.
-      await admin.xdel(keys.commands, entryIds[2]);
+      await admin.xdel(keys.commandPartition(0).commands, entryIds[2]);
       watch.suspectLoss();
       await watch.check();
       expect(lost).toEqual([[gone.requestId]]);

@@ -150,3 +150,13 @@ describe('Redis modes', () => {
     ).toThrow(/need REDIS_SENTINELS/);
   });
 });
+
+test('COMMAND_PARTITIONS: an integer from 1, default 1; anything else is named at start-up', () => {
+  expect(loadConfig({}).commandPartitions).toBe(1);
+  expect(loadConfig({ COMMAND_PARTITIONS: '6' }).commandPartitions).toBe(6);
+  for (const bad of ['0', '-2', '1.5', 'three']) {
+    expect(() => loadConfig({ COMMAND_PARTITIONS: bad })).toThrow(
+      /^Invalid configuration: COMMAND_PARTITIONS: /,
+    );
+  }
+});

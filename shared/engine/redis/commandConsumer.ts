@@ -1,11 +1,11 @@
-// Over 450 lines: one Redis consumer loop (read, fair slots, reclaim, dead letters, acks) that only reads well whole.
+// Over 450 lines: one Redis consumer (read loops, fair slots, reclaim, dead letters, acks) that only reads well whole.
 import type Redis from 'ioredis';
 import type { Logger } from '../../logger';
 import type { CommandEnvelope } from '../../types';
 import type { CommandConsumer, CommandHandler, ConsumeOptions, QueuedCommand } from '../engine';
 import { DEAD_LETTER_MAX_LEN, type CommandQueue } from './commandQueue';
 import { closeConnection } from './connections';
-import { COMMAND_GROUP, type RedisKeys } from './keys';
+import { COMMAND_GROUP, type CommandPartitionKeys } from './keys';
 import type { ScriptedRedis } from './scripts';
 
 /** How long one XREADGROUP waits for new commands; also bounds how long stop() can take. */
@@ -29,6 +29,12 @@ const IDLE_CONSUMER_MS = 60 * 60 * 1000;
 /** ...checked this often. */
 const PRUNE_INTERVAL_MS = 5 * 60 * 1000;
 
+/** A command taken from a partition: its entry id there (ids are unique only per stream). */
+interface Taken extends QueuedCommand {
+  partition: CommandPartitionKeys;
+  entryId: string;
+}
+
 /** Raw stream entry: [id, [field, value, ...]] (fields null for an entry deleted meanwhile). */
 type StreamEntry = [string, string[] | null];
 /** XREADGROUP reply: [[stream, entries]]. */
@@ -40,52 +46,65 @@ type DeadLetterRow = [string, string, number];
 
 /** Commands whose handlers finished in one turn, and when their acks were sent. */
 interface AckBatch {
-  commands: QueuedCommand[];
+  commands: Taken[];
   done: Promise<void>;
 }
 
 export interface ConsumerDeps {
   /** Shared command connection: acks, reclaims, CLIENT UNBLOCK. */
   commands: ScriptedRedis;
-  /** This consumer's own connection, for the blocking XREADGROUP only. */
-  blocking: Redis;
-  keys: RedisKeys;
+  /**
+   * This consumer's own connections, for the blocking XREADGROUPs only: one per partition of
+   * queue.partitions (a Cluster cannot read streams of different slots in one XREADGROUP).
+   */
+  blocking: Redis[];
   queue: CommandQueue;
   logger: Logger;
 }
 
 /**
- * One worker's consumer of the command stream:
- * - a read loop on its own connection: XREADGROUP ... BLOCK for as many commands as it has free
- *   slots, handlers run at most `concurrency` at once, at most `maxPerToken` of one token
- *   (the others of that token wait in hand, oldest first, while other tokens' commands start);
- *   resolved => XACK + XDEL + in-flight release (the commands finished in one turn together),
- *   rejected => the entry stays pending;
- * - a reclaim round every claimIdleMs/3: keeps the entries it holds claimed (a slow handler is
- *   not a dead worker), moves entries delivered maxDeliveries times to the dead-letter stream,
- *   and XCLAIMs entries idle for claimIdleMs (left by a dead worker or a failed handler).
+ * One worker's consumer of the command streams (one per partition, COMMAND_PARTITIONS):
+ * - a read loop per partition on its own connection, taking as many commands as there are
+ *   free slots (with one partition one XREADGROUP ... BLOCK; with several, see takeOrWait),
+ *   the slots shared by every partition: handlers run at most `concurrency` at once, at most
+ *   `maxPerToken` of one token (the others of that token wait in hand, oldest first, while
+ *   other tokens' commands start); resolved => XACK + XDEL + in-flight release (the commands
+ *   finished in one turn together, one script call per partition), rejected => the entry
+ *   stays pending;
+ * - a reclaim round every claimIdleMs/3, over each partition in turn (starting with the next
+ *   one each round): keeps the entries it holds claimed (a slow handler is not a dead worker),
+ *   moves entries delivered maxDeliveries times to the partition's dead-letter stream, and
+ *   XCLAIMs entries idle for claimIdleMs (left by a dead worker or a failed handler). A
+ *   partition beyond this process's count that holds commands (a larger COMMAND_PARTITIONS
+ *   used before or elsewhere) is found there and drained (drain()).
  * Redis errors are logged and retried; nothing here throws into the process.
  */
 export class RedisCommandConsumer implements CommandConsumer {
   /** Taken (delivered or claimed) but waiting for a free slot. */
-  private readonly queued: QueuedCommand[] = [];
-  /** Delivery ids whose handler is running. */
-  private readonly running = new Set<string>();
+  private readonly queued: Taken[] = [];
+  /** Commands whose handler is running, by deliveryId (unique across partitions). */
+  private readonly running = new Map<string, Taken>();
   /** Running handlers per token (sub), for the per-token cap. */
   private readonly runningByToken = new Map<string, number>();
+  /** Slots set aside for takes in flight (several partitions: takeShare). */
+  private reserved = 0;
+  /** Partitions beyond this process's count being drained (drain()). */
+  private readonly draining = new Set<number>();
   /** Handler runs and dead-letter callbacks, awaited by stop(). */
   private readonly work = new Set<Promise<void>>();
-  private readonly readLoop: Promise<void>;
+  private readonly readLoops: Promise<void>[];
   private readonly reclaimTimer: NodeJS.Timeout;
   private reclaiming?: Promise<void>;
   private reclaimFailing = false;
+  /** Where the next reclaim round starts, so no partition always comes last. */
+  private reclaimStart = 0;
   private lastPruneAt = 0;
   private stopRequested = false;
   private stopping?: Promise<void>;
-  /** Wakes the read loop from waiting for a slot or from a retry delay. */
-  private wakeReader?: () => void;
-  /** CLIENT ID of the blocking connection, to interrupt its XREADGROUP on stop. */
-  private blockingClientId?: number;
+  /** Wake the read loops from waiting for a slot or from a retry delay. */
+  private readonly wakers = new Set<() => void>();
+  /** CLIENT ID of the blocking connection (one partition), to interrupt its XREADGROUP on stop. */
+  private readonly blockingClientIds: (number | undefined)[] = [];
   /** Acks gathered in this turn, sent together (see ack()). */
   private acks?: AckBatch;
 
@@ -95,8 +114,10 @@ export class RedisCommandConsumer implements CommandConsumer {
     private readonly options: ConsumeOptions,
     private readonly onStopped: () => void,
   ) {
-    deps.blocking.on('close', () => (this.blockingClientId = undefined));
-    this.readLoop = this.read();
+    this.readLoops = deps.queue.partitions.map((partition, i) => {
+      deps.blocking[i].on('close', () => (this.blockingClientIds[i] = undefined));
+      return this.read(partition, i);
+    });
     const interval = Math.max(MIN_RECLAIM_INTERVAL_MS, Math.floor(options.claimIdleMs / 3));
     this.reclaimTimer = setInterval(() => this.startReclaim(), interval);
     // The timer alone must not keep the process alive.
@@ -110,8 +131,10 @@ export class RedisCommandConsumer implements CommandConsumer {
 
   // ---- reading new commands ----
 
-  private async read(): Promise<void> {
-    const { blocking, keys, logger } = this.deps;
+  /** The read loop of one partition, on blocking connection `index`. */
+  private async read(partition: CommandPartitionKeys, index: number): Promise<void> {
+    const { blocking, queue, logger } = this.deps;
+    const connection = blocking[index];
     let failures = 0;
     while (!this.stopRequested) {
       const free = this.freeSlots();
@@ -120,37 +143,134 @@ export class RedisCommandConsumer implements CommandConsumer {
         continue;
       }
       try {
-        if (this.blockingClientId === undefined) {
-          this.blockingClientId = Number(await blocking.call('CLIENT', ['ID']));
+        if (queue.partitions.length > 1) {
+          await this.takeOrWait(connection, partition, free);
+        } else {
+          if (this.blockingClientIds[index] === undefined) {
+            this.blockingClientIds[index] = Number(await connection.call('CLIENT', ['ID']));
+          }
+          await this.readBlocking(connection, partition, free);
         }
-        const reply = (await blocking.call('XREADGROUP', [
-          'GROUP',
-          COMMAND_GROUP,
-          this.options.consumerId,
-          'COUNT',
-          free,
-          'BLOCK',
-          BLOCK_MS,
-          'STREAMS',
-          keys.commands,
-          '>',
-        ])) as ReadReply | null;
         failures = 0;
-        for (const [, entries] of reply ?? []) {
-          for (const entry of entries) this.take(entry, 1);
-        }
       } catch (error) {
         if (this.stopRequested) break;
-        if (isNoGroup(error) && (await this.tryEnsureGroup())) continue;
+        if (isNoGroup(error) && (await this.tryEnsureGroup(partition))) continue;
         failures += 1;
         if (failures === 1) {
           logger.warn('command read failed; retrying', {
             consumerId: this.options.consumerId,
+            partition: partition.index,
             error: String(error),
           });
         }
         await this.pause(Math.min(100 * 2 ** (failures - 1), MAX_RETRY_DELAY_MS));
       }
+    }
+  }
+
+  /** One partition: one blocking XREADGROUP for up to `free` commands, one round trip. */
+  private async readBlocking(
+    connection: Redis,
+    partition: CommandPartitionKeys,
+    free: number,
+  ): Promise<void> {
+    const reply = (await connection.call('XREADGROUP', [
+      'GROUP',
+      COMMAND_GROUP,
+      this.options.consumerId,
+      'COUNT',
+      free,
+      'BLOCK',
+      BLOCK_MS,
+      'STREAMS',
+      partition.commands,
+      '>',
+    ])) as ReadReply | null;
+    for (const [, entries] of reply ?? []) {
+      for (const entry of entries) this.take(partition, entry, 1);
+    }
+  }
+
+  /**
+   * Several partitions, each loop sharing the slots: takes its share of the free slots without
+   * blocking (reserved for that one round trip, so the loops never take more than the free
+   * slots between them), or, when the partition has nothing new, waits for its next entry
+   * with XREAD BLOCK, which takes nothing. A wait on an idle partition so holds no slot; and
+   * a slot freed wakes the paused loops in the order they paused, so a partition with a
+   * backlog takes turns with the others rather than every slot.
+   */
+  private async takeOrWait(
+    connection: Redis,
+    partition: CommandPartitionKeys,
+    free: number,
+  ): Promise<void> {
+    const { taken, waitFrom } = await this.takeShare(partition, free);
+    if (taken > 0 || this.stopRequested) return;
+    await connection.call('XREAD', [
+      'COUNT',
+      1,
+      'BLOCK',
+      BLOCK_MS,
+      'STREAMS',
+      partition.commands,
+      waitFrom,
+    ]);
+  }
+
+  /**
+   * Takes up to this partition's share of the `free` slots without blocking, the slots
+   * reserved for that round trip. Returns how many it took and, if none, the id after which
+   * the partition's next new entry will come.
+   */
+  private async takeShare(
+    partition: CommandPartitionKeys,
+    free: number,
+  ): Promise<{ taken: number; waitFrom: string }> {
+    const count = Math.ceil(free / this.deps.queue.partitions.length);
+    this.reserved += count;
+    let entries: StreamEntry[];
+    let waitFrom: string;
+    try {
+      [entries, waitFrom] = await this.deps.commands.takeCommands(
+        partition.commands,
+        COMMAND_GROUP,
+        this.options.consumerId,
+        count,
+      );
+    } finally {
+      this.reserved -= count;
+    }
+    for (const entry of entries) this.take(partition, entry, 1);
+    // Slots reserved but not filled: loops that paused meanwhile may fill them from theirs.
+    if (entries.length < count) this.wakeReaders();
+    return { taken: entries.length, waitFrom };
+  }
+
+  /**
+   * Reads a partition beyond this process's count (started by a reclaim round that found
+   * commands in it) like the others, without blocking, until it has nothing new.
+   */
+  private async drain(partition: CommandPartitionKeys): Promise<void> {
+    try {
+      while (!this.stopRequested) {
+        const free = this.freeSlots();
+        if (free <= 0) {
+          await this.pause();
+          continue;
+        }
+        if ((await this.takeShare(partition, free)).taken === 0) return;
+      }
+    } catch (error) {
+      // The next reclaim round starts it again.
+      if (isNoGroup(error)) await this.tryEnsureGroup(partition);
+      else {
+        this.deps.logger.warn('draining a command partition failed', {
+          partition: partition.index,
+          error: String(error),
+        });
+      }
+    } finally {
+      this.draining.delete(partition.index);
     }
   }
 
@@ -162,7 +282,10 @@ export class RedisCommandConsumer implements CommandConsumer {
     const { concurrency } = this.options;
     const runnable = this.runnableQueued();
     const held = this.queued.length - runnable;
-    return Math.min(concurrency - this.running.size - runnable, concurrency * HELD_FACTOR - held);
+    return Math.min(
+      concurrency - this.running.size - runnable - this.reserved,
+      concurrency * HELD_FACTOR - held,
+    );
   }
 
   /** Commands in hand that would start if slots were free (their token is below its cap). */
@@ -187,16 +310,20 @@ export class RedisCommandConsumer implements CommandConsumer {
       const timer = ms === undefined ? undefined : setTimeout(() => done(), ms);
       const done = () => {
         clearTimeout(timer);
-        if (this.wakeReader === done) this.wakeReader = undefined;
+        this.wakers.delete(done);
         resolve();
       };
-      this.wakeReader = done;
+      this.wakers.add(done);
     });
   }
 
-  private async tryEnsureGroup(): Promise<boolean> {
+  private wakeReaders(): void {
+    for (const wake of [...this.wakers]) wake();
+  }
+
+  private async tryEnsureGroup(partition: CommandPartitionKeys): Promise<boolean> {
     try {
-      await this.deps.queue.ensureGroup();
+      await this.deps.queue.ensureGroup(partition);
       return true;
     } catch {
       return false;
@@ -205,16 +332,17 @@ export class RedisCommandConsumer implements CommandConsumer {
 
   // ---- running handlers ----
 
-  private take(entry: StreamEntry, deliveries: number): void {
-    const [deliveryId, fields] = entry;
+  private take(partition: CommandPartitionKeys, entry: StreamEntry, deliveries: number): void {
+    const [entryId, fields] = entry;
     if (!fields) return;
+    const deliveryId = deliveryIdOf(partition, entryId);
     const command = parseCommand(fieldValue(fields, 'c'));
     if (!command) {
       this.deps.logger.error('unreadable command moved to the dead-letter stream', { deliveryId });
-      this.track(this.deadLetterAtOnce(deliveryId));
+      this.track(this.deadLetterAtOnce(partition, entryId));
       return;
     }
-    this.queued.push({ deliveryId, command, deliveries });
+    this.queued.push({ deliveryId, command, deliveries, partition, entryId });
     this.startQueued();
   }
 
@@ -230,15 +358,21 @@ export class RedisCommandConsumer implements CommandConsumer {
     }
   }
 
-  private run(queued: QueuedCommand): void {
-    const { deliveryId } = queued;
-    const token = queued.command.sub;
-    this.running.add(deliveryId);
+  private run(taken: Taken): void {
+    const { deliveryId } = taken;
+    const token = taken.command.sub;
+    this.running.set(deliveryId, taken);
     this.runningByToken.set(token, (this.runningByToken.get(token) ?? 0) + 1);
+    // The handler sees the engine's QueuedCommand, not the partition bookkeeping.
+    const queued: QueuedCommand = {
+      deliveryId,
+      command: taken.command,
+      deliveries: taken.deliveries,
+    };
     const task = Promise.resolve()
       .then(() => this.handler(queued))
       .then(
-        () => this.ack(queued),
+        () => this.ack(taken),
         (error: unknown) => {
           // Left pending: reclaimed once idle for claimIdleMs, or dead-lettered.
           this.deps.logger.debug('command handler failed; left pending', {
@@ -254,16 +388,16 @@ export class RedisCommandConsumer implements CommandConsumer {
         if (left > 0) this.runningByToken.set(token, left);
         else this.runningByToken.delete(token);
         this.startQueued();
-        this.wakeReader?.();
+        this.wakeReaders();
       });
     this.track(task);
   }
 
   /**
    * Acks with every other command finished in this turn of the event loop: one script call
-   * (ackCommands.lua) for all of them.
+   * (ackCommands.lua) per partition for all of them.
    */
-  private ack(queued: QueuedCommand): Promise<void> {
+  private ack(taken: Taken): Promise<void> {
     if (!this.acks) {
       const batch: AckBatch = { commands: [], done: Promise.resolve() };
       batch.done = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
@@ -272,17 +406,29 @@ export class RedisCommandConsumer implements CommandConsumer {
       });
       this.acks = batch;
     }
-    this.acks.commands.push(queued);
+    this.acks.commands.push(taken);
     return this.acks.done;
   }
 
-  private async sendAcks(batch: QueuedCommand[]): Promise<void> {
-    const { commands, keys, logger } = this.deps;
+  private async sendAcks(batch: Taken[]): Promise<void> {
+    const byPartition = new Map<CommandPartitionKeys, Taken[]>();
+    for (const taken of batch) {
+      const list = byPartition.get(taken.partition);
+      if (list) list.push(taken);
+      else byPartition.set(taken.partition, [taken]);
+    }
+    await Promise.all(
+      [...byPartition].map(([partition, list]) => this.sendPartitionAcks(partition, list)),
+    );
+  }
+
+  private async sendPartitionAcks(partition: CommandPartitionKeys, batch: Taken[]): Promise<void> {
+    const { commands, logger } = this.deps;
     const inFlightKeys: string[] = [];
     const keyIndex = new Map<string, number>();
     const args: (string | number)[] = [];
-    for (const { deliveryId, command } of batch) {
-      const key = keys.inFlight(command.sub);
+    for (const { entryId, command } of batch) {
+      const key = partition.inFlight(command.sub);
       let index = keyIndex.get(key);
       if (index === undefined) {
         inFlightKeys.push(key);
@@ -290,12 +436,12 @@ export class RedisCommandConsumer implements CommandConsumer {
         index = inFlightKeys.length + 1;
         keyIndex.set(key, index);
       }
-      args.push(index, deliveryId, command.requestId);
+      args.push(index, entryId, command.requestId);
     }
     try {
       await commands.ackCommands(
         1 + inFlightKeys.length,
-        keys.commands,
+        partition.commands,
         ...inFlightKeys,
         COMMAND_GROUP,
         ...args,
@@ -331,16 +477,48 @@ export class RedisCommandConsumer implements CommandConsumer {
       });
   }
 
+  /** One round over every partition in use, each in turn; an error on one spares the others. */
   private async reclaim(): Promise<void> {
-    const { commands, keys } = this.deps;
+    const { queue } = this.deps;
+    const partitions = await queue.partitionsInUse();
+    const prune = Date.now() - this.lastPruneAt >= PRUNE_INTERVAL_MS;
+    if (prune) this.lastPruneAt = Date.now();
+    const held = this.heldIdsByPartition();
+    const first = this.reclaimStart % partitions.length;
+    this.reclaimStart = first + 1;
+    let failure: unknown;
+    for (let turn = 0; turn < partitions.length && !this.stopRequested; turn += 1) {
+      const partition = partitions[(first + turn) % partitions.length];
+      try {
+        const own = partition.index < queue.partitions.length;
+        // A partition beyond this process's count is read here, and only while it holds some.
+        if (!own && (await this.deps.commands.xlen(partition.commands)) === 0) continue;
+        await this.reclaimPartition(partition, held.get(partition.index) ?? [], prune);
+        if (!own && !this.draining.has(partition.index) && !this.stopRequested) {
+          this.draining.add(partition.index);
+          this.track(this.drain(partition));
+        }
+      } catch (error) {
+        if (isNoGroup(error)) await this.tryEnsureGroup(partition);
+        else failure ??= error;
+      }
+    }
+    if (failure !== undefined) throw failure;
+  }
+
+  private async reclaimPartition(
+    partition: CommandPartitionKeys,
+    held: string[],
+    prune: boolean,
+  ): Promise<void> {
+    const { commands } = this.deps;
     const { consumerId, claimIdleMs, maxDeliveries } = this.options;
-    const held = this.heldIds();
-    if (held.size > 0) {
-      await commands.keepCommandsClaimed(keys.commands, COMMAND_GROUP, consumerId, ...held);
+    if (held.length > 0) {
+      await commands.keepCommandsClaimed(partition.commands, COMMAND_GROUP, consumerId, ...held);
     }
 
     const stale = (await commands.xpending(
-      keys.commands,
+      partition.commands,
       COMMAND_GROUP,
       'IDLE',
       claimIdleMs,
@@ -348,11 +526,12 @@ export class RedisCommandConsumer implements CommandConsumer {
       '+',
       PENDING_SCAN_COUNT,
     )) as PendingRow[];
+    const heldIds = new Set(held);
     const toDeadLetter: string[] = [];
     const toClaim: string[] = [];
     const deliveriesById = new Map<string, number>();
     for (const [id, , , deliveries] of stale) {
-      if (held.has(id)) continue;
+      if (heldIds.has(id)) continue;
       deliveriesById.set(id, deliveries);
       if (deliveries >= maxDeliveries) toDeadLetter.push(id);
       else toClaim.push(id);
@@ -360,17 +539,17 @@ export class RedisCommandConsumer implements CommandConsumer {
 
     if (toDeadLetter.length > 0) {
       const moved = (await commands.deadLetterCommands(
-        keys.commands,
-        keys.deadLetters,
+        partition.commands,
+        partition.deadLetters,
         COMMAND_GROUP,
         claimIdleMs,
         maxDeliveries,
         DEAD_LETTER_MAX_LEN,
-        keys.inFlightPrefix,
+        partition.inFlightPrefix,
         ...toDeadLetter,
       )) as DeadLetterRow[];
-      for (const [deliveryId, payload, deliveries] of moved) {
-        this.notifyDeadLetter(deliveryId, payload, deliveries);
+      for (const [entryId, payload, deliveries] of moved) {
+        this.notifyDeadLetter(partition, entryId, payload, deliveries);
       }
     }
 
@@ -378,35 +557,34 @@ export class RedisCommandConsumer implements CommandConsumer {
     if (free > 0 && toClaim.length > 0 && !this.stopRequested) {
       // min-idle-time again: an entry another worker claimed meanwhile is not taken twice.
       const claimed = (await commands.call('XCLAIM', [
-        keys.commands,
+        partition.commands,
         COMMAND_GROUP,
         consumerId,
         claimIdleMs,
         ...toClaim.slice(0, free),
       ])) as (StreamEntry | null)[];
       for (const entry of claimed) {
-        if (entry) this.take(entry, (deliveriesById.get(entry[0]) ?? 0) + 1);
+        if (entry) this.take(partition, entry, (deliveriesById.get(entry[0]) ?? 0) + 1);
       }
     }
 
-    if (Date.now() - this.lastPruneAt >= PRUNE_INTERVAL_MS) {
-      this.lastPruneAt = Date.now();
-      await commands.pruneIdleConsumers(keys.commands, COMMAND_GROUP, IDLE_CONSUMER_MS);
+    if (prune) {
+      await commands.pruneIdleConsumers(partition.commands, COMMAND_GROUP, IDLE_CONSUMER_MS);
     }
   }
 
-  /** Ids this consumer is responsible for right now (running or waiting for a slot). */
-  private heldIds(): Set<string> {
-    const ids = new Set(this.running);
-    for (const queued of this.queued) ids.add(queued.deliveryId);
-    return ids;
+  /** Entry ids this consumer is responsible for right now (running or waiting for a slot). */
+  private heldIdsByPartition(): Map<number, string[]> {
+    const held = new Map<number, string[]>();
+    for (const taken of [...this.running.values(), ...this.queued]) {
+      const ids = held.get(taken.partition.index);
+      if (ids) ids.push(taken.entryId);
+      else held.set(taken.partition.index, [taken.entryId]);
+    }
+    return held;
   }
 
-  private async onReclaimError(error: unknown): Promise<void> {
-    if (isNoGroup(error)) {
-      await this.tryEnsureGroup();
-      return;
-    }
+  private onReclaimError(error: unknown): void {
     if (this.reclaimFailing) return;
     this.reclaimFailing = true;
     this.deps.logger.warn('command reclaim failed; retrying', {
@@ -415,9 +593,15 @@ export class RedisCommandConsumer implements CommandConsumer {
     });
   }
 
-  private notifyDeadLetter(deliveryId: string, payload: string, deliveries: number): void {
+  private notifyDeadLetter(
+    partition: CommandPartitionKeys,
+    entryId: string,
+    payload: string,
+    deliveries: number,
+  ): void {
     const command = parseCommand(payload);
     if (!command) return;
+    const deliveryId = deliveryIdOf(partition, entryId);
     const dead: QueuedCommand = { deliveryId, command, deliveries };
     this.track(
       Promise.resolve()
@@ -429,20 +613,20 @@ export class RedisCommandConsumer implements CommandConsumer {
     );
   }
 
-  private async deadLetterAtOnce(deliveryId: string): Promise<void> {
-    const { commands, keys } = this.deps;
+  private async deadLetterAtOnce(partition: CommandPartitionKeys, entryId: string): Promise<void> {
     try {
-      await commands.deadLetterCommands(
-        keys.commands,
-        keys.deadLetters,
+      await this.deps.commands.deadLetterCommands(
+        partition.commands,
+        partition.deadLetters,
         COMMAND_GROUP,
         0,
         0,
         DEAD_LETTER_MAX_LEN,
-        keys.inFlightPrefix,
-        deliveryId,
+        partition.inFlightPrefix,
+        entryId,
       );
     } catch (error) {
+      const deliveryId = deliveryIdOf(partition, entryId);
       this.deps.logger.warn('dead-lettering failed', { deliveryId, error: String(error) });
     }
   }
@@ -452,37 +636,57 @@ export class RedisCommandConsumer implements CommandConsumer {
   private async shutdown(): Promise<void> {
     this.stopRequested = true;
     clearInterval(this.reclaimTimer);
-    this.wakeReader?.();
-    await this.interruptRead();
+    this.wakeReaders();
+    await this.interruptReads();
     await this.reclaiming;
     // Work may finish and start queued commands while we wait: loop until none is left.
     while (this.work.size > 0) await Promise.allSettled([...this.work]);
-    await closeConnection(this.deps.blocking);
+    await Promise.all(this.deps.blocking.map((connection) => closeConnection(connection)));
     this.onStopped();
   }
 
   /**
-   * Ends a blocked XREADGROUP early: CLIENT UNBLOCK makes it return empty, so no entry is
-   * delivered to a consumer that is going away. If that is not possible (Redis down), the
-   * blocking connection is dropped after at most one BLOCK period.
+   * Ends every blocked read early. With several partitions the blocked reads are XREADs,
+   * which take nothing: their connections are simply dropped. With one, CLIENT UNBLOCK makes
+   * the XREADGROUP return empty, so no entry is delivered to a consumer that is going away; if
+   * that is not possible (Redis down), the connection is dropped after at most one BLOCK period.
    */
-  private async interruptRead(): Promise<void> {
-    const { commands, blocking } = this.deps;
-    const clientId = this.blockingClientId;
-    if (clientId !== undefined && commands.status === 'ready') {
-      await commands.call('CLIENT', ['UNBLOCK', clientId]).catch(() => undefined);
+  private async interruptReads(): Promise<void> {
+    const { commands, blocking, queue } = this.deps;
+    if (queue.partitions.length > 1) {
+      for (const connection of blocking) connection.disconnect();
+      await Promise.all(this.readLoops);
+      return;
+    }
+    if (commands.status === 'ready') {
+      await Promise.all(
+        this.blockingClientIds.map((clientId) =>
+          clientId === undefined
+            ? undefined
+            : commands.call('CLIENT', ['UNBLOCK', clientId]).catch(() => undefined),
+        ),
+      );
     }
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<boolean>((resolve) => {
       timer = setTimeout(() => resolve(true), BLOCK_MS + 500);
     });
-    const stillBlocked = await Promise.race([this.readLoop.then(() => false), timedOut]);
+    const readsEnded = Promise.all(this.readLoops).then(() => false);
+    const stillBlocked = await Promise.race([readsEnded, timedOut]);
     clearTimeout(timer);
     if (stillBlocked) {
-      blocking.disconnect();
-      await this.readLoop;
+      for (const connection of blocking) connection.disconnect();
+      await readsEnded;
     }
   }
+}
+
+/**
+ * The engine's id of a partition's entry: stream ids are unique only within their stream, so
+ * beyond partition 0 (whose ids stay plain stream ids) the partition is named in front.
+ */
+function deliveryIdOf(partition: CommandPartitionKeys, entryId: string): string {
+  return partition.index === 0 ? entryId : `${partition.index}/${entryId}`;
 }
 
 function isNoGroup(error: unknown): boolean {

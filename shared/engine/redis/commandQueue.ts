@@ -1,10 +1,11 @@
 import { engineErrors } from '../../errors';
 import type { CommandEnvelope } from '../../types';
 import type { AdmissionLimits } from '../engine';
-import { COMMAND_GROUP, type RedisKeys } from './keys';
+import { partitionBound, partitionOf } from './commandPartitions';
+import { COMMAND_GROUP, type CommandPartitionKeys, type RedisKeys } from './keys';
 import type { ScriptedRedis } from './scripts';
 
-/** Dead letters kept for inspection; older ones are trimmed. */
+/** Dead letters kept for inspection (per partition); older ones are trimmed. */
 export const DEAD_LETTER_MAX_LEN = 10_000;
 
 /** Where enqueue put commands: the stream and each command's entry id, in order. */
@@ -13,31 +14,44 @@ export interface QueuedEntries {
   entryIds: string[];
 }
 
-/** The command stream itself: enqueue (with admission) and the consumer group. */
+/**
+ * The command streams (COMMAND_PARTITIONS of them, a token's commands all in one): enqueue
+ * (with admission), the consumer groups, and the record of partition counts ever used.
+ */
 export class CommandQueue {
+  /** Partitions 0..count-1, the ones this process enqueues to and consumes. */
+  readonly partitions: readonly CommandPartitionKeys[];
+  /** Partitions beyond those, met in partitionsInUse(): one object per partition. */
+  private readonly others = new Map<number, CommandPartitionKeys>();
+
   constructor(
     private readonly redis: ScriptedRedis,
     private readonly keys: RedisKeys,
-  ) {}
+    partitionCount = 1,
+  ) {
+    this.partitions = Array.from({ length: partitionCount }, (_, i) => keys.commandPartition(i));
+  }
 
   /**
    * Queues commands of one token, all or none, after the admission check of `limits` (in the
-   * same Lua step). The stream is never trimmed: the queue's bound is that admission check.
+   * same Lua step). The stream is never trimmed: the queue's bound is that admission check,
+   * each partition taking its share of maxQueued (partitionBound).
    * Returns where they are, so a failover that lost them can be told (lostCommands.ts).
    */
   async enqueue(commands: CommandEnvelope[], limits?: AdmissionLimits): Promise<QueuedEntries> {
     const sub = commands[0].sub;
+    const partition = this.partitions[partitionOf(sub, this.partitions.length)];
     const args: (string | number)[] = [
-      limits?.maxQueued ?? 0,
+      partitionBound(limits?.maxQueued ?? 0, this.partitions.length),
       limits?.maxInFlightPerToken ?? 0,
       Math.max(1, Math.round(limits?.inFlightLeaseMs ?? 1)),
       sub,
     ];
     for (const command of commands) args.push(command.requestId, JSON.stringify(command));
-    const stream = this.keys.commands;
+    const stream = partition.commands;
     const [outcome, ...entryIds] = (await this.redis.enqueueCommands(
       stream,
-      this.keys.inFlight(sub),
+      partition.inFlight(sub),
       ...args,
     )) as [string, ...string[]];
     if (outcome === 'queue_full') throw engineErrors.queueFull(limits?.maxQueued ?? 0);
@@ -46,14 +60,47 @@ export class CommandQueue {
   }
 
   /**
-   * Creates the consumer group (and the stream) unless it exists. From id 0, so commands
+   * Creates a partition's consumer group (and stream) unless it exists. From id 0, so commands
    * queued before any worker started, or after a Redis restart lost the group, are not skipped.
    */
-  async ensureGroup(): Promise<void> {
+  async ensureGroup(partition: CommandPartitionKeys): Promise<void> {
     try {
-      await this.redis.xgroup('CREATE', this.keys.commands, COMMAND_GROUP, '0', 'MKSTREAM');
+      await this.redis.xgroup('CREATE', partition.commands, COMMAND_GROUP, '0', 'MKSTREAM');
     } catch (error) {
       if (!String(error).includes('BUSYGROUP')) throw error;
     }
+  }
+
+  /**
+   * Notes this process's partition count (when above 1) before it enqueues anything, so a
+   * worker configured with fewer partitions learns that more may hold commands.
+   */
+  async recordPartitionCount(): Promise<void> {
+    if (this.partitions.length > 1) {
+      await this.redis.sadd(this.keys.commandPartitionCounts, this.partitions.length);
+    }
+  }
+
+  /**
+   * Every partition that may hold commands: this process's, plus those of a larger partition
+   * count used before (or by other processes during a rolling change).
+   */
+  async partitionsInUse(): Promise<CommandPartitionKeys[]> {
+    const counts = await this.redis.smembers(this.keys.commandPartitionCounts);
+    const largest = Math.max(
+      this.partitions.length,
+      ...counts.map(Number).filter(Number.isInteger),
+    );
+    return Array.from({ length: largest }, (_, i) => this.partition(i));
+  }
+
+  private partition(index: number): CommandPartitionKeys {
+    if (index < this.partitions.length) return this.partitions[index];
+    let partition = this.others.get(index);
+    if (!partition) {
+      partition = this.keys.commandPartition(index);
+      this.others.set(index, partition);
+    }
+    return partition;
   }
 }

@@ -6,7 +6,7 @@ import { validateConsumeOptions } from '../limits';
 import { RedisCommandConsumer } from './commandConsumer';
 import type { CommandQueue, QueuedEntries } from './commandQueue';
 import { type ConnectionContext, openConnection, unavailable } from './connections';
-import { COMMAND_GROUP, type RedisKeys } from './keys';
+import { COMMAND_GROUP, type CommandPartitionKeys, type RedisKeys } from './keys';
 import type { LostCommandWatch } from './lostCommands';
 import type { ScriptedRedis } from './scripts';
 
@@ -29,8 +29,8 @@ export interface RedisCommandPort extends CommandPort {
 }
 
 /**
- * The Redis engine's command port: the command stream, its consumers (one blocking connection
- * each), the requests' done-keys and the backlog.
+ * The Redis engine's command port: the command streams, their consumers (one blocking
+ * connection per partition each), the requests' done-keys and the backlog.
  */
 export function redisCommandPort(deps: RedisCommandPortDeps): RedisCommandPort {
   const { context, redis, keys, queue, processedTtlMs, gate, lostWatch } = deps;
@@ -59,8 +59,16 @@ export function redisCommandPort(deps: RedisCommandPortDeps): RedisCommandPort {
       // Redis names each consumer in the group: it must have a name.
       if (!options.consumerId) throw new RangeError('consumerId is required');
       validateConsumeOptions(options);
-      const blocking: Redis = openConnection(context, 'blocking', `consumer:${options.consumerId}`);
-      const consumerDeps = { commands: redis, blocking, keys, queue, logger: context.logger };
+      const blocking: Redis[] = queue.partitions.map(({ index }) =>
+        openConnection(
+          context,
+          'blocking',
+          index === 0
+            ? `consumer:${options.consumerId}`
+            : `consumer:${options.consumerId}:${index}`,
+        ),
+      );
+      const consumerDeps = { commands: redis, blocking, queue, logger: context.logger };
       const consumer: RedisCommandConsumer = new RedisCommandConsumer(
         consumerDeps,
         handler,
@@ -80,26 +88,14 @@ export function redisCommandPort(deps: RedisCommandPortDeps): RedisCommandPort {
     },
 
     async commandBacklog() {
-      const replies = await redis
-        .pipeline()
-        .xlen(keys.commands)
-        .xlen(keys.deadLetters)
-        .xinfo('GROUPS', keys.commands)
-        .exec();
-      if (!replies) throw new Error('commandBacklog: pipeline was discarded');
-      const [[queueError, queueLength], [deadError, deadLength], [, groups]] = replies;
-      if (queueError) throw queueError;
-      if (deadError) throw deadError;
-      const length = Number(queueLength);
-      // XINFO GROUPS fails when the stream does not exist: nothing pending then.
-      const group = Array.isArray(groups) ? findGroup(groups as unknown[][]) : undefined;
-      if (!group) return { waiting: length, pending: 0, deadLettered: Number(deadLength) };
-      const pending = Number(group.get('pending') ?? 0);
-      const lag = group.get('lag');
-      // lag (never delivered) is null when Redis cannot tell; acked entries are deleted, so the
-      // stream then holds exactly the waiting plus the pending ones.
-      const waiting = typeof lag === 'number' ? lag : Math.max(0, length - pending);
-      return { waiting, pending, deadLettered: Number(deadLength) };
+      // Summed over every partition that may hold commands; one pipeline each (one slot).
+      const partitions = await queue.partitionsInUse();
+      const counts = await Promise.all(partitions.map((partition) => backlogOf(redis, partition)));
+      return counts.reduce((sum, count) => ({
+        waiting: sum.waiting + count.waiting,
+        pending: sum.pending + count.pending,
+        deadLettered: sum.deadLettered + count.deadLettered,
+      }));
     },
 
     async stopConsumers() {
@@ -107,6 +103,35 @@ export function redisCommandPort(deps: RedisCommandPortDeps): RedisCommandPort {
     },
   };
   return port;
+}
+
+interface Backlog {
+  waiting: number;
+  pending: number;
+  deadLettered: number;
+}
+
+async function backlogOf(redis: ScriptedRedis, partition: CommandPartitionKeys): Promise<Backlog> {
+  const replies = await redis
+    .pipeline()
+    .xlen(partition.commands)
+    .xlen(partition.deadLetters)
+    .xinfo('GROUPS', partition.commands)
+    .exec();
+  if (!replies) throw new Error('commandBacklog: pipeline was discarded');
+  const [[queueError, queueLength], [deadError, deadLength], [, groups]] = replies;
+  if (queueError) throw queueError;
+  if (deadError) throw deadError;
+  const length = Number(queueLength);
+  // XINFO GROUPS fails when the stream does not exist: nothing pending then.
+  const group = Array.isArray(groups) ? findGroup(groups as unknown[][]) : undefined;
+  if (!group) return { waiting: length, pending: 0, deadLettered: Number(deadLength) };
+  const pending = Number(group.get('pending') ?? 0);
+  const lag = group.get('lag');
+  // lag (never delivered) is null when Redis cannot tell; acked entries are deleted, so the
+  // stream then holds exactly the waiting plus the pending ones.
+  const waiting = typeof lag === 'number' ? lag : Math.max(0, length - pending);
+  return { waiting, pending, deadLettered: Number(deadLength) };
 }
 
 /** The `workers` group's fields from an XINFO GROUPS reply (flat [name, value, ...] arrays). */

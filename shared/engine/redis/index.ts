@@ -16,6 +16,7 @@ import type {
 } from '../engine';
 import { EngineGate } from '../gate';
 import { validateByteLimits, validateHistoryOptions } from '../limits';
+import { validatePartitionCount } from './commandPartitions';
 import { CommandQueue } from './commandQueue';
 import { type RedisCommandPort, redisCommandPort } from './commands';
 import { ConnectionRegistry } from './connectionRegistry';
@@ -53,6 +54,11 @@ export interface RedisEngineOptions {
   eventMaxBytes?: number;
   logger: Logger;
   metrics?: Metrics;
+  /**
+   * Streams the command queue is spread over (COMMAND_PARTITIONS, default 1), each with its
+   * own consumer group; a token's commands all go to one (a hash of its sub).
+   */
+  commandPartitions?: number;
   /** How long start() waits for Redis before failing (default 30 s). */
   startTimeoutMs?: number;
   /** Period of the per-node health probe, run when `metrics` is given (default 5 s). */
@@ -84,6 +90,7 @@ export class RedisEngine implements Engine {
   private readonly subscriberConnection: Redis;
   private readonly subscriber: Subscriber;
   private readonly commandPort: RedisCommandPort;
+  private readonly commandQueue: CommandQueue;
   private readonly keys: RedisKeys;
   private readonly startTimeoutMs: number;
   private readonly gate = new EngineGate();
@@ -103,6 +110,8 @@ export class RedisEngine implements Engine {
     const historyMaxBytes = options.historyMaxBytes ?? DEFAULT_HISTORY_MAX_BYTES;
     const eventMaxBytes = options.eventMaxBytes ?? DEFAULT_EVENT_MAX_BYTES;
     validateByteLimits(historyMaxBytes, eventMaxBytes);
+    const commandPartitions = options.commandPartitions ?? 1;
+    validatePartitionCount(commandPartitions);
     this.startTimeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
     this.keys = redisKeys(prefix, { hashTags: target.kind === 'cluster' });
     this.context = { target, prefix, logger, metrics };
@@ -119,11 +128,12 @@ export class RedisEngine implements Engine {
       historyMaxBytes,
       eventMaxBytes,
     );
+    this.commandQueue = new CommandQueue(this.commands, this.keys, commandPartitions);
     this.commandPort = redisCommandPort({
       context: this.context,
       redis: this.commands,
       keys: this.keys,
-      queue: new CommandQueue(this.commands, this.keys),
+      queue: this.commandQueue,
       processedTtlMs: historyTtlMs,
       gate: this.gate,
       lostWatch: this.lostWatch,
@@ -198,6 +208,8 @@ export class RedisEngine implements Engine {
         }
         whenReady(this.commands, this.startTimeoutMs, 'reconnect').then(
           () => {
+            // A restart may have lost the record of partition counts: note ours again.
+            this.commandQueue.recordPartitionCount().catch(() => undefined);
             void this.lostWatch.check();
             for (const listener of this.reconnectListeners) listener();
           },
@@ -239,11 +251,13 @@ export class RedisEngine implements Engine {
       whenReady(this.commands, this.startTimeoutMs, what),
       whenReady(this.subscriberConnection, this.startTimeoutMs, what),
     ]);
+    await this.commandQueue.recordPartitionCount();
     this.healthProbe?.start();
     this.lostWatch.start();
     this.context.logger.info('redis engine connected', {
       redis: describeTarget(this.context.target),
       prefix: this.keys.prefix,
+      commandPartitions: this.commandQueue.partitions.length,
     });
   }
 

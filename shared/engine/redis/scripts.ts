@@ -20,6 +20,12 @@ export interface ScriptCommands {
   ackCommands(numberOfKeys: number, queueKey: string, ...args: Arg[]): Promise<number>;
   deadLetterCommands(queueKey: string, deadKey: string, ...args: Arg[]): Promise<unknown[]>;
   keepCommandsClaimed(queueKey: string, ...args: Arg[]): Promise<number>;
+  takeCommands(
+    queueKey: string,
+    group: string,
+    consumer: string,
+    count: number,
+  ): Promise<[[string, string[] | null][], string]>;
   pruneIdleConsumers(queueKey: string, group: string, maxIdleMs: number): Promise<number>;
   /** The four registry keys (hash, open, resumable, per sub) first. */
   registerConnection(...keysThenArgs: Arg[]): Promise<number>;
@@ -45,6 +51,7 @@ const SCRIPTS: Record<keyof ScriptCommands, number | undefined> = {
   ackCommands: undefined,
   deadLetterCommands: 2,
   keepCommandsClaimed: 1,
+  takeCommands: 1,
   pruneIdleConsumers: 1,
   registerConnection: 4,
   releaseConnection: 4,
