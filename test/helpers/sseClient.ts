@@ -7,6 +7,8 @@ export interface ReceivedEvent {
   data: string;
   /** JSON.parse(data). */
   json: Record<string, unknown>;
+  /** Date.now() when it arrived (fault tests measure gaps with it). */
+  receivedAt: number;
 }
 
 export interface SseClient {
@@ -57,6 +59,7 @@ export async function openSseClient(
       id: msg.lastEventId,
       data: msg.data,
       json: JSON.parse(msg.data),
+      receivedAt: Date.now(),
     };
     events.push(received);
     for (const w of [...waiters]) {
