@@ -467,6 +467,16 @@ test('a shard master SIGKILLed during traffic: replica promoted, nothing lost bu
         .map((line) => String((JSON.parse(line) as { error?: unknown }).error).slice(0, 120)),
     ),
   );
+  // Streams a gateway closed because their catch-up read failed (its client resumes at once).
+  const catchUpsFailed = histogram(
+    pods.gateways.flatMap((g) =>
+      g
+        .output()
+        .split('\n')
+        .filter((line) => line.includes('Catching up after a reconnect failed'))
+        .map((line) => String((JSON.parse(line) as { error?: unknown }).error).slice(0, 100)),
+    ),
+  );
   const report = {
     failover: {
       killedMaster: victim,
@@ -480,6 +490,7 @@ test('a shard master SIGKILLed during traffic: replica promoted, nothing lost bu
     broadcasts: broadcastReport,
     calls: callReport,
     subscribed,
+    catchUpsFailed,
     gatewayErrors,
   };
   console.log(`cluster shard-master failover: ${JSON.stringify(report)}`);
