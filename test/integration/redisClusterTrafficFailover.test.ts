@@ -477,6 +477,10 @@ test('a shard master SIGKILLed during traffic: replica promoted, nothing lost bu
         .map((line) => String((JSON.parse(line) as { error?: unknown }).error).slice(0, 100)),
     ),
   );
+  // Streams cut and resumed by their client (EventSource reconnects with Last-Event-ID).
+  const streamsResumed = clients.filter((c) =>
+    c.named('connection-status').some((e) => e.json.status === 'resumed'),
+  ).length;
   const report = {
     failover: {
       killedMaster: victim,
@@ -491,6 +495,7 @@ test('a shard master SIGKILLed during traffic: replica promoted, nothing lost bu
     calls: callReport,
     subscribed,
     catchUpsFailed,
+    streamsResumed,
     gatewayErrors,
   };
   console.log(`cluster shard-master failover: ${JSON.stringify(report)}`);
@@ -503,6 +508,8 @@ test('a shard master SIGKILLed during traffic: replica promoted, nothing lost bu
     for (const p of posts.get(type)!) expect([202, 503]).toContain(p.status);
   }
   for (const list of calls.values()) for (const c of list) expect([202, 503]).toContain(c.status);
+  // No stream was cut: each gateway caught its streams up once the shard was back.
+  expect({ catchUpsFailed, streamsResumed }).toEqual({ catchUpsFailed: {}, streamsResumed: 0 });
   // Every subscription followed the failover: both gateways on each token-type topic, the
   // stream's gateway on each caller's connection topic.
   expect(subscribed).toEqual(
