@@ -34,7 +34,8 @@ const EVENT_NAMES = [
 
 /**
  * Opens an SSE stream with the `eventsource` package (Bearer header via its fetch option) and
- * records every event. Resolves once the welcome `mcp-notification` with a connectionId arrived.
+ * records every event. Resolves once the welcome `mcp-notification` with a connectionId arrived,
+ * or for a resume (a `Last-Event-ID` header) its `connection-status` `resumed`.
  */
 export async function openSseClient(
   url: string,
@@ -100,7 +101,9 @@ export async function openSseClient(
       source.onerror = (err) =>
         reject(new Error(`SSE connect failed: ${err.code ?? ''} ${err.message ?? ''}`));
       next(
-        (e) => e.event === 'mcp-notification' && typeof e.json.connectionId === 'string',
+        (e) =>
+          (e.event === 'mcp-notification' && typeof e.json.connectionId === 'string') ||
+          (e.event === 'connection-status' && e.json.status === 'resumed'),
         options.timeoutMs,
       ).then(resolve, reject);
     });

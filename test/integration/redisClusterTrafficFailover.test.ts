@@ -87,6 +87,61 @@ interface CallPost {
   error?: string;
 }
 
+/** Events of a caller's stream and of the streams that resumed it, in order. */
+type EventSource = Pick<SseClient, 'events' | 'named'>;
+
+/**
+ * A tool caller's connection: its stream, and after resume() the stream that resumed it on
+ * the same gateway (Last-Event-ID), as a client whose network failed would.
+ */
+class CallerStream implements EventSource {
+  readonly streams: SseClient[];
+
+  constructor(
+    first: SseClient,
+    readonly gateway: SpawnedProcess,
+    readonly label: string,
+  ) {
+    this.streams = [first];
+  }
+
+  get connectionId(): string {
+    return this.streams[0].connectionId;
+  }
+
+  get events(): ReceivedEvent[] {
+    return this.streams.flatMap((s) => s.events);
+  }
+
+  named(event: string): ReceivedEvent[] {
+    return this.events.filter((e) => e.event === event);
+  }
+
+  /** Cuts the stream and resumes it from the last id it got, trying again while refused. */
+  async resume(): Promise<void> {
+    const last = this.streams.at(-1)!;
+    last.close();
+    const lastEventId = last.events.at(-1)!.id;
+    await waitFor(
+      async () => {
+        try {
+          const resumed = await openSseClient(this.gateway.url, tokens.team, {
+            headers: { 'Last-Event-ID': lastEventId },
+            timeoutMs: 5_000,
+          });
+          clients.push(resumed);
+          this.streams.push(resumed);
+          return true;
+        } catch {
+          return false; // refused (503) while the registry's shard has no master
+        }
+      },
+      30_000,
+      'stream resumed',
+    );
+  }
+}
+
 async function connect(gateway: SpawnedProcess, type: TokenType): Promise<SseClient> {
   const client = await openSseClient(gateway.url, tokens[type], { extraEvents: ['tick'] });
   clients.push(client);
@@ -123,7 +178,7 @@ const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ticks = (client: SseClient) => client.named('tick').map((e) => e.json.seq as number);
 const isFinalResult = (e: ReceivedEvent) =>
   e.event === 'tool-result' && e.json.metadata === undefined;
-const historyLost = (client: SseClient) =>
+const historyLost = (client: EventSource) =>
   client.named('connection-status').filter((e) => e.json.status === 'history-lost');
 
 /** The ports of the masters that own slots now. */
@@ -164,14 +219,13 @@ test('a shard master SIGKILLed during traffic: replica promoted, nothing lost bu
   // Callers: a team stream whose connection topic (its results) is on each master.
   const masters = await masterPorts();
   expect(masters).toHaveLength(3);
-  const callers = new Map<number, SseClient>();
-  const callerGateway = new Map<SseClient, string>();
+  const callers = new Map<number, CallerStream>();
   for (let i = 0; callers.size < masters.length && i < 40; i++) {
-    const client = await connect(i % 2 ? gatewayB : gatewayA, 'team');
+    const gateway = i % 2 ? gatewayB : gatewayA;
+    const client = await connect(gateway, 'team');
     const port = await masterPortOf(admin, keys.history(topics.connection(client.connectionId)));
     if (!callers.has(port)) {
-      callers.set(port, client);
-      callerGateway.set(client, i % 2 ? 'B' : 'A');
+      callers.set(port, new CallerStream(client, gateway, i % 2 ? 'B' : 'A'));
     } else {
       client.close();
     }
@@ -229,7 +283,7 @@ test('a shard master SIGKILLed during traffic: replica promoted, nothing lost bu
     }
   })();
 
-  const finals = (client: SseClient) => client.events.filter(isFinalResult);
+  const finals = (client: EventSource) => client.events.filter(isFinalResult);
   // A wait that fails stops the traffic and the test, after the counts so far are printed.
   let failure: unknown;
   const step = async (wait: () => Promise<void>) => {
@@ -247,9 +301,14 @@ test('a shard master SIGKILLed during traffic: replica promoted, nothing lost bu
 
   const killedAt = Date.now();
   let promotedAt = NaN;
+  let resuming: Promise<void> = Promise.resolve();
   if (failure === undefined) {
     phase = 'during';
     await pods.redisCluster.killNode(victim);
+    // The killed shard's caller loses its stream now and resumes it (its old subscription is
+    // released while the shard has no master, its new one taken while it gets one again).
+    resuming = callers.get(victim)!.resume();
+    resuming.catch(() => undefined); // awaited below, unless an earlier wait failed
   }
   await step(() =>
     waitFor(
@@ -284,6 +343,7 @@ test('a shard master SIGKILLed during traffic: replica promoted, nothing lost bu
       'deliveries resumed on the killed shard',
     ),
   );
+  await step(() => resuming);
   phase = 'after';
   const afterFrom = new Map(TOKEN_TYPES.map((t) => [t, posts.get(t)!.length + 1]));
   const callsAfterFrom = new Map([...calls].map(([port, list]) => [port, list.length]));
@@ -325,7 +385,7 @@ test('a shard master SIGKILLed during traffic: replica promoted, nothing lost bu
       'the last accepted broadcasts',
     ),
   );
-  const outcome = (client: SseClient, requestId?: string) => {
+  const outcome = (client: EventSource, requestId?: string) => {
     const events = client.events.filter((e) => e.json.requestId === requestId);
     const results = events.filter(isFinalResult).length;
     if (results > 1) return 'duplicate';
@@ -429,7 +489,7 @@ test('a shard master SIGKILLed during traffic: replica promoted, nothing lost bu
         return [
           port === victim ? 'killedShard' : `shard-${port}`,
           {
-            gateway: callerGateway.get(client),
+            gateway: client.label,
             ...byPhase,
             statusEvents: histogram(
               client.named('connection-status').map((e) => String(e.json.status)),
@@ -478,8 +538,11 @@ test('a shard master SIGKILLed during traffic: replica promoted, nothing lost bu
     ),
   );
   // Streams cut and resumed by their client (EventSource reconnects with Last-Event-ID).
-  const streamsResumed = clients.filter((c) =>
-    c.named('connection-status').some((e) => e.json.status === 'resumed'),
+  const resumedOnPurpose = new Set(callers.get(victim)!.streams.slice(1));
+  const streamsResumed = clients.filter(
+    (c) =>
+      !resumedOnPurpose.has(c) &&
+      c.named('connection-status').some((e) => e.json.status === 'resumed'),
   ).length;
   const report = {
     failover: {
