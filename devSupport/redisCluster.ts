@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import type { Cluster } from 'ioredis';
 import { freePort } from './ports';
 import { answersPing } from './redis';
 import { spawnRedisProcess, stopProcess, type RedisProcess } from './redisProcess';
@@ -189,4 +190,16 @@ async function requirePassword(port: number, password: string): Promise<void> {
 async function stopServer(server: ClusterServer): Promise<void> {
   const { child, exited } = server;
   await stopProcess(child, exited, STOP_GRACE_MS);
+}
+
+/**
+ * The client port of the master that owns this key's slot now (it changes with a failover),
+ * asked through `admin`, a Cluster client of the caller's.
+ */
+export async function masterPortOf(admin: Cluster, key: string): Promise<number> {
+  const slot = (await admin.cluster('KEYSLOT', key)) as number;
+  const ranges = (await admin.cluster('SLOTS')) as unknown as [number, number, [string, number]][];
+  const range = ranges.find(([from, to]) => slot >= from && slot <= to);
+  if (!range) throw new Error(`slot ${slot} has no master`);
+  return range[2][1];
 }

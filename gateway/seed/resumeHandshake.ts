@@ -26,6 +26,8 @@ export interface ResumeHandshakeDeps {
 export class ResumeHandshake {
   /** Resumes in the same turn read their token type's history once. */
   private readonly history: SharedHistoryReads;
+  /** Streams catching up, each with whether another catch-up was asked for meanwhile. */
+  private readonly catchingUp = new Map<SseConnection, boolean>();
 
   constructor(private readonly deps: ResumeHandshakeDeps) {
     this.history = new SharedHistoryReads(deps.engine);
@@ -99,12 +101,31 @@ export class ResumeHandshake {
     if (conn.releaseHeld() === OVERFLOW) this.deps.onOverflow(conn);
   }
 
-  /** After Redis came back: replays what an open stream missed while the subscriber was down. */
+  /**
+   * After Redis came back: replays what an open stream missed while the subscriber was down.
+   * One catch-up per stream at a time; one asked for meanwhile runs after it (it may follow a
+   * later gap than the one being closed).
+   */
   async catchUp(conn: SseConnection): Promise<void> {
+    if (this.catchingUp.has(conn)) {
+      this.catchingUp.set(conn, true);
+      return;
+    }
+    try {
+      do {
+        this.catchingUp.set(conn, false);
+        await this.catchUpOnce(conn);
+      } while (this.catchingUp.get(conn) === true && conn.state === 'open');
+    } finally {
+      this.catchingUp.delete(conn);
+    }
+  }
+
+  private async catchUpOnce(conn: SseConnection): Promise<void> {
     if (conn.state !== 'open') return;
     conn.hold();
     try {
-      const history = await this.readMissed(conn, conn.position);
+      const history = await this.readMissedRetrying(conn);
       if (history.truncated && conn.state === 'open') {
         conn.sendLocal(
           statusBody(conn.connectionId, 'history-lost', 'Events were lost while Redis was down'),
@@ -113,6 +134,7 @@ export class ResumeHandshake {
       }
       await this.writeReplay(conn, history);
     } catch (err) {
+      if (conn.state !== 'open') return;
       this.deps.logger.warn('Catching up after a reconnect failed; closing the stream to resume', {
         connectionId: conn.connectionId,
         error: String(err),
@@ -120,7 +142,32 @@ export class ResumeHandshake {
       this.deps.onCatchUpFailed(conn);
     }
   }
+
+  /**
+   * The catch-up's read, tried again for a while: on a Redis Cluster the engine reports the
+   * reconnect of its shard subscribers also while a shard has no master yet (a failover under
+   * way), and every read of that shard's topics fails until its replica is promoted. Closing
+   * the stream at once would make every client reading such a topic resume.
+   */
+  private async readMissedRetrying(conn: SseConnection): Promise<Replay> {
+    const deadline = Date.now() + CATCH_UP_RETRY_FOR_MS;
+    for (;;) {
+      try {
+        return await this.readMissed(conn, conn.position);
+      } catch (error) {
+        if (conn.state !== 'open' || Date.now() + CATCH_UP_RETRY_MS > deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, CATCH_UP_RETRY_MS));
+      }
+    }
+  }
 }
+
+/**
+ * How long, and how often, a failed catch-up read is tried again before its stream is closed:
+ * longer than a Cluster failover with the default `cluster-node-timeout` (15 s) and election.
+ */
+const CATCH_UP_RETRY_FOR_MS = 30_000;
+const CATCH_UP_RETRY_MS = 500;
 
 /**
  * The SSE body of an event of a connection (or token-type) topic, and for progress the request

@@ -40,15 +40,35 @@ const REGISTRY_PORT_METHODS: Record<keyof RegistryPort, true> = {
 export function assemblePorts(
   engine: AssembledPorts,
   parts: { commands: CommandPort; events: EventPort; registry: RegistryPort },
+  failure?: (error: unknown) => Error,
 ): void {
-  assemblePort<CommandPort>(engine, parts.commands, COMMAND_PORT_METHODS);
-  assemblePort<EventPort>(engine, parts.events, EVENT_PORT_METHODS);
-  assemblePort<RegistryPort>(engine, parts.registry, REGISTRY_PORT_METHODS);
+  assemblePort<CommandPort>(engine, parts.commands, COMMAND_PORT_METHODS, failure);
+  assemblePort<EventPort>(engine, parts.events, EVENT_PORT_METHODS, failure);
+  assemblePort<RegistryPort>(engine, parts.registry, REGISTRY_PORT_METHODS, failure);
 }
 
-function assemblePort<P extends object>(engine: P, part: P, methods: Record<keyof P, true>): void {
+/**
+ * `failure`, when given, replaces the error of every rejected promise a method returns (the
+ * Redis engine: a store failure becomes an `unavailable` engine error, which the gateway
+ * answers with 503, rather than an unknown error it answers with 500).
+ */
+function assemblePort<P extends object>(
+  engine: P,
+  part: P,
+  methods: Record<keyof P, true>,
+  failure?: (error: unknown) => Error,
+): void {
   for (const name of Object.keys(methods) as (keyof P)[]) {
-    const method = part[name] as (...args: unknown[]) => unknown;
-    engine[name] = method.bind(part) as P[keyof P];
+    const method = (part[name] as (...args: unknown[]) => unknown).bind(part);
+    engine[name] = (
+      failure
+        ? (...args: unknown[]) => {
+            const result = method(...args);
+            return result instanceof Promise
+              ? result.catch((error: unknown) => Promise.reject(failure(error)))
+              : result;
+          }
+        : method
+    ) as P[keyof P];
   }
 }

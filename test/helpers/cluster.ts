@@ -35,6 +35,8 @@ interface PodOptions {
   workers: number;
   jwtSecret: string;
   env?: Record<string, string>;
+  /** Cluster mode: replicas per master (fault tests kill masters); none by default. */
+  replicasPerMaster?: number;
 }
 
 /**
@@ -55,7 +57,10 @@ export async function startPodsOnRedisCluster(
   label: string,
   options: PodOptions,
 ): Promise<PodsOnRedis & { redisCluster: ProvidedRedisCluster }> {
-  const redisCluster = await startRedisCluster({ masters: 3 });
+  const redisCluster = await startRedisCluster({
+    masters: 3,
+    replicasPerMaster: options.replicasPerMaster,
+  });
   try {
     const pods = await spawnPods(
       label,

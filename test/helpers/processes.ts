@@ -85,6 +85,15 @@ async function waitReady(proc: SpawnedProcess, timeoutMs: number): Promise<void>
   throw new Error(`${proc.role} not ready within ${timeoutMs} ms:\n${proc.output()}`);
 }
 
+/** The status of its GET /ready (0: no answer, e.g. not listening). */
+export async function readyStatus(proc: SpawnedProcess): Promise<number> {
+  try {
+    return (await fetch(`${proc.url}/ready`)).status;
+  } catch {
+    return 0;
+  }
+}
+
 /** Kills every process still running (SIGKILL) and waits for them. */
 export async function reapAll(): Promise<void> {
   await Promise.all([...running].map((p) => p.kill('SIGKILL')));

@@ -7,6 +7,8 @@ export interface ReceivedEvent {
   data: string;
   /** JSON.parse(data). */
   json: Record<string, unknown>;
+  /** Date.now() when it arrived (fault tests measure gaps with it). */
+  receivedAt: number;
 }
 
 export interface SseClient {
@@ -32,7 +34,8 @@ const EVENT_NAMES = [
 
 /**
  * Opens an SSE stream with the `eventsource` package (Bearer header via its fetch option) and
- * records every event. Resolves once the welcome `mcp-notification` with a connectionId arrived.
+ * records every event. Resolves once the welcome `mcp-notification` with a connectionId arrived,
+ * or for a resume (a `Last-Event-ID` header) its `connection-status` `resumed`.
  */
 export async function openSseClient(
   url: string,
@@ -57,6 +60,7 @@ export async function openSseClient(
       id: msg.lastEventId,
       data: msg.data,
       json: JSON.parse(msg.data),
+      receivedAt: Date.now(),
     };
     events.push(received);
     for (const w of [...waiters]) {
@@ -97,7 +101,9 @@ export async function openSseClient(
       source.onerror = (err) =>
         reject(new Error(`SSE connect failed: ${err.code ?? ''} ${err.message ?? ''}`));
       next(
-        (e) => e.event === 'mcp-notification' && typeof e.json.connectionId === 'string',
+        (e) =>
+          (e.event === 'mcp-notification' && typeof e.json.connectionId === 'string') ||
+          (e.event === 'connection-status' && e.json.status === 'resumed'),
         options.timeoutMs,
       ).then(resolve, reject);
     });

@@ -5,7 +5,11 @@ import { redisKeys } from '../../shared/engine/redis/keys';
 import { parseClusterNodes } from '../../shared/engine/redis/redisConnections';
 import { silentLogger } from '../../shared/logger';
 import { uniquePrefix } from '../../devSupport/redis';
-import { startRedisCluster, type ProvidedRedisCluster } from '../../devSupport/redisCluster';
+import {
+  masterPortOf,
+  startRedisCluster,
+  type ProvidedRedisCluster,
+} from '../../devSupport/redisCluster';
 import { waitFor } from '../../devSupport/waitFor';
 
 /**
@@ -28,15 +32,6 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-/** The client port of the master that owns this key's slot. */
-async function masterPortOf(key: string): Promise<number> {
-  const slot = (await admin.cluster('KEYSLOT', key)) as number;
-  const ranges = (await admin.cluster('SLOTS')) as unknown as [number, number, [string, number]][];
-  const range = ranges.find(([from, to]) => slot >= from && slot <= to);
-  if (!range) throw new Error(`slot ${slot} has no master`);
-  return range[2][1];
-}
-
 test('a shard master killed: its replica takes over, events on its topics flow again', async () => {
   const prefix = uniquePrefix('cluster-failover');
   const engine = new RedisEngine({
@@ -56,7 +51,7 @@ test('a shard master killed: its replica takes over, events on its topics flow a
     const before = await engine.publish(topic, 'e', 'before');
     await waitFor(() => received.some((e) => e.id === before), 5_000, 'event before the kill');
 
-    const master = await masterPortOf(redisKeys(prefix, { hashTags: true }).history(topic));
+    const master = await masterPortOf(admin, redisKeys(prefix, { hashTags: true }).history(topic));
     await cluster.killNode(master);
     // Publishing retries until the replica is promoted (cluster-node-timeout 2 s here).
     let after: string | undefined;
@@ -76,9 +71,9 @@ test('a shard master killed: its replica takes over, events on its topics flow a
     ).catch((e) => {
       throw new Error(`${e}: ${lastError}`);
     });
-    expect(await masterPortOf(redisKeys(prefix, { hashTags: true }).history(topic))).not.toBe(
-      master,
-    );
+    expect(
+      await masterPortOf(admin, redisKeys(prefix, { hashTags: true }).history(topic)),
+    ).not.toBe(master);
     // The live event, or (if the subscription moved after it) the catch-up from history.
     await waitFor(() => received.some((e) => e.id === after), 15_000, 'event after the failover');
     // The engine told its listeners (a gateway catches its streams up from history then).

@@ -7,7 +7,8 @@
  */
 import { issueToken } from '../../shared/auth';
 import type { TokenType } from '../../shared/types';
-import { reapAll, spawnRole, type SpawnedProcess } from '../helpers/processes';
+import { reapAll, readyStatus, spawnRole, type SpawnedProcess } from '../helpers/processes';
+import { histogram } from '../helpers/faultCounts';
 import { openSseClient, sendCommand, type SseClient } from '../helpers/sseClient';
 import { uniquePrefix } from '../../devSupport/redis';
 import { type SentinelGroup, startSentinelGroup } from '../../devSupport/sentinel';
@@ -61,20 +62,6 @@ async function broadcast(gateway: SpawnedProcess, seq: number): Promise<number> 
     return 0;
   }
 }
-
-function histogram(values: number[]): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const v of values) counts[v] = (counts[v] ?? 0) + 1;
-  return counts;
-}
-
-const readyStatus = async (p: SpawnedProcess) => {
-  try {
-    return (await fetch(`${p.url}/ready`)).status;
-  } catch {
-    return 0;
-  }
-};
 
 test('a switchover (SENTINEL FAILOVER) moves every process to the new master, no restart', async () => {
   const [gatewayA, gatewayB] = gateways;

@@ -20,7 +20,13 @@ import { validatePartitionCount } from './commandPartitions';
 import { CommandQueue } from './commandQueue';
 import { type RedisCommandPort, redisCommandPort } from './commands';
 import { ConnectionRegistry } from './connectionRegistry';
-import { type ConnectionContext, closeConnection, openConnection, whenReady } from './connections';
+import {
+  type ConnectionContext,
+  closeConnection,
+  openConnection,
+  unavailable,
+  whenReady,
+} from './connections';
 import { RedisDocumentStore } from './documentStore';
 import { EventLog } from './eventLog';
 import { redisEventPort } from './events';
@@ -138,11 +144,17 @@ export class RedisEngine implements Engine {
       gate: this.gate,
       lostWatch: this.lostWatch,
     });
-    assemblePorts(this, {
-      commands: this.commandPort,
-      events: redisEventPort(log, this.subscriber, this.keys, this.gate),
-      registry: new ConnectionRegistry(this.commands, this.keys),
-    });
+    // A Redis failure (a Cluster re-electing a shard's master answers "Too many Cluster
+    // redirections") is the engine being unavailable, for the gateway a 503, not a 500.
+    assemblePorts(
+      this,
+      {
+        commands: this.commandPort,
+        events: redisEventPort(log, this.subscriber, this.keys, this.gate),
+        registry: new ConnectionRegistry(this.commands, this.keys),
+      },
+      (error) => unavailable('Redis failed', error),
+    );
     this.store = new RedisDocumentStore(this.commands, this.keys);
     this.kv = new RedisKeyValueStore(this.commands, this.keys);
     this.sets = new RedisMemberSets(this.commands, this.keys);

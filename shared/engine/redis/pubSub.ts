@@ -73,6 +73,13 @@ export class Subscriber {
   private readonly channelsPerCommand: number;
   private subscribeBatch?: SubscribeBatch;
   private readonly unsubscribeChannels = new Set<string>();
+  /**
+   * Channels whose UNSUBSCRIBE has not settled yet. A Cluster client retries a command until a
+   * shard's new master answers, so an unsubscribe sent while a master fails over may land after
+   * a later subscribe to the same channel (a stream resumed meanwhile) and cancel it: the
+   * subscribe waits for it instead.
+   */
+  private readonly unsubscribing = new Map<string, Promise<void>>();
   private flushScheduled = false;
 
   constructor(
@@ -122,6 +129,7 @@ export class Subscriber {
   clear(): void {
     this.byChannel.clear();
     this.unsubscribeChannels.clear();
+    this.unsubscribing.clear();
   }
 
   private deliver(channel: string, message: string): void {
@@ -212,18 +220,30 @@ export class Subscriber {
       const sent = this.sharded
         ? this.connection.sunsubscribe(...chunk)
         : this.connection.unsubscribe(...chunk);
-      sent.catch((error: unknown) => {
-        // Harmless: a stray subscription only delivers messages nobody listens to.
-        this.logger.debug('unsubscribe failed', { error: String(error) });
+      const settled = sent.then(
+        () => undefined,
+        (error: unknown) => {
+          // Harmless: a stray subscription only delivers messages nobody listens to.
+          this.logger.debug('unsubscribe failed', { error: String(error) });
+        },
+      );
+      for (const channel of chunk) this.unsubscribing.set(channel, settled);
+      void settled.then(() => {
+        for (const channel of chunk) {
+          if (this.unsubscribing.get(channel) === settled) this.unsubscribing.delete(channel);
+        }
       });
     }
 
     const batch = this.subscribeBatch;
     this.subscribeBatch = undefined;
     if (!batch) return;
-    const sent = chunks(batch.channels, this.channelsPerCommand).map((chunk) =>
-      this.sharded ? this.connection.ssubscribe(...chunk) : this.connection.subscribe(...chunk),
-    );
+    const sent = chunks(batch.channels, this.channelsPerCommand).map((chunk) => {
+      const send = () =>
+        this.sharded ? this.connection.ssubscribe(...chunk) : this.connection.subscribe(...chunk);
+      const pending = chunk.flatMap((channel) => this.unsubscribing.get(channel) ?? []);
+      return pending.length > 0 ? Promise.all(pending).then(send) : send();
+    });
     Promise.all(sent).then(
       () => batch.resolve(),
       (error: unknown) => {
