@@ -410,6 +410,12 @@ export function describeCommandsContract(current: CurrentEngine): void {
       await waitFor(() => backlogIs(engine, 0, 0, 0), 5000, 'all acked');
     });
 
+    it("rejects a batch of two tokens' commands as the caller's mistake (RangeError), not an outage", async () => {
+      await expect(
+        engine.enqueueCommands([makeCommand('one'), makeCommand('other')]),
+      ).rejects.toThrow(RangeError);
+    });
+
     it('rejects a maxPerToken that is not a positive integer', () => {
       expect(() =>
         engine.consumeCommands(async () => undefined, consumeOptions({ maxPerToken: 0 })),

@@ -72,6 +72,8 @@ export interface RedisEngineOptions {
 }
 
 const DEFAULT_START_TIMEOUT_MS = 30_000;
+/** How long after a Cluster's shard subscribers are re-created their SSUBSCRIBEs surely took effect. */
+const RESUBSCRIBE_SETTLE_MS = 1000;
 const DEFAULT_HEALTH_INTERVAL_MS = 5_000;
 
 // The command, event and registry ports are its parts' (assemblePorts), not methods here.
@@ -153,7 +155,11 @@ export class RedisEngine implements Engine {
         events: redisEventPort(log, this.subscriber, this.keys, this.gate),
         registry: new ConnectionRegistry(this.commands, this.keys),
       },
-      (error) => unavailable('Redis failed', error),
+      // A caller's mistake (a RangeError or TypeError from the engine's own checks) stays one.
+      (error) =>
+        error instanceof RangeError || error instanceof TypeError
+          ? error
+          : unavailable('Redis failed', error),
     );
     this.store = new RedisDocumentStore(this.commands, this.keys);
     this.kv = new RedisKeyValueStore(this.commands, this.keys);
@@ -218,21 +224,47 @@ export class RedisEngine implements Engine {
           everReady = true;
           return;
         }
-        whenReady(this.commands, this.startTimeoutMs, 'reconnect').then(
-          () => {
-            // A restart may have lost the record of partition counts: note ours again.
-            this.commandQueue.recordPartitionCount().catch(() => undefined);
-            void this.lostWatch.check();
-            for (const listener of this.reconnectListeners) listener();
-          },
-          () => undefined, // still down: the next 'ready' tries again
-        );
+        whenReady(this.commands, this.startTimeoutMs, 'reconnect')
+          .then(() => this.resubscribed())
+          .then(
+            () => {
+              // A restart may have lost the record of partition counts: note ours again.
+              this.commandQueue.recordPartitionCount().catch(() => undefined);
+              void this.lostWatch.check();
+              this.tellReconnectListeners();
+              // See resubscribed(): on a Cluster, catch up once more when the SSUBSCRIBEs ioredis
+              // sent without waiting have surely been answered.
+              if (this.keys.hashTags) {
+                setTimeout(() => this.tellReconnectListeners(), RESUBSCRIBE_SETTLE_MS).unref();
+              }
+            },
+            () => undefined, // still down: the next 'ready' tries again
+          );
       });
     };
     afterFirst('ready');
     // On a Cluster, ioredis re-creates the per-master shard subscribers when the slot map
     // changes (a failover, a slot moved) and says so once they are subscribed again.
     if (this.keys.hashTags) afterFirst('subscribersReady');
+  }
+
+  private tellReconnectListeners(): void {
+    if (this.closing) return;
+    for (const listener of this.reconnectListeners) listener();
+  }
+
+  /**
+   * Listeners catch their streams up from history, which closes the gap of the outage only if
+   * the channels are subscribed again before that read: an event published between the read and
+   * the SUBSCRIBE would be missed. ioredis announces 'ready' before it re-sends SUBSCRIBE, on
+   * another connection than the history read: a PING on the subscriber connection, answered
+   * after the SUBSCRIBE (one connection answers in order), orders them. A Cluster's shard
+   * subscribers are ioredis's own connections, beyond reach of such a PING: there the listeners
+   * are told once more RESUBSCRIBE_SETTLE_MS later (a catch-up finds nothing twice).
+   */
+  private async resubscribed(): Promise<void> {
+    if (this.keys.hashTags) return;
+    await this.subscriberConnection.ping();
   }
 
   start(): Promise<void> {
