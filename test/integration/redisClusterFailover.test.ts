@@ -1,9 +1,7 @@
 import { Cluster } from 'ioredis';
 import type { EngineEvent } from '../../shared/engine/engine';
-import { RedisEngine } from '../../shared/engine/redis';
 import { redisKeys } from '../../shared/engine/redis/keys';
 import { parseClusterNodes } from '../../shared/engine/redis/redisConnections';
-import { silentLogger } from '../../shared/logger';
 import { uniquePrefix } from '../../devSupport/redis';
 import {
   masterPortOf,
@@ -11,6 +9,7 @@ import {
   type ProvidedRedisCluster,
 } from '../../devSupport/redisCluster';
 import { waitFor } from '../../devSupport/waitFor';
+import { startClusterEngine } from '../helpers/clusterEngine';
 
 /**
  * A shard master SIGKILLed under a live subscription (3 masters, 1 replica each): its replica
@@ -34,14 +33,7 @@ afterAll(async () => {
 
 test('a shard master killed: its replica takes over, events on its topics flow again', async () => {
   const prefix = uniquePrefix('cluster-failover');
-  const engine = new RedisEngine({
-    target: { kind: 'cluster', nodes: parseClusterNodes(cluster.nodes) },
-    prefix,
-    historyMaxLen: 100,
-    historyTtlS: 60,
-    logger: silentLogger(),
-  });
-  await engine.start();
+  const engine = await startClusterEngine(cluster, prefix);
   let reconnects = 0;
   engine.onReconnect(() => (reconnects += 1));
   try {

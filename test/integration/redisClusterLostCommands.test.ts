@@ -1,12 +1,11 @@
 import Redis, { Cluster } from 'ioredis';
-import { RedisEngine } from '../../shared/engine/redis';
 import { redisKeys } from '../../shared/engine/redis/keys';
 import { parseClusterNodes } from '../../shared/engine/redis/redisConnections';
-import { silentLogger } from '../../shared/logger';
 import type { CommandEnvelope } from '../../shared/types';
 import { uniquePrefix } from '../../devSupport/redis';
 import { startRedisCluster, type ProvidedRedisCluster } from '../../devSupport/redisCluster';
 import { waitFor } from '../../devSupport/waitFor';
+import { startClusterEngine } from '../helpers/clusterEngine';
 
 /**
  * Issue 15, Cluster: the master of the command stream's shard dies with commands its replica
@@ -63,14 +62,7 @@ function command(): CommandEnvelope {
 test('commands the promoted replica of the {cmd} shard never received are reported lost', async () => {
   const prefix = uniquePrefix('cluster-lost');
   const keys = redisKeys(prefix, { hashTags: true });
-  const engine = new RedisEngine({
-    target: { kind: 'cluster', nodes: parseClusterNodes(cluster.nodes) },
-    prefix,
-    historyMaxLen: 100,
-    historyTtlS: 60,
-    logger: silentLogger(),
-  });
-  await engine.start();
+  const engine = await startClusterEngine(cluster, prefix);
   const reported: string[] = [];
   engine.onCommandsLost((commands) => reported.push(...commands.map((c) => c.requestId)));
   try {
