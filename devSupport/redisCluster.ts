@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import type { Cluster } from 'ioredis';
+import Redis, { type Cluster } from 'ioredis';
 import { freePort } from './ports';
 import { answersPing } from './redis';
 import { spawnRedisProcess, stopProcess, type RedisProcess } from './redisProcess';
@@ -26,8 +26,28 @@ export interface ProvidedRedisCluster {
    * meanwhile, which a failover to it then loses).
    */
   signalNode(port: number, signal: NodeJS.Signals): void;
+  /**
+   * Moves one hash slot, with its keys, to the master on `toPort` while the cluster serves, the
+   * way an operator reshards (migrateSlot below). Resolves when every master names the new owner.
+   */
+  migrateSlot(slot: number, toPort: number, options?: MigrateSlotOptions): Promise<void>;
   /** Kills every server, waits for their exits and removes their directory. */
   stop(): Promise<void>;
+}
+
+/** Stages of a slot migration a caller may act in (migrateSlot's `between`). */
+export type MigrationStage = 'migrating' | 'batchMoved' | 'keysMoved';
+
+export interface MigrateSlotOptions {
+  /** Keys per MIGRATE (redis-cli's --cluster-pipeline, default 10). */
+  keysPerBatch?: number;
+  /**
+   * Awaited at each stage, so a test can run traffic inside the window: 'migrating' once the
+   * slot is IMPORTING on the target and MIGRATING on the source (no key moved yet), 'batchMoved'
+   * after each MIGRATE that left keys behind, 'keysMoved' once the source holds no key of the
+   * slot (commands are ASK-redirected to the target) and before the ownership moves.
+   */
+  between?: (stage: MigrationStage) => Promise<void>;
 }
 
 export interface RedisClusterOptions {
@@ -104,6 +124,14 @@ export async function startRedisCluster(
       pids: servers.map((s) => s.child.pid ?? 0),
       killNode,
       signalNode,
+      migrateSlot: (slot, toPort, migrateOptions) =>
+        migrateSlot(
+          servers.filter((s) => s.child.exitCode === null).map((s) => s.port),
+          slot,
+          toPort,
+          options.password,
+          migrateOptions,
+        ),
       stop,
     };
   } catch (error) {
@@ -202,4 +230,102 @@ export async function masterPortOf(admin: Cluster, key: string): Promise<number>
   const range = ranges.find(([from, to]) => slot >= from && slot <= to);
   if (!range) throw new Error(`slot ${slot} has no master`);
   return range[2][1];
+}
+
+const MIGRATE_TIMEOUT_MS = 5_000;
+
+/**
+ * Resharding of one slot by hand (redis-cli --cluster reshard cannot choose the slot), the
+ * sequence of the Redis Cluster specification: SETSLOT IMPORTING on the target, MIGRATING on the
+ * source, MIGRATE the slot's keys in batches (GETKEYSINSLOT), then SETSLOT NODE on the target,
+ * the source and every other master. Meanwhile the source serves the keys it still has and
+ * answers ASK for the others; a command needing keys on both sides gets TRYAGAIN.
+ */
+async function migrateSlot(
+  ports: number[],
+  slot: number,
+  toPort: number,
+  password: string | undefined,
+  options: MigrateSlotOptions = {},
+): Promise<void> {
+  const keysPerBatch = options.keysPerBatch ?? 10;
+  const between = options.between ?? (() => Promise.resolve());
+  const nodes = new Map(
+    ports.map((port) => [port, new Redis(port, '127.0.0.1', { password, lazyConnect: true })]),
+  );
+  const node = (port: number) => {
+    const client = nodes.get(port);
+    if (!client) throw new Error(`no cluster node on port ${port}`);
+    return client;
+  };
+  try {
+    const target = node(toPort);
+    const ranges = (await target.cluster('SLOTS')) as unknown as [
+      number,
+      number,
+      [string, number],
+    ][];
+    const range = ranges.find(([from, to]) => slot >= from && slot <= to);
+    if (!range) throw new Error(`slot ${slot} has no master`);
+    const fromPort = range[2][1];
+    if (fromPort === toPort) throw new RangeError(`slot ${slot} is on port ${toPort} already`);
+    const source = node(fromPort);
+    const targetId = (await target.cluster('MYID')) as string;
+    const sourceId = (await source.cluster('MYID')) as string;
+    await target.cluster('SETSLOT', slot, 'IMPORTING', sourceId);
+    await source.cluster('SETSLOT', slot, 'MIGRATING', targetId);
+    await between('migrating');
+    for (;;) {
+      const keys = (await source.cluster('GETKEYSINSLOT', slot, keysPerBatch)) as string[];
+      if (keys.length === 0) break;
+      const auth = password ? ['AUTH', password] : [];
+      await source.call(
+        'MIGRATE',
+        '127.0.0.1',
+        toPort,
+        '',
+        0,
+        MIGRATE_TIMEOUT_MS,
+        ...auth,
+        'KEYS',
+        ...keys,
+      );
+      if (((await source.cluster('COUNTKEYSINSLOT', slot)) as number) > 0) {
+        await between('batchMoved');
+      }
+    }
+    await between('keysMoved');
+    // The target first: once the source stops answering ASK, the target must own the slot.
+    await target.cluster('SETSLOT', slot, 'NODE', targetId);
+    await source.cluster('SETSLOT', slot, 'NODE', targetId);
+    const masters: number[] = [];
+    for (const [port, client] of nodes) {
+      if (/role:master/.test(await client.info('replication'))) masters.push(port);
+    }
+    for (const port of masters) {
+      if (port !== toPort && port !== fromPort) {
+        await node(port).cluster('SETSLOT', slot, 'NODE', targetId);
+      }
+    }
+    // Gossip carries the new owner to the replicas; wait until every node names it.
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    for (;;) {
+      const owners = await Promise.all(
+        [...nodes.values()].map(async (client) => {
+          const slots = (await client.cluster('SLOTS')) as unknown as [
+            number,
+            number,
+            [string, number],
+          ][];
+          return slots.find(([from, to]) => slot >= from && slot <= to)?.[2][1];
+        }),
+      );
+      if (owners.every((port) => port === toPort)) return;
+      if (Date.now() > deadline)
+        throw new Error(`slot ${slot}: not every node names port ${toPort}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  } finally {
+    for (const client of nodes.values()) client.disconnect();
+  }
 }
