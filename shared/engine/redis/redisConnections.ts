@@ -29,6 +29,13 @@ export type RedisTarget =
 /** How long a command waits for a Cluster that is re-electing a master or moving a slot. */
 const CLUSTER_RETRY_DELAY_MS = 200;
 
+/**
+ * How often a Cluster subscriber reads the slot map anew: a slot moved by resharding sends no
+ * redirection to a connection that only listens, so this bounds how long a shard subscription
+ * can stay on a node that no longer serves its slot (when the node's notice is missed).
+ */
+const SUBSCRIBER_SLOTS_REFRESH_MS = 1000;
+
 /** The longest wait for a sentinel's answer: a dead one is skipped after this. */
 const SENTINEL_COMMAND_TIMEOUT_MS = 1000;
 
@@ -76,9 +83,28 @@ export function createRedisClient(
     retryDelayOnTryAgain: CLUSTER_RETRY_DELAY_MS,
     // The subscriber holds one connection per master, each following its slots' moves.
     shardedSubscribers: role === 'subscriber',
+    slotsRefreshInterval: role === 'subscriber' ? SUBSCRIBER_SLOTS_REFRESH_MS : undefined,
     redisOptions: { ...redisOptions, password: target.password },
   });
+  if (role === 'subscriber') followSlotMigrations(cluster);
   return cluster as unknown as Redis;
+}
+
+/**
+ * A node that gives a slot away (CLUSTER SETSLOT ... NODE, the end of a resharding) drops the
+ * shard subscriptions of the slot's channels and tells the subscriber with a SUNSUBSCRIBE it did
+ * not ask for; ioredis reports that reply as a "Command queue state error" (nodeError) and
+ * does nothing else, so the channel would stay unsubscribed. Reading the slot map at once makes
+ * ioredis subscribe the channel on its new owner and emit 'subscribersReady', on which the
+ * engine's streams catch up from history (index.ts). SUBSCRIBER_SLOTS_REFRESH_MS is the net
+ * when the map read here is older than the move.
+ */
+function followSlotMigrations(cluster: Cluster): void {
+  cluster.on('nodeError', (error: unknown) => {
+    if (error instanceof Error && /Last reply: sunsubscribe,/.test(error.message)) {
+      cluster.refreshSlotsCache();
+    }
+  });
 }
 
 /** A host:port list entry: a hostname or IPv4 address, or an IPv6 one in brackets. */
