@@ -77,6 +77,8 @@ afterAll(async () => {
 interface Post {
   seq: number;
   status: number;
+  /** Date.now() when it was sent. */
+  postedAt?: number;
   /** The error body of a refusal. */
   error?: string;
   requestId?: string;
@@ -148,7 +150,7 @@ test('slots of a topic, the command partition and the registry migrated during t
   const posts = new Map<TokenType, Post[]>(TOKEN_TYPES.map((t) => [t, []]));
   const broadcastLoops = TOKEN_TYPES.map(async (type) => {
     for (let seq = 1; running; seq++) {
-      const post: Post = { seq, status: -1 };
+      const post: Post = { seq, status: -1, postedAt: Date.now() };
       posts.get(type)!.push(post);
       Object.assign(post, await broadcast(seq % 2 ? gatewayA : gatewayB, type, seq));
       await pause(BROADCAST_EVERY_MS);
@@ -307,6 +309,15 @@ test('slots of a topic, the command partition and the registry migrated during t
     const at = client.named('tick').map((e) => e.receivedAt);
     return Math.max(0, ...at.slice(1).map((t, i) => t - at[i]));
   };
+  // The longest wait of an accepted `team` broadcast for its delivery: those published through
+  // ASK on the target while the subscriptions were still on the source arrive by the catch-up.
+  const longestDelayMs = (client: SseClient) => {
+    const postedAt = new Map(accepted('team').map((p) => [p.seq, p.postedAt!]));
+    return Math.max(
+      0,
+      ...client.named('tick').map((e) => e.receivedAt - (postedAt.get(e.json.seq as number) ?? 0)),
+    );
+  };
   const broadcastReport = Object.fromEntries(
     TOKEN_TYPES.map((type) => {
       const all = posts.get(type)!;
@@ -328,6 +339,7 @@ test('slots of a topic, the command partition and the registry migrated during t
             ),
             historyLost: historyLost(client).length,
             longestSilenceMs: type === 'team' ? longestSilenceMs(client) : undefined,
+            longestDelayMs: type === 'team' ? longestDelayMs(client) : undefined,
           })),
         },
       ];
@@ -354,7 +366,10 @@ test('slots of a topic, the command partition and the registry migrated during t
         .output()
         .split('\n')
         .filter((line) => /"level":"(error|warn)"/.test(line))
-        .map((line) => String((JSON.parse(line) as { message?: unknown }).message).slice(0, 120)),
+        .map((line) => {
+          const { message, error } = JSON.parse(line) as { message?: unknown; error?: unknown };
+          return `${String(message)}${error ? `: ${String(error)}` : ''}`.slice(0, 160);
+        }),
     ),
   );
   const report = {
@@ -383,7 +398,7 @@ test('slots of a topic, the command partition and the registry migrated during t
   for (const type of TOKEN_TYPES) {
     for (const counted of broadcastReport[type].clients) {
       // Every accepted broadcast delivered once, in order, none flagged lost.
-      expect({ type, ...counted, longestSilenceMs: undefined }).toEqual({
+      expect({ type, ...counted, longestSilenceMs: undefined, longestDelayMs: undefined }).toEqual({
         type,
         delivered: accepted(type).length,
         duplicates: 0,
@@ -392,6 +407,7 @@ test('slots of a topic, the command partition and the registry migrated during t
         cursorRegressions: 0,
         historyLost: 0,
         longestSilenceMs: undefined,
+        longestDelayMs: undefined,
       });
     }
   }
