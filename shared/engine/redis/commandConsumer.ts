@@ -1,17 +1,20 @@
-// Over 450 lines: one Redis consumer (read loops, fair slots, reclaim, dead letters, acks) that only reads well whole.
+// Over 450 lines: one consumer's scheduling (read loops, fair slots, reclaim rounds, acks per turn, stop) that only reads well whole; its Redis calls are in partitionGroup.ts.
 import type Redis from 'ioredis';
 import type { Logger } from '../../logger';
-import type { CommandEnvelope } from '../../types';
 import type { CommandConsumer, CommandHandler, ConsumeOptions, QueuedCommand } from '../engine';
-import { DEAD_LETTER_MAX_LEN, type CommandQueue } from './commandQueue';
+import type { CommandQueue } from './commandQueue';
 import { closeConnection } from './connections';
-import { COMMAND_GROUP, type CommandPartitionKeys } from './keys';
+import type { CommandPartitionKeys } from './keys';
+import {
+  BLOCK_MS,
+  fieldValue,
+  isNoGroup,
+  parseCommand,
+  PartitionGroup,
+  type StreamEntry,
+} from './partitionGroup';
 import type { ScriptedRedis } from './scripts';
 
-/** How long one XREADGROUP waits for new commands; also bounds how long stop() can take. */
-const BLOCK_MS = 1000;
-/** Stale pending entries looked at per reclaim round. */
-const PENDING_SCAN_COUNT = 100;
 /** The reclaim round never runs more often than this, whatever claimIdleMs is. */
 const MIN_RECLAIM_INTERVAL_MS = 5;
 /**
@@ -24,25 +27,14 @@ const MIN_RECLAIM_INTERVAL_MS = 5;
 const HELD_FACTOR = 4;
 /** Read errors are retried after a delay growing up to this. */
 const MAX_RETRY_DELAY_MS = 2000;
-/** Consumers of the group with nothing pending and idle this long are forgotten... */
-const IDLE_CONSUMER_MS = 60 * 60 * 1000;
-/** ...checked this often. */
+/** Idle consumers of the groups are pruned this often (partitionGroup.ts). */
 const PRUNE_INTERVAL_MS = 5 * 60 * 1000;
 
 /** A command taken from a partition: its entry id there (ids are unique only per stream). */
 interface Taken extends QueuedCommand {
-  partition: CommandPartitionKeys;
+  group: PartitionGroup;
   entryId: string;
 }
-
-/** Raw stream entry: [id, [field, value, ...]] (fields null for an entry deleted meanwhile). */
-type StreamEntry = [string, string[] | null];
-/** XREADGROUP reply: [[stream, entries]]. */
-type ReadReply = [string, StreamEntry[]][];
-/** Extended XPENDING reply row: [id, consumer, idle ms, delivery count]. */
-type PendingRow = [string, string, number, number];
-/** deadLetterCommands.lua reply row. */
-type DeadLetterRow = [string, string, number];
 
 /** Commands whose handlers finished in one turn, and when their acks were sent. */
 interface AckBatch {
@@ -77,9 +69,14 @@ export interface ConsumerDeps {
  *   XCLAIMs entries idle for claimIdleMs (left by a dead worker or a failed handler). A
  *   partition beyond this process's count that holds commands (a larger COMMAND_PARTITIONS
  *   used before or elsewhere) is found there and drained (drain()).
- * Redis errors are logged and retried; nothing here throws into the process.
+ * Each partition's Redis calls are its PartitionGroup's. Redis errors are logged and retried;
+ * nothing here throws into the process.
  */
 export class RedisCommandConsumer implements CommandConsumer {
+  /** The consumer groups of this process's partitions (queue.partitions), by index. */
+  private readonly groups: PartitionGroup[];
+  /** Those of partitions beyond, met in a reclaim round: one object per partition. */
+  private readonly otherGroups = new Map<number, PartitionGroup>();
   /** Taken (delivered or claimed) but waiting for a free slot. */
   private readonly queued: Taken[] = [];
   /** Commands whose handler is running, by deliveryId (unique across partitions). */
@@ -114,9 +111,12 @@ export class RedisCommandConsumer implements CommandConsumer {
     private readonly options: ConsumeOptions,
     private readonly onStopped: () => void,
   ) {
-    this.readLoops = deps.queue.partitions.map((partition, i) => {
+    this.groups = deps.queue.partitions.map(
+      (partition) => new PartitionGroup(partition, deps.commands, options),
+    );
+    this.readLoops = this.groups.map((group, i) => {
       deps.blocking[i].on('close', () => (this.blockingClientIds[i] = undefined));
-      return this.read(partition, i);
+      return this.read(group, i);
     });
     const interval = Math.max(MIN_RECLAIM_INTERVAL_MS, Math.floor(options.claimIdleMs / 3));
     this.reclaimTimer = setInterval(() => this.startReclaim(), interval);
@@ -132,8 +132,8 @@ export class RedisCommandConsumer implements CommandConsumer {
   // ---- reading new commands ----
 
   /** The read loop of one partition, on blocking connection `index`. */
-  private async read(partition: CommandPartitionKeys, index: number): Promise<void> {
-    const { blocking, queue, logger } = this.deps;
+  private async read(group: PartitionGroup, index: number): Promise<void> {
+    const { blocking, logger } = this.deps;
     const connection = blocking[index];
     let failures = 0;
     while (!this.stopRequested) {
@@ -143,51 +143,31 @@ export class RedisCommandConsumer implements CommandConsumer {
         continue;
       }
       try {
-        if (queue.partitions.length > 1) {
-          await this.takeOrWait(connection, partition, free);
+        if (this.groups.length > 1) {
+          await this.takeOrWait(connection, group, free);
         } else {
           if (this.blockingClientIds[index] === undefined) {
             this.blockingClientIds[index] = Number(await connection.call('CLIENT', ['ID']));
           }
-          await this.readBlocking(connection, partition, free);
+          // One partition: one blocking XREADGROUP for up to `free` commands, one round trip.
+          for (const entry of await group.readBlocking(connection, free)) {
+            this.take(group, entry, 1);
+          }
         }
         failures = 0;
       } catch (error) {
         if (this.stopRequested) break;
-        if (isNoGroup(error) && (await this.tryEnsureGroup(partition))) continue;
+        if (isNoGroup(error) && (await this.tryEnsureGroup(group))) continue;
         failures += 1;
         if (failures === 1) {
           logger.warn('command read failed; retrying', {
             consumerId: this.options.consumerId,
-            partition: partition.index,
+            partition: group.partition.index,
             error: String(error),
           });
         }
         await this.pause(Math.min(100 * 2 ** (failures - 1), MAX_RETRY_DELAY_MS));
       }
-    }
-  }
-
-  /** One partition: one blocking XREADGROUP for up to `free` commands, one round trip. */
-  private async readBlocking(
-    connection: Redis,
-    partition: CommandPartitionKeys,
-    free: number,
-  ): Promise<void> {
-    const reply = (await connection.call('XREADGROUP', [
-      'GROUP',
-      COMMAND_GROUP,
-      this.options.consumerId,
-      'COUNT',
-      free,
-      'BLOCK',
-      BLOCK_MS,
-      'STREAMS',
-      partition.commands,
-      '>',
-    ])) as ReadReply | null;
-    for (const [, entries] of reply ?? []) {
-      for (const entry of entries) this.take(partition, entry, 1);
     }
   }
 
@@ -199,22 +179,10 @@ export class RedisCommandConsumer implements CommandConsumer {
    * a slot freed wakes the paused loops in the order they paused, so a partition with a
    * backlog takes turns with the others rather than every slot.
    */
-  private async takeOrWait(
-    connection: Redis,
-    partition: CommandPartitionKeys,
-    free: number,
-  ): Promise<void> {
-    const { taken, waitFrom } = await this.takeShare(partition, free);
+  private async takeOrWait(connection: Redis, group: PartitionGroup, free: number): Promise<void> {
+    const { taken, waitFrom } = await this.takeShare(group, free);
     if (taken > 0 || this.stopRequested) return;
-    await connection.call('XREAD', [
-      'COUNT',
-      1,
-      'BLOCK',
-      BLOCK_MS,
-      'STREAMS',
-      partition.commands,
-      waitFrom,
-    ]);
+    await group.waitForNew(connection, waitFrom);
   }
 
   /**
@@ -223,24 +191,19 @@ export class RedisCommandConsumer implements CommandConsumer {
    * the partition's next new entry will come.
    */
   private async takeShare(
-    partition: CommandPartitionKeys,
+    group: PartitionGroup,
     free: number,
   ): Promise<{ taken: number; waitFrom: string }> {
-    const count = Math.ceil(free / this.deps.queue.partitions.length);
+    const count = Math.ceil(free / this.groups.length);
     this.reserved += count;
     let entries: StreamEntry[];
     let waitFrom: string;
     try {
-      [entries, waitFrom] = await this.deps.commands.takeCommands(
-        partition.commands,
-        COMMAND_GROUP,
-        this.options.consumerId,
-        count,
-      );
+      ({ entries, waitFrom } = await group.take(count));
     } finally {
       this.reserved -= count;
     }
-    for (const entry of entries) this.take(partition, entry, 1);
+    for (const entry of entries) this.take(group, entry, 1);
     // Slots reserved but not filled: loops that paused meanwhile may fill them from theirs.
     if (entries.length < count) this.wakeReaders();
     return { taken: entries.length, waitFrom };
@@ -250,7 +213,7 @@ export class RedisCommandConsumer implements CommandConsumer {
    * Reads a partition beyond this process's count (started by a reclaim round that found
    * commands in it) like the others, without blocking, until it has nothing new.
    */
-  private async drain(partition: CommandPartitionKeys): Promise<void> {
+  private async drain(group: PartitionGroup): Promise<void> {
     try {
       while (!this.stopRequested) {
         const free = this.freeSlots();
@@ -258,19 +221,19 @@ export class RedisCommandConsumer implements CommandConsumer {
           await this.pause();
           continue;
         }
-        if ((await this.takeShare(partition, free)).taken === 0) return;
+        if ((await this.takeShare(group, free)).taken === 0) return;
       }
     } catch (error) {
       // The next reclaim round starts it again.
-      if (isNoGroup(error)) await this.tryEnsureGroup(partition);
+      if (isNoGroup(error)) await this.tryEnsureGroup(group);
       else {
         this.deps.logger.warn('draining a command partition failed', {
-          partition: partition.index,
+          partition: group.partition.index,
           error: String(error),
         });
       }
     } finally {
-      this.draining.delete(partition.index);
+      this.draining.delete(group.partition.index);
     }
   }
 
@@ -321,28 +284,39 @@ export class RedisCommandConsumer implements CommandConsumer {
     for (const wake of [...this.wakers]) wake();
   }
 
-  private async tryEnsureGroup(partition: CommandPartitionKeys): Promise<boolean> {
+  private async tryEnsureGroup(group: PartitionGroup): Promise<boolean> {
     try {
-      await this.deps.queue.ensureGroup(partition);
+      await group.ensureGroup();
       return true;
     } catch {
       return false;
     }
   }
 
+  /** The consumer group of a partition, this process's own or one beyond its count. */
+  private groupOf(partition: CommandPartitionKeys): PartitionGroup {
+    if (partition.index < this.groups.length) return this.groups[partition.index];
+    let group = this.otherGroups.get(partition.index);
+    if (!group) {
+      group = new PartitionGroup(partition, this.deps.commands, this.options);
+      this.otherGroups.set(partition.index, group);
+    }
+    return group;
+  }
+
   // ---- running handlers ----
 
-  private take(partition: CommandPartitionKeys, entry: StreamEntry, deliveries: number): void {
+  private take(group: PartitionGroup, entry: StreamEntry, deliveries: number): void {
     const [entryId, fields] = entry;
     if (!fields) return;
-    const deliveryId = deliveryIdOf(partition, entryId);
+    const deliveryId = group.deliveryIdOf(entryId);
     const command = parseCommand(fieldValue(fields, 'c'));
     if (!command) {
       this.deps.logger.error('unreadable command moved to the dead-letter stream', { deliveryId });
-      this.track(this.deadLetterAtOnce(partition, entryId));
+      this.track(this.deadLetterAtOnce(group, entryId));
       return;
     }
-    this.queued.push({ deliveryId, command, deliveries, partition, entryId });
+    this.queued.push({ deliveryId, command, deliveries, group, entryId });
     this.startQueued();
   }
 
@@ -411,48 +385,25 @@ export class RedisCommandConsumer implements CommandConsumer {
   }
 
   private async sendAcks(batch: Taken[]): Promise<void> {
-    const byPartition = new Map<CommandPartitionKeys, Taken[]>();
+    const byGroup = new Map<PartitionGroup, Taken[]>();
     for (const taken of batch) {
-      const list = byPartition.get(taken.partition);
+      const list = byGroup.get(taken.group);
       if (list) list.push(taken);
-      else byPartition.set(taken.partition, [taken]);
+      else byGroup.set(taken.group, [taken]);
     }
     await Promise.all(
-      [...byPartition].map(([partition, list]) => this.sendPartitionAcks(partition, list)),
+      [...byGroup].map(async ([group, list]) => {
+        try {
+          await group.ack(list);
+        } catch (error) {
+          // Redelivered later; the worker's processed-request record makes that harmless.
+          this.deps.logger.warn('command ack failed', {
+            deliveryIds: list.map((queued) => queued.deliveryId),
+            error: String(error),
+          });
+        }
+      }),
     );
-  }
-
-  private async sendPartitionAcks(partition: CommandPartitionKeys, batch: Taken[]): Promise<void> {
-    const { commands, logger } = this.deps;
-    const inFlightKeys: string[] = [];
-    const keyIndex = new Map<string, number>();
-    const args: (string | number)[] = [];
-    for (const { entryId, command } of batch) {
-      const key = partition.inFlight(command.sub);
-      let index = keyIndex.get(key);
-      if (index === undefined) {
-        inFlightKeys.push(key);
-        // KEYS[1] is the command stream: the sets start at 2.
-        index = inFlightKeys.length + 1;
-        keyIndex.set(key, index);
-      }
-      args.push(index, entryId, command.requestId);
-    }
-    try {
-      await commands.ackCommands(
-        1 + inFlightKeys.length,
-        partition.commands,
-        ...inFlightKeys,
-        COMMAND_GROUP,
-        ...args,
-      );
-    } catch (error) {
-      // Redelivered later; the worker's processed-request record makes that harmless.
-      logger.warn('command ack failed', {
-        deliveryIds: batch.map((queued) => queued.deliveryId),
-        error: String(error),
-      });
-    }
   }
 
   private track(promise: Promise<void>): void {
@@ -479,8 +430,7 @@ export class RedisCommandConsumer implements CommandConsumer {
 
   /** One round over every partition in use, each in turn; an error on one spares the others. */
   private async reclaim(): Promise<void> {
-    const { queue } = this.deps;
-    const partitions = await queue.partitionsInUse();
+    const partitions = await this.deps.queue.partitionsInUse();
     const prune = Date.now() - this.lastPruneAt >= PRUNE_INTERVAL_MS;
     if (prune) this.lastPruneAt = Date.now();
     const held = this.heldIdsByPartition();
@@ -488,98 +438,63 @@ export class RedisCommandConsumer implements CommandConsumer {
     this.reclaimStart = first + 1;
     let failure: unknown;
     for (let turn = 0; turn < partitions.length && !this.stopRequested; turn += 1) {
-      const partition = partitions[(first + turn) % partitions.length];
+      const group = this.groupOf(partitions[(first + turn) % partitions.length]);
+      const { index } = group.partition;
       try {
-        const own = partition.index < queue.partitions.length;
+        const own = index < this.groups.length;
         // A partition beyond this process's count is read here, and only while it holds some.
-        if (!own && (await this.deps.commands.xlen(partition.commands)) === 0) continue;
-        await this.reclaimPartition(partition, held.get(partition.index) ?? [], prune);
-        if (!own && !this.draining.has(partition.index) && !this.stopRequested) {
-          this.draining.add(partition.index);
-          this.track(this.drain(partition));
+        if (!own && (await group.isEmpty())) continue;
+        await this.reclaimPartition(group, held.get(index) ?? [], prune);
+        if (!own && !this.draining.has(index) && !this.stopRequested) {
+          this.draining.add(index);
+          this.track(this.drain(group));
         }
       } catch (error) {
-        if (isNoGroup(error)) await this.tryEnsureGroup(partition);
+        if (isNoGroup(error)) await this.tryEnsureGroup(group);
         else failure ??= error;
       }
     }
     if (failure !== undefined) throw failure;
   }
 
+  /**
+   * Keeps the entries held claimed, dead-letters the stale ones delivered maxDeliveries times,
+   * claims the other stale ones (as many as there are free slots), prunes idle consumers.
+   */
   private async reclaimPartition(
-    partition: CommandPartitionKeys,
+    group: PartitionGroup,
     held: string[],
     prune: boolean,
   ): Promise<void> {
-    const { commands } = this.deps;
-    const { consumerId, claimIdleMs, maxDeliveries } = this.options;
-    if (held.length > 0) {
-      await commands.keepCommandsClaimed(partition.commands, COMMAND_GROUP, consumerId, ...held);
-    }
+    if (held.length > 0) await group.keepClaimed(held);
 
-    const stale = (await commands.xpending(
-      partition.commands,
-      COMMAND_GROUP,
-      'IDLE',
-      claimIdleMs,
-      '-',
-      '+',
-      PENDING_SCAN_COUNT,
-    )) as PendingRow[];
-    const heldIds = new Set(held);
-    const toDeadLetter: string[] = [];
-    const toClaim: string[] = [];
-    const deliveriesById = new Map<string, number>();
-    for (const [id, , , deliveries] of stale) {
-      if (heldIds.has(id)) continue;
-      deliveriesById.set(id, deliveries);
-      if (deliveries >= maxDeliveries) toDeadLetter.push(id);
-      else toClaim.push(id);
-    }
+    const { toDeadLetter, toClaim, deliveriesById } = await group.staleEntries(held);
 
     if (toDeadLetter.length > 0) {
-      const moved = (await commands.deadLetterCommands(
-        partition.commands,
-        partition.deadLetters,
-        COMMAND_GROUP,
-        claimIdleMs,
-        maxDeliveries,
-        DEAD_LETTER_MAX_LEN,
-        partition.inFlightPrefix,
-        ...toDeadLetter,
-      )) as DeadLetterRow[];
+      const moved = await group.deadLetterStale(toDeadLetter);
       for (const [entryId, payload, deliveries] of moved) {
-        this.notifyDeadLetter(partition, entryId, payload, deliveries);
+        this.notifyDeadLetter(group, entryId, payload, deliveries);
       }
     }
 
     const free = this.freeSlots();
     if (free > 0 && toClaim.length > 0 && !this.stopRequested) {
-      // min-idle-time again: an entry another worker claimed meanwhile is not taken twice.
-      const claimed = (await commands.call('XCLAIM', [
-        partition.commands,
-        COMMAND_GROUP,
-        consumerId,
-        claimIdleMs,
-        ...toClaim.slice(0, free),
-      ])) as (StreamEntry | null)[];
+      const claimed = await group.claim(toClaim.slice(0, free));
       for (const entry of claimed) {
-        if (entry) this.take(partition, entry, (deliveriesById.get(entry[0]) ?? 0) + 1);
+        if (entry) this.take(group, entry, (deliveriesById.get(entry[0]) ?? 0) + 1);
       }
     }
 
-    if (prune) {
-      await commands.pruneIdleConsumers(partition.commands, COMMAND_GROUP, IDLE_CONSUMER_MS);
-    }
+    if (prune) await group.pruneIdleConsumers();
   }
 
   /** Entry ids this consumer is responsible for right now (running or waiting for a slot). */
   private heldIdsByPartition(): Map<number, string[]> {
     const held = new Map<number, string[]>();
     for (const taken of [...this.running.values(), ...this.queued]) {
-      const ids = held.get(taken.partition.index);
+      const ids = held.get(taken.group.partition.index);
       if (ids) ids.push(taken.entryId);
-      else held.set(taken.partition.index, [taken.entryId]);
+      else held.set(taken.group.partition.index, [taken.entryId]);
     }
     return held;
   }
@@ -594,14 +509,14 @@ export class RedisCommandConsumer implements CommandConsumer {
   }
 
   private notifyDeadLetter(
-    partition: CommandPartitionKeys,
+    group: PartitionGroup,
     entryId: string,
     payload: string,
     deliveries: number,
   ): void {
     const command = parseCommand(payload);
     if (!command) return;
-    const deliveryId = deliveryIdOf(partition, entryId);
+    const deliveryId = group.deliveryIdOf(entryId);
     const dead: QueuedCommand = { deliveryId, command, deliveries };
     this.track(
       Promise.resolve()
@@ -613,20 +528,11 @@ export class RedisCommandConsumer implements CommandConsumer {
     );
   }
 
-  private async deadLetterAtOnce(partition: CommandPartitionKeys, entryId: string): Promise<void> {
+  private async deadLetterAtOnce(group: PartitionGroup, entryId: string): Promise<void> {
     try {
-      await this.deps.commands.deadLetterCommands(
-        partition.commands,
-        partition.deadLetters,
-        COMMAND_GROUP,
-        0,
-        0,
-        DEAD_LETTER_MAX_LEN,
-        partition.inFlightPrefix,
-        entryId,
-      );
+      await group.deadLetterNow(entryId);
     } catch (error) {
-      const deliveryId = deliveryIdOf(partition, entryId);
+      const deliveryId = group.deliveryIdOf(entryId);
       this.deps.logger.warn('dead-lettering failed', { deliveryId, error: String(error) });
     }
   }
@@ -678,31 +584,5 @@ export class RedisCommandConsumer implements CommandConsumer {
       for (const connection of blocking) connection.disconnect();
       await readsEnded;
     }
-  }
-}
-
-/**
- * The engine's id of a partition's entry: stream ids are unique only within their stream, so
- * beyond partition 0 (whose ids stay plain stream ids) the partition is named in front.
- */
-function deliveryIdOf(partition: CommandPartitionKeys, entryId: string): string {
-  return partition.index === 0 ? entryId : `${partition.index}/${entryId}`;
-}
-
-function isNoGroup(error: unknown): boolean {
-  return String(error).includes('NOGROUP');
-}
-
-function fieldValue(fields: string[], name: string): string | undefined {
-  for (let i = 0; i < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
-  return undefined;
-}
-
-function parseCommand(payload: string | undefined): CommandEnvelope | undefined {
-  if (payload === undefined) return undefined;
-  try {
-    return JSON.parse(payload) as CommandEnvelope;
-  } catch {
-    return undefined;
   }
 }

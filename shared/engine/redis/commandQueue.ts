@@ -2,11 +2,8 @@ import { engineErrors } from '../../errors';
 import type { CommandEnvelope } from '../../types';
 import type { AdmissionLimits } from '../engine';
 import { partitionBound, partitionOf } from './commandPartitions';
-import { COMMAND_GROUP, type CommandPartitionKeys, type RedisKeys } from './keys';
+import type { CommandPartitionKeys, RedisKeys } from './keys';
 import type { ScriptedRedis } from './scripts';
-
-/** Dead letters kept for inspection (per partition); older ones are trimmed. */
-export const DEAD_LETTER_MAX_LEN = 10_000;
 
 /** Where enqueue put commands: the stream and each command's entry id, in order. */
 export interface QueuedEntries {
@@ -16,7 +13,8 @@ export interface QueuedEntries {
 
 /**
  * The command streams (COMMAND_PARTITIONS of them, a token's commands all in one): enqueue
- * (with admission), the consumer groups, and the record of partition counts ever used.
+ * (with admission) and the record of partition counts ever used. Their consumer groups are
+ * read through partitionGroup.ts.
  */
 export class CommandQueue {
   /** Partitions 0..count-1, the ones this process enqueues to and consumes. */
@@ -57,18 +55,6 @@ export class CommandQueue {
     if (outcome === 'queue_full') throw engineErrors.queueFull(limits?.maxQueued ?? 0);
     if (outcome === 'inflight') throw engineErrors.inFlightLimit(limits?.maxInFlightPerToken ?? 0);
     return { stream, entryIds };
-  }
-
-  /**
-   * Creates a partition's consumer group (and stream) unless it exists. From id 0, so commands
-   * queued before any worker started, or after a Redis restart lost the group, are not skipped.
-   */
-  async ensureGroup(partition: CommandPartitionKeys): Promise<void> {
-    try {
-      await this.redis.xgroup('CREATE', partition.commands, COMMAND_GROUP, '0', 'MKSTREAM');
-    } catch (error) {
-      if (!String(error).includes('BUSYGROUP')) throw error;
-    }
   }
 
   /**
