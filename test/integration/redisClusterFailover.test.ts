@@ -77,3 +77,39 @@ test('a shard master killed: its replica takes over, events on its topics flow a
     await engine.close();
   }
 });
+
+test("a result published while its done-key's shard fails over: marked once the replica serves it, never left unmarked", async () => {
+  const prefix = uniquePrefix('cluster-done-key');
+  const keys = redisKeys(prefix, { hashTags: true });
+  const engine = await startClusterEngine(cluster, prefix);
+  try {
+    // The first masters created each have a replica; the previous test killed one of them.
+    const servingSlots = (await admin.cluster('SLOTS')) as unknown as [
+      number,
+      number,
+      [string, number],
+    ][];
+    const masters = new Set(servingSlots.map((range) => range[2][1]));
+    const withReplica = cluster.ports.slice(0, 3).filter((port) => masters.has(port));
+    const topic = 'done-key-topic';
+    const topicMaster = await masterPortOf(admin, keys.history(topic));
+    const doomed = withReplica.find((port) => port !== topicMaster);
+    if (doomed === undefined) throw new Error('no master with a replica apart from the topic');
+    let requestId = '';
+    for (let i = 0; ; i += 1) {
+      requestId = `req-${i}`;
+      if ((await masterPortOf(admin, keys.processed(requestId))) === doomed) break;
+    }
+
+    await cluster.killNode(doomed);
+    // The event goes out on the topic's live shard at once; its done-key waits for the promotion.
+    // Without the retry the publish fails after ioredis's redirections, and the worker's
+    // redelivery would run the command again: a second result.
+    await engine.publish(topic, 'tool-result', 'once', { completesRequest: requestId });
+    expect(await engine.isProcessed(requestId)).toBe(true);
+    const page = await engine.readHistory(topic, '0-0', 10);
+    expect(page.events.map((e) => e.data)).toEqual(['once']);
+  } finally {
+    await engine.close();
+  }
+});

@@ -5,6 +5,15 @@ import { ZERO_EVENT_ID, compareEventIds, isEventId } from '../eventId';
 import type { RedisKeys } from './keys';
 import type { ScriptedRedis } from './scripts';
 
+/**
+ * Cluster only: how long the second step of a two-step publish (the done-key, the copy to a
+ * reply channel) is tried again while its shard fails over. The event is out by then: giving up
+ * early would leave the command to be run again (a second result) or its copy undelivered.
+ * A shard's failover takes a few seconds (cluster-node-timeout plus the election).
+ */
+const SECOND_STEP_RETRY_MS = 30_000;
+const SECOND_STEP_DELAY_MS = 250;
+
 /** Raw XRANGE entry: [id, [field, value, ...]]. The history stream writes e=<event>, d=<data>. */
 type StreamEntry = [string, string[] | null];
 
@@ -87,10 +96,11 @@ export class EventLog {
   }
 
   /**
-   * Cluster only: the event, then its request's done-key. A worker killed between the two
-   * leaves the command unmarked: its redelivery runs it again and publishes the result twice
-   * (README, Redis Cluster). The window is one round trip, like the one between a handler's
-   * effect and its publish that exists on a single Redis too.
+   * Cluster only: the event, then its request's done-key (tried again while the key's shard
+   * fails over). A worker killed between the two leaves the command unmarked: its redelivery
+   * runs it again and publishes the result twice (README, Redis Cluster). The window is one
+   * round trip, like the one between a handler's effect and its publish that exists on a
+   * single Redis too.
    */
   private async publishThenMarkProcessed(
     topic: string,
@@ -101,7 +111,7 @@ export class EventLog {
     copyTo?: string,
   ): Promise<string> {
     const id = await this.publish(topic, event, data, undefined, historyTtlMs, copyTo);
-    await this.redis.set(processedKey, '1', 'PX', this.ttlMs);
+    await secondStep(() => this.redis.set(processedKey, '1', 'PX', this.ttlMs));
     return id;
   }
 
@@ -119,7 +129,8 @@ export class EventLog {
     copyTo: string,
   ): Promise<string> {
     const id = await this.publish(topic, event, data, processedKey, historyTtlMs);
-    await this.redis.spublish(this.keys.channel(copyTo), `\n${topic}\n${id}\n${event}\n${data}`);
+    const copy = `\n${topic}\n${id}\n${event}\n${data}`;
+    await secondStep(() => this.redis.spublish(this.keys.channel(copyTo), copy));
     return id;
   }
 
@@ -181,4 +192,18 @@ function toEvent(topic: string, id: string, fields: string[]): EngineEvent {
     else if (fields[i] === 'd') data = fields[i + 1];
   }
   return Object.freeze({ topic, id, event, data });
+}
+
+/** Runs the second step of a Cluster publish, again while it fails, for SECOND_STEP_RETRY_MS. */
+async function secondStep(step: () => Promise<unknown>): Promise<void> {
+  const deadline = Date.now() + SECOND_STEP_RETRY_MS;
+  for (;;) {
+    try {
+      await step();
+      return;
+    } catch (error) {
+      if (Date.now() + SECOND_STEP_DELAY_MS > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, SECOND_STEP_DELAY_MS));
+    }
+  }
 }
