@@ -10,7 +10,7 @@
  * (nothing published meanwhile, so no redirection reaches any client): the engine's shard
  * subscription must follow it on the node's notice alone.
  */
-import Redis, { Cluster } from 'ioredis';
+import { Cluster } from 'ioredis';
 import { issueToken } from '../../shared/auth';
 import type { EngineEvent } from '../../shared/engine/engine';
 import { redisKeys } from '../../shared/engine/redis/keys';
@@ -25,15 +25,19 @@ import {
 import { uniquePrefix } from '../../devSupport/redis';
 import { waitFor } from '../../devSupport/waitFor';
 import { startClusterEngine } from '../helpers/clusterEngine';
+import {
+  broadcastTick,
+  historyLost,
+  isFinalResult,
+  masterPorts,
+  pause,
+  shardSubscribersOn,
+  ticks,
+} from '../helpers/clusterTraffic';
 import { type PodsOnRedis, startPodsOnRedisCluster } from '../helpers/cluster';
 import { countSequence, cursorRegressions, histogram } from '../helpers/faultCounts';
 import type { SpawnedProcess } from '../helpers/processes';
-import {
-  openSseClient,
-  sendCommand,
-  type ReceivedEvent,
-  type SseClient,
-} from '../helpers/sseClient';
+import { openSseClient, sendCommand, type SseClient } from '../helpers/sseClient';
 
 const SECRET = 'cluster-migration-secret-0123456789abcdef';
 const token = (type: TokenType) => issueToken(SECRET, { type, sub: `${type}-1`, ttl: '1h' });
@@ -90,49 +94,10 @@ async function connect(gateway: SpawnedProcess, type: TokenType): Promise<SseCli
   return client;
 }
 
-async function broadcast(gateway: SpawnedProcess, type: TokenType, seq: number): Promise<Post> {
-  try {
-    const res = await fetch(`${gateway.url}/mcp/sse/broadcast`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${tokens.master}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ message: { type: 'tick', seq }, filter: { tokenTypes: [type] } }),
-      signal: AbortSignal.timeout(15_000),
-    });
-    const body = (await res.json()) as { error?: { code: string; message: string } };
-    return {
-      seq,
-      status: res.status,
-      error: body.error && `${res.status} ${body.error.code}: ${body.error.message}`,
-    };
-  } catch {
-    return { seq, status: 0 };
-  }
-}
-
-const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const ticks = (client: SseClient) => client.named('tick').map((e) => e.json.seq as number);
-const isFinalResult = (e: ReceivedEvent) =>
-  e.event === 'tool-result' && e.json.metadata === undefined;
-const historyLost = (client: SseClient) =>
-  client.named('connection-status').filter((e) => e.json.status === 'history-lost');
-
-/** How many connections hold a shard subscription to `channel`, asked of the node on `port`. */
-async function shardSubscribersOn(port: number, channel: string): Promise<number> {
-  const node = new Redis(port, '127.0.0.1');
-  try {
-    const reply = (await node.call('PUBSUB', 'SHARDNUMSUB', channel)) as [string, number];
-    return Number(reply[1]);
-  } finally {
-    node.disconnect();
-  }
-}
-
 /** A master other than the one owning `key`'s slot now. */
 async function anotherMaster(key: string): Promise<number> {
-  const ranges = (await admin.cluster('SLOTS')) as unknown as [number, number, [string, number]][];
   const owner = await masterPortOf(admin, key);
-  const masters = [...new Set(ranges.map((range) => range[2][1]))].sort();
-  return masters.find((port) => port !== owner)!;
+  return (await masterPorts(admin)).find((port) => port !== owner)!;
 }
 
 test('slots of a topic, the command partition and the registry migrated during traffic: nothing lost, nothing twice', async () => {
@@ -152,7 +117,10 @@ test('slots of a topic, the command partition and the registry migrated during t
     for (let seq = 1; running; seq++) {
       const post: Post = { seq, status: -1, postedAt: Date.now() };
       posts.get(type)!.push(post);
-      Object.assign(post, await broadcast(seq % 2 ? gatewayA : gatewayB, type, seq));
+      Object.assign(
+        post,
+        await broadcastTick((seq % 2 ? gatewayA : gatewayB).url, tokens.master, type, seq),
+      );
       await pause(BROADCAST_EVERY_MS);
     }
   });

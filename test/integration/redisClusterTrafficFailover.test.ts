@@ -6,7 +6,7 @@
  * Every message is counted per topic (sent, accepted, delivered, duplicated, reordered, lost,
  * flagged `history-lost`) and printed as one line (README, Redis modes: Redis Cluster).
  */
-import Redis, { Cluster } from 'ioredis';
+import { Cluster } from 'ioredis';
 import { issueToken } from '../../shared/auth';
 import { parseClusterNodes } from '../../shared/engine/redis/redisConnections';
 import { topics } from '../../shared/protocol';
@@ -16,6 +16,15 @@ import { waitFor } from '../../devSupport/waitFor';
 import { type PodsOnRedis, startPodsOnRedisCluster } from '../helpers/cluster';
 import { countSequence, cursorRegressions, histogram } from '../helpers/faultCounts';
 import { readyStatus, type SpawnedProcess } from '../helpers/processes';
+import {
+  broadcastTick,
+  historyLost,
+  isFinalResult,
+  masterPorts,
+  pause,
+  shardSubscribersOn,
+  ticks,
+} from '../helpers/clusterTraffic';
 import {
   openSseClient,
   sendCommand,
@@ -148,54 +157,9 @@ async function connect(gateway: SpawnedProcess, type: TokenType): Promise<SseCli
   return client;
 }
 
-async function broadcast(
-  gateway: SpawnedProcess,
-  type: TokenType,
-  seq: number,
-): Promise<{ status: number; eventId?: string; error?: string }> {
-  try {
-    const res = await fetch(`${gateway.url}/mcp/sse/broadcast`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${tokens.master}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ message: { type: 'tick', seq }, filter: { tokenTypes: [type] } }),
-      signal: AbortSignal.timeout(15_000),
-    });
-    const body = (await res.json()) as {
-      eventIds?: Record<string, string>;
-      error?: { code: string; message: string };
-    };
-    return {
-      status: res.status,
-      eventId: body.eventIds?.[type],
-      error: body.error && `${res.status} ${body.error.code}: ${body.error.message}`,
-    };
-  } catch {
-    return { status: 0 };
-  }
-}
-
-const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const ticks = (client: SseClient) => client.named('tick').map((e) => e.json.seq as number);
-const isFinalResult = (e: ReceivedEvent) =>
-  e.event === 'tool-result' && e.json.metadata === undefined;
-const historyLost = (client: EventSource) =>
-  client.named('connection-status').filter((e) => e.json.status === 'history-lost');
-
-/** The ports of the masters that own slots now. */
-async function masterPorts(): Promise<number[]> {
-  const ranges = (await admin.cluster('SLOTS')) as unknown as [number, number, [string, number]][];
-  return [...new Set(ranges.map((range) => range[2][1]))].sort();
-}
-
 /** How many connections (one per gateway) hold a shard subscription to the topic's channel. */
 async function shardSubscribers(channel: string): Promise<number> {
-  const node = new Redis(await masterPortOf(admin, channel), '127.0.0.1');
-  try {
-    const reply = (await node.call('PUBSUB', 'SHARDNUMSUB', channel)) as [string, number];
-    return Number(reply[1]);
-  } finally {
-    node.disconnect();
-  }
+  return shardSubscribersOn(await masterPortOf(admin, channel), channel);
 }
 
 test('a shard master SIGKILLed during traffic: replica promoted, nothing lost but the unreplicated last writes', async () => {
@@ -217,7 +181,7 @@ test('a shard master SIGKILLed during traffic: replica promoted, nothing lost bu
   const killedTypes = TOKEN_TYPES.filter((type) => topicMaster.get(type) === victim);
 
   // Callers: a team stream whose connection topic (its results) is on each master.
-  const masters = await masterPorts();
+  const masters = await masterPorts(admin);
   expect(masters).toHaveLength(3);
   const callers = new Map<number, CallerStream>();
   for (let i = 0; callers.size < masters.length && i < 40; i++) {
@@ -239,7 +203,10 @@ test('a shard master SIGKILLed during traffic: replica promoted, nothing lost bu
     for (let seq = 1; running; seq++) {
       const post: BroadcastPost = { seq, phase, postedAt: Date.now(), status: -1 };
       posts.get(type)!.push(post);
-      Object.assign(post, await broadcast(seq % 2 ? gatewayA : gatewayB, type, seq));
+      Object.assign(
+        post,
+        await broadcastTick((seq % 2 ? gatewayA : gatewayB).url, tokens.master, type, seq),
+      );
       await pause(BROADCAST_EVERY_MS);
     }
   });
