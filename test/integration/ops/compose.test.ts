@@ -353,5 +353,11 @@ describe.each([
         expect([host, nodes.has(host), port]).toEqual([host, true, 6379]);
       }
     });
+
+    test('the apps spread their commands over one partition per master', () => {
+      for (const [name, s] of apps()) {
+        expect([name, loadConfig({ ...s.environment }).commandPartitions]).toEqual([name, 3]);
+      }
+    });
   }
 });

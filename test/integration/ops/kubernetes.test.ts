@@ -311,6 +311,9 @@ describe('Kubernetes manifests (deploy/k8s)', () => {
       for (const role of ['gateway', 'worker'] as const) {
         const { config } = effectiveConfig(app(role).container);
         expect([role, config.redis?.kind]).toEqual([role, mode]);
+        // On a Cluster, commands spread over one stream per master (3 or more assumed).
+        const partitions = mode === 'cluster' ? 3 : 1;
+        expect([role, config.commandPartitions]).toEqual([role, partitions]);
       }
       if (mode !== 'url') {
         // The Secret it documents leaves REDIS_URL empty, and the README points to the overlay.
