@@ -124,8 +124,10 @@ async function stopServer(server: SpawnedServer): Promise<void> {
   await stopProcess(child, exited, STOP_GRACE_MS);
 }
 
-/** Sends PING on a raw socket: true on +PONG, false on anything else (refused, loading...). */
-/** True when a Redis on this loopback port answers PING. */
+/**
+ * True when a Redis on this loopback port answers PING: sent on a raw socket, +PONG is true and
+ * anything else (refused, loading...) false.
+ */
 export function answersPing(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');

@@ -256,8 +256,13 @@ export async function startSentinelGroup(
   }
 }
 
-/** PING with AUTH: a node with requirepass answers a bare PING with NOAUTH. */
-async function answersPingWith(port: number, password: string): Promise<boolean> {
+/** Asks one question of the node on this port, without retries: `fallback` when it fails. */
+async function askOnce<T>(
+  port: number,
+  password: string | undefined,
+  ask: (client: Redis) => Promise<T>,
+  fallback: T,
+): Promise<T> {
   const client = new Redis(port, '127.0.0.1', {
     lazyConnect: true,
     maxRetriesPerRequest: 0,
@@ -266,29 +271,21 @@ async function answersPingWith(port: number, password: string): Promise<boolean>
   });
   client.on('error', () => undefined);
   try {
-    return (await client.ping()) === 'PONG';
+    return await ask(client);
   } catch {
-    return false;
+    return fallback;
   } finally {
     client.disconnect();
   }
 }
 
-async function replicationInfo(port: number, password?: string): Promise<string> {
-  const client = new Redis(port, '127.0.0.1', {
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    password,
-  });
-  client.on('error', () => undefined);
-  try {
-    return await client.info('replication');
-  } catch {
-    return '';
-  } finally {
-    client.disconnect();
-  }
+/** PING with AUTH: a node with requirepass answers a bare PING with NOAUTH. */
+async function answersPingWith(port: number, password: string): Promise<boolean> {
+  return (await askOnce(port, password, (client) => client.ping(), '')) === 'PONG';
+}
+
+function replicationInfo(port: number, password?: string): Promise<string> {
+  return askOnce(port, password, (client) => client.info('replication'), '');
 }
 
 function toRecord(flat: string[]): Record<string, string> {

@@ -9,6 +9,7 @@ import { silentLogger, type Logger } from '../../shared/logger';
 import { createMetrics, type Metrics } from '../../shared/metrics';
 import { createAccessTokenVerifier } from '../../shared/oauth';
 import type { TokenType } from '../../shared/types';
+import { createWorker, type Worker, type WorkerDeps } from '../../worker/worker';
 
 export const TEST_JWT_SECRET = 'gateway-test-secret-0123456789abcdef';
 
@@ -100,5 +101,40 @@ export async function startGateway(options: GatewayHarnessOptions = {}): Promise
     tokens,
     token,
     close,
+  };
+}
+
+/** A gateway and a worker on one memory engine: the whole product in this process. */
+export interface GatewayWithWorker {
+  engine: MemoryEngine;
+  gateway: GatewayHarness;
+  worker: Worker;
+  /** Stops both and closes the engine. */
+  close(): Promise<void>;
+}
+
+export async function startGatewayWithWorker(
+  options: Pick<GatewayHarnessOptions, 'env'> & Pick<WorkerDeps, 'createMcpServer'> = {},
+): Promise<GatewayWithWorker> {
+  const engine = new MemoryEngine({ historyMaxLen: 1000, historyTtlS: 3600 });
+  await engine.start();
+  const gateway = await startGateway({ engine, env: options.env });
+  const worker = createWorker({
+    config: gateway.config,
+    engine,
+    logger: silentLogger(),
+    metrics: createMetrics('worker'),
+    createMcpServer: options.createMcpServer,
+  });
+  await worker.start();
+  return {
+    engine,
+    gateway,
+    worker,
+    async close() {
+      await gateway.close();
+      await worker.stop();
+      await engine.close();
+    },
   };
 }

@@ -1,6 +1,11 @@
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import {
+  LoggingMessageNotificationSchema,
+  McpError,
+  type CallToolResult,
+  type LoggingMessageNotification,
+} from '@modelcontextprotocol/sdk/types.js';
 
 /** Helpers for tests driving the cluster with the SDK 1.x `Client`. */
 
@@ -39,4 +44,28 @@ export async function rpcError(promise: Promise<unknown>): Promise<McpError> {
   );
   expect(err).toBeInstanceOf(McpError);
   return err as McpError;
+}
+
+/**
+ * Records what a client is shown during a tool call, in order: `log:<level>` for each log
+ * message, `progress:<n>` for each progress notification, then `result`. `call` starts afresh
+ * (both lists emptied) and returns the call's result.
+ */
+export function recordCallMessages(client: Client) {
+  const seen: string[] = [];
+  const logs: LoggingMessageNotification['params'][] = [];
+  client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
+    seen.push(`log:${n.params.level}`);
+    logs.push(n.params);
+  });
+  const call = async (name: string, args: Record<string, unknown>) => {
+    seen.length = 0;
+    logs.length = 0;
+    const result = (await client.callTool({ name, arguments: args }, undefined, {
+      onprogress: (p) => seen.push(`progress:${p.progress}`),
+    })) as CallToolResult;
+    seen.push('result');
+    return result;
+  };
+  return { seen, logs, call };
 }

@@ -15,15 +15,10 @@ import {
   StreamableHTTPClientTransport as ModernTransport,
 } from '@modelcontextprotocol/client';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import {
-  LoggingMessageNotificationSchema,
-  type CallToolResult,
-  type LoggingMessageNotification,
-} from '@modelcontextprotocol/sdk/types.js';
 import { issueToken } from '../../shared/auth';
 import { MCP_META } from '../../shared/mcpTransports';
 import { startCluster, type TestCluster } from '../helpers/cluster';
-import { streamableTransport } from '../helpers/sdkClient';
+import { recordCallMessages, streamableTransport } from '../helpers/sdkClient';
 import { spawnRole } from '../helpers/processes';
 import { scrapeMetric } from '../helpers/scrape';
 import { startRoundRobinProxy, type RoundRobinProxy } from '../helpers/roundRobinProxy';
@@ -46,30 +41,13 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-type LogParams = LoggingMessageNotification['params'];
-
 /** A 2025-11-25 session, and what its last call showed the client, in order. */
 async function session() {
   const transport = streamableTransport(proxy.url, token);
   const client = new Client({ name: 'mcp-logging-test', version: '1.0.0' });
   await client.connect(transport);
   closers.push(() => client.close());
-  const seen: string[] = [];
-  const logs: LogParams[] = [];
-  client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
-    seen.push(`log:${n.params.level}`);
-    logs.push(n.params);
-  });
-  const call = async (name: string, args: Record<string, unknown>) => {
-    seen.length = 0;
-    logs.length = 0;
-    const result = (await client.callTool({ name, arguments: args }, undefined, {
-      onprogress: (p) => seen.push(`progress:${p.progress}`),
-    })) as CallToolResult;
-    seen.push('result');
-    return result;
-  };
-  return { client, seen, logs, call };
+  return { client, ...recordCallMessages(client) };
 }
 
 /** The pods (proxy targets) that took the requests whose bodies contain `needle`. */

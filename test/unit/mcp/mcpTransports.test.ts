@@ -8,42 +8,30 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { LATEST_PROTOCOL_VERSION, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { createMetrics } from '../../../shared/metrics';
-import { silentLogger } from '../../../shared/logger';
 import { MemoryEngine } from '../../../shared/engine/memory';
-import { createWorker, type Worker } from '../../../worker/worker';
-import { startGateway, type GatewayHarness } from '../../helpers/gatewayHarness';
+import {
+  startGatewayWithWorker,
+  type GatewayHarness,
+  type GatewayWithWorker,
+} from '../../helpers/gatewayHarness';
 
 let engine: MemoryEngine;
 let gateway: GatewayHarness;
-let worker: Worker;
+let stack: GatewayWithWorker;
 const clients: Client[] = [];
 
 beforeAll(async () => {
-  engine = new MemoryEngine({ historyMaxLen: 1000, historyTtlS: 3600 });
-  await engine.start();
-  gateway = await startGateway({
-    engine,
+  stack = await startGatewayWithWorker({
     env: { HEARTBEAT_INTERVAL_MS: '200', ALLOWED_ORIGINS: 'http://allowed.example' },
   });
-  worker = createWorker({
-    config: gateway.config,
-    engine,
-    logger: silentLogger(),
-    metrics: createMetrics('worker'),
-  });
-  await worker.start();
+  ({ engine, gateway } = stack);
 });
 
 afterEach(async () => {
   await Promise.all(clients.splice(0).map((c) => c.close().catch(() => undefined)));
 });
 
-afterAll(async () => {
-  await gateway.close();
-  await worker.stop();
-  await engine.close();
-});
+afterAll(() => stack.close());
 
 function auth(token: string): { Authorization: string } {
   return { Authorization: `Bearer ${token}` };

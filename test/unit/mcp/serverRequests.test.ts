@@ -12,36 +12,22 @@ import {
   ElicitRequestSchema,
   type CallToolResult,
 } from '@modelcontextprotocol/sdk/types.js';
-import { MemoryEngine } from '../../../shared/engine/memory';
-import { silentLogger } from '../../../shared/logger';
-import { createMetrics } from '../../../shared/metrics';
-import { createWorker, type Worker } from '../../../worker/worker';
 import { createMcpServer } from '../../conformance/fixtureServer';
-import { startGateway, type GatewayHarness } from '../../helpers/gatewayHarness';
+import {
+  startGatewayWithWorker,
+  type GatewayHarness,
+  type GatewayWithWorker,
+} from '../../helpers/gatewayHarness';
 
-let engine: MemoryEngine;
 let gateway: GatewayHarness;
-let worker: Worker;
+let stack: GatewayWithWorker;
 
 beforeAll(async () => {
-  engine = new MemoryEngine({ historyMaxLen: 1000, historyTtlS: 3600 });
-  await engine.start();
-  gateway = await startGateway({ engine });
-  worker = createWorker({
-    config: gateway.config,
-    engine,
-    logger: silentLogger(),
-    metrics: createMetrics('worker'),
-    createMcpServer: createMcpServer,
-  });
-  await worker.start();
+  stack = await startGatewayWithWorker({ createMcpServer });
+  ({ gateway } = stack);
 });
 
-afterAll(async () => {
-  await gateway.close();
-  await worker.stop();
-  await engine.close();
-});
+afterAll(() => stack.close());
 
 const transports: Record<string, () => Transport> = {
   'Streamable HTTP': () =>

@@ -10,50 +10,38 @@ import {
   EmptyResultSchema,
   LoggingMessageNotificationSchema,
   McpError,
-  type CallToolResult,
   type JSONRPCNotification,
-  type LoggingMessageNotification,
 } from '@modelcontextprotocol/sdk/types.js';
 import { randomUUID } from 'node:crypto';
 import { waitFor } from '../../../devSupport/waitFor';
 import { MemoryEngine } from '../../../shared/engine/memory';
-import { silentLogger } from '../../../shared/logger';
 import { mcpNames, type McpSessionRecord } from '../../../shared/mcpTransports';
-import { createMetrics } from '../../../shared/metrics';
 import { RPC_ERRORS } from '../../../shared/protocol';
 import type { ClientMessage } from '../../../shared/types';
 import { passesSessionLevel, setLevelRefusal } from '../../../worker/mcpTransports/sessionLogging';
-import { createWorker, type Worker } from '../../../worker/worker';
-import { startGateway, type GatewayHarness } from '../../helpers/gatewayHarness';
+import {
+  startGatewayWithWorker,
+  type GatewayHarness,
+  type GatewayWithWorker,
+} from '../../helpers/gatewayHarness';
+import { recordCallMessages } from '../../helpers/sdkClient';
 import { EventCollector, TEAM, envelope } from '../worker/harness';
 
 let engine: MemoryEngine;
 let gateway: GatewayHarness;
-let worker: Worker;
+let stack: GatewayWithWorker;
 const clients: Client[] = [];
 
 beforeAll(async () => {
-  engine = new MemoryEngine({ historyMaxLen: 1000, historyTtlS: 3600 });
-  await engine.start();
-  gateway = await startGateway({ engine });
-  worker = createWorker({
-    config: gateway.config,
-    engine,
-    logger: silentLogger(),
-    metrics: createMetrics('worker'),
-  });
-  await worker.start();
+  stack = await startGatewayWithWorker();
+  ({ engine, gateway } = stack);
 });
 
 afterEach(async () => {
   await Promise.all(clients.splice(0).map((c) => c.close().catch(() => undefined)));
 });
 
-afterAll(async () => {
-  await gateway.close();
-  await worker.stop();
-  await engine.close();
-});
+afterAll(() => stack.close());
 
 /** A session, and the call's messages as the client saw them, in order. */
 async function session() {
@@ -63,22 +51,7 @@ async function session() {
   const client = new Client({ name: 'session-logging', version: '1.0.0' });
   await client.connect(transport);
   clients.push(client);
-  const seen: string[] = [];
-  const logs: LoggingMessageNotification['params'][] = [];
-  client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
-    seen.push(`log:${n.params.level}`);
-    logs.push(n.params);
-  });
-  const call = async (name: string, args: Record<string, unknown>) => {
-    seen.length = 0;
-    logs.length = 0;
-    const result = (await client.callTool({ name, arguments: args }, undefined, {
-      onprogress: (p) => seen.push(`progress:${p.progress}`),
-    })) as CallToolResult;
-    seen.push('result');
-    return result;
-  };
-  return { client, transport, seen, logs, call };
+  return { client, transport, ...recordCallMessages(client) };
 }
 
 describe('passesSessionLevel and setLevelRefusal', () => {
